@@ -1,0 +1,40 @@
+# The two commands: `make demo` (the main job) and `make test`. Each creates .venv on first use
+# from pyproject.toml + constraints.txt; nothing else needs installing by hand.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DATA   ?=
+export OMP_NUM_THREADS ?= 2
+
+.PHONY: demo test test-slow lint bench venv clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel -c constraints.txt
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,export]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/dsntpose demo $(if $(DATA),--data_root $(DATA),)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks scripts experiments
+	$(BIN)/ruff format --check src tests benchmarks scripts experiments
+	$(BIN)/mypy src/dsntpose/ops.py
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/ops.py
+	$(BIN)/python benchmarks/data.py
+	$(BIN)/dsntpose bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
