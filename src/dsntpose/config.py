@@ -8,7 +8,10 @@ value fails where it is written, with the key and the allowed values in the mess
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
 
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "hourglass")
 HEADS = ("dsnt", "heatmap", "fc")
@@ -21,7 +24,9 @@ OUTPUT_STRIDES = (4, 8, 16, 32)
 def check_choice(key: str, value: object, allowed: tuple[object, ...]) -> None:
     """Raise ``ValueError`` naming ``key`` and the allowed values when ``value`` is not one."""
     if value not in allowed:
-        raise ValueError(f"{key}: {value!r} is not allowed; choose one of {', '.join(map(repr, allowed))}")
+        raise ValueError(
+            f"{key}: {value!r} is not allowed; choose one of {', '.join(map(repr, allowed))}"
+        )
 
 
 @dataclass
@@ -100,3 +105,272 @@ class LossConfig:
             raise ValueError("loss.sigma and loss.heatmap_sigma must be > 0 (heatmap pixels)")
         if self.reg_weight < 0:
             raise ValueError(f"loss.reg_weight: must be >= 0, got {self.reg_weight}")
+
+
+DATASETS = ("synthetic", "lsp", "mpii")
+OPTIMIZERS = ("rmsprop", "adam", "sgd")
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true")
+
+# The joint set each data set's labels use (``model.joints`` must agree).
+DATASET_JOINTS = {"synthetic": ("mpii", "lsp"), "lsp": ("lsp",), "mpii": ("mpii",)}
+
+
+def _check_positive(key: str, value: float, *, allow_zero: bool = False) -> None:
+    """Raise ``ValueError`` naming ``key`` when ``value`` is not > 0 (or >= 0)."""
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{key}: must be {bound}, got {value!r}")
+
+
+def _check_probability(key: str, value: float) -> None:
+    """Raise ``ValueError`` naming ``key`` when ``value`` is outside ``[0, 1]``."""
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{key}: must be a probability in [0, 1], got {value!r}")
+
+
+@dataclass
+class DataConfig:
+    """Which samples feed training and validation, and how they are augmented.
+
+    The crop side is ``model.input_size``; it is not repeated here.
+
+    Attributes:
+        dataset: ``synthetic`` (generated stick figures, no download), ``lsp`` or ``mpii``.
+        root: data folder. LSP: the folder holding ``images/`` and ``joints.mat`` (see
+            ``dsntpose data lsp``). MPII: the folder holding the annotation files. Unused by
+            ``synthetic``.
+        image_root: MPII only: the folder of the MPII images (``images/*.jpg``); defaults to
+            ``root/images``.
+        augment: apply the training augmentation (validation is never augmented).
+        scale_sigma, scale_limit: the crop side is multiplied by
+            ``2 ** clip(N(0, scale_sigma), -scale_limit, scale_limit)`` (0.25, 0.5).
+        rotation_prob, rotation_sigma, rotation_limit: with probability ``rotation_prob`` the
+            crop is rotated by ``clip(N(0, rotation_sigma), +-rotation_limit)`` degrees
+            (0.4, 30, 60).
+        flip_prob: probability of a horizontal flip, left/right joints swapped (0.5).
+        color_low, color_high: each RGB channel is multiplied by ``U(color_low, color_high)``
+            (0.6, 1.4).
+        batch_size: samples per step and per device.
+        num_workers: data loader worker processes per device (0 loads in the main process).
+        train_subset: train on only the first N training samples (None: all). For quick runs.
+        val_subset: validate on only the first N validation samples (None: all).
+        synthetic_train: number of generated training samples (``dataset: synthetic``).
+        synthetic_val: number of generated validation samples (``dataset: synthetic``).
+    """
+
+    dataset: str = "synthetic"
+    root: str | None = None
+    image_root: str | None = None
+    augment: bool = True
+    scale_sigma: float = 0.25
+    scale_limit: float = 0.5
+    rotation_prob: float = 0.4
+    rotation_sigma: float = 30.0
+    rotation_limit: float = 60.0
+    flip_prob: float = 0.5
+    color_low: float = 0.6
+    color_high: float = 1.4
+    batch_size: int = 32
+    num_workers: int = 2
+    train_subset: int | None = None
+    val_subset: int | None = None
+    synthetic_train: int = 4096
+    synthetic_val: int = 512
+
+    def __post_init__(self) -> None:
+        check_choice("data.dataset", self.dataset, DATASETS)
+        for key in ("scale_sigma", "scale_limit", "rotation_sigma", "rotation_limit"):
+            _check_positive(f"data.{key}", getattr(self, key), allow_zero=True)
+        _check_probability("data.rotation_prob", self.rotation_prob)
+        _check_probability("data.flip_prob", self.flip_prob)
+        if not 0.0 <= self.color_low <= 1.0 <= self.color_high:
+            raise ValueError(
+                "data.color_low, data.color_high: need 0 <= color_low <= 1 <= color_high, "
+                f"got {self.color_low!r}, {self.color_high!r}"
+            )
+        _check_positive("data.batch_size", self.batch_size)
+        _check_positive("data.num_workers", self.num_workers, allow_zero=True)
+        for key in ("train_subset", "val_subset"):
+            value = getattr(self, key)
+            if value is not None:
+                _check_positive(f"data.{key}", value)
+        _check_positive("data.synthetic_train", self.synthetic_train)
+        _check_positive("data.synthetic_val", self.synthetic_val)
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser and learning-rate schedule (the paper: RMSprop 2.5e-4, x0.1 at epochs 60, 90).
+
+    Attributes:
+        optimizer: ``rmsprop`` (the paper), ``adam`` or ``sgd`` (momentum 0.9).
+        lr: initial learning rate.
+        weight_decay: L2 weight decay (0 in the paper).
+        milestones: epochs after which the learning rate is multiplied by ``gamma``.
+        gamma: the learning-rate factor applied at each milestone.
+    """
+
+    optimizer: str = "rmsprop"
+    lr: float = 2.5e-4
+    weight_decay: float = 0.0
+    milestones: list[int] = field(default_factory=lambda: [60, 90])
+    gamma: float = 0.1
+
+    def __post_init__(self) -> None:
+        check_choice("optim.optimizer", self.optimizer, OPTIMIZERS)
+        _check_positive("optim.lr", self.lr)
+        _check_positive("optim.weight_decay", self.weight_decay, allow_zero=True)
+        _check_positive("optim.gamma", self.gamma)
+        self.milestones = [int(m) for m in self.milestones]
+        if any(m < 1 for m in self.milestones) or self.milestones != sorted(set(self.milestones)):
+            raise ValueError(
+                f"optim.milestones: must be increasing epochs >= 1, got {self.milestones!r}"
+            )
+
+
+@dataclass
+class TrainConfig:
+    """How long, where and on what hardware to train; checkpoints and logs go to ``out_dir``.
+
+    Attributes:
+        epochs: number of training epochs (the paper: 120).
+        precision: ``auto`` (bf16-mixed on a GPU that supports it, else 16-mixed on GPU,
+            32-true on CPU), ``32-true``, ``bf16-mixed`` or ``16-mixed``. Softmax, DSNT and the
+            losses always run in float32.
+        accelerator: ``auto``, ``cpu``, ``gpu``, ``cuda`` or ``mps``.
+        devices: devices per node: a count, ``-1`` for all, or ``"auto"``.
+        num_nodes: machines (DDP under torchrun or SLURM sets the rest from the environment).
+        strategy: ``auto``, ``ddp``, ``ddp_spawn`` or ``ddp_find_unused_parameters_true``.
+        seed: seed of every random generator (weights, sampling order, augmentation).
+        out_dir: run folder: ``checkpoints/`` (best.ckpt, last.ckpt), ``config.yaml``, logs.
+        log_every: log training scalars every N optimiser steps.
+        val_every: validate every N epochs.
+        vis_every: log a grid of predictions every N validations (0: never).
+        ckpt_every: also save ``last.ckpt`` every N optimiser steps, so a killed run loses at
+            most N steps (0: only at the end of each epoch).
+        flip_test: validate with the flip test (average of the image and its mirror).
+        deterministic: ask PyTorch for deterministic algorithms (slower on GPU).
+        progress_bar: show Lightning's progress bar (loss and images per second).
+    """
+
+    epochs: int = 120
+    precision: str = "auto"
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    seed: int = 0
+    out_dir: str = "runs/default"
+    log_every: int = 50
+    val_every: int = 1
+    vis_every: int = 5
+    ckpt_every: int = 200
+    flip_test: bool = False
+    deterministic: bool = False
+    progress_bar: bool = True
+
+    def __post_init__(self) -> None:
+        _check_positive("train.epochs", self.epochs)
+        check_choice("train.precision", self.precision, PRECISIONS)
+        check_choice("train.accelerator", self.accelerator, ACCELERATORS)
+        check_choice("train.strategy", self.strategy, STRATEGIES)
+        if isinstance(self.devices, str) and self.devices.lstrip("-").isdigit():
+            self.devices = int(self.devices)
+        if self.devices != "auto" and not (
+            isinstance(self.devices, int) and (self.devices >= 1 or self.devices == -1)
+        ):
+            raise ValueError(
+                f"train.devices: {self.devices!r} is not allowed; use a count >= 1, -1 (all) or 'auto'"
+            )
+        _check_positive("train.num_nodes", self.num_nodes)
+        if not self.out_dir:
+            raise ValueError("train.out_dir: must name a folder")
+        _check_positive("train.log_every", self.log_every)
+        _check_positive("train.val_every", self.val_every)
+        _check_positive("train.vis_every", self.vis_every, allow_zero=True)
+        _check_positive("train.ckpt_every", self.ckpt_every, allow_zero=True)
+
+
+SECTIONS = ("model", "loss", "data", "optim", "train")
+
+
+@dataclass
+class RunConfig:
+    """One complete, repeatable experiment: the five sections a YAML file in ``configs/`` holds.
+
+    Checkpoints store it as a plain dict (``to_dict``) and rebuild it with ``from_dict``.
+    """
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        allowed = DATASET_JOINTS[self.data.dataset]
+        if self.model.joints not in allowed:
+            raise ValueError(
+                f"model.joints: {self.model.joints!r} does not match data.dataset "
+                f"{self.data.dataset!r}; choose one of {', '.join(map(repr, allowed))}"
+            )
+        if self.model.backbone == "hourglass" and self.model.input_size % 64:
+            raise ValueError(
+                f"model.input_size: the hourglass needs a multiple of 64, got {self.model.input_size}"
+            )
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """The config as plain nested dicts and lists (YAML, JSON and checkpoint friendly)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> RunConfig:
+        """Build from nested dicts (missing keys take defaults).
+
+        Raises ``ValueError`` naming any unknown section or key and listing the known ones.
+        """
+        if not isinstance(values, Mapping):
+            raise ValueError(
+                f"config: expected a mapping of sections {SECTIONS}, got {type(values).__name__}"
+            )
+        unknown = sorted(set(values) - set(SECTIONS))
+        if unknown:
+            raise ValueError(
+                f"config: unknown section {unknown[0]!r}; sections: {', '.join(SECTIONS)}"
+            )
+        section_classes = (ModelConfig, LossConfig, DataConfig, OptimConfig, TrainConfig)
+        sections: dict[str, Any] = {}
+        for name, section_cls in zip(SECTIONS, section_classes):
+            given = values.get(name) or {}
+            if isinstance(given, section_cls):
+                sections[name] = given
+                continue
+            if not isinstance(given, Mapping):
+                raise ValueError(f"{name}: expected a mapping of keys, got {given!r}")
+            known = [k.name for k in fields(section_cls)]
+            bad = sorted(set(given) - set(known))
+            if bad:
+                raise ValueError(f"{name}.{bad[0]}: unknown key; keys: {', '.join(known)}")
+            sections[name] = section_cls(**given)
+        return cls(**sections)
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a YAML run config (sections ``model``, ``loss``, ``data``, ``optim``, ``train``).
+
+    Raises ``FileNotFoundError`` when ``path`` does not exist and ``ValueError`` (naming the
+    key) when a value is invalid.
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    with path.open() as f:
+        values = yaml.safe_load(f) or {}
+    try:
+        return RunConfig.from_dict(values)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
