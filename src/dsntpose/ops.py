@@ -1,0 +1,722 @@
+"""The weight-free operations of DSNT (Nibali et al., 2018), as a drop-in library.
+
+A fully convolutional network emits one map of logits per joint. ``normalize_heatmaps`` turns
+each into a probability map, ``dsnt`` takes its expected coordinates, and the loss is the
+Euclidean distance to the target plus a regulariser that pulls the map towards a Gaussian at
+the target (``js_reg_losses``, ``kl_reg_losses`` or ``variance_reg_losses``)::
+
+    >>> import torch
+    >>> from dsntpose import ops
+    >>> logits = torch.randn(2, 16, 28, 28, requires_grad=True)        # (B, J, H, W)
+    >>> target = torch.rand(2, 16, 2) * 2 - 1                           # (B, J, 2), normalised
+    >>> mask = torch.ones(2, 16)                                         # (B, J), 0 = missing
+    >>> probs = ops.normalize_heatmaps(logits)                           # softmax over H*W
+    >>> coords = ops.dsnt(probs)                                         # (B, J, 2) as (x, y)
+    >>> loss = ops.average_loss(
+    ...     ops.euclidean_losses(coords, target) + ops.js_reg_losses(probs, target, 1.0), mask)
+    >>> loss.backward()
+
+Conventions (``docs/architecture.md``): pixel coordinates are 0-based with integers at pixel
+*centres*; normalised coordinates run from -1 (outer left/top edge) to +1 (outer right/bottom
+edge), so pixel ``i`` of a ``W`` px axis has its centre at ``(2 i + 1) / W - 1``. Coordinates
+are ordered ``(x, y[, z])``; tensor sizes are ``(..., [D,] H, W)``. Sigmas are in heatmap pixels.
+
+Names follow the paper's own library, dsntnn 0.5.3, wherever it has the function, so its users
+can switch. Where this module differs, it is on purpose and tested: every op accepts 1-, 2- and
+3-D maps; the Euclidean loss has a zero (not NaN) gradient at zero distance; the KL and JS
+regularisers use the target Gaussian's separable, analytic log density, so they stay finite (in
+value and gradient) for one-hot and very sharp maps and are several times faster; low-precision
+inputs (bf16/fp16, e.g. under autocast) are computed in float32.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal, overload
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+__all__ = [
+    "ACTIVATIONS",
+    "argmax_decode",
+    "average_loss",
+    "dsnt",
+    "euclidean_losses",
+    "flat_softmax",
+    "heatmap_confidence",
+    "heatmap_mse_losses",
+    "heatmap_targets",
+    "heatmap_variance",
+    "js_reg_losses",
+    "kl_reg_losses",
+    "make_gauss",
+    "normalize_heatmaps",
+    "normalized_linspace",
+    "normalized_to_pixel",
+    "pixel_to_normalized",
+    "variance_reg_losses",
+]
+
+Activation = Literal["softmax", "abs", "relu", "sigmoid"]
+ACTIVATIONS: tuple[str, ...] = ("softmax", "abs", "relu", "sigmoid")
+Refine = Literal["quarter", "dark"] | None
+
+
+# --------------------------------------------------------------------------------------------
+# Conventions: pixel <-> normalised coordinates
+# --------------------------------------------------------------------------------------------
+
+
+def _xyz_sizes(size: Sequence[int], ndim: int, name: str = "size") -> list[float]:
+    """Spatial sizes in (x, y, z) order from a size given in tensor order (..., H, W)."""
+    sizes = [float(s) for s in size]
+    if len(sizes) != ndim:
+        raise ValueError(
+            f"{name} must give {ndim} spatial sizes in tensor order (..., H, W) to match "
+            f"coordinates with {ndim} components, got {tuple(size)}"
+        )
+    return sizes[::-1]
+
+
+@overload
+def pixel_to_normalized(coords: Tensor, size: Sequence[int]) -> Tensor: ...
+@overload
+def pixel_to_normalized(
+    coords: npt.NDArray[np.floating], size: Sequence[int]
+) -> npt.NDArray[np.floating]: ...
+def pixel_to_normalized(coords, size):  # type: ignore[no-untyped-def]
+    """Convert pixel coordinates to normalised coordinates.
+
+    Args:
+        coords: ``(..., D)`` pixel coordinates in ``(x, y[, z])`` order, 0-based with integers at
+            pixel centres; a torch tensor or a numpy array.
+        size: the ``D`` spatial sizes in tensor order ``([D,] H, W)``.
+
+    Returns:
+        ``(..., D)`` normalised coordinates: ``(2 * px + 1) / size - 1``, so -1 and +1 are the
+        outer edges of the first and last pixel.
+
+    Example:
+        >>> pixel_to_normalized(torch.tensor([[0.0, 3.0]]), (4, 4))
+        tensor([[-0.7500,  0.7500]])
+    """
+    sizes = _xyz_sizes(size, coords.shape[-1])
+    if isinstance(coords, Tensor):
+        return (2 * coords + 1) / coords.new_tensor(sizes) - 1
+    return (2 * coords + 1) / sizes - 1
+
+
+@overload
+def normalized_to_pixel(coords: Tensor, size: Sequence[int]) -> Tensor: ...
+@overload
+def normalized_to_pixel(
+    coords: npt.NDArray[np.floating], size: Sequence[int]
+) -> npt.NDArray[np.floating]: ...
+def normalized_to_pixel(coords, size):  # type: ignore[no-untyped-def]
+    """Convert normalised coordinates to pixel coordinates (inverse of ``pixel_to_normalized``).
+
+    Args:
+        coords: ``(..., D)`` normalised coordinates in ``(x, y[, z])`` order (tensor or array).
+        size: the ``D`` spatial sizes in tensor order ``([D,] H, W)``.
+
+    Returns:
+        ``(..., D)`` pixel coordinates, ``((norm + 1) * size - 1) / 2``.
+
+    Example:
+        >>> normalized_to_pixel(torch.tensor([[-1.0, 1.0]]), (4, 4))
+        tensor([[-0.5000,  3.5000]])
+    """
+    sizes = _xyz_sizes(size, coords.shape[-1])
+    if isinstance(coords, Tensor):
+        return ((coords + 1) * coords.new_tensor(sizes) - 1) / 2
+    return ((coords + 1) * sizes - 1) / 2
+
+
+def normalized_linspace(
+    length: int, *, dtype: torch.dtype | None = None, device: torch.device | str | None = None
+) -> Tensor:
+    """Normalised coordinates of the centres of ``length`` pixels along one axis.
+
+    Example:
+        >>> normalized_linspace(4)
+        tensor([-0.7500, -0.2500,  0.2500,  0.7500])
+    """
+    if length < 1:
+        raise ValueError(f"length must be >= 1, got {length}")
+    return (torch.arange(length, dtype=dtype, device=device) * 2 + 1) / length - 1
+
+
+# --------------------------------------------------------------------------------------------
+# Shape checks and helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _check_maps(x: Tensor, name: str) -> int:
+    """Check ``x`` is ``(B, J, *spatial)`` with 1 to 3 spatial dims; return the spatial count."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not 3 <= x.dim() <= 5:
+        raise ValueError(
+            f"{name} must be (B, J, W), (B, J, H, W) or (B, J, D, H, W), got {tuple(x.shape)}"
+        )
+    return x.dim() - 2
+
+
+def _check_coords(c: Tensor, maps: Tensor, name: str) -> None:
+    """Check that ``c`` is ``(B, J, D)`` for the ``(B, J, *spatial)`` maps."""
+    ndim = maps.dim() - 2
+    if c.dim() != 3 or c.shape[:2] != maps.shape[:2] or c.shape[-1] != ndim:
+        b, j = maps.shape[:2]
+        raise ValueError(
+            f"{name} must be ({b}, {j}, {ndim}) for maps {tuple(maps.shape)}, got {tuple(c.shape)}"
+        )
+
+
+def _float(x: Tensor) -> Tensor:
+    """Upcast half and bfloat16 to float32 (DSNT's sums and logs need the precision)."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def _marginals(probs: Tensor) -> list[Tensor]:
+    """Marginal distributions of ``(B, J, *spatial)`` maps in (x, y, z) order: ``(B, J, size)``."""
+    nd = probs.dim() - 2
+    spatial = list(range(2, 2 + nd))
+    out = []
+    for k in range(nd):  # k = 0 is x, the last axis
+        axis = 1 + nd - k
+        others = [a for a in spatial if a != axis]
+        out.append(probs.sum(dim=others) if others else probs)
+    return out
+
+
+def _axes(probs: Tensor) -> list[Tensor]:
+    """Normalised pixel-centre positions per axis in (x, y, z) order."""
+    return [
+        normalized_linspace(s, dtype=probs.dtype, device=probs.device)
+        for s in reversed(probs.shape[2:])
+    ]
+
+
+def _safe_xlogx(x: Tensor) -> Tensor:
+    """``x * log(x)`` with value 0 and a finite gradient at ``x == 0``."""
+    return x * torch.log(x.clamp_min(torch.finfo(x.dtype).tiny))
+
+
+# --------------------------------------------------------------------------------------------
+# Heatmap normalisation and the transform itself
+# --------------------------------------------------------------------------------------------
+
+
+def flat_softmax(logits: Tensor, temperature: float = 1.0) -> Tensor:
+    """Softmax over all spatial cells of each map.
+
+    Args:
+        logits: ``(B, J, *spatial)`` raw maps (1 to 3 spatial dims).
+        temperature: logits are divided by it; below 1 sharpens, above 1 flattens.
+
+    Returns:
+        Probability maps of the same shape (float32 for half/bf16 input), each summing to 1.
+    """
+    _check_maps(logits, "logits")
+    x = _float(logits)
+    if temperature != 1.0:
+        x = x / temperature
+    flat = x.flatten(2)
+    return torch.softmax(flat, dim=-1).view(x.shape)
+
+
+def normalize_heatmaps(
+    logits: Tensor, activation: Activation | str = "softmax", *, temperature: float = 1.0
+) -> Tensor:
+    """Turn raw maps into probability maps, the paper's "heatmap normalisation".
+
+    ``softmax`` is the flat softmax over all cells (the paper's best); ``abs``, ``relu`` and
+    ``sigmoid`` apply the activation and divide by the map's sum. A map whose activation is zero
+    everywhere (``relu`` of a non-positive map, ``abs`` of an all-zero map) becomes the uniform
+    map, whose expectation is the centre, with a finite (zero) gradient: never NaN. Such joints
+    carry no information and should be masked (dsntnn#4).
+
+    Args:
+        logits: ``(B, J, *spatial)`` raw maps (1 to 3 spatial dims).
+        activation: ``"softmax"``, ``"abs"``, ``"relu"`` or ``"sigmoid"``.
+        temperature: softmax temperature (ignored by the other activations).
+
+    Returns:
+        ``(B, J, *spatial)`` non-negative maps summing to 1 over the spatial dims.
+
+    Example:
+        >>> p = normalize_heatmaps(torch.zeros(1, 1, 3, 3), "relu")
+        >>> p.sum().item(), p[0, 0, 1, 1].item()
+        (1.0, 0.1111111119389534)
+    """
+    if activation == "softmax":
+        return flat_softmax(logits, temperature)
+    _check_maps(logits, "logits")
+    x = _float(logits)
+    if activation == "abs":
+        a = x.abs()
+    elif activation == "relu":
+        a = F.relu(x)
+    elif activation == "sigmoid":
+        a = torch.sigmoid(x)
+    else:
+        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+    flat = a.flatten(2)
+    total = flat.sum(-1, keepdim=True)
+    uniform = torch.full_like(flat, 1.0 / flat.shape[-1])
+    probs = torch.where(total > 0, flat / total.clamp_min(torch.finfo(a.dtype).tiny), uniform)
+    return probs.view(x.shape)
+
+
+def dsnt(probs: Tensor) -> Tensor:
+    """Differentiable spatial to numerical transform: the expected coordinates of each map.
+
+    Args:
+        probs: ``(B, J, W)``, ``(B, J, H, W)`` or ``(B, J, D, H, W)`` probability maps, each
+            summing to 1 (e.g. from ``normalize_heatmaps``).
+
+    Returns:
+        ``(B, J, n)`` normalised coordinates ``(x[, y[, z]])``, in float32 for half input.
+
+    Example:
+        >>> p = torch.zeros(1, 1, 4, 4)
+        >>> p[0, 0, 3, 0] = 1.0          # row 3 (y), column 0 (x)
+        >>> dsnt(p)
+        tensor([[[-0.7500,  0.7500]]])
+    """
+    _check_maps(probs, "probs")
+    p = _float(probs)
+    coords = [(m * v).sum(-1) for m, v in zip(_marginals(p), _axes(p))]
+    return torch.stack(coords, dim=-1)
+
+
+def heatmap_variance(probs: Tensor) -> Tensor:
+    """Variance of each map along each axis, in heatmap pixels squared.
+
+    Args:
+        probs: ``(B, J, *spatial)`` probability maps.
+
+    Returns:
+        ``(B, J, n)`` variances in ``(x, y[, z])`` order, px².
+    """
+    _check_maps(probs, "probs")
+    p = _float(probs)
+    out = []
+    for m, v, size in zip(_marginals(p), _axes(p), reversed(p.shape[2:])):
+        mu = (m * v).sum(-1, keepdim=True)
+        var_norm = (m * (v - mu) ** 2).sum(-1)
+        out.append(var_norm * (size / 2) ** 2)
+    return torch.stack(out, dim=-1)
+
+
+# --------------------------------------------------------------------------------------------
+# Gaussians at normalised means
+# --------------------------------------------------------------------------------------------
+
+
+def _gauss_log_1d(means: Tensor, size: Sequence[int], sigma: float) -> list[Tensor]:
+    """Per-axis unnormalised log densities ``-(x - mu)^2 / (2 s^2)``: (B, J, size_k), x first."""
+    out = []
+    for k, s in enumerate(reversed(list(size))):
+        lin = normalized_linspace(int(s), dtype=means.dtype, device=means.device)
+        sigma_norm = 2.0 * sigma / s
+        out.append(-0.5 * ((lin - means[..., k : k + 1]) / sigma_norm) ** 2)
+    return out
+
+
+def _outer(factors: list[Tensor]) -> Tensor:
+    """Outer product of per-axis factors (x, y, z order) into a ``(B, J, [D,] H, W)`` map."""
+    nd = len(factors)
+    out = factors[0]  # x: (B, J, W)
+    for k in range(1, nd):
+        # axis k comes before all axes already in `out`
+        f = factors[k].reshape(*factors[k].shape, *([1] * k))
+        out = f * out.unsqueeze(2)
+    return out
+
+
+def _outer_sum(terms: list[Tensor]) -> Tensor:
+    """Outer sum of per-axis terms (x, y, z order) into a ``(B, J, [D,] H, W)`` tensor."""
+    out = terms[0]
+    for k in range(1, len(terms)):
+        out = terms[k].reshape(*terms[k].shape, *([1] * k)) + out.unsqueeze(2)
+    return out
+
+
+def make_gauss(means: Tensor, size: Sequence[int], sigma: float, normalize: bool = True) -> Tensor:
+    """Draw axis-aligned Gaussians at normalised means.
+
+    Args:
+        means: ``(B, J, n)`` normalised centres in ``(x, y[, z])`` order.
+        size: the ``n`` map sizes in tensor order ``([D,] H, W)``, pixels.
+        sigma: standard deviation in pixels of the map.
+        normalize: ``True`` gives maps summing to 1 (the exact discrete normalisation, computed in
+            log space so a centre far outside the map still gives a valid map); ``False`` gives
+            peak value 1 at the centre (heatmap-matching targets).
+
+    Returns:
+        ``(B, J, *size)`` maps. Differentiable with respect to ``means``.
+
+    Example:
+        >>> g = make_gauss(torch.tensor([[[0.0, 0.0]]]), (8, 8), sigma=1.0)
+        >>> round(g.sum().item(), 6), dsnt(g).abs().max().item() < 1e-6
+        (1.0, True)
+    """
+    if means.dim() != 3 or means.shape[-1] != len(size):
+        raise ValueError(
+            f"means must be (B, J, {len(size)}) for size {tuple(size)}, got {tuple(means.shape)}"
+        )
+    if sigma <= 0:
+        raise ValueError(f"sigma must be > 0 pixels, got {sigma}")
+    m = _float(means)
+    logs = _gauss_log_1d(m, size, sigma)
+    if normalize:
+        logs = [lg - torch.logsumexp(lg, dim=-1, keepdim=True) for lg in logs]
+    return _outer([lg.exp() for lg in logs])
+
+
+def heatmap_targets(means: Tensor, size: Sequence[int], sigma: float) -> Tensor:
+    """Heatmap-matching targets: unnormalised Gaussians (peak 1) at the normalised means.
+
+    Args:
+        means: ``(B, J, 2)`` normalised target coordinates ``(x, y)``.
+        size: ``(H, W)`` of the heatmaps.
+        sigma: Gaussian standard deviation in heatmap pixels (the paper uses 1).
+
+    Returns:
+        ``(B, J, H, W)`` target maps with values in ``[0, 1]``.
+    """
+    return make_gauss(means, size, sigma, normalize=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Losses
+# --------------------------------------------------------------------------------------------
+
+
+def euclidean_losses(actual: Tensor, target: Tensor) -> Tensor:
+    """Euclidean distance per joint, with a zero (finite) gradient at zero distance.
+
+    Args:
+        actual: ``(B, J, n)`` predicted coordinates.
+        target: ``(B, J, n)`` target coordinates, same units.
+
+    Returns:
+        ``(B, J)`` distances.
+    """
+    if actual.shape != target.shape:
+        raise ValueError(
+            f"actual and target must have the same shape, got {tuple(actual.shape)} and {tuple(target.shape)}"
+        )
+    d = _float(actual) - _float(target)
+    sq = (d * d).sum(-1)
+    positive = sq > 0
+    # double where: sqrt never sees 0, so its gradient stays finite where the distance is 0
+    return torch.where(
+        positive, torch.sqrt(torch.where(positive, sq, torch.ones_like(sq))), torch.zeros_like(sq)
+    )
+
+
+def average_loss(losses: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Mean of per-joint losses over the joints that the mask keeps.
+
+    Args:
+        losses: ``(B, J)`` per-joint losses.
+        mask: optional ``(B, J)`` weights, 1 to keep and 0 to ignore (bool or float). Masked
+            entries never reach the result, even if they are NaN or inf.
+
+    Returns:
+        A scalar: ``sum(mask * losses) / max(sum(mask), 1)``; 0 (not NaN) when all are masked.
+    """
+    if mask is None:
+        return losses.sum() / max(losses.numel(), 1)
+    if mask.shape != losses.shape:
+        raise ValueError(
+            f"mask must have the shape of losses {tuple(losses.shape)}, got {tuple(mask.shape)}"
+        )
+    w = mask.to(losses.dtype)
+    kept = torch.where(w != 0, losses * w, torch.zeros_like(losses))
+    return kept.sum() / w.sum().clamp_min(1)
+
+
+def heatmap_mse_losses(maps: Tensor, targets: Tensor) -> Tensor:
+    """Heatmap matching loss: mean squared error per joint over all cells.
+
+    Args:
+        maps: ``(B, J, *spatial)`` raw predicted maps.
+        targets: ``(B, J, *spatial)`` target maps (``heatmap_targets``).
+
+    Returns:
+        ``(B, J)`` losses.
+    """
+    _check_maps(maps, "maps")
+    if maps.shape != targets.shape:
+        raise ValueError(
+            f"targets must have the shape of maps {tuple(maps.shape)}, got {tuple(targets.shape)}"
+        )
+    d = _float(maps) - _float(targets)
+    return (d * d).flatten(2).mean(-1)
+
+
+# --------------------------------------------------------------------------------------------
+# Regularisers: shape the map towards a Gaussian at the target
+# --------------------------------------------------------------------------------------------
+
+
+def variance_reg_losses(probs: Tensor, sigma_t: float) -> Tensor:
+    """Variance regulariser: squared error between each axis's variance and ``sigma_t**2``.
+
+    As in dsntnn, variances are in heatmap pixels: ``sum_axes (Var_px - sigma_t**2) ** 2``.
+
+    Args:
+        probs: ``(B, J, *spatial)`` probability maps.
+        sigma_t: target standard deviation in heatmap pixels.
+
+    Returns:
+        ``(B, J)`` losses.
+    """
+    return ((heatmap_variance(probs) - sigma_t**2) ** 2).sum(-1)
+
+
+def _target_log_1d(mu_t: Tensor, size: Sequence[int], sigma_t: float) -> list[Tensor]:
+    """Exact per-axis log densities of the normalised target Gaussian: (B, J, size_k), x first."""
+    logs = _gauss_log_1d(_float(mu_t).detach(), size, sigma_t)
+    return [lg - torch.logsumexp(lg, dim=-1, keepdim=True) for lg in logs]
+
+
+def _neg_entropy(probs: Tensor) -> Tensor:
+    """``sum p log p`` over the spatial cells, finite in value and gradient at p = 0: (B, J)."""
+    return _safe_xlogx(probs).flatten(2).sum(-1)
+
+
+def kl_reg_losses(probs: Tensor, mu_t: Tensor, sigma_t: float) -> Tensor:
+    """Kullback-Leibler divergence ``KL(p || q)`` from each map to the target Gaussian ``q``.
+
+    ``q`` is the normalised Gaussian at ``mu_t`` with standard deviation ``sigma_t`` px; it is
+    separable, so ``sum p log q`` reduces to the map's marginals and ``log q`` is evaluated
+    analytically (it never underflows, unlike a drawn ``q``).
+
+    Args:
+        probs: ``(B, J, *spatial)`` probability maps.
+        mu_t: ``(B, J, n)`` normalised target coordinates (no gradient flows to them).
+        sigma_t: target standard deviation in heatmap pixels.
+
+    Returns:
+        ``(B, J)`` divergences in nats.
+    """
+    _check_maps(probs, "probs")
+    _check_coords(mu_t, probs, "mu_t")
+    p = _float(probs)
+    log_q = _target_log_1d(mu_t, p.shape[2:], sigma_t)
+    cross = sum((m * lq).sum(-1) for m, lq in zip(_marginals(p), log_q))
+    return _neg_entropy(p) - cross
+
+
+def _target_window(
+    mu_t: Tensor, size: Sequence[int], sigma_t: float
+) -> tuple[list[Tensor], list[Tensor]]:
+    """Per-axis windows holding all of the target Gaussian's non-negligible mass.
+
+    Along each axis (x first) the window has ``min(2 h + 1, size)`` cells with
+    ``h = ceil(8 sigma + 0.5)`` px, centred on the target and clamped inside the map; outside it
+    the normalised target is below ``exp(-32)`` times its peak. Returns the window's first-cell
+    indices ``(B, J, 1)`` and the target's exact log density in the window ``(B, J, win)``.
+    """
+    m = _float(mu_t).detach()
+    starts, logs = [], []
+    for k, s in enumerate(reversed(list(size))):
+        s = int(s)
+        half = math.ceil(8.0 * sigma_t + 0.5)
+        win = min(2 * half + 1, s)
+        lin = normalized_linspace(s, dtype=m.dtype, device=m.device)
+        full = -0.5 * ((lin - m[..., k : k + 1]) / (2.0 * sigma_t / s)) ** 2
+        full = full - torch.logsumexp(full, dim=-1, keepdim=True)
+        centre = torch.round(((m[..., k : k + 1] + 1) * s - 1) / 2)
+        start = (centre - half).clamp(0, s - win).long()
+        starts.append(start)
+        logs.append(full.gather(-1, start + torch.arange(win, device=m.device)))
+    return starts, logs
+
+
+def js_reg_losses(probs: Tensor, mu_t: Tensor, sigma_t: float) -> Tensor:
+    """Jensen-Shannon divergence between each map and the target Gaussian (the paper's choice).
+
+    ``JS(p, q) = sum_cells [p log p + q log q] / 2 - m log m`` with ``m = (p + q) / 2``, where
+    ``q`` is the normalised Gaussian at ``mu_t`` with standard deviation ``sigma_t`` px. A cell
+    where ``q`` vanishes contributes exactly ``p log(2) / 2``, so the cell-by-cell sum is taken
+    only in a window of ``+-(8 sigma + 1/2)`` px around the target (outside it ``q`` is below
+    ``exp(-32)`` of its peak) and the rest of the map enters through its total mass: the result
+    equals the full sum to ~1e-12 and its gradient is exact, while large maps cost a few
+    passes instead of a dozen. ``x log x`` is evaluated with value 0 and a finite gradient at
+    0, so one-hot and sharp maps near their target stay finite in float32, and the target's
+    log density is analytic, so it never underflows.
+
+    Args:
+        probs: ``(B, J, *spatial)`` probability maps.
+        mu_t: ``(B, J, n)`` normalised target coordinates (no gradient flows to them).
+        sigma_t: target standard deviation in heatmap pixels.
+
+    Returns:
+        ``(B, J)`` divergences in nats, in ``[0, log 2]``.
+
+    Example:
+        >>> mu = torch.zeros(1, 1, 2)
+        >>> js_reg_losses(make_gauss(mu, (28, 28), 1.0), mu, 1.0).abs().item() < 1e-6
+        True
+    """
+    _check_maps(probs, "probs")
+    _check_coords(mu_t, probs, "mu_t")
+    if sigma_t <= 0:
+        raise ValueError(f"sigma_t must be > 0 pixels, got {sigma_t}")
+    p = _float(probs)
+    shape = p.shape[2:]
+    starts, log_q = _target_window(mu_t, shape, sigma_t)
+    # flat indices of the window cells: sum over axes of (start + offset) * stride
+    strides = [1]
+    for s in reversed(shape[1:]):
+        strides.append(strides[-1] * int(s))
+    index_axes = [
+        (st + torch.arange(lq.shape[-1], device=p.device)) * stride
+        for st, lq, stride in zip(starts, log_q, strides)
+    ]
+    flat_index = _outer_sum(index_axes).flatten(2)
+    lq_win = _outer_sum(log_q).flatten(2)
+    out: Tensor = _WindowedJS.apply(p.flatten(2), flat_index, lq_win)  # type: ignore[no-untyped-call]
+    return out
+
+
+class _WindowedJS(torch.autograd.Function):
+    """JS divergence of flat maps ``(B, J, N)`` to a target known inside a window.
+
+    ``lq_win`` is the target's log density at the window cells ``index`` ``(B, J, n)``; the
+    target is 0 elsewhere. The gradient is written directly (``log(2) / 2`` outside the
+    window, ``log(p / m) / 2`` inside) rather than accumulated from gather and sum backwards,
+    which on CPU costs several extra passes over the full map.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: torch.autograd.function.FunctionCtx, p_flat: Tensor, index: Tensor, lq_win: Tensor
+    ) -> Tensor:
+        p_win = p_flat.gather(-1, index)
+        q_win = lq_win.exp()
+        m_win = 0.5 * (p_win + q_win)
+        inside = 0.5 * (_safe_xlogx(p_win) + q_win * lq_win) - _safe_xlogx(m_win)
+        outside_mass = p_flat.sum(-1) - p_win.sum(-1)
+        ctx.save_for_backward(index, p_win, m_win)
+        ctx.size = p_flat.shape  # type: ignore[attr-defined]
+        return inside.sum(-1) + _HALF_LOG2 * outside_mass
+
+    @staticmethod
+    def backward(
+        ctx: torch.autograd.function.FunctionCtx, grad: Tensor
+    ) -> tuple[Tensor | None, None, None]:
+        index, p_win, m_win = ctx.saved_tensors  # type: ignore[attr-defined]
+        tiny = torch.finfo(p_win.dtype).tiny
+        g = grad.unsqueeze(-1)
+        grad_p = (_HALF_LOG2 * g).expand(ctx.size).contiguous()  # type: ignore[attr-defined]
+        g_win = 0.5 * (torch.log(p_win.clamp_min(tiny)) - torch.log(m_win.clamp_min(tiny))) * g
+        return grad_p.scatter_(-1, index, g_win), None, None
+
+
+_HALF_LOG2 = 0.5 * math.log(2.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Heatmap matching decode and per-joint confidence
+# --------------------------------------------------------------------------------------------
+
+
+def argmax_decode(maps: Tensor, refine: Refine | str = "quarter") -> Tensor:
+    """Decode heatmaps by their arg-max, with an optional sub-pixel refinement.
+
+    Args:
+        maps: ``(B, J, H, W)`` raw heatmaps (heatmap matching).
+        refine: ``None`` for the integer arg-max; ``"quarter"`` shifts a quarter pixel towards
+            the larger neighbour along each axis (Newell et al.); ``"dark"`` takes a Newton step
+            on the log heatmap (Zhang et al., DARK), exact for a Gaussian blob, and falls back
+            to no shift where the log map is not locally concave.
+
+    Returns:
+        ``(B, J, 2)`` normalised coordinates ``(x, y)``. Not differentiable.
+    """
+    if maps.dim() != 4:
+        raise ValueError(f"maps must be (B, J, H, W), got {tuple(maps.shape)}")
+    if refine not in (None, "quarter", "dark"):
+        raise ValueError(f"refine must be None, 'quarter' or 'dark', got {refine!r}")
+    m = _float(maps).detach()
+    b, j, h, w = m.shape
+    idx = m.flatten(2).argmax(-1)
+    iy = torch.div(idx, w, rounding_mode="floor")
+    ix = idx - iy * w
+    x = ix.to(m.dtype)
+    y = iy.to(m.dtype)
+    if refine is not None:
+        # replicate-pad so neighbours past the border equal the centre (no shift there)
+        padded = F.pad(m.reshape(b * j, 1, h, w), (1, 1, 1, 1), mode="replicate").reshape(b, j, -1)
+        wp = w + 2
+
+        def at(dx: int, dy: int) -> Tensor:
+            return padded.gather(-1, ((iy + 1 + dy) * wp + (ix + 1 + dx)).unsqueeze(-1)).squeeze(-1)
+
+        if refine == "quarter":
+            x = x + 0.25 * torch.sign(at(1, 0) - at(-1, 0))
+            y = y + 0.25 * torch.sign(at(0, 1) - at(0, -1))
+        else:
+            tiny = 1e-10
+
+            def lg(dx: int, dy: int) -> Tensor:
+                return torch.log(at(dx, dy).clamp_min(tiny))
+
+            c = lg(0, 0)
+            gx = 0.5 * (lg(1, 0) - lg(-1, 0))
+            gy = 0.5 * (lg(0, 1) - lg(0, -1))
+            hxx = lg(1, 0) - 2 * c + lg(-1, 0)
+            hyy = lg(0, 1) - 2 * c + lg(0, -1)
+            hxy = 0.25 * (lg(1, 1) - lg(1, -1) - lg(-1, 1) + lg(-1, -1))
+            det = hxx * hyy - hxy * hxy
+            ok = (det > 0) & (hxx < 0)
+            safe = torch.where(ok, det, torch.ones_like(det))
+            ox = -(hyy * gx - hxy * gy) / safe
+            oy = -(hxx * gy - hxy * gx) / safe
+            ok = ok & (ox.abs() <= 1) & (oy.abs() <= 1)
+            x = x + torch.where(ok, ox, torch.zeros_like(ox))
+            y = y + torch.where(ok, oy, torch.zeros_like(oy))
+    return pixel_to_normalized(torch.stack([x, y], dim=-1), (h, w))
+
+
+def heatmap_confidence(probs: Tensor, radius: float = 2.0) -> Tensor:
+    """Per-joint confidence: how much of the map's mass lies close to its own prediction.
+
+    ``confidence = E_p[exp(-d^2 / (2 r^2))]``, where ``d`` is the distance in heatmap pixels from
+    a cell to the map's expected location (the DSNT prediction) and ``r = radius``. It is 1 for
+    all mass on the prediction, ``r^2 / (r^2 + s^2)`` for a Gaussian map of standard deviation
+    ``s`` px (0.8 for the JS target's ``s = 1`` with ``r = 2``), and near 0 for diffuse maps or
+    for two distant peaks whose average lies between them (dsntnn#13) -- the failure modes
+    that make a DSNT prediction wrong. The Gaussian weight is separable, so this costs one
+    pass over the map.
+
+    Args:
+        probs: ``(B, J, *spatial)`` probability maps.
+        radius: ``r`` in heatmap pixels.
+
+    Returns:
+        ``(B, J)`` confidences in ``(0, 1]``.
+    """
+    _check_maps(probs, "probs")
+    if radius <= 0:
+        raise ValueError(f"radius must be > 0 pixels, got {radius}")
+    p = _float(probs).detach()
+    mu = dsnt(p)
+    weights = []
+    for k, (v, size) in enumerate(zip(_axes(p), reversed(p.shape[2:]))):
+        d_px = (v - mu[..., k : k + 1]) * (size / 2)
+        weights.append(torch.exp(-0.5 * (d_px / radius) ** 2))
+    return (p * _outer(weights)).flatten(2).sum(-1).clamp(0, 1)
