@@ -90,22 +90,44 @@ class PoseRecords:
         )
 
 
-def _field(path: Path, record: dict[str, Any], key: str, row: int) -> Any:
-    """``record[key]`` or a ``ValueError`` naming the file, row and field."""
-    if key not in record:
-        raise ValueError(f"{path}: record {row} has no field {key!r}")
-    return record[key]
+def _column(path: Path, data: list[Any], key: str, default: Any = None) -> list[Any]:
+    """``record[key]`` of every record (``default`` where absent, unless None: then a
+    ``ValueError`` naming the file, record and field)."""
+    values = []
+    for row, record in enumerate(data):
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}: record {row} is not an object")
+        if key in record:
+            values.append(record[key])
+        elif default is not None:
+            values.append(default)
+        else:
+            raise ValueError(f"{path}: record {row} has no field {key!r}")
+    return values
 
 
-def _array(path: Path, value: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
-    """``value`` as a float64 array of ``shape``, or a ``ValueError`` naming file and field."""
+def _numbers(
+    path: Path, data: list[Any], key: str, shape: tuple[int, ...], default: float | None = None
+) -> np.ndarray:
+    """Field ``key`` of every record as a float64 ``(N, *shape)`` array; a missing, non-numeric
+    or misshapen value raises a ``ValueError`` naming the file, record and field."""
+    values = _column(path, data, key, None if default is None else np.full(shape, default))
     try:
-        array = np.asarray(value, dtype=np.float64)
+        array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"{path}: field {what} is not numeric") from None
-    if array.shape != shape:
-        raise ValueError(f"{path}: field {what} has shape {array.shape}, expected {shape}")
-    return array
+        array = None
+    if array is not None and array.shape == (len(values), *shape):
+        return array
+    for row, value in enumerate(values):  # find the culprit for the message
+        try:
+            item = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{path}: field {key!r} of record {row} is not numeric") from None
+        if item.shape != shape:
+            raise ValueError(
+                f"{path}: field {key!r} of record {row} has shape {item.shape}, expected {shape}"
+            )
+    raise ValueError(f"{path}: field {key!r} has inconsistent shapes")
 
 
 def _adjusted(center_1based: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -153,63 +175,39 @@ def read_mpii_json(path: str | os.PathLike[str], split: str = "all") -> PoseReco
             f"{path}: this file has no isValidation field (one file per split); use split='all'"
         )
 
-    names, centers, scales, joints, flags, keep = [], [], [], [], [], []
-    for row, record in enumerate(data):
-        if bearpaw:
-            is_valid = bool(_field(path, record, "isValidation", row))
-            keep.append(split == "all" or is_valid == (split == "valid"))
-            names.append(str(_field(path, record, "img_paths", row)))
-            centers.append(
-                _array(path, _field(path, record, "objpos", row), (2,), f"objpos (record {row})")
-            )
-            scales.append(float(_field(path, record, "scale_provided", row)))
-            joint = _array(
-                path,
-                _field(path, record, "joint_self", row),
-                (NUM_JOINTS, 3),
-                f"joint_self (record {row})",
-            )
-            joints.append(joint[:, :2])
-            flags.append(joint[:, 2])
-        else:
-            keep.append(True)
-            names.append(str(_field(path, record, "image", row)))
-            centers.append(
-                _array(path, _field(path, record, "center", row), (2,), f"center (record {row})")
-            )
-            scales.append(float(_field(path, record, "scale", row)))
-            joint = _array(
-                path, _field(path, record, "joints", row), (NUM_JOINTS, 2), f"joints (record {row})"
-            )
-            joints.append(joint)
-            # joints_vis there means "annotated" (no occlusion flag): 0 marks a missing joint.
-            annotated = record.get("joints_vis", np.ones(NUM_JOINTS))
-            flags.append(_array(path, annotated, (NUM_JOINTS,), f"joints_vis (record {row})"))
-    joints_1based = np.stack(joints)
-    if bearpaw:
-        missing = np.all(joints_1based == 0, axis=2)
-    else:
-        missing = np.all(joints_1based == -1, axis=2) | (np.stack(flags) == 0)
-    center, scale = _adjusted(np.stack(centers), np.asarray(scales, dtype=np.float64))
     num = len(data)
+    if bearpaw:
+        names = [str(v) for v in _column(path, data, "img_paths")]
+        is_valid = _numbers(path, data, "isValidation", ()) > 0
+        keep = np.ones(num, bool) if split == "all" else is_valid == (split == "valid")
+        centers = _numbers(path, data, "objpos", (2,))
+        scales = _numbers(path, data, "scale_provided", ())
+        joint_self = _numbers(path, data, "joint_self", (NUM_JOINTS, 3))
+        joints_1based, flags = joint_self[..., :2], joint_self[..., 2]
+        missing = np.all(joints_1based == 0, axis=2)
+        image_index = _numbers(path, data, "annolist_index", (), 0.0).astype(np.int64) - 1
+        person_index = _numbers(path, data, "people_index", (), 0.0).astype(np.int64) - 1
+    else:
+        names = [str(v) for v in _column(path, data, "image")]
+        keep = np.ones(num, bool)
+        centers = _numbers(path, data, "center", (2,))
+        scales = _numbers(path, data, "scale", ())
+        joints_1based = _numbers(path, data, "joints", (NUM_JOINTS, 2))
+        # joints_vis there means "annotated" (no occlusion flag): 0 marks a missing joint.
+        flags = _numbers(path, data, "joints_vis", (NUM_JOINTS,), 1.0)
+        missing = np.all(joints_1based == -1, axis=2) | (flags == 0)
+        image_index = person_index = np.full(num, -1)
+    center, scale = _adjusted(centers, scales)
     records = PoseRecords(
         image_names=names,
         centers=center,
         scales=scale,
         joints=np.where(missing[..., None], 0.0, joints_1based - 1.0),
         missing=missing,
-        visible=(np.stack(flags) > 0) & ~missing,
+        visible=(flags > 0) & ~missing,
         head_sizes=np.full(num, np.nan),
-        image_index=(
-            np.array([int(r.get("annolist_index", 0)) - 1 for r in data])
-            if bearpaw
-            else np.full(num, -1)
-        ),
-        person_index=(
-            np.array([int(r.get("people_index", 0)) - 1 for r in data])
-            if bearpaw
-            else np.full(num, -1)
-        ),
+        image_index=image_index,
+        person_index=person_index,
     )
     return records.select(np.asarray(keep, dtype=bool))
 
