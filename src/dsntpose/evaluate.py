@@ -177,7 +177,7 @@ def normalized_distances(preds: ArrayLike, gt: ArrayLike, sizes: ArrayLike) -> n
             f"expected preds and gt (N, J, 2) and sizes (N,), got {p.shape}, {g.shape}, {s.shape}"
         )
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.linalg.norm(p - g, axis=-1) / s[:, None]
+        return np.asarray(np.linalg.norm(p - g, axis=-1) / s[:, None], dtype=np.float64)
 
 
 def pck_curve(
@@ -421,7 +421,7 @@ def torso_sizes(joints: ArrayLike, joint_set: JointSet = LSP_JOINTS) -> np.ndarr
     if g.ndim != 3 or g.shape[1:] != (joint_set.num_joints, 2):
         raise ValueError(f"joints: expected shape (N, {joint_set.num_joints}, 2), got {g.shape}")
     a, b = joint_set.torso
-    return np.linalg.norm(g[:, a] - g[:, b], axis=-1)
+    return np.asarray(np.linalg.norm(g[:, a] - g[:, b], axis=-1), dtype=np.float64)
 
 
 def pck(
