@@ -642,7 +642,8 @@ def argmax_decode(maps: Tensor, refine: Refine | str = "quarter") -> Tensor:
         refine: ``None`` for the integer arg-max; ``"quarter"`` shifts a quarter pixel towards
             the larger neighbour along each axis (Newell et al.); ``"dark"`` takes a Newton step
             on the log heatmap (Zhang et al., DARK), exact for a Gaussian blob, and falls back
-            to no shift where the log map is not locally concave.
+            to no shift where the log map is not locally concave. Peaks on the border of the
+            map are never shifted.
 
     Returns:
         ``(B, J, 2)`` normalised coordinates ``(x, y)``. Not differentiable.
@@ -666,9 +667,12 @@ def argmax_decode(maps: Tensor, refine: Refine | str = "quarter") -> Tensor:
         def at(dx: int, dy: int) -> Tensor:
             return padded.gather(-1, ((iy + 1 + dy) * wp + (ix + 1 + dx)).unsqueeze(-1)).squeeze(-1)
 
+        # as in Newell et al., a peak on the border is not shifted
+        inner_x = (ix > 0) & (ix < w - 1)
+        inner_y = (iy > 0) & (iy < h - 1)
         if refine == "quarter":
-            x = x + 0.25 * torch.sign(at(1, 0) - at(-1, 0))
-            y = y + 0.25 * torch.sign(at(0, 1) - at(0, -1))
+            x = x + torch.where(inner_x, 0.25 * torch.sign(at(1, 0) - at(-1, 0)), 0.0)
+            y = y + torch.where(inner_y, 0.25 * torch.sign(at(0, 1) - at(0, -1)), 0.0)
         else:
             tiny = 1e-10
 
@@ -682,7 +686,7 @@ def argmax_decode(maps: Tensor, refine: Refine | str = "quarter") -> Tensor:
             hyy = lg(0, 1) - 2 * c + lg(0, -1)
             hxy = 0.25 * (lg(1, 1) - lg(1, -1) - lg(-1, 1) + lg(-1, -1))
             det = hxx * hyy - hxy * hxy
-            ok = (det > 0) & (hxx < 0)
+            ok = (det > 0) & (hxx < 0) & inner_x & inner_y
             safe = torch.where(ok, det, torch.ones_like(det))
             ox = -(hyy * gx - hxy * gy) / safe
             oy = -(hxx * gy - hxy * gx) / safe
