@@ -150,7 +150,8 @@ def normalized_linspace(
     """
     if length < 1:
         raise ValueError(f"length must be >= 1, got {length}")
-    return (torch.arange(length, dtype=dtype, device=device) * 2 + 1) / length - 1
+    half = 1.0 - 1.0 / length
+    return torch.linspace(-half, half, length, dtype=dtype, device=device)
 
 
 # --------------------------------------------------------------------------------------------
@@ -293,6 +294,11 @@ def dsnt(probs: Tensor) -> Tensor:
     """
     _check_maps(probs, "probs")
     p = _float(probs)
+    if p.dim() == 4:  # the common case, with as few kernels as possible
+        h, w = p.shape[-2:]
+        x = (p.sum(-2) * normalized_linspace(w, dtype=p.dtype, device=p.device)).sum(-1)
+        y = (p.sum(-1) * normalized_linspace(h, dtype=p.dtype, device=p.device)).sum(-1)
+        return torch.stack((x, y), dim=-1)
     coords = [(m * v).sum(-1) for m, v in zip(_marginals(p), _axes(p))]
     return torch.stack(coords, dim=-1)
 
@@ -519,6 +525,11 @@ def kl_reg_losses(probs: Tensor, mu_t: Tensor, sigma_t: float) -> Tensor:
     return _neg_entropy(p) - cross
 
 
+def _window_half(sigma_t: float) -> int:
+    """Half-width in px of the window beyond which the target is below exp(-32) of its peak."""
+    return math.ceil(8.0 * sigma_t + 0.5)
+
+
 def _target_window(
     mu_t: Tensor, size: Sequence[int], sigma_t: float
 ) -> tuple[list[Tensor], list[Tensor]]:
@@ -531,9 +542,9 @@ def _target_window(
     """
     m = _float(mu_t).detach()
     starts, logs = [], []
+    half = _window_half(sigma_t)
     for k, s in enumerate(reversed(list(size))):
         s = int(s)
-        half = math.ceil(8.0 * sigma_t + 0.5)
         win = min(2 * half + 1, s)
         lin = normalized_linspace(s, dtype=m.dtype, device=m.device)
         full = -0.5 * ((lin - m[..., k : k + 1]) / (2.0 * sigma_t / s)) ** 2
@@ -577,6 +588,10 @@ def js_reg_losses(probs: Tensor, mu_t: Tensor, sigma_t: float) -> Tensor:
         raise ValueError(f"sigma_t must be > 0 pixels, got {sigma_t}")
     p = _float(probs)
     shape = p.shape[2:]
+    if all(2 * _window_half(sigma_t) + 1 >= s for s in shape):  # the window is the whole map
+        lq = _outer_sum(_target_log_1d(mu_t, shape, sigma_t)).flatten(2)
+        full: Tensor = _JSDivergence.apply(p.flatten(2), None, lq)  # type: ignore[no-untyped-call]
+        return full
     starts, log_q = _target_window(mu_t, shape, sigma_t)
     # flat indices of the window cells: sum over axes of (start + offset) * stride
     strides = [1]
@@ -588,41 +603,50 @@ def js_reg_losses(probs: Tensor, mu_t: Tensor, sigma_t: float) -> Tensor:
     ]
     flat_index = _outer_sum(index_axes).flatten(2)
     lq_win = _outer_sum(log_q).flatten(2)
-    out: Tensor = _WindowedJS.apply(p.flatten(2), flat_index, lq_win)  # type: ignore[no-untyped-call]
+    out: Tensor = _JSDivergence.apply(p.flatten(2), flat_index, lq_win)  # type: ignore[no-untyped-call]
     return out
 
 
-class _WindowedJS(torch.autograd.Function):
+class _JSDivergence(torch.autograd.Function):
     """JS divergence of flat maps ``(B, J, N)`` to a target known inside a window.
 
-    ``lq_win`` is the target's log density at the window cells ``index`` ``(B, J, n)``; the
-    target is 0 elsewhere. The gradient is written directly (``log(2) / 2`` outside the
-    window, ``log(p / m) / 2`` inside) rather than accumulated from gather and sum backwards,
-    which on CPU costs several extra passes over the full map.
+    ``lq`` is the target's log density at the window cells ``index`` ``(B, J, n)``, or at every
+    cell when ``index`` is None; the target is 0 outside the window. The gradient is written
+    directly (``log(2) / 2`` outside the window, ``log(p / m) / 2`` inside) rather than
+    accumulated from gather, sum and log backwards, which on CPU cost several extra passes over
+    the full map.
     """
 
     @staticmethod
     def forward(
-        ctx: torch.autograd.function.FunctionCtx, p_flat: Tensor, index: Tensor, lq_win: Tensor
+        ctx: torch.autograd.function.FunctionCtx,
+        p_flat: Tensor,
+        index: Tensor | None,
+        lq: Tensor,
     ) -> Tensor:
-        p_win = p_flat.gather(-1, index)
-        q_win = lq_win.exp()
+        p_win = p_flat if index is None else p_flat.gather(-1, index)
+        q_win = lq.exp()
         m_win = 0.5 * (p_win + q_win)
-        inside = 0.5 * (_safe_xlogx(p_win) + q_win * lq_win) - _safe_xlogx(m_win)
-        outside_mass = p_flat.sum(-1) - p_win.sum(-1)
-        ctx.save_for_backward(index, p_win, m_win)
+        inside = 0.5 * (_safe_xlogx(p_win) + q_win * lq) - _safe_xlogx(m_win)
+        ctx.save_for_backward(p_win, m_win, *(() if index is None else (index,)))
         ctx.size = p_flat.shape  # type: ignore[attr-defined]
+        if index is None:
+            return inside.sum(-1)
+        outside_mass = p_flat.sum(-1) - p_win.sum(-1)
         return inside.sum(-1) + _HALF_LOG2 * outside_mass
 
     @staticmethod
     def backward(
         ctx: torch.autograd.function.FunctionCtx, grad: Tensor
     ) -> tuple[Tensor | None, None, None]:
-        index, p_win, m_win = ctx.saved_tensors  # type: ignore[attr-defined]
+        p_win, m_win, *rest = ctx.saved_tensors  # type: ignore[attr-defined]
         tiny = torch.finfo(p_win.dtype).tiny
         g = grad.unsqueeze(-1)
-        grad_p = (_HALF_LOG2 * g).expand(ctx.size).contiguous()  # type: ignore[attr-defined]
         g_win = 0.5 * (torch.log(p_win.clamp_min(tiny)) - torch.log(m_win.clamp_min(tiny))) * g
+        if not rest:
+            return g_win, None, None
+        index = rest[0]
+        grad_p = (_HALF_LOG2 * g).expand(ctx.size).contiguous()  # type: ignore[attr-defined]
         return grad_p.scatter_(-1, index, g_win), None, None
 
 
