@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,7 +53,7 @@ def joint_colors(joint_set: JointSet) -> list[tuple[int, int, int]]:
     for j in range(joint_set.num_joints):
         starts = [c for (a, _), c in zip(joint_set.skeleton, joint_set.colors) if a == j]
         ends = [c for (_, b), c in zip(joint_set.skeleton, joint_set.colors) if b == j]
-        colors.append(tuple(starts[0]) if starts else tuple(ends[0]) if ends else (255, 255, 255))
+        colors.append(starts[0] if starts else ends[0] if ends else (255, 255, 255))
     return colors
 
 
@@ -67,26 +67,34 @@ def default_sizes(height: int, width: int) -> tuple[float, int]:
     return max(2.0, 2.5 * scale), max(1, round(1.5 * scale))
 
 
-def _fixed(value: float) -> int:
-    """A pixel coordinate or length in cv2's fixed point (``_SHIFT`` fractional bits)."""
-    return round(value * _ONE)
+def _fixed(point: np.ndarray) -> tuple[int, int]:
+    """An ``(x, y)`` pixel position in cv2's fixed point (``_SHIFT`` fractional bits)."""
+    return round(float(point[0]) * _ONE), round(float(point[1]) * _ONE)
 
 
 def _blend(
-    out: np.ndarray, color: Sequence[int], alpha: float, box: tuple[int, int, int, int], draw: Any
+    out: np.ndarray,
+    color: Sequence[int],
+    alpha: float,
+    points: np.ndarray,
+    pad: int,
+    paint: Callable[[np.ndarray, np.ndarray], object],
 ) -> None:
-    """Alpha-blend one shape of ``color`` into ``out`` inside ``box`` (x0, y0, x1, y1 px).
+    """Alpha-blend one shape of ``color`` into ``out`` (in place).
 
-    ``draw(mask, ox, oy)`` paints the shape with value 255 (anti-aliased) into a ``uint8`` mask
-    covering the box, whose top-left pixel is image pixel ``(ox, oy)``.
+    The shape lies within ``pad`` pixels of ``points`` ``(N, 2)`` (image px). ``paint(mask,
+    local)`` draws it with value 255 (anti-aliased) into a ``uint8`` mask covering that region,
+    given the points in the mask's own pixel coordinates.
     """
     height, width = out.shape[:2]
-    x0, y0 = max(box[0], 0), max(box[1], 0)
-    x1, y1 = min(box[2], width - 1), min(box[3], height - 1)
+    x0 = max(math.floor(points[:, 0].min()) - pad, 0)
+    y0 = max(math.floor(points[:, 1].min()) - pad, 0)
+    x1 = min(math.ceil(points[:, 0].max()) + pad, width - 1)
+    y1 = min(math.ceil(points[:, 1].max()) + pad, height - 1)
     if x1 < x0 or y1 < y0:
         return
     mask = np.zeros((y1 - y0 + 1, x1 - x0 + 1), np.uint8)
-    draw(mask, x0, y0)
+    paint(mask, points - np.array([x0, y0]))
     weight = mask.astype(np.float32)[..., None] * (alpha / 255.0)
     roi = out[y0 : y1 + 1, x0 : x1 + 1].astype(np.float32)
     roi += (np.asarray(color, np.float32) - roi) * weight
@@ -126,7 +134,7 @@ def draw_skeleton(
     num = joint_set.num_joints
     if joints.shape != (num, 2):
         raise ValueError(f"joints_px must be ({num}, 2) for {joint_set.name}, got {joints.shape}")
-    keep = np.isfinite(joints).all(axis=1)
+    keep = np.isfinite(joints).all(axis=1).astype(bool)
     if mask is not None:
         mask = np.asarray(mask)
         if mask.shape != (num,):
@@ -144,38 +152,21 @@ def draw_skeleton(
     if radius <= 0 or thickness < 1:
         raise ValueError(f"radius must be > 0 and thickness >= 1, got {radius}, {thickness}")
 
-    out = np.ascontiguousarray(image).copy()
+    out: np.ndarray = np.array(image, copy=True, order="C")
     pad = math.ceil(thickness / 2 + radius) + 2
 
+    def line(m: np.ndarray, p: np.ndarray) -> object:
+        return cv2.line(m, _fixed(p[0]), _fixed(p[1]), 255, thickness, cv2.LINE_AA, _SHIFT)
+
+    def disc(m: np.ndarray, p: np.ndarray) -> object:
+        return cv2.circle(m, _fixed(p[0]), round(radius * _ONE), 255, -1, cv2.LINE_AA, _SHIFT)
+
     for (a, b), color in zip(joint_set.skeleton, joint_set.colors):
-        if not (keep[a] and keep[b]):
-            continue
-        (xa, ya), (xb, yb) = joints[a], joints[b]
-        box = (
-            math.floor(min(xa, xb)) - pad,
-            math.floor(min(ya, yb)) - pad,
-            math.ceil(max(xa, xb)) + pad,
-            math.ceil(max(ya, yb)) + pad,
-        )
-
-        def line(m: np.ndarray, ox: int, oy: int, xa=xa, ya=ya, xb=xb, yb=yb) -> None:
-            start = (_fixed(xa - ox), _fixed(ya - oy))
-            end = (_fixed(xb - ox), _fixed(yb - oy))
-            cv2.line(m, start, end, 255, thickness, cv2.LINE_AA, _SHIFT)
-
-        _blend(out, color, min(alpha[a], alpha[b]), box, line)
-
+        if keep[a] and keep[b]:
+            _blend(out, color, min(alpha[a], alpha[b]), joints[[a, b]], pad, line)
     for j, color in enumerate(joint_colors(joint_set)):
-        if not keep[j]:
-            continue
-        x, y = joints[j]
-        box = (math.floor(x) - pad, math.floor(y) - pad, math.ceil(x) + pad, math.ceil(y) + pad)
-
-        def disc(m: np.ndarray, ox: int, oy: int, x=x, y=y) -> None:
-            centre = (_fixed(x - ox), _fixed(y - oy))
-            cv2.circle(m, centre, _fixed(radius), 255, -1, cv2.LINE_AA, _SHIFT)
-
-        _blend(out, color, alpha[j], box, disc)
+        if keep[j]:
+            _blend(out, color, alpha[j], joints[[j]], pad, disc)
     return out
 
 
@@ -290,17 +281,9 @@ def prediction_grid(
             white = replace(joint_set, colors=((255, 255, 255),) * len(joint_set.skeleton))
             drawn = draw_skeleton(drawn, gt, white, radius=0.6 * radius, thickness=thin)
             pred = np.asarray(preds_px[i], dtype=np.float64)
-            for (xp, yp), (xg, yg) in zip(pred, gt):
-                if np.isfinite([xp, yp, xg, yg]).all():
-                    cv2.line(
-                        drawn,
-                        (_fixed(xp), _fixed(yp)),
-                        (_fixed(xg), _fixed(yg)),
-                        (255, 40, 40),
-                        thin,
-                        cv2.LINE_AA,
-                        _SHIFT,
-                    )
+            for p, g in zip(pred, gt):
+                if np.isfinite(p).all() and np.isfinite(g).all():
+                    cv2.line(drawn, _fixed(p), _fixed(g), (255, 40, 40), thin, cv2.LINE_AA, _SHIFT)
         conf = None if confidence is None else confidence[i]
         drawn = draw_skeleton(drawn, preds_px[i], joint_set, confidence=conf)
         height, width = drawn.shape[:2]
