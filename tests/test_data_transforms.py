@@ -148,6 +148,19 @@ def test_inverse_returns_joints_to_the_image() -> None:
     assert np.allclose(invert_affine(invert_affine(m)), m)
 
 
+@pytest.mark.parametrize("bgr", [False, True])
+def test_colour_gains_channel_order_and_clipping(bgr: bool) -> None:
+    rgb = np.array([200, 100, 30], np.uint8)
+    image = np.tile(rgb[::-1] if bgr else rgb, (12, 12, 1))
+    params = AugmentParams(color=(1.4, 0.6, 1.0))
+    out = transform_sample(
+        image, np.zeros((14, 2)), np.zeros(14, bool), (5.5, 5.5), 12.0, 12, LSP_JOINTS, params, bgr
+    )
+    assert out["image"].dtype == np.float32 and out["image"].shape == (3, 12, 12)
+    expected = [1.0, 100 * 0.6 / 255, 30 / 255]  # 200 * 1.4 > 255 is clipped to 1
+    assert np.allclose(out["image"].reshape(3, -1), np.array(expected)[:, None], atol=1e-6)
+
+
 def test_out_of_crop_joints_are_masked() -> None:
     image = np.zeros((100, 100, 3), np.uint8)
     joints = np.full((14, 2), 50.0)
@@ -194,3 +207,7 @@ def test_bad_inputs_name_the_expected_shape() -> None:
         crop_matrix((0, 0), 0.0, 8)
     with pytest.raises(ValueError, match=r"\(2, 3\)"):
         invert_affine(np.eye(3))
+    with pytest.raises(ValueError, match="flip_prob"):
+        Augment(flip_prob=1.5)
+    with pytest.raises(ValueError, match="color_low"):
+        Augment(color_low=-0.1)

@@ -161,6 +161,7 @@ class LSP(PoseDataset):
             rows, names = rows[keep], [names[i] for i in keep]
 
         self.image_names = names
+        self.image_paths = [os.fspath(self.root / name) for name in names]
         self.rows = rows  # 0-based positions in joints.mat (image number - 1)
         self.joints, self.missing, self.visible = joints[rows], missing[rows], visible[rows]
         self.centers, self.sides = joint_box_crop(self.joints, self.missing, margin)
@@ -177,7 +178,7 @@ class LSP(PoseDataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         index = self.check_index(index)
-        image = read_image(self.root / self.image_names[index])
+        image = read_image(self.image_paths[index])
         center, side = self.centers[index], float(self.sides[index])
         if np.isnan(side):  # no labelled joint: the whole image
             height, width = image.shape[:2]

@@ -475,6 +475,7 @@ class MPII(PoseDataset):
             )
             records = records.select(np.setdiff1d(np.arange(len(records)), absent))
         self.records = records
+        self.image_paths = [os.fspath(self.image_root / name) for name in records.image_names]
         self.joint_set = MPII_JOINTS
         self.size = int(size)
         self.augment = check_augment(augment)
@@ -486,7 +487,7 @@ class MPII(PoseDataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         index = self.check_index(index)
         r = self.records
-        image = read_image(self.image_root / r.image_names[index])
+        image = read_image(self.image_paths[index])
         return finish_sample(
             image,
             r.joints[index],

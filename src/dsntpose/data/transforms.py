@@ -28,6 +28,8 @@ import numpy as np
 
 from dsntpose.data.joints import JointSet
 
+_LEVELS = np.arange(256.0)  # the uint8 values, for the colour lookup tables
+
 
 def crop_matrix(
     center: tuple[float, float] | np.ndarray,
@@ -76,8 +78,12 @@ def invert_affine(matrix: np.ndarray) -> np.ndarray:
     matrix = np.asarray(matrix, dtype=np.float64)
     if matrix.shape != (2, 3):
         raise ValueError(f"expected an affine matrix of shape (2, 3), got {matrix.shape}")
-    linear_inv = np.linalg.inv(matrix[:, :2])
-    return np.concatenate([linear_inv, -linear_inv @ matrix[:, 2:]], axis=1)
+    (a, b, tx), (c, d, ty) = matrix.tolist()
+    det = a * d - b * c
+    if det == 0.0:
+        raise ValueError("the affine matrix is singular")
+    ia, ib, ic, id_ = d / det, -b / det, -c / det, a / det
+    return np.array([[ia, ib, -(ia * tx + ib * ty)], [ic, id_, -(ic * tx + id_ * ty)]])
 
 
 def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -141,20 +147,37 @@ class Augment:
     color_low: float = 0.6
     color_high: float = 1.4
 
+    def __post_init__(self) -> None:
+        for key in ("rotation_prob", "flip_prob"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ValueError(f"Augment.{key} must be in [0, 1], got {getattr(self, key)}")
+        for key in ("scale_sigma", "scale_limit", "rotation_sigma", "rotation_limit"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"Augment.{key} must be >= 0, got {getattr(self, key)}")
+        if not 0.0 <= self.color_low <= self.color_high:
+            raise ValueError(
+                f"Augment needs 0 <= color_low <= color_high, got {self.color_low}, {self.color_high}"
+            )
+
     def sample(self, rng: np.random.Generator) -> AugmentParams:
         """Draw one :class:`AugmentParams` from ``rng`` (always the same number of draws)."""
-        log_scale = np.clip(rng.normal(0.0, self.scale_sigma), -self.scale_limit, self.scale_limit)
-        rotate = rng.random() < self.rotation_prob
-        rotation = np.clip(
-            rng.normal(0.0, self.rotation_sigma), -self.rotation_limit, self.rotation_limit
+        normal = rng.standard_normal(2)
+        uniform = rng.random(5)
+        log_scale = min(
+            max(float(normal[0]) * self.scale_sigma, -self.scale_limit), self.scale_limit
         )
-        flip = rng.random() < self.flip_prob
-        color = rng.uniform(self.color_low, self.color_high, size=3)
+        rotation = float(normal[1]) * self.rotation_sigma
+        rotation = min(max(rotation, -self.rotation_limit), self.rotation_limit)
+        low, span = self.color_low, self.color_high - self.color_low
         return AugmentParams(
-            scale=float(2.0**log_scale),
-            rotation=float(rotation) if rotate else 0.0,
-            flip=bool(flip),
-            color=(float(color[0]), float(color[1]), float(color[2])),
+            scale=2.0**log_scale,
+            rotation=rotation if uniform[0] < self.rotation_prob else 0.0,
+            flip=bool(uniform[1] < self.flip_prob),
+            color=(
+                low + span * float(uniform[2]),
+                low + span * float(uniform[3]),
+                low + span * float(uniform[4]),
+            ),
         )
 
 
@@ -225,13 +248,20 @@ def transform_sample(
     inside = np.all((joints_crop >= -0.5) & (joints_crop <= size - 0.5), axis=1)
     joints_crop[missing] = (size - 1) / 2  # a harmless finite value; masked everywhere
 
-    # One pass: HWC uint8 (RGB or BGR) -> CHW float32 RGB in [0, 1] with the RGB gains.
-    channels = crop.transpose(2, 0, 1)
-    gains = np.asarray(params.color, dtype=np.float32) / 255.0
+    # HWC uint8 (RGB or BGR) -> CHW float32 RGB: each output plane is one lookup of its input
+    # plane in a 256-entry table min(v * gain / 255, 1), which folds the cast, the colour
+    # gain and the clipping into a single pass (the fastest variant timed for benchmarks).
+    planes = cv2.split(crop)
+    if bgr:
+        planes = planes[::-1]
+    tables = np.minimum(_LEVELS * (np.asarray(params.color)[:, None] / 255.0), 1.0).astype(
+        np.float32
+    )
     out = np.empty((3, size, size), dtype=np.float32)
-    np.multiply(channels[::-1] if bgr else channels, gains[:, None, None], out=out)
-    if any(g != 1.0 for g in params.color):
-        np.clip(out, 0.0, 1.0, out=out)
+    for c in range(3):
+        written = cv2.LUT(planes[c], tables[c], dst=out[c])
+        if written.ctypes.data != out[c].ctypes.data:  # OpenCV chose not to write in place
+            out[c] = written
     return {
         "image": out,
         "joints_crop": joints_crop,
