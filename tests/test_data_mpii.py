@@ -109,6 +109,10 @@ def test_h5_reader_takes_centre_and_scale_as_they_are(tmp_path: Path) -> None:
     assert got.missing.sum() == 1 and got.missing[1, 3]
     assert np.allclose(got.head_sizes, [30.0, 40.0])
     assert (got.image_index == -1).all()
+    with h5py.File(path, "a") as file:  # image names as 0-padded character codes (Lua/MATLAB)
+        del file["imgname"]
+        file["imgname"] = np.array([list(b"a.jpg\0\0"), list(b"bb.jpg\0")], dtype=np.uint8)
+    assert read_mpii_h5(path).image_names == ["a.jpg", "bb.jpg"]
 
 
 # ----------------------------------------------------------------------------- official .mat

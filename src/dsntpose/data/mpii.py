@@ -215,7 +215,7 @@ def read_mpii_json(path: str | os.PathLike[str], split: str = "all") -> PoseReco
 def read_mpii_h5(path: str | os.PathLike[str]) -> PoseRecords:
     """Read a stacked-hourglass ``valid.h5``/``train.h5``/``annot.h5``.
 
-    Fields: ``imgname`` (N,), ``center`` (N, 2) and ``scale`` (N,) already adjusted (used as they
+    Fields: ``imgname`` (N,) strings or (N, L) 0-padded character codes, ``center`` (N, 2) and ``scale`` (N,) already adjusted (used as they
     are), ``part`` (N, 16, 2) 1-based with ``(0, 0)`` for missing joints, and optionally
     ``visible`` (N, 16), ``normalize`` (N,) PCKh head size, ``index``/``person`` (N,) 0-based
     official indices.
@@ -252,7 +252,10 @@ def read_mpii_h5(path: str | os.PathLike[str]) -> PoseRecords:
             raise ValueError(f"{path}: field {key!r} has shape {value.shape}, expected {shape}")
     part = part.astype(np.float64)
     missing = np.all(part == 0, axis=2)
-    names = [n.decode() if isinstance(n, bytes) else str(n) for n in imgname]
+    if imgname.ndim == 2 and imgname.dtype.kind in "iu":  # Lua/MATLAB char codes, 0-padded
+        names = [bytes(row.astype(np.uint8)).rstrip(b"\0").decode() for row in imgname]
+    else:
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in imgname]
     return PoseRecords(
         image_names=names,
         centers=center.astype(np.float64) - 1.0,
