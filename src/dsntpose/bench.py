@@ -1,0 +1,633 @@
+"""Model efficiency: parameters, multiply-adds, latency, throughput and peak memory.
+
+:func:`run_bench` measures each named model in a fresh process (so that a peak of the
+process's resident memory belongs to that model alone) and returns one dict per model:
+
+* ``params_m`` (millions) and ``gmacs`` at batch 1 (FLOPs counted by
+  ``torch.utils.flop_counter.FlopCounterMode``, convolutions and matrix products; GMACs =
+  GFLOPs / 2); ``head_gmacs`` for the head alone.
+* ``latency_ms``: median time of one forward at batch 1, under ``torch.inference_mode``, in
+  both memory formats (``latency_ms_contiguous``, ``latency_ms_channels_last``); the faster
+  becomes the row's ``memory_format`` and every other figure is measured in it.
+* ``flip_latency_ms``: batch 1 with flip test, i.e. the image and its mirror in one batch of
+  2 (how the paper timed it; the maps' averaging afterwards is not included).
+* ``throughput_ips``: images per second at ``throughput_batch`` (32 on a GPU; smaller on a
+  CPU, recorded in the row).
+* ``infer_peak_mb``: peak memory growth of the flip-test forward (batch 2); ``train_peak_mb``:
+  of one training step (forward and backward) at ``train_batch`` (8 as the paper on a GPU;
+  smaller on a CPU, recorded). On a GPU this is the CUDA allocator's peak above what was
+  allocated before; on a CPU the growth of the process's peak resident set (VmHWM, reset
+  through ``/proc/self/clear_refs`` where allowed) above its size before the step.
+* ``backbone_ms``, ``head_ms`` and ``head_overhead_pct``: batch-1 medians of the backbone
+  alone and of the head alone on the backbone's features (1x1 conv, normalisation, DSNT).
+
+Model names: ``resnet{18,34,50,101,152}-os{32,16,8,4}`` (224 px input) and
+``hourglass-{stacks}`` (256 px input), optionally followed by ``-heatmap`` or ``-fc``
+(default head: DSNT), e.g. ``resnet50-os8``, ``hourglass-8``, ``resnet34-os8-fc``.
+
+``compare_runtimes=True`` also times the first model on eager PyTorch, ``torch.compile`` and
+onnxruntime (through :mod:`dsntpose.export`, skipped with a note when it is unavailable).
+
+Example:
+    >>> rows = run_bench(["resnet18-os32"], quick=True, isolate=False)  # doctest: +SKIP
+    >>> rows[0]["gmacs"], rows[0]["memory_format"]                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from dsntpose.config import LossConfig, ModelConfig
+from dsntpose.model import CoordRegressionModel, build_model, loss_for
+
+__all__ = [
+    "DEFAULT_MODELS",
+    "make_document",
+    "measure_model",
+    "model_config",
+    "render_markdown",
+    "run_bench",
+]
+
+DEFAULT_MODELS = (
+    *(f"resnet{d}-os{s}" for d in (18, 34, 50) for s in (32, 16, 8)),
+    "resnet18-os4",  # the head's overhead at the fourth stride
+    *(f"hourglass-{n}" for n in (1, 2, 4, 8)),
+)
+# The paper's efficiency comparison: ResNet-50 at stride 8 with DSNT against 8 stacks.
+PAPER_PAIR = ("resnet50-os8", "hourglass-8")
+QUICK_SIZE = 64  # input side in quick mode (a multiple of 64, so the hourglass fits too)
+FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+
+
+def model_config(name: str, *, input_size: int | None = None) -> ModelConfig:
+    """The :class:`~dsntpose.config.ModelConfig` a benchmark model name stands for.
+
+    Args:
+        name: ``resnet{depth}-os{stride}[-{head}]`` or ``hourglass-{stacks}[-{head}]``.
+        input_size: crop side; default 224 for ResNets and 256 for the hourglass.
+    """
+    parts = name.split("-")
+    head = parts.pop() if len(parts) == 3 else "dsnt"
+    if len(parts) != 2 or head not in ("dsnt", "heatmap", "fc"):
+        raise ValueError(
+            f"model name {name!r}: expected resnet<depth>-os<stride>[-dsnt|-heatmap|-fc] or "
+            "hourglass-<stacks>[-...], e.g. resnet50-os8 or hourglass-8"
+        )
+    backbone, arg = parts
+    if backbone == "hourglass" and arg.isdigit():
+        return ModelConfig(
+            backbone="hourglass", num_stacks=int(arg), head=head, input_size=input_size or 256
+        )
+    if backbone.startswith("resnet") and arg.startswith("os") and arg[2:].isdigit():
+        return ModelConfig(
+            backbone=backbone, output_stride=int(arg[2:]), head=head, input_size=input_size or 224
+        )
+    raise ValueError(f"model name {name!r}: expected e.g. resnet50-os8 or hourglass-8")
+
+
+# ---------------------------------------------------------------- measuring tools
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _median_ms(
+    fn: Callable[[], object], device: torch.device, repeats: int, warmup: int
+) -> tuple[float, float]:
+    """Median and minimum wall time of ``fn()`` in milliseconds after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times), min(times)
+
+
+def _status_kb(field: str) -> int | None:
+    """A ``kB`` field of ``/proc/self/status`` (Linux), or ``None``."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _reset_rss_peak() -> bool:
+    """Reset the process's peak resident set (VmHWM); ``False`` where that is not allowed."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _peak_growth_mb(fn: Callable[[], object], device: torch.device) -> tuple[float, str]:
+    """Peak memory growth of ``fn()`` in MiB, and how it was measured."""
+    if device.type == "cuda":
+        _sync(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        fn()
+        _sync(device)
+        return (torch.cuda.max_memory_allocated(device) - before) / 2**20, "cuda allocator peak"
+    reset = _reset_rss_peak()
+    before_kb = _status_kb("VmRSS")
+    fn()
+    peak_kb = _status_kb("VmHWM") if reset else None
+    if before_kb is None:
+        return float("nan"), "unavailable (no /proc/self/status)"
+    if peak_kb is None:  # the lifetime peak: meaningful in a fresh process only
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return (peak_kb - before_kb) / 1024, "process peak RSS (ru_maxrss) growth"
+    return (peak_kb - before_kb) / 1024, "process peak RSS (VmHWM) growth"
+
+
+def _flops(module: nn.Module, x: Tensor) -> int:
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        module(x)
+    return int(counter.get_total_flops())
+
+
+def _backbone_features(model: CoordRegressionModel, x: Tensor) -> Tensor:
+    """The features the head sees for ``x`` (the last stack's maps for the hourglass)."""
+    features = model.backbone(x)
+    return features if isinstance(features, Tensor) else features[-1]
+
+
+# ---------------------------------------------------------------- one model
+
+
+def measure_model(
+    name: str,
+    *,
+    device: str = "cpu",
+    repeats: int = 10,
+    warmup: int = 2,
+    throughput_batch: int | None = None,
+    throughput_repeats: int | None = None,
+    train_batch: int | None = None,
+    input_size: int | None = None,
+    threads: int | None = None,
+    phases: Sequence[str] = ("timing", "infer_memory", "train_memory"),
+    memory_format: str | None = None,
+) -> dict[str, Any]:
+    """Measure one model in this process (see the module docstring for the fields).
+
+    Args:
+        name: a benchmark model name (:func:`model_config`).
+        device: ``"cpu"`` or ``"cuda"`` (or ``"cuda:N"``).
+        repeats: timed batch-1 forwards per figure (the median is reported).
+        warmup: untimed forwards before each timing.
+        throughput_batch: batch for the throughput figure (default 32 on a GPU, 8 on a CPU).
+        throughput_repeats: timed batches for it (default ``repeats`` on a GPU, 2 on a CPU).
+        train_batch: batch of the training-memory step (default 8 on a GPU, 2 on a CPU).
+        input_size: crop side (default 224 ResNets, 256 hourglass).
+        threads: ``torch.set_num_threads`` for this process (``None`` leaves torch's default).
+        phases: which of ``timing``, ``infer_memory``, ``train_memory`` to run; memory
+            figures are only clean when measured first in a fresh process, so
+            :func:`run_bench` runs each in its own.
+        memory_format: the format for the memory phases (``timing`` chooses it itself).
+
+    Returns:
+        A dict of the figures measured (``nan`` for the phases not run).
+    """
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+    if threads is not None:
+        torch.set_num_threads(threads)
+    throughput_batch = throughput_batch or (32 if cuda else 8)
+    throughput_repeats = throughput_repeats or (repeats if cuda else 2)
+    train_batch = train_batch or (8 if cuda else 2)
+    cfg = model_config(name, input_size=input_size)
+    torch.manual_seed(0)
+    model = build_model(cfg).to(dev).eval()
+    size = cfg.input_size
+    image = torch.rand(1, 3, size, size, device=dev)
+    row: dict[str, Any] = {
+        "model": name,
+        "backbone": cfg.backbone,
+        "stride": cfg.stride,
+        "num_stacks": cfg.num_stacks if cfg.backbone == "hourglass" else None,
+        "head": cfg.head,
+        "input_size": size,
+        "heatmap_size": cfg.heatmap_size,
+        "device": str(dev),
+        "threads": torch.get_num_threads(),
+        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+        "repeats": repeats,
+        "throughput_batch": throughput_batch,
+        "train_batch": train_batch,
+    }
+
+    def use_format(fmt: str) -> Tensor:
+        model.to(memory_format=FORMATS[fmt])
+        return image.contiguous(memory_format=FORMATS[fmt])
+
+    if "infer_memory" in phases:
+        x = use_format(memory_format or "contiguous")
+        flip = torch.cat([x, x.flip(-1)])
+        with torch.inference_mode():
+            row["infer_peak_mb"], row["memory_method"] = _peak_growth_mb(lambda: model(flip), dev)
+    if "train_memory" in phases:
+        fmt = memory_format or "contiguous"
+        use_format(fmt)
+        model.train()
+        batch = torch.rand(train_batch, 3, size, size, device=dev)
+        batch = batch.contiguous(memory_format=FORMATS[fmt])
+        target = torch.zeros(train_batch, cfg.num_joints, 2, device=dev)
+        mask = torch.ones(train_batch, cfg.num_joints, device=dev)
+
+        def train_step() -> None:
+            loss = loss_for(model(batch), target, mask, LossConfig(), head=cfg.head)
+            loss.backward()
+
+        row["train_peak_mb"], row["memory_method"] = _peak_growth_mb(train_step, dev)
+        model.zero_grad(set_to_none=True)
+        model.eval()
+    if "timing" in phases:
+        row.update(
+            _timing(model, image, dev, repeats, warmup, throughput_batch, throughput_repeats)
+        )
+    return row
+
+
+def _timing(
+    model: CoordRegressionModel,
+    image: Tensor,
+    dev: torch.device,
+    repeats: int,
+    warmup: int,
+    throughput_batch: int,
+    throughput_repeats: int,
+) -> dict[str, Any]:
+    """FLOPs, both memory formats at batch 1, then flip, throughput and head overhead."""
+    out: dict[str, Any] = {}
+    flops = _flops(model, image)
+    features = _backbone_features(model, image)
+    head_flops = _flops(model.head, features)
+    out.update(gflops=flops / 1e9, gmacs=flops / 2e9, head_gmacs=head_flops / 2e9)
+    with torch.inference_mode():
+        for fmt, memory_format in FORMATS.items():
+            model.to(memory_format=memory_format)
+            x = image.contiguous(memory_format=memory_format)
+            median, _ = _median_ms(lambda x=x: model(x), dev, repeats, warmup)
+            out[f"latency_ms_{fmt}"] = median
+        fmt = min(FORMATS, key=lambda f: out[f"latency_ms_{f}"])
+        out["memory_format"] = fmt
+        out["latency_ms"] = out[f"latency_ms_{fmt}"]
+        model.to(memory_format=FORMATS[fmt])
+        x = image.contiguous(memory_format=FORMATS[fmt])
+        flip = torch.cat([x, x.flip(-1)])
+        out["flip_latency_ms"], _ = _median_ms(lambda: model(flip), dev, repeats, warmup)
+        batch = x.expand(throughput_batch, -1, -1, -1).contiguous(memory_format=FORMATS[fmt])
+        batch_ms, _ = _median_ms(lambda: model(batch), dev, throughput_repeats, 1)
+        out["throughput_ips"] = throughput_batch / (batch_ms / 1e3)
+        # head overhead: backbone alone, then the head alone on the backbone's features
+        out["backbone_ms"], _ = _median_ms(lambda: model.backbone(x), dev, repeats, warmup)
+        feats = _backbone_features(model, x)
+        head_ms, _ = _median_ms(lambda: model.head(feats), dev, 10 * repeats, warmup)
+        out["head_ms"] = head_ms
+        out["head_overhead_pct"] = 100 * head_ms / out["backbone_ms"]
+    return out
+
+
+def _runtimes(
+    name: str,
+    *,
+    device: str,
+    repeats: int,
+    warmup: int,
+    input_size: int | None,
+    threads: int | None,
+    memory_format: str = "contiguous",
+) -> dict[str, Any]:
+    """Batch-1 latency of one model on eager PyTorch, torch.compile and onnxruntime.
+
+    Eager and compiled models run in ``memory_format``; onnxruntime takes contiguous input.
+    """
+    dev = torch.device(device)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    cfg = model_config(name, input_size=input_size)
+    torch.manual_seed(0)
+    model = build_model(cfg).to(dev).eval()
+    image = torch.rand(1, 3, cfg.input_size, cfg.input_size, device=dev)
+    result: dict[str, Any] = {
+        "model": name,
+        "device": str(dev),
+        "memory_format": memory_format,
+        "notes": [],
+    }
+    model.to(memory_format=FORMATS[memory_format])
+    x = image.contiguous(memory_format=FORMATS[memory_format])
+    with torch.inference_mode():
+        reference = model(x).coords
+        result["eager_ms"], _ = _median_ms(lambda: model(x), dev, repeats, warmup)
+    compiled = torch.compile(model)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        compiled(x)
+        result["compile_s"] = time.perf_counter() - start
+        result["compile_ms"], _ = _median_ms(lambda: compiled(x), dev, repeats, warmup)
+        result["compile_max_diff"] = float((compiled(x).coords - reference).abs().max())
+    try:
+        from dsntpose.export import OnnxModel, export_onnx
+    except ImportError as err:
+        result["notes"].append(f"onnxruntime skipped: dsntpose.export unavailable ({err})")
+        return result
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(model, Path(tmp) / "model.onnx", config=cfg, check=False)
+        runner = OnnxModel(path)
+        cpu_image = image.cpu()
+        result["onnxruntime_ms"], _ = _median_ms(lambda: runner(cpu_image), dev, repeats, warmup)
+        got = runner(cpu_image).coords
+        result["onnxruntime_max_diff"] = float((got - reference.cpu()).abs().max())
+    return result
+
+
+# ---------------------------------------------------------------- the table
+
+
+def _in_fresh_process(fn: Callable[..., dict[str, Any]], /, **kwargs: Any) -> dict[str, Any]:
+    """``fn(**kwargs)`` in a new spawned Python process."""
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(fn, **kwargs).result()
+
+
+def run_bench(
+    models: list[str] | None = None,
+    *,
+    device: str = "cpu",
+    json_path: str | Path | None = None,
+    repeats: int | None = None,
+    compare_runtimes: bool = False,
+    threads: int | None = None,
+    quick: bool = False,
+    isolate: bool | None = None,
+    throughput_batch: int | None = None,
+    train_batch: int | None = None,
+    log: Callable[[str], None] | None = print,
+) -> list[dict[str, Any]]:
+    """Benchmark models and return one row per model (see the module docstring).
+
+    Args:
+        models: model names (:func:`model_config`); default :data:`DEFAULT_MODELS`, ResNet-18,
+            34 and 50 at strides 32, 16 and 8 and ResNet-18 at stride 4 with DSNT, and the
+            hourglass with 1, 2, 4 and 8 stacks.
+        device: ``"cpu"`` or ``"cuda"``.
+        json_path: if given, write ``{"meta", "models", "ratios"}`` there as JSON.
+        repeats: timed batch-1 forwards per figure (default 10; 2 in quick mode).
+        compare_runtimes: also time the first model on eager PyTorch, ``torch.compile`` and
+            onnxruntime (its row gets a ``runtimes`` dict).
+        threads: ``torch.set_num_threads`` in the measuring processes.
+        quick: 64 px inputs, two repeats, batch 2: checks the machinery in seconds; the
+            figures are not the paper's setting.
+        isolate: measure every model (and each memory figure) in a fresh process; default
+            ``True``, ``False`` in quick mode (memory figures then share one process).
+        throughput_batch, train_batch: override the defaults of :func:`measure_model`.
+        log: progress lines go here (``None`` for silence).
+
+    Returns:
+        The rows, in the order of ``models``.
+    """
+    names = list(models or DEFAULT_MODELS)
+    for name in names:
+        model_config(name)  # fail early on a bad name
+    isolate = (not quick) if isolate is None else isolate
+    repeats = repeats or (2 if quick else 10)
+    common: dict[str, Any] = {
+        "device": device,
+        "repeats": repeats,
+        "threads": threads,
+        "input_size": QUICK_SIZE if quick else None,
+        "throughput_batch": throughput_batch or (2 if quick else None),
+        "throughput_repeats": 1 if quick else None,
+        "train_batch": train_batch or (2 if quick else None),
+        "warmup": 1 if quick else 2,
+    }
+    rows = []
+    for name in names:
+        start = time.perf_counter()
+        if isolate:
+            row = _in_fresh_process(measure_model, name=name, phases=("timing",), **common)
+            for phase in ("infer_memory", "train_memory"):
+                mem = _in_fresh_process(
+                    measure_model,
+                    name=name,
+                    phases=(phase,),
+                    memory_format=row["memory_format"],
+                    **common,
+                )
+                row.update(
+                    {k: v for k, v in mem.items() if k.endswith("_mb") or k == "memory_method"}
+                )
+        else:
+            if threads is not None:
+                torch.set_num_threads(threads)
+            row = measure_model(name, **common)
+        row["seconds"] = time.perf_counter() - start
+        rows.append(row)
+        if log:
+            log(_row_line(row))
+    if compare_runtimes:
+        kwargs = {
+            "name": names[0],
+            "device": device,
+            "repeats": repeats,
+            "warmup": common["warmup"],
+            "input_size": common["input_size"],
+            "threads": threads,
+            "memory_format": rows[0]["memory_format"],
+        }
+        runtimes = _in_fresh_process(_runtimes, **kwargs) if isolate else _runtimes(**kwargs)
+        rows[0]["runtimes"] = runtimes
+        if log:
+            log(f"runtimes {names[0]}: {runtimes}")
+    if json_path is not None:
+        path = Path(json_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        document = make_document(rows, device=device, threads=threads, quick=quick, isolate=isolate)
+        path.write_text(json.dumps(document, indent=2) + "\n")
+    return rows
+
+
+def _row_line(row: dict[str, Any]) -> str:
+    return (
+        f"{row['model']:>16}: {row['params_m']:6.1f} M params {row['gmacs']:6.2f} GMACs "
+        f"{row['latency_ms']:8.1f} ms (flip {row['flip_latency_ms']:.1f}) "
+        f"{row['throughput_ips']:7.1f} img/s  infer {row.get('infer_peak_mb', float('nan')):.0f} MiB "
+        f"train {row.get('train_peak_mb', float('nan')):.0f} MiB  {row['memory_format']} "
+        f"head {row['head_overhead_pct']:.2f}%  [{row['seconds']:.0f} s]"
+    )
+
+
+def make_document(
+    rows: list[dict[str, Any]],
+    *,
+    device: str,
+    threads: int | None,
+    quick: bool,
+    isolate: bool | None = None,
+) -> dict[str, Any]:
+    """``{"meta": machine and settings, "models": rows, "ratios": paper_ratios(rows)}``."""
+    meta = {
+        "device": device,
+        "device_name": torch.cuda.get_device_name(device)
+        if device.startswith("cuda")
+        else platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "threads": threads or torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "quick": quick,
+        "isolated": (not quick) if isolate is None else isolate,
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    return {"meta": meta, "models": rows, "ratios": paper_ratios(rows)}
+
+
+def paper_ratios(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """ResNet-50 stride 8 (DSNT) over the 8-stack hourglass, for every shared figure.
+
+    Returns ``{}`` when either model is missing from ``rows``. Ratios below 1 mean the ResNet
+    needs less (time, memory, multiply-adds) or, for ``throughput_ips``, processes fewer.
+    """
+    by_name = {row["model"]: row for row in rows}
+    resnet, hourglass = (by_name.get(name) for name in PAPER_PAIR)
+    if resnet is None or hourglass is None:
+        return {}
+    keys = (
+        "latency_ms",
+        "flip_latency_ms",
+        "throughput_ips",
+        "infer_peak_mb",
+        "train_peak_mb",
+        "gmacs",
+        "params_m",
+    )
+    return {k: resnet[k] / hourglass[k] for k in keys if k in resnet and k in hourglass}
+
+
+def _findings(rows: Sequence[dict[str, Any]], isolated: bool) -> list[str]:
+    """Bullet points computed from the rows: head overhead, memory format, settings."""
+    worst = max(rows, key=lambda r: r["head_overhead_pct"])
+    resnets = [r for r in rows if r["backbone"] != "hourglass"]
+    lines = [
+        f"- Head overhead (1x1 conv, normalisation, DSNT, confidence) over the backbone's "
+        f"batch-1 latency: at most {worst['head_overhead_pct']:.2f}% ({worst['model']}); "
+        + ", ".join(
+            f"stride {s}: max {max(r['head_overhead_pct'] for r in resnets if r['stride'] == s):.2f}%"
+            for s in sorted({r["stride"] for r in resnets}, reverse=True)
+        )
+        + ". Target: under 2%.",
+    ]
+    faster = [r for r in rows if r["memory_format"] == "channels_last"]
+    gains = [r["latency_ms_contiguous"] / r["latency_ms_channels_last"] for r in rows]
+    lines.append(
+        f"- channels-last was faster at batch 1 for {len(faster)} of {len(rows)} models "
+        f"(contiguous / channels-last latency from {min(gains):.2f} to {max(gains):.2f}); each "
+        "row's other figures use its faster format."
+    )
+    first = rows[0]
+    lines.append(
+        f"- Latency is the median of {first['repeats']} batch-1 forwards under "
+        f"torch.inference_mode; flip = the image and its mirror in one batch of 2; throughput "
+        f"at batch {first['throughput_batch']}; training memory for one forward and backward "
+        f"at batch {first['train_batch']}"
+        + (
+            " (the paper used 32 and 8: smaller here to fit a CPU run)."
+            if first["device"] == "cpu"
+            else "."
+        )
+    )
+    method = next((r["memory_method"] for r in rows if "memory_method" in r), "")
+    where = "each figure in a fresh process" if isolated else "all in one process (not isolated)"
+    lines.append(f"- Memory is the {method}, {where}.")
+    return lines
+
+
+def render_markdown(document: dict[str, Any]) -> str:
+    """The JSON document of :func:`run_bench` as a markdown report."""
+    meta, rows, ratios = document["meta"], document["models"], document.get("ratios", {})
+    lines = [
+        "# Model efficiency",
+        "",
+        f"Measured on {meta['device']} ({meta['device_name']}, {meta['cpu_count']} cores, "
+        f"{meta['threads']} torch threads), torch {meta['torch']}, {meta['date']}; load average "
+        f"at the end {', '.join(f'{v:.1f}' for v in meta.get('load_average') or [])}."
+        + (" Quick mode: 64 px inputs, not the paper's setting." if meta.get("quick") else ""),
+        "Produced by `benchmarks/models.py` (`dsntpose.bench`); the numbers are in "
+        "`docs/results/` as JSON.",
+        "",
+        "| model | input | maps | params (M) | GMACs | latency (ms) | flip (ms) | "
+        "throughput (img/s @ batch) | infer mem (MiB) | train mem (MiB @ batch) | format | "
+        "contiguous / channels-last (ms) | head overhead |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['input_size']} | {r['heatmap_size']} | {r['params_m']:.1f} | "
+            f"{r['gmacs']:.2f} | {r['latency_ms']:.1f} | {r['flip_latency_ms']:.1f} | "
+            f"{r['throughput_ips']:.1f} @ {r['throughput_batch']} | "
+            f"{r.get('infer_peak_mb', float('nan')):.0f} | "
+            f"{r.get('train_peak_mb', float('nan')):.0f} @ {r['train_batch']} | "
+            f"{r['memory_format']} | {r['latency_ms_contiguous']:.1f} / "
+            f"{r['latency_ms_channels_last']:.1f} | {r['head_overhead_pct']:.2f}% "
+            f"({r['head_ms']:.3f} ms) |"
+        )
+    if ratios:
+        a, b = PAPER_PAIR
+        lines += [
+            "",
+            f"## The paper's comparison: {a} (DSNT) / {b}",
+            "",
+            "| figure | ratio |",
+            "|---|---|",
+            *(f"| {k} | {v:.2f} |" for k, v in ratios.items()),
+        ]
+    runtimes = [r["runtimes"] for r in rows if "runtimes" in r]
+    for rt in runtimes:
+        lines += [
+            "",
+            f"## Runtimes for {rt['model']} (batch 1, {rt['device']}, torch in "
+            f"{rt['memory_format']})",
+            "",
+            "| runtime | latency (ms) | max coords diff vs eager |",
+            "|---|---|---|",
+            f"| eager PyTorch | {rt['eager_ms']:.1f} | 0 |",
+            f"| torch.compile (first call {rt['compile_s']:.0f} s) | {rt['compile_ms']:.1f} | "
+            f"{rt['compile_max_diff']:.2g} |",
+        ]
+        if "onnxruntime_ms" in rt:
+            lines.append(
+                f"| onnxruntime | {rt['onnxruntime_ms']:.1f} | {rt['onnxruntime_max_diff']:.2g} |"
+            )
+        lines += [f"- {note}" for note in rt["notes"]]
+    lines += ["", "## Findings", "", *_findings(rows, meta.get("isolated", True)), ""]
+    return "\n".join(lines)

@@ -1,0 +1,131 @@
+"""Tests for dsntpose.bench: model names, FLOP counts, the quick table and its reports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from dsntpose.bench import (
+    DEFAULT_MODELS,
+    _flops,
+    make_document,
+    model_config,
+    paper_ratios,
+    render_markdown,
+    run_bench,
+)
+from dsntpose.model import build_model
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread (two waiting OpenMP threads crawl on a shared 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_model_names() -> None:
+    cfg = model_config("resnet50-os8")
+    assert (cfg.backbone, cfg.output_stride, cfg.head, cfg.input_size) == (
+        "resnet50",
+        8,
+        "dsnt",
+        224,
+    )
+    cfg = model_config("hourglass-8-heatmap")
+    assert (cfg.backbone, cfg.num_stacks, cfg.head, cfg.input_size) == (
+        "hourglass",
+        8,
+        "heatmap",
+        256,
+    )
+    assert model_config("resnet18-os4-fc", input_size=64).heatmap_size == 16
+    for bad in ("resnet50", "resnet50-8", "hourglass-x", "resnet50-os8-gauss", "vgg-os8"):
+        with pytest.raises(ValueError, match="resnet50-os8"):
+            model_config(bad)
+    with pytest.raises(ValueError, match=r"model\.output_stride"):
+        model_config("resnet50-os2")
+    assert {model_config(n).backbone for n in DEFAULT_MODELS} == {
+        "resnet18",
+        "resnet34",
+        "resnet50",
+        "hourglass",
+    }
+
+
+def test_flop_count_matches_torchvision_figures() -> None:
+    """ResNet-18 at stride 32 is torchvision's 1.81 GMACs (its fc swapped for the 16-map
+    head); ResNet-50 at stride 8 is the 19.1 GMACs the issue quotes (both at 224 px)."""
+    x = torch.rand(1, 3, 224, 224)
+    r18 = build_model(model_config("resnet18-os32")).eval()
+    assert _flops(r18, x) / 2e9 == pytest.approx(1.814, abs=0.002)
+    r50 = build_model(model_config("resnet50-os8")).eval()
+    assert _flops(r50, x) / 2e9 == pytest.approx(19.10, abs=0.01)
+
+
+def test_quick_bench_one_tiny_model(tmp_path) -> None:
+    path = tmp_path / "bench.json"
+    rows = run_bench(["resnet18-os32"], quick=True, json_path=path, log=None)
+    (row,) = rows
+    model = build_model(model_config("resnet18-os32", input_size=64))
+    assert row["params_m"] == pytest.approx(sum(p.numel() for p in model.parameters()) / 1e6)
+    assert (row["input_size"], row["heatmap_size"], row["stride"]) == (64, 2, 32)
+    assert row["gmacs"] == pytest.approx(row["gflops"] / 2) and row["gmacs"] > row["head_gmacs"] > 0
+    # the 1x1 head conv: 512 x 16 multiply-adds per cell of the 2 x 2 map
+    assert row["head_gmacs"] == pytest.approx(512 * 16 * 4 / 1e9)
+    assert row["memory_format"] in ("contiguous", "channels_last")
+    fastest = min(row["latency_ms_contiguous"], row["latency_ms_channels_last"])
+    assert row["latency_ms"] == fastest > 0
+    assert row["flip_latency_ms"] > 0 and row["throughput_ips"] > 0
+    assert row["head_overhead_pct"] == pytest.approx(100 * row["head_ms"] / row["backbone_ms"])
+    assert row["infer_peak_mb"] >= 0 and row["train_peak_mb"] >= 0
+    document = json.loads(path.read_text())
+    assert document["models"][0]["model"] == "resnet18-os32" and document["meta"]["quick"]
+    report = render_markdown(document)
+    assert "| resnet18-os32 | 64 | 2 |" in report and "Head overhead" in report
+
+
+def test_paper_ratios_divide_resnet50_os8_by_hourglass_8() -> None:
+    rows = [
+        {"model": "resnet50-os8", "latency_ms": 30.0, "train_peak_mb": 100.0, "gmacs": 19.1},
+        {"model": "hourglass-8", "latency_ms": 60.0, "train_peak_mb": 400.0, "gmacs": 27.4},
+        {"model": "resnet18-os32", "latency_ms": 5.0},
+    ]
+    ratios = paper_ratios(rows)
+    assert ratios == pytest.approx({"latency_ms": 0.5, "train_peak_mb": 0.25, "gmacs": 19.1 / 27.4})
+    assert paper_ratios(rows[:1]) == {}
+
+
+@pytest.mark.slow
+def test_isolated_bench_with_runtimes_and_script(tmp_path) -> None:
+    """Fresh processes per figure, the runtime comparison, and the script end to end."""
+    rows = run_bench(["resnet18-os32"], quick=True, isolate=True, compare_runtimes=True, log=None)
+    runtimes = rows[0]["runtimes"]
+    assert runtimes["eager_ms"] > 0 and runtimes["compile_ms"] > 0
+    assert runtimes["compile_max_diff"] < 1e-4
+    if "onnxruntime_ms" in runtimes:
+        assert runtimes["onnxruntime_max_diff"] < 1e-4
+    else:
+        assert runtimes["notes"]
+    document = make_document(rows, device="cpu", threads=1, quick=True, isolate=True)
+    assert "Runtimes for resnet18-os32" in render_markdown(document)
+    out = tmp_path / "bench.json"
+    md = tmp_path / "bench.md"
+    args = ["--quick", "--models", "hourglass-1", "--threads", "1", "--json", str(out)]
+    subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "models.py"), *args, "--markdown", str(md)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    assert json.loads(out.read_text())["models"][0]["num_stacks"] == 1
+    assert "| hourglass-1 | 64 | 16 |" in md.read_text()
