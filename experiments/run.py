@@ -1,0 +1,259 @@
+"""Run the paper's ablations on LSP as sweeps that survive being stopped.
+
+    python experiments/run.py a [c b e d] [--data_root DIR] [--runs_dir DIR] [--only CELL] [--list]
+
+Each sweep is a YAML file in ``experiments/sweeps/`` (``a`` picks ``a_strategy.yaml``): a
+``grid`` of named axes whose values are partial run configs merged over
+``experiments/base_lsp.yaml`` (and the sweep's ``fixed`` part), times ``seeds``. Each finished
+cell writes ``docs/results/<sweep>/<cell>.json`` (its full config, PCK@0.2 and @0.1 per group,
+the PCK curve, training time) and the sweep's ``docs/results/<sweep>.csv`` is rebuilt from
+those files. A cell whose JSON exists is skipped; an unfinished cell resumes from the last
+checkpoint in its run folder (Lightning's ``last.ckpt``, saved every ``train.ckpt_every``
+steps), so the command can be stopped and restarted at any time without losing finished runs.
+
+Reported numbers are those of the *last* checkpoint on the LSP test set (images 1001-2000):
+LSP has no separate validation split, so choosing the best epoch on it would select on test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+RESULTS = REPO / "docs" / "results"
+THRESHOLDS = np.linspace(0.0, 0.5, 51)
+
+
+def deep_merge(base: Mapping[str, Any], *updates: Mapping[str, Any]) -> dict[str, Any]:
+    """Nested dict merge; later updates win, mappings merge key by key."""
+    out: dict[str, Any] = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in base.items()}
+    for update in updates:
+        for key, value in update.items():
+            if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+                out[key] = deep_merge(out[key], value)
+            else:
+                out[key] = value
+    return out
+
+
+def sweep_file(name: str) -> Path:
+    """``a`` -> ``sweeps/a_strategy.yaml``; a full stem or path works too."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    matches = sorted((HERE / "sweeps").glob(f"{name}*.yaml"))
+    if len(matches) != 1:
+        known = ", ".join(p.stem for p in sorted((HERE / "sweeps").glob("*.yaml")))
+        raise SystemExit(f"error: sweep {name!r} matches {len(matches)} files; sweeps: {known}")
+    return matches[0]
+
+
+def cells(spec: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, str], int, dict[str, Any]]]:
+    """Yield ``(cell_id, axis labels, seed, overrides)`` for every cell of a sweep."""
+    grid: Mapping[str, Mapping[str, Any]] = spec["grid"]
+    axes = list(grid)
+    skip = set(spec.get("skip", []))
+    for labels in itertools.product(*(list(grid[a]) for a in axes)):
+        name = "-".join(labels)
+        if name in skip:
+            continue
+        overrides = deep_merge(
+            spec.get("fixed", {}), *(grid[a][lbl] for a, lbl in zip(axes, labels))
+        )
+        for seed in spec.get("seeds", [0]):
+            yield f"{name}-seed{seed}", dict(zip(axes, labels)), int(seed), overrides
+
+
+def evaluate_cell(checkpoint: Path, data_root: str) -> dict[str, Any]:
+    """PCK@0.2, PCK@0.1 and the PCK curve of a checkpoint on the LSP test split."""
+    from dsntpose.data import LSP
+    from dsntpose.evaluate import normalized_distances, pck, pck_curve
+    from dsntpose.training import evaluate_checkpoint
+
+    ev = evaluate_checkpoint(checkpoint, data={"root": data_root, "val_subset": None})
+    test = LSP(data_root, "test")
+    out: dict[str, Any] = {}
+    for t in (0.2, 0.1):
+        res = pck(ev.preds_px, test.joints, test.missing, test.torso_sizes, threshold=t)
+        out[f"pck{int(t * 100)}"] = round(res.total, 3)
+        out[f"pck{int(t * 100)}_groups"] = {k: round(v, 3) for k, v in res.groups.items()}
+    dist = normalized_distances(ev.preds_px, test.joints, test.torso_sizes)
+    curve = pck_curve(dist, test.missing, THRESHOLDS, test.joint_set.pck_total)
+    out["curve"] = {
+        "thresholds": THRESHOLDS.round(4).tolist(),
+        "total": curve.total.round(3).tolist(),
+    }
+    out["auc"] = round(float(curve.auc), 3)
+    return out
+
+
+def config_hash(values: Mapping[str, Any]) -> str:
+    """A hash of everything that decides a run's result (not where it writes or logs)."""
+    import hashlib
+
+    core = deep_merge(
+        values, {"train": {"out_dir": None, "progress_bar": None}, "data": {"root": None}}
+    )
+    return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def finished_twin(digest: str) -> dict[str, Any] | None:
+    """A finished record of any sweep with the same config hash (identical runs run once)."""
+    for path in sorted(RESULTS.glob("*/*.json")):
+        record = json.loads(path.read_text())
+        if record.get("config_hash") == digest:
+            return record
+    return None
+
+
+def write_csv(sweep: str) -> Path:
+    """Rebuild ``docs/results/<sweep>.csv`` from every finished cell's JSON."""
+    rows = []
+    for path in sorted((RESULTS / sweep).glob("*.json")):
+        r = json.loads(path.read_text())
+        row = {"cell": r["cell"], **r["axes"], "seed": r["seed"]}
+        row.update(
+            heatmap_px=r["heatmap_px"],
+            pck20=r["metrics"]["pck20"],
+            pck10=r["metrics"]["pck10"],
+            auc=r["metrics"]["auc"],
+            **{f"pck20_{k.lower()}": v for k, v in r["metrics"]["pck20_groups"].items()},
+            train_minutes=round(r["train_seconds"] / 60, 2),
+            steps=r["steps"],
+        )
+        rows.append(row)
+    out = RESULTS / f"{sweep}.csv"
+    if rows:
+        keys = list(dict.fromkeys(k for row in rows for k in row))
+        with out.open("w", newline="") as f:
+            writer = csv.DictWriter(f, keys)
+            writer.writeheader()
+            writer.writerows(rows)
+    return out
+
+
+def run_sweep(name: str, args: argparse.Namespace) -> None:
+    from dsntpose.config import RunConfig
+    from dsntpose.training import fit
+
+    path = sweep_file(name)
+    spec = yaml.safe_load(path.read_text())
+    base = yaml.safe_load((HERE / "base_lsp.yaml").read_text())
+    sweep = path.stem
+    for cell_id, axes, seed, overrides in cells(spec):
+        if args.only and not any(o in cell_id for o in args.only):
+            continue
+        result_path = RESULTS / sweep / f"{cell_id}.json"
+        if args.list:
+            print(f"{sweep}/{cell_id}: {'done' if result_path.is_file() else 'to run'}")
+            continue
+        if result_path.is_file():
+            print(f"[skip] {sweep}/{cell_id} (finished)", flush=True)
+            continue
+        run_dir = Path(args.runs_dir) / sweep / cell_id
+        values = deep_merge(
+            base,
+            overrides,
+            {"data": {"root": args.data_root}, "train": {"seed": seed, "out_dir": str(run_dir)}},
+        )
+        run = RunConfig.from_dict(values)
+        digest = config_hash(run.to_dict())
+        twin = finished_twin(digest)
+        if twin is not None:
+            record = {
+                **twin,
+                "sweep": sweep,
+                "cell": cell_id,
+                "axes": axes,
+                "same_run_as": f"{twin['sweep']}/{twin['cell']}",
+            }
+            result_path.parent.mkdir(parents=True, exist_ok=True)
+            result_path.write_text(json.dumps(record, indent=1))
+            write_csv(sweep)
+            print(f"[same] {sweep}/{cell_id} is {twin['sweep']}/{twin['cell']}", flush=True)
+            continue
+        print(f"[run ] {sweep}/{cell_id} -> {run_dir}", flush=True)
+        clock = run_dir / "train_seconds.txt"  # training time, summed over resumed sessions
+        spent = float(clock.read_text()) if clock.is_file() else 0.0
+        start = time.perf_counter()
+        result = fit(run, resume="auto")
+        spent += time.perf_counter() - start
+        clock.write_text(f"{spent:.1f}")
+        if result.last is None:
+            raise SystemExit(f"error: {sweep}/{cell_id} left no last.ckpt in {run_dir}")
+        metrics = evaluate_cell(result.last, args.data_root)
+        record = {
+            "sweep": sweep,
+            "cell": cell_id,
+            "axes": axes,
+            "seed": seed,
+            "heatmap_px": run.model.heatmap_size,
+            "config_hash": digest,
+            "metrics": metrics,
+            "train_seconds": round(spent, 1),
+            "steps": result.global_step,
+            "config": run.to_dict(),
+            "machine": f"{os.cpu_count()} CPU cores, torch threads {os.environ.get('OMP_NUM_THREADS', 'default')}",
+            "checkpoint": "last",
+            "data": "LSP test split (images 1001-2000), PCK of the torso (r_shoulder-l_hip)",
+        }
+        result_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = result_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, indent=1))
+        tmp.replace(result_path)
+        write_csv(sweep)
+        print(
+            f"[done] {sweep}/{cell_id}: PCK@0.2 {metrics['pck20']:.1f} PCK@0.1 {metrics['pck10']:.1f} "
+            f"({spent / 60:.1f} min)",
+            flush=True,
+        )
+    if not args.list:
+        write_csv(sweep)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("sweeps", nargs="+", help="sweep names in the order to run (a b c d e)")
+    parser.add_argument(
+        "--data_root",
+        default=str(REPO.parent / "shared" / "data" / "lsp"),
+        help="LSP folder (images/, joints.mat)",
+    )
+    parser.add_argument(
+        "--runs_dir", default=os.environ.get("DSNTPOSE_RUNS", str(REPO / "runs" / "experiments"))
+    )
+    parser.add_argument(
+        "--only", nargs="*", default=None, help="run only cells whose id contains one of these"
+    )
+    parser.add_argument(
+        "--list", action="store_true", help="list the cells and whether they are done"
+    )
+    args = parser.parse_args(argv)
+    if not args.list and not (Path(args.data_root) / "joints.mat").is_file():
+        print(
+            f"error: no LSP at {args.data_root} (joints.mat missing); get it with `dsntpose data lsp --root DIR`",
+            file=sys.stderr,
+        )
+        return 2
+    for name in args.sweeps:
+        run_sweep(name, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
