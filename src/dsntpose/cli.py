@@ -1,0 +1,612 @@
+"""The ``dsntpose`` command: train, eval, predict, bench, export, data and demo.
+
+Every subcommand takes ``--config FILE`` (YAML), dotted overrides (``--model.backbone
+resnet18``) and ``--print_config``. ``train`` reads the five sections of a run config
+(``model``, ``loss``, ``data``, ``optim``, ``train``; see :mod:`dsntpose.config` and the files
+in ``configs/``) and saves the resolved config as ``train.out_dir/config.yaml``, beside the
+checkpoints, so ``dsntpose train --config DIR/config.yaml`` repeats any run.
+
+Only the parser (jsonargparse) and the plain config dataclasses are imported at the top, so
+``dsntpose --help`` answers at once; torch, Lightning and the rest load inside the command
+that needs them. Bad input (a wrong value, a missing file or key) ends with a one-line
+``dsntpose: error: ...`` on stderr and exit status 2, never a traceback.
+
+Scaling out: ``train.strategy ddp`` with ``train.devices N`` (and ``train.num_nodes``) runs
+data-parallel on N GPUs; under ``torchrun`` or SLURM (``srun``) Lightning reads the ranks from
+the environment, e.g.
+``torchrun --nproc_per_node 4 -m dsntpose.cli train --config configs/mpii_resnet50_s8_dsnt_js.yaml
+--train.devices 4 --train.strategy ddp``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import shutil
+import sys
+import time
+import urllib.request
+import zipfile
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
+
+from dsntpose.config import (
+    SECTIONS,
+    DataConfig,
+    LossConfig,
+    ModelConfig,
+    OptimConfig,
+    RunConfig,
+    TrainConfig,
+)
+
+__all__ = ["build_parser", "demo_config", "fetch_lsp", "fetch_mpii", "main", "verify_manifest"]
+
+# Where the data sets live on the internet (none of them can be reached from the build machine;
+# the manifests were made from copies whose origin /work/shared/data/*/SOURCES.md records).
+LSP_URL = "http://sam.johnson.io/research/lsp_dataset.zip"
+MPII_URLS = {
+    # bearpaw/pytorch-pose's training annotations (json, both splits via isValidation)
+    "mpii_annotations.json": "https://raw.githubusercontent.com/bearpaw/pytorch-pose/"
+    "edc7aece651649927764435ce0c1f03cffa2edaf/data/mpii/mpii_annotations.json",
+    # the standard 2958-person validation split with PCKh head sizes (stacked hourglass, DSNT)
+    "valid.h5": "https://raw.githubusercontent.com/anibali/eval-mpii-pose/"
+    "938ef9a57fde14fdd1754fa668ec13ec4c00adab/annot/valid.h5",
+    # the official-style PCKh ground truth of the same people (dsntpose eval --preds)
+    "detections_our_format.mat": "https://raw.githubusercontent.com/bearpaw/pytorch-pose/"
+    "edc7aece651649927764435ce0c1f03cffa2edaf/evaluation/data/detections_our_format.mat",
+}
+MPII_IMAGES = (
+    "the MPII images (mpii_human_pose_v1.tar.gz, 12.9 GB) are behind the licence page "
+    "http://human-pose.mpi-inf.mpg.de/ : download them there and unpack into ROOT/images"
+)
+
+SECTION_CLASSES = (ModelConfig, LossConfig, DataConfig, OptimConfig, TrainConfig)
+
+
+class CommandError(Exception):
+    """A failure to report in one line with exit status 1 (not the user's input: a network
+    error, a diverged training run, an export that does not match)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Data download and verification
+
+
+def read_manifest(path: Path | None = None, name: str = "lsp.sha256") -> dict[str, str]:
+    """``relative path -> sha256`` from a ``sha256sum``-style manifest (the packaged one
+    called ``name`` when ``path`` is None)."""
+    if path is None:
+        text = (resources.files("dsntpose") / "manifests" / name).read_text()
+    else:
+        text = Path(path).read_text()
+    entries = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        digest, sep, rel = line.partition("  ")
+        if not sep or len(digest) != 64:
+            raise ValueError(f"{path or name}: line {number} is not 'SHA256  PATH'")
+        entries[rel.strip()] = digest.lower()
+    return entries
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_manifest(root: Path, manifest: dict[str, str], what: str) -> int:
+    """Check every manifest file under ``root``; return how many were checked.
+
+    Raises ``ValueError`` naming the first few missing or different files and their count.
+    """
+    problems = []
+    for rel, digest in manifest.items():
+        path = root / rel
+        if not path.is_file():
+            problems.append(f"{rel} is missing")
+        elif sha256_file(path) != digest:
+            problems.append(f"{rel} has a different sha256")
+    if problems:
+        shown = "; ".join(problems[:5]) + ("; ..." if len(problems) > 5 else "")
+        raise ValueError(
+            f"{what} in {root}: {len(problems)} of {len(manifest)} files failed verification "
+            f"({shown})"
+        )
+    return len(manifest)
+
+
+def _download(url: str, dest: Path) -> None:
+    """Fetch ``url`` into ``dest`` (via ``dest.part``), printing progress to stderr."""
+    part = dest.with_name(dest.name + ".part")
+    print(f"downloading {url}", file=sys.stderr)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, part.open("wb") as out:
+            total = int(response.headers.get("Content-Length") or 0)
+            done = 0
+            while block := response.read(1 << 20):
+                out.write(block)
+                done += len(block)
+                if total:
+                    print(f"\r  {done >> 20} / {total >> 20} MiB", end="", file=sys.stderr)
+        print(file=sys.stderr)
+    except OSError as err:
+        part.unlink(missing_ok=True)
+        raise CommandError(
+            f"could not download {url} ({err}); fetch it by hand and pass it with --zip "
+            "(LSP) or --from_dir (MPII)"
+        ) from None
+    part.replace(dest)
+
+
+def _unpack(archive: Path, root: Path) -> None:
+    """Unzip ``archive`` into ``root``; a single top-level folder in the archive is dropped.
+
+    Refuses members that would land outside ``root`` (absolute paths, ``..``).
+    """
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise ValueError(f"{archive}: not a readable zip file ({err})") from None
+    with zf:
+        members = [m for m in zf.infolist() if not m.is_dir()]
+        tops = {Path(m.filename).parts[0] for m in members}
+        strip = len(tops) == 1 and all(len(Path(m.filename).parts) > 1 for m in members)
+        base = root.resolve()
+        for member in members:
+            parts = Path(member.filename).parts[1 if strip else 0 :]
+            target = (root / Path(*parts)).resolve()
+            if base not in target.parents:
+                raise ValueError(f"{archive}: member {member.filename!r} would leave {root}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(member) as src, target.open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+
+
+def fetch_lsp(
+    root: str | Path, zip_path: str | Path | None = None, manifest: Path | None = None
+) -> Path:
+    """Fetch (or take ``zip_path``), unpack and verify LSP into ``root``.
+
+    ``root`` ends up holding ``images/im0001.jpg .. im2000.jpg`` and ``joints.mat``, each
+    checked against the packaged ``manifests/lsp.sha256`` (or ``manifest``). Returns ``root``.
+    """
+    root = Path(root).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    if zip_path is None:
+        archive = root / "lsp_dataset.zip"
+        if not archive.is_file():
+            _download(LSP_URL, archive)
+    else:
+        archive = Path(zip_path).expanduser()
+        if not archive.is_file():
+            raise FileNotFoundError(f"--zip {archive} does not exist")
+    _unpack(archive, root)
+    count = verify_manifest(root, read_manifest(manifest, "lsp.sha256"), "LSP")
+    print(f"LSP: {count} files verified in {root}")
+    return root
+
+
+def fetch_mpii(
+    root: str | Path, from_dir: str | Path | None = None, manifest: Path | None = None
+) -> Path:
+    """Fetch (or copy from ``from_dir``) and verify the MPII annotation files into ``root``.
+
+    Files: ``mpii_annotations.json`` (training people), ``valid.h5`` (the standard validation
+    people) and ``detections_our_format.mat`` (PCKh ground truth); ``from_dir`` may hold the
+    json gzipped (``mpii_annotations.json.gz``). The images are not fetched (see
+    ``MPII_IMAGES``). Returns ``root``.
+    """
+    root = Path(root).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    entries = read_manifest(manifest, "mpii.sha256")
+    for name in entries:
+        dest = root / name
+        if from_dir is None:
+            if not dest.is_file():
+                _download(MPII_URLS[name], dest)
+            continue
+        src = Path(from_dir).expanduser() / name
+        gz = src.with_name(src.name + ".gz")
+        if src.is_file():
+            shutil.copyfile(src, dest)
+        elif gz.is_file():
+            with gzip.open(gz, "rb") as fin, dest.open("wb") as fout:
+                shutil.copyfileobj(fin, fout)
+        else:
+            raise FileNotFoundError(f"--from_dir {from_dir} has no {name} (or {name}.gz)")
+    count = verify_manifest(root, entries, "MPII annotations")
+    print(f"MPII: {count} annotation files verified in {root}")
+    print(f"MPII: {MPII_IMAGES.replace('ROOT', str(root))}")
+    return root
+
+
+# --------------------------------------------------------------------------------------------
+# Parsers
+
+
+def _parser(description: str) -> ArgumentParser:
+    parser = ArgumentParser(description=description, exit_on_error=False)
+    parser.add_argument("--config", action=ActionConfigFile, help="YAML file of these options")
+    return parser
+
+
+def _train_parser() -> ArgumentParser:
+    parser = _parser(
+        "Train a model. Options come from --config FILE (a YAML with sections model, loss, data, "
+        "optim, train; see configs/) and dotted overrides such as --model.backbone resnet18."
+    )
+    for name, cls in zip(SECTIONS, SECTION_CLASSES):
+        parser.add_class_arguments(cls, name)
+    parser.add_argument(
+        "--resume",
+        type=str,
+        default="auto",
+        help="auto: continue from train.out_dir/last.ckpt when it exists; never: start afresh "
+        "(refused when out_dir holds a run); or a checkpoint path",
+    )
+    return parser
+
+
+def _eval_parser() -> ArgumentParser:
+    parser = _parser(
+        "Evaluate a checkpoint on its validation set (PCK@0.2 for LSP and synthetic, PCKh@0.5 "
+        "for MPII, in original image pixels), or score an MPII prediction file (--preds)."
+    )
+    parser.add_argument("--checkpoint", type=str | None, default=None, help="a training checkpoint")
+    parser.add_argument(
+        "--preds", type=str | None, default=None, help="MPII predictions (.h5/.mat)"
+    )
+    parser.add_argument("--gt", type=str | None, default=None, help="MPII ground truth for --preds")
+    parser.add_argument("--dataset", type=str | None, default=None, help="override data.dataset")
+    parser.add_argument("--data_root", type=str | None, default=None, help="override data.root")
+    parser.add_argument("--image_root", type=str | None, default=None, help="MPII images folder")
+    parser.add_argument("--subset", type=int | None, default=None, help="first N samples only")
+    parser.add_argument("--flip_test", type=bool, default=False, help="average with the mirror")
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--num_workers", type=int, default=0)
+    parser.add_argument("--device", type=str, default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--output", type=str | None, default=None, help="write predictions (.h5/.mat)"
+    )
+    parser.add_argument("--json", type=bool, default=False, help="print JSON instead of the table")
+    return parser
+
+
+def _predict_parser() -> ArgumentParser:
+    parser = _parser("Predict keypoints on your own images (crop, model, flip test, map back).")
+    parser.add_argument("images", type=list[str], nargs="+", help="image files or folders")
+    parser.add_argument("--checkpoint", type=str | None, default=None)
+    parser.add_argument("--onnx", type=str | None, default=None, help="run an exported model")
+    parser.add_argument("--boxes", type=str | None, default=None, help="JSON of person boxes")
+    parser.add_argument("--flip", type=bool, default=True, help="flip test")
+    parser.add_argument("--draw_dir", type=str | None, default=None, help="write drawings here")
+    parser.add_argument(
+        "--output", type=str | None, default=None, help="JSON file (default stdout)"
+    )
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--device", type=str | None, default=None)
+    return parser
+
+
+def _export_parser() -> ArgumentParser:
+    parser = _parser("Export a checkpoint to ONNX and check it against PyTorch.")
+    parser.add_argument("--checkpoint", type=str, required=True)
+    parser.add_argument("--output", type=str, required=True, help="the .onnx file to write")
+    parser.add_argument("--check", type=bool, default=True, help="compare with PyTorch")
+    parser.add_argument("--opset", type=int | None, default=None)
+    return parser
+
+
+def _bench_parser() -> ArgumentParser:
+    parser = _parser("Time models: median per-image latency and training memory.")
+    parser.add_argument("--checkpoint", type=str | None, default=None)
+    parser.add_argument("--device", type=str, default="cpu")
+    return parser
+
+
+def _data_parser() -> tuple[ArgumentParser, ArgumentParser, ArgumentParser]:
+    parser = ArgumentParser(
+        description="Fetch a data set and verify every file against its sha256 manifest.",
+        exit_on_error=False,
+    )
+    lsp = ArgumentParser(description=f"LSP from {LSP_URL} or --zip", exit_on_error=False)
+    lsp.add_argument("--root", type=str, required=True, help="folder to unpack into")
+    lsp.add_argument("--zip", type=str | None, default=None, help="a local lsp_dataset.zip")
+    mpii = ArgumentParser(
+        description="MPII annotations (the images need a manual download)", exit_on_error=False
+    )
+    mpii.add_argument("--root", type=str, required=True, help="folder to put them in")
+    mpii.add_argument("--from_dir", type=str | None, default=None, help="copy from this folder")
+    return parser, lsp, mpii
+
+
+def _demo_parser() -> ArgumentParser:
+    parser = _parser(
+        "Train a small DSNT model for a few minutes on the synthetic set (or on LSP with "
+        "--data_root), evaluate it, and draw predictions and training curves."
+    )
+    parser.add_argument("--data_root", type=str | None, default=None, help="LSP folder")
+    parser.add_argument("--out_dir", type=str | None, default=None, help="default runs/demo-TIME")
+    parser.add_argument("--minutes", type=float, default=6.0, help="training time budget")
+    parser.add_argument("--epochs", type=int | None, default=None, help="default: per data set")
+    return parser
+
+
+def build_parser() -> ArgumentParser:
+    """The ``dsntpose`` parser with its subcommands."""
+    parser = ArgumentParser(
+        prog="dsntpose",
+        description="Coordinate regression with DSNT: train, evaluate, predict, export.",
+        exit_on_error=False,
+    )
+    sub = parser.add_subcommands(dest="command")
+    sub.add_subcommand("train", _train_parser(), help="train a model from a YAML config")
+    sub.add_subcommand("eval", _eval_parser(), help="PCK/PCKh of a checkpoint or prediction file")
+    sub.add_subcommand("predict", _predict_parser(), help="keypoints on your images")
+    sub.add_subcommand("bench", _bench_parser(), help="time and memory of the models")
+    sub.add_subcommand("export", _export_parser(), help="export a checkpoint to ONNX")
+    data, lsp, mpii = _data_parser()
+    sub.add_subcommand("data", data, help="fetch and verify LSP or the MPII annotations")
+    sub.add_subcommand("demo", _demo_parser(), help="a few minutes' training, then pictures")
+    data_sub = data.add_subcommands(dest="dataset")
+    data_sub.add_subcommand("lsp", lsp, help="Leeds Sports Pose")
+    data_sub.add_subcommand("mpii", mpii, help="MPII Human Pose annotations")
+    return parser
+
+
+# --------------------------------------------------------------------------------------------
+# Commands
+
+
+def run_config_from(args: Namespace) -> RunConfig:
+    """The :class:`RunConfig` of parsed ``train`` arguments (validated)."""
+    values = {name: args[name].as_dict() if args[name] is not None else {} for name in SECTIONS}
+    return RunConfig.from_dict(values)
+
+
+def cmd_train(args: Namespace) -> int:
+    run = run_config_from(args)
+    from dsntpose import training
+
+    try:
+        result = training.fit(run, resume=args.resume)
+    except training.TrainingDiverged as err:
+        raise CommandError(str(err)) from None
+    print(f"run folder: {result.out_dir}")
+    print(f"best checkpoint: {result.best}  last checkpoint: {result.last}")
+    if "val/pck" in result.metrics:
+        print(f"final val/pck: {result.metrics['val/pck']:.2f}")
+    return 0
+
+
+def cmd_eval(args: Namespace) -> int:
+    if (args.checkpoint is None) == (args.preds is None):
+        raise ValueError("eval: give exactly one of --checkpoint CKPT or --preds FILE")
+    if args.preds is not None:
+        from dsntpose.evaluate import eval_command
+
+        eval_command(Path(args.preds), Path(args.gt) if args.gt else None, json=args.json)
+        return 0
+    from dsntpose import training
+
+    data: dict[str, Any] = {"num_workers": args.num_workers}
+    for key, value in (
+        ("dataset", args.dataset),
+        ("root", args.data_root),
+        ("image_root", args.image_root),
+        ("val_subset", args.subset),
+    ):
+        if value is not None:
+            data[key] = value
+    evaluation = training.evaluate_checkpoint(
+        args.checkpoint,
+        data=data,
+        flip=args.flip_test,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
+    print(evaluation.result.to_json() if args.json else evaluation.result)
+    if args.output is not None:
+        from dsntpose.evaluate import write_predictions
+
+        path = write_predictions(args.output, evaluation.preds_px)
+        print(f"predictions written to {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_predict(args: Namespace) -> int:
+    import json
+
+    from dsntpose.predict import predict
+
+    if args.checkpoint is None and args.onnx is None:
+        raise ValueError("predict: give --checkpoint CKPT or --onnx FILE")
+    result = predict(
+        args.checkpoint,
+        args.images,
+        args.boxes,
+        flip=args.flip,
+        draw_dir=args.draw_dir,
+        onnx=args.onnx,
+        batch_size=args.batch_size,
+        device=args.device,
+    )
+    text = json.dumps({"people": result.people, "errors": result.errors}, indent=2)
+    if args.output is None:
+        print(text)
+    else:
+        Path(args.output).write_text(text + "\n")
+        print(f"{len(result.people)} people written to {args.output}", file=sys.stderr)
+    for error in result.errors:
+        print(f"dsntpose: {error['image']}: {error['error']}", file=sys.stderr)
+    return 1 if result.errors else 0
+
+
+def cmd_export(args: Namespace) -> int:
+    from dsntpose.export import OnnxParityError, export_onnx
+
+    try:
+        path = export_onnx(args.checkpoint, args.output, check=args.check, opset=args.opset)
+    except OnnxParityError as err:
+        raise CommandError(str(err)) from None
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_bench(args: Namespace) -> int:
+    from dsntpose import bench
+
+    bench.main(checkpoint=args.checkpoint, device=args.device)  # type: ignore[attr-defined]
+    return 0
+
+
+def cmd_data(args: Namespace) -> int:
+    if args.dataset == "lsp":
+        fetch_lsp(args.lsp.root, args.lsp.zip)
+    else:
+        fetch_mpii(args.mpii.root, args.mpii.from_dir)
+    return 0
+
+
+def demo_config(data_root: str | None, out_dir: str, epochs: int | None = None) -> RunConfig:
+    """The demo's run: a ResNet-18 DSNT + JS model small enough for two CPU cores.
+
+    Synthetic (``data_root`` None): 128 px crops, stride 16 (8 px maps), 4096 training
+    figures. LSP: the standard 1000/1000 split at 128 px, stride 16, the paper's augmentation.
+    """
+    lsp = data_root is not None
+    num_epochs = epochs or (12 if lsp else 8)
+    return RunConfig.from_dict(
+        {
+            "model": {
+                "backbone": "resnet18",
+                "output_stride": 16,
+                "input_size": 128,
+                "joints": "lsp",
+            },
+            "loss": {"regularizer": "js", "reg_weight": 1.0, "sigma": 1.0},
+            "data": {
+                "dataset": "lsp" if lsp else "synthetic",
+                "root": data_root,
+                "batch_size": 32,
+                "num_workers": 0,
+                "synthetic_train": 4096,
+                "synthetic_val": 256,
+            },
+            "optim": {
+                "optimizer": "adam",
+                "lr": 1e-3,
+                "milestones": [max(1, num_epochs - 2)],
+                "gamma": 0.1,
+            },
+            "train": {
+                "epochs": num_epochs,
+                "precision": "32-true",
+                "accelerator": "cpu",
+                "devices": 1,
+                "out_dir": out_dir,
+                "log_every": 10,
+                "vis_every": 2,
+                "ckpt_every": 50,
+            },
+        }
+    )
+
+
+def cmd_demo(args: Namespace) -> int:
+    start = time.perf_counter()
+    if args.data_root is not None and not Path(args.data_root).expanduser().is_dir():
+        raise FileNotFoundError(
+            f"--data_root {args.data_root} does not exist; fetch LSP with "
+            f"`dsntpose data lsp --root {args.data_root}`, or leave DATA unset for the "
+            "synthetic demo"
+        )
+    out_dir = args.out_dir or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    run = demo_config(args.data_root, out_dir, args.epochs)
+    what = f"LSP at {args.data_root}" if args.data_root else "the synthetic pose set"
+    print(
+        f"demo: training {run.model.backbone} + DSNT/JS ({run.model.input_size} px, "
+        f"{run.model.heatmap_size} px heatmaps) on {what} for up to {run.train.epochs} epochs "
+        f"or {args.minutes:g} minutes, into {out_dir}",
+        flush=True,
+    )
+    from dsntpose import training
+    from dsntpose.viz import plot_training_curves, save_figure, save_image
+
+    try:
+        result = training.fit(run, resume="never", max_time={"seconds": round(args.minutes * 60)})
+    except training.TrainingDiverged as err:
+        raise CommandError(str(err)) from None
+    trained = time.perf_counter() - start
+    assert result.last is not None
+    evaluation = training.evaluate_checkpoint(result.last)
+    print()
+    print(evaluation.result)
+    out = Path(out_dir)
+    picture = save_image(
+        training.prediction_picture(evaluation.samples, evaluation.result.joint_set, tile=192),
+        out / "predictions.png",
+    )
+    curves = save_figure(plot_training_curves(out / "logs" / "csv"), out / "training_curves.png")
+    total = time.perf_counter() - start
+    print()
+    print(f"demo: {result.global_step} training steps in {trained:.0f} s; {total:.0f} s in all")
+    print(f"demo: predictions drawn in {picture} (white: ground truth)")
+    print(f"demo: training curves in {curves}")
+    print(f"demo: checkpoints in {out} (last.ckpt, best.ckpt); config {out / 'config.yaml'}")
+    print(f"demo: TensorBoard: tensorboard --logdir {out / 'logs'}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+
+
+def _one_line(err: BaseException) -> str:
+    """An exception's message on one line (KeyError's quotes removed)."""
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    return (
+        "; ".join(part.strip() for part in text.splitlines() if part.strip()) or type(err).__name__
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``dsntpose`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
+
+    0 success; 2 bad input (a one-line message on stderr); 1 a failure that is not the
+    input's fault (a diverged run, a download that failed, an ONNX parity failure).
+    """
+    parser = build_parser()
+    commands = {
+        "train": cmd_train,
+        "eval": cmd_eval,
+        "predict": cmd_predict,
+        "bench": cmd_bench,
+        "export": cmd_export,
+        "data": cmd_data,
+        "demo": cmd_demo,
+    }
+    try:
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        return commands[args.command](args[args.command])
+    except (argparse.ArgumentError, ValueError, FileNotFoundError, KeyError) as err:
+        print(f"dsntpose: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except CommandError as err:
+        print(f"dsntpose: {_one_line(err)}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

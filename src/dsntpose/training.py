@@ -1,0 +1,928 @@
+"""Training with Lightning: the one module that imports it.
+
+Read top to bottom: where the samples come from (:func:`build_datasets`, :class:`EpochSampler`),
+what one step does (:class:`PoseModule`: forward, the head's loss in float32, validation PCK in
+original image pixels), and how a run is launched, saved and resumed (:func:`make_trainer`,
+:func:`fit`). Lightning carries devices, precision, DDP, checkpoints, logs and progress bars.
+
+A run folder (``train.out_dir``) holds::
+
+    config.yaml        the resolved RunConfig: `dsntpose train --config DIR/config.yaml` repeats it
+    last.ckpt          saved every `train.ckpt_every` steps and at every epoch end (resume point)
+    best.ckpt          the best validation PCK so far
+    val_metrics.json   the latest validation table (PCK per group, joint counts)
+    logs/csv/metrics.csv, logs/tensorboard/   scalars (loss, PCK, learning rate, images/s)
+    vis/epoch_NNN.png  a grid of validation predictions every `train.vis_every` validations
+
+Checkpoints are Lightning checkpoints: ``hyper_parameters["config"]`` is the full run config as
+plain dicts and the network is the module attribute ``model`` (``state_dict`` keys ``model.*``),
+which is what :func:`dsntpose.model.load_checkpoint` reads.
+
+Reproducibility and resume: the sampling order depends only on ``(seed, epoch, rank)`` and the
+augmentation only on ``(seed, epoch, index)``, never on a global generator, so a run resumed
+from ``last.ckpt`` sees exactly the samples the uninterrupted run would have seen, also when it
+was killed in the middle of an epoch (the sampler skips the batches already trained on).
+Optimiser, scheduler, step counters and the global RNG states are in the checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import random
+import time
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import yaml
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from dsntpose.config import ModelConfig, RunConfig
+from dsntpose.data import LSP, MPII, get_joint_set, worker_init_fn
+from dsntpose.data.synthetic import Synthetic
+from dsntpose.data.transforms import Augment
+from dsntpose.evaluate import PCKMetric, PCKResult, back_project, flip_test
+from dsntpose.heads import HeadOutput
+from dsntpose.model import build_model, loss_for
+from dsntpose.ops import normalized_to_pixel
+
+__all__ = [
+    "EpochSampler",
+    "FitResult",
+    "PoseModule",
+    "TrainingDiverged",
+    "build_datasets",
+    "check_resume",
+    "fit",
+    "make_trainer",
+    "resolve_precision",
+]
+
+LAST = "last.ckpt"
+BEST = "best.ckpt"
+MONITOR = "val/pck"
+
+
+class TrainingDiverged(RuntimeError):
+    """A non-finite loss or gradient stopped the run (the message names the step and the
+    checkpoint to go back to)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Samples
+
+
+def _augment_for(run: RunConfig) -> Augment | bool:
+    """The training augmentation ``run.data`` describes (False when switched off)."""
+    d = run.data
+    if not d.augment:
+        return False
+    return Augment(
+        scale_sigma=d.scale_sigma,
+        scale_limit=d.scale_limit,
+        rotation_prob=d.rotation_prob,
+        rotation_sigma=d.rotation_sigma,
+        rotation_limit=d.rotation_limit,
+        flip_prob=d.flip_prob,
+        color_low=d.color_low,
+        color_high=d.color_high,
+    )
+
+
+def _require_root(run: RunConfig) -> Path:
+    """``data.root`` as a folder, or ``FileNotFoundError`` saying what to download where."""
+    d = run.data
+    if d.dataset == "lsp":
+        how = (
+            "LSP (2000 images + joints.mat): run `dsntpose data lsp --root DIR` (downloads "
+            "http://sam.johnson.io/research/lsp_dataset.zip) and pass --data.root DIR"
+        )
+    else:
+        how = (
+            "MPII: run `dsntpose data mpii --root DIR` for the annotations, unpack the images "
+            "(mpii_human_pose_v1.tar.gz from http://human-pose.mpi-inf.mpg.de/) into DIR/images "
+            "or pass --data.image_root, and pass --data.root DIR"
+        )
+    if d.root is None:
+        raise FileNotFoundError(f"data.root is not set for data.dataset {d.dataset!r}. {how}")
+    root = Path(d.root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"data.root {root} does not exist. {how}")
+    needed = ["joints.mat", "images"] if d.dataset == "lsp" else ["valid.h5"]
+    for name in needed:
+        if not (root / name).exists():
+            raise FileNotFoundError(f"data.root {root} has no {name}. {how}")
+    return root
+
+
+def _mpii_annotations(root: Path) -> Path:
+    """The bearpaw training annotations in ``root`` (json or json.gz)."""
+    for name in ("mpii_annotations.json", "mpii_annotations.json.gz"):
+        if (root / name).is_file():
+            return root / name
+    raise FileNotFoundError(
+        f"data.root {root} has no mpii_annotations.json(.gz); run `dsntpose data mpii --root {root}`"
+    )
+
+
+def build_datasets(run: RunConfig) -> tuple[Dataset[dict[str, Any]], Dataset[dict[str, Any]]]:
+    """The training and validation sets ``run.data`` names, at ``run.model.input_size`` px.
+
+    * ``synthetic``: generated figures (``data.synthetic_train`` / ``synthetic_val`` samples,
+      different seeds), nothing to download.
+    * ``lsp``: ``data.root`` holds ``joints.mat`` and ``images/``; train on images 1-1000,
+      validate on 1001-2000 (the standard split, PCK@0.2 of the torso).
+    * ``mpii``: ``data.root`` holds ``mpii_annotations.json[.gz]`` (training people) and
+      ``valid.h5`` (the standard 2958 validation people, with PCKh head sizes); the images are
+      in ``data.image_root`` (default ``data.root/images``).
+
+    Returns:
+        ``(train, val)`` datasets of sample dicts (see :mod:`dsntpose.data.common`); only the
+        training set augments. ``data.train_subset``/``val_subset`` are applied by the sampler.
+
+    Raises:
+        FileNotFoundError: the data root or a file in it is missing (the message says what to
+            download and where to put it).
+    """
+    d, size, seed = run.data, run.model.input_size, run.train.seed
+    augment = _augment_for(run)
+    if d.dataset == "synthetic":
+        train = Synthetic(
+            d.synthetic_train, size=size, joints=run.model.joints, augment=augment, seed=seed
+        )
+        val = Synthetic(d.synthetic_val, size=size, joints=run.model.joints, seed=seed + 1)
+        return train, val
+    root = _require_root(run)
+    if d.dataset == "lsp":
+        return (
+            LSP(root, "train", size=size, augment=augment, seed=seed),
+            LSP(root, "test", size=size),
+        )
+    image_root = Path(d.image_root).expanduser() if d.image_root else root / "images"
+    if not image_root.is_dir():
+        raise FileNotFoundError(
+            f"data.image_root {image_root} does not exist: unpack the MPII images "
+            "(mpii_human_pose_v1.tar.gz from http://human-pose.mpi-inf.mpg.de/) there"
+        )
+    return (
+        MPII(_mpii_annotations(root), image_root, "train", size=size, augment=augment, seed=seed),
+        MPII(root / "valid.h5", image_root, "all", size=size),
+    )
+
+
+class EpochSampler(Sampler[int]):
+    """This rank's share of the first ``num_samples`` indices, in an order fixed by the epoch.
+
+    The order depends only on ``(seed, epoch)`` (shuffled) or is ``0, 1, 2, ...``; rank ``r``
+    of ``W`` takes positions ``r, r + W, ...``. With ``pad`` (training) the list wraps around
+    so that every rank gets ``ceil(N / W)`` indices, as ``DistributedSampler`` does; without it
+    (validation) every sample is seen exactly once over all ranks.
+
+    ``set_epoch`` (Lightning calls it before every epoch) also sets the dataset's epoch, which
+    seeds its augmentation. ``skip(n)`` drops the first ``n`` indices of the next pass only:
+    a run resumed in the middle of an epoch continues where it stopped.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset[Any],
+        num_samples: int,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        pad: bool = True,
+        epoch: int = 0,
+    ) -> None:
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
+        self.dataset = dataset
+        self.num_samples = int(num_samples)
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        self.rank = rank
+        self.world_size = world_size
+        self.pad = pad
+        self._skip = 0
+        self.set_epoch(epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use ``epoch``'s order (and augmentation, when the dataset has ``set_epoch``)."""
+        self.epoch = int(epoch)
+        set_dataset_epoch = getattr(self.dataset, "set_epoch", None)
+        if callable(set_dataset_epoch):
+            set_dataset_epoch(self.epoch)
+
+    def skip(self, count: int) -> None:
+        """Leave out the first ``count`` indices of the next pass (resuming mid-epoch)."""
+        self._skip = max(0, int(count))
+
+    def indices(self) -> list[int]:
+        """This rank's full list for the current epoch (no skipping)."""
+        n, world = self.num_samples, self.world_size
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(n).tolist()
+        else:
+            order = list(range(n))
+        if self.pad:
+            total = math.ceil(n / world) * world
+            order += (order * math.ceil(total / n))[: total - n]
+        return order[self.rank :: world]
+
+    def __iter__(self) -> Iterator[int]:
+        order = self.indices()[self._skip :]
+        self._skip = 0
+        return iter(order)
+
+    def __len__(self) -> int:
+        if self.pad:
+            return math.ceil(self.num_samples / self.world_size)
+        return len(range(self.rank, self.num_samples, self.world_size))
+
+
+# --------------------------------------------------------------------------------------------
+# The LightningModule
+
+
+def prediction_picture(
+    samples: Mapping[str, Tensor], joint_set: Any, tile: int = 160
+) -> np.ndarray:
+    """A grid of crops with predicted skeletons (ground truth in white).
+
+    Args:
+        samples: ``images`` ``(K, 3, S, S)`` RGB in ``[0, 1]``, ``pred`` and ``gt`` ``(K, J, 2)``
+            crop px (``gt`` NaN where not labelled).
+        joint_set: the :class:`~dsntpose.data.JointSet` to draw.
+        tile: cell side in pixels.
+
+    Returns:
+        ``(H, W, 3)`` uint8 RGB (see :func:`dsntpose.viz.prediction_grid`).
+    """
+    from dsntpose.viz import prediction_grid
+
+    images = (samples["images"].detach().float().clamp(0, 1) * 255).round().byte().cpu()
+    return prediction_grid(
+        [im.permute(1, 2, 0).numpy() for im in images],
+        samples["pred"].detach().float().cpu().numpy(),
+        joint_set,
+        gt_px=samples["gt"].detach().float().cpu().numpy(),
+        tile=tile,
+    )
+
+
+def _float32(out: HeadOutput) -> HeadOutput:
+    """``out`` with every tensor (and every earlier stack's) in float32."""
+    aux = tuple(_float32(a) for a in out.aux)
+    return HeadOutput(
+        out.coords.float(), out.heatmaps.float(), out.logits.float(), out.confidence.float(), aux
+    )
+
+
+def _rng_states() -> dict[str, Any]:
+    """The global generators' states as tensors and plain values (``weights_only`` loadable)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 - saved for resume
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "python": list(random.getstate()),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: Mapping[str, Any]) -> None:
+    """Restore what :func:`_rng_states` saved."""
+    torch.set_rng_state(states["torch"])
+    name, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))  # noqa: NPY002
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class PoseModule(L.LightningModule):
+    """A coordinate regression model trained the way the paper did.
+
+    Args:
+        config: the full run config as plain dicts (``RunConfig.to_dict()``); it is saved in
+            every checkpoint as ``hyper_parameters["config"]``.
+
+    The network is ``self.model`` (:func:`dsntpose.model.build_model`). A training step scores
+    the head's output with :func:`dsntpose.model.loss_for` in float32 (whatever the
+    precision), logs ``train/loss`` and ``train/ips`` (images per second on this device) and
+    stops the run with :class:`TrainingDiverged` on a non-finite loss or gradient. Validation
+    predicts (with the flip test if ``train.flip_test``), maps the crop coordinates back to the
+    original image pixels, and accumulates PCK (PCKh@0.5 for MPII, PCK@0.2 otherwise) in a
+    :class:`dsntpose.evaluate.PCKMetric`, summed over all devices; ``val/pck`` is its total.
+    """
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        super().__init__()
+        self.cfg = RunConfig.from_dict(config)
+        self.save_hyperparameters({"config": self.cfg.to_dict()})
+        self.model = build_model(self.cfg.model)
+        self.joint_set = get_joint_set(self.cfg.model.joints)
+        self.val_pck = PCKMetric(
+            self.joint_set.num_joints,
+            threshold=self._threshold(),
+            total_joints=self.joint_set.pck_total,
+        )
+        self.train_set: Dataset[dict[str, Any]] | None = None
+        self.val_set: Dataset[dict[str, Any]] | None = None
+        self._vis: dict[str, Tensor] | None = None
+        self._num_validations = 0
+        self._step_end: float | None = None
+        self._ips: float | None = None
+        self.last_result: PCKResult | None = None
+
+    def _threshold(self) -> float:
+        """PCKh@0.5 for MPII (head size), PCK@0.2 of the torso otherwise."""
+        return 0.5 if self.cfg.data.dataset == "mpii" else 0.2
+
+    def forward(self, images: Tensor) -> HeadOutput:
+        """``images`` ``(B, 3, S, S)`` RGB in ``[0, 1]`` -> the model's ``HeadOutput``."""
+        return self.model(images)
+
+    # ---- data ---------------------------------------------------------------------------
+
+    def setup(self, stage: str) -> None:
+        if self.train_set is None:
+            self.train_set, self.val_set = build_datasets(self.cfg)
+
+    def _loader(self, dataset: Dataset[Any], sampler: EpochSampler) -> DataLoader[Any]:
+        workers = self.cfg.data.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=self.cfg.data.batch_size,
+            sampler=sampler,
+            num_workers=workers,
+            worker_init_fn=worker_init_fn if workers else None,
+            pin_memory=self.device.type == "cuda",
+            drop_last=False,
+            persistent_workers=False,  # workers must see each epoch's set_epoch
+        )
+
+    def _start_position(self, num_batches: int) -> tuple[int, int]:
+        """``(epoch, batches to skip)`` of the first training pass of this ``fit``.
+
+        A fresh run or one resumed from an end-of-epoch checkpoint starts ``current_epoch`` at
+        batch 0. A checkpoint written at the end of training batch ``k`` (``processed >
+        completed``) continues that epoch after ``k`` batches, as Lightning's loop does; when
+        ``k`` was the epoch's last batch, Lightning goes straight on to the next epoch.
+        """
+        epoch = self.trainer.current_epoch
+        loop = self.trainer.fit_loop
+        if not loop.restarting:
+            return epoch, 0
+        progress = loop.epoch_loop.batch_progress.current
+        done = progress.completed + int(progress.processed > progress.completed)
+        if done >= num_batches:
+            return epoch + 1, 0
+        return epoch, done
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        assert self.train_set is not None
+        d, trainer = self.cfg.data, self.trainer
+        num = len(self.train_set)  # type: ignore[arg-type]
+        if d.train_subset is not None:
+            num = min(num, d.train_subset)
+        sampler = EpochSampler(
+            self.train_set,
+            num,
+            shuffle=True,
+            seed=self.cfg.train.seed,
+            rank=trainer.global_rank,
+            world_size=trainer.world_size,
+        )
+        epoch, skip = self._start_position(math.ceil(len(sampler) / d.batch_size))
+        sampler.set_epoch(epoch)
+        sampler.skip(skip * d.batch_size)
+        return self._loader(self.train_set, sampler)
+
+    def val_dataloader(self) -> DataLoader[Any]:
+        assert self.val_set is not None
+        num = len(self.val_set)  # type: ignore[arg-type]
+        if self.cfg.data.val_subset is not None:
+            num = min(num, self.cfg.data.val_subset)
+        sampler = EpochSampler(
+            self.val_set,
+            num,
+            shuffle=False,
+            rank=self.trainer.global_rank,
+            world_size=self.trainer.world_size,
+            pad=False,
+        )
+        return self._loader(self.val_set, sampler)
+
+    # ---- steps --------------------------------------------------------------------------
+
+    def _loss(self, out: HeadOutput, batch: Mapping[str, Tensor]) -> Tensor:
+        """The head's loss, computed in float32 outside autocast."""
+        with torch.autocast(self.device.type, enabled=False):
+            return loss_for(
+                _float32(out),
+                batch["joints"].float(),
+                batch["mask"].float(),
+                self.cfg.loss,
+                head=self.cfg.model.head,
+            )
+
+    def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
+        images = batch["image"]
+        loss = self._loss(self.model(images), batch)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(self._diverged(f"loss is {loss.item()}", batch))
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(images))
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        now = time.perf_counter()
+        if self._step_end is not None:
+            ips = len(batch["image"]) / max(now - self._step_end, 1e-9)
+            self._ips = ips if self._ips is None else 0.9 * self._ips + 0.1 * ips
+            self.log("train/ips", self._ips, prog_bar=True, batch_size=1)
+        self._step_end = now
+
+    def on_train_epoch_start(self) -> None:
+        self._step_end = None
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # With 16-mixed the grad scaler skips steps with infinite gradients by itself.
+        if self.trainer.precision == "16-mixed":
+            return
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if grads and not torch.isfinite(torch.stack([g.abs().max() for g in grads]).max()):
+            raise TrainingDiverged(self._diverged("a gradient is not finite", None))
+
+    def _diverged(self, what: str, batch: Mapping[str, Tensor] | None) -> str:
+        """The message of a :class:`TrainingDiverged`: what, where, and what is kept."""
+        last = Path(self.cfg.train.out_dir) / LAST
+        kept = (
+            f"the last good checkpoint is {last}"
+            if last.is_file()
+            else "no checkpoint was written yet"
+        )
+        where = f"epoch {self.current_epoch}, step {self.global_step}"
+        if batch is not None and "index" in batch:
+            where += f", samples {batch['index'][:8].tolist()}"
+        return (
+            f"training diverged: {what} at {where}. Stopped; {kept}. "
+            "Try a lower optim.lr or train.precision 32-true."
+        )
+
+    def validation_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
+        images = batch["image"]
+        out = self.model(images)
+        self.log(
+            "val/loss",
+            self._loss(out, batch),
+            on_epoch=True,
+            sync_dist=True,
+            batch_size=len(images),
+        )
+        coords = out.coords.float()
+        if self.cfg.train.flip_test:
+            mode = {"dsnt": "logits", "heatmap": "heatmaps", "fc": "coords"}[self.cfg.model.head]
+            coords = flip_test(self.model, images, self.joint_set, mode=mode).coords.float()
+        size = tuple(images.shape[-2:])
+        image_px = back_project(coords, batch["inverse"], size)
+        self.val_pck.update(
+            image_px, batch["joints_image"], ~batch["joints_missing"].bool(), batch["norm_size"]
+        )
+        if batch_idx == 0:
+            crop_px = normalized_to_pixel(coords, size)
+            gt_px = normalized_to_pixel(batch["joints"].float(), size)
+            gt_px = torch.where(batch["mask"][..., None] > 0, gt_px, torch.nan)
+            self._vis = {"images": images[:8], "pred": crop_px[:8], "gt": gt_px[:8]}
+
+    def on_validation_epoch_end(self) -> None:
+        with self.val_pck.sync_context():  # counts summed over all devices
+            correct = self.val_pck.correct.cpu().numpy().copy()
+            counts = self.val_pck.total.cpu().numpy().copy()
+        self.val_pck.reset()
+        result = PCKResult(
+            "PCKh" if self.cfg.data.dataset == "mpii" else "PCK",
+            self._threshold(),
+            self.joint_set,
+            correct,
+            counts,
+        )
+        self.last_result = result
+        self.log(MONITOR, result.total)
+        for group, value in result.groups.items():
+            self.log(f"val/pck_{group.lower()}", value)
+        if self.trainer.sanity_checking:
+            return
+        self._num_validations += 1
+        if self.trainer.is_global_zero:
+            path = Path(self.cfg.train.out_dir) / "val_metrics.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            record = {"epoch": self.current_epoch, "step": self.global_step, **result.to_dict()}
+            path.write_text(json.dumps(record, indent=2))
+            every = self.cfg.train.vis_every
+            if every and self._vis is not None and (self._num_validations - 1) % every == 0:
+                self._log_predictions()
+        self._vis = None
+
+    def _log_predictions(self) -> None:
+        """Draw the first validation crops with predictions and ground truth; save and log."""
+        from dsntpose.viz import save_image
+
+        assert self._vis is not None
+        grid = prediction_picture(self._vis, self.joint_set)
+        save_image(
+            grid, Path(self.cfg.train.out_dir) / "vis" / f"epoch_{self.current_epoch:03d}.png"
+        )
+        for logger in self.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image(
+                    "val/predictions", grid, self.global_step, dataformats="HWC"
+                )
+
+    # ---- optimiser and checkpoint extras ------------------------------------------------
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        o = self.cfg.optim
+        params = self.model.parameters()
+        optimizer: torch.optim.Optimizer
+        if o.optimizer == "rmsprop":
+            optimizer = torch.optim.RMSprop(params, lr=o.lr, weight_decay=o.weight_decay)
+        elif o.optimizer == "adam":
+            optimizer = torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
+        else:
+            optimizer = torch.optim.SGD(params, lr=o.lr, momentum=0.9, weight_decay=o.weight_decay)
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, o.milestones, o.gamma)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["rng_states"] = _rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "rng_states" in checkpoint:
+            _set_rng_states(checkpoint["rng_states"])
+
+
+# --------------------------------------------------------------------------------------------
+# Launching, saving and resuming
+
+
+def resolve_precision(run: RunConfig) -> str:
+    """Lightning's ``precision`` for ``train.precision``.
+
+    ``auto`` is ``bf16-mixed`` on a CUDA GPU that supports bfloat16, ``16-mixed`` on other CUDA
+    GPUs and ``32-true`` elsewhere. ``16-mixed`` needs CUDA (``ValueError`` otherwise).
+    """
+    t = run.train
+    cuda = torch.cuda.is_available() and t.accelerator in ("auto", "gpu", "cuda")
+    if t.precision == "auto":
+        if not cuda:
+            return "32-true"
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    if t.precision == "16-mixed" and not cuda:
+        raise ValueError(
+            "train.precision: '16-mixed' needs a CUDA GPU; on this machine use '32-true' or "
+            "'bf16-mixed'"
+        )
+    return t.precision
+
+
+def make_trainer(
+    run: RunConfig, extra_callbacks: Sequence[L.Callback] = (), **overrides: Any
+) -> L.Trainer:
+    """A Lightning ``Trainer`` for ``run``: devices, precision, DDP, checkpoints and loggers.
+
+    Callbacks: ``best.ckpt`` by ``val/pck`` (max); ``last.ckpt`` every ``train.ckpt_every``
+    optimiser steps and at every epoch end; the learning rate; a progress bar with the loss and
+    images per second. Loggers: CSV (``logs/csv/metrics.csv``) and TensorBoard
+    (``logs/tensorboard``). Samplers are the module's own (:class:`EpochSampler`), so Lightning
+    does not replace them. ``extra_callbacks`` are added; ``overrides`` go to ``L.Trainer``
+    (the demo uses ``max_time``).
+    """
+    t = run.train
+    out = Path(t.out_dir)
+    callbacks: list[L.Callback] = [
+        ModelCheckpoint(
+            dirpath=out,
+            filename=BEST.removesuffix(".ckpt"),
+            monitor=MONITOR,
+            mode="max",
+            save_top_k=1,
+            auto_insert_metric_name=False,
+            enable_version_counter=False,
+        ),
+        # last.ckpt at the end of every training epoch (after its validation) ...
+        ModelCheckpoint(
+            dirpath=out,
+            save_last=True,
+            save_top_k=0,
+            save_on_train_epoch_end=True,
+            enable_version_counter=False,
+        ),
+        LearningRateMonitor(logging_interval="epoch"),
+    ]
+    if t.ckpt_every:
+        # ... and every ckpt_every steps, so that a killed run loses at most that many steps.
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=out,
+                save_last=True,
+                save_top_k=0,
+                every_n_train_steps=t.ckpt_every,
+                enable_version_counter=False,
+            )
+        )
+    callbacks.extend(extra_callbacks)
+    if t.progress_bar:
+        callbacks.append(TQDMProgressBar(refresh_rate=max(1, min(20, t.log_every))))
+    loggers = [
+        CSVLogger(out, name="logs", version="csv"),
+        TensorBoardLogger(out, name="logs", version="tensorboard", default_hp_metric=False),
+    ]
+    options: dict[str, Any] = {
+        "max_epochs": t.epochs,
+        "accelerator": t.accelerator,
+        "devices": t.devices,
+        "num_nodes": t.num_nodes,
+        "strategy": t.strategy,
+        "precision": resolve_precision(run),
+        "default_root_dir": out,
+        "callbacks": callbacks,
+        "logger": loggers,
+        "log_every_n_steps": t.log_every,
+        "check_val_every_n_epoch": t.val_every,
+        "num_sanity_val_steps": 0,
+        "deterministic": t.deterministic,
+        "use_distributed_sampler": False,
+        "enable_progress_bar": t.progress_bar,
+        "enable_model_summary": False,
+    }
+    options.update(overrides)
+    return L.Trainer(**options)
+
+
+class _DropNoise(logging.Filter):
+    """Drops Lightning's advertising tip and its warning that the run folder is not empty
+    (config.yaml is written there on purpose)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return "Tip:" not in message and "exists and is not empty" not in message
+
+
+@contextlib.contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Within the block, leave out two of Lightning's messages that only add noise."""
+    noise = _DropNoise()
+    names = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+    loggers = [logging.getLogger(name) for name in names]
+    for logger in loggers:
+        logger.addFilter(noise)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*exists and is not empty")
+            yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(noise)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """The run config stored in a checkpoint (``hyper_parameters["config"]``)."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    config = ckpt.get("hyper_parameters", {}).get("config") if isinstance(ckpt, Mapping) else None
+    if not isinstance(config, Mapping):
+        raise ValueError(f"{path}: not a dsntpose training checkpoint (no hyper_parameters.config)")
+    return dict(config)
+
+
+def check_resume(path: str | Path, run: RunConfig) -> None:
+    """Raise ``ValueError`` naming every ``model`` field where the checkpoint at ``path``
+    differs from ``run`` (the initial ``weights`` do not matter when resuming)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint to resume from not found: {path}")
+    saved = _read_config(path).get("model", {})
+    wanted = run.to_dict()["model"]
+    diffs = [
+        f"model.{key}: checkpoint {saved.get(key)!r}, config {value!r}"
+        for key, value in wanted.items()
+        if key != "weights" and saved.get(key, getattr(ModelConfig(), key)) != value
+    ]
+    if diffs:
+        raise ValueError(
+            f"{path} was trained with a different model ({'; '.join(diffs)}); "
+            "use another train.out_dir or pass --resume never"
+        )
+
+
+def _resume_path(run: RunConfig, resume: str | None) -> Path | None:
+    """The checkpoint to resume from: ``auto`` (``out_dir/last.ckpt`` if it exists), ``never``
+    (None) or a path."""
+    if resume in (None, "never"):
+        return None
+    if resume == "auto":
+        last = Path(run.train.out_dir) / LAST
+        return last if last.is_file() else None
+    return Path(resume)
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` leaves behind.
+
+    Attributes:
+        out_dir: the run folder.
+        best: ``best.ckpt`` (None if no validation ran).
+        last: ``last.ckpt``.
+        metrics: the final logged scalars (``val/pck``, ``train/loss``, ...) as floats.
+        global_step: optimiser steps taken in all (resumed runs included).
+        resumed_from: the checkpoint the run continued, or None.
+    """
+
+    out_dir: Path
+    best: Path | None
+    last: Path | None
+    metrics: dict[str, float]
+    global_step: int
+    resumed_from: Path | None
+
+
+def save_config(run: RunConfig, path: str | Path) -> Path:
+    """Write ``run`` as YAML (the format ``--config`` reads)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(run.to_dict(), sort_keys=False))
+    return path
+
+
+def fit(
+    run: RunConfig,
+    *,
+    resume: str | None = "auto",
+    extra_callbacks: Sequence[L.Callback] = (),
+    **trainer_overrides: Any,
+) -> FitResult:
+    """Train ``run`` to ``train.epochs`` epochs, saving into ``train.out_dir``.
+
+    Args:
+        run: the complete run config.
+        resume: ``"auto"`` continues from ``out_dir/last.ckpt`` when it exists (a stopped or
+            killed run picks up where it was), ``"never"`` starts afresh, or a checkpoint path.
+        extra_callbacks: Lightning callbacks added to the usual ones.
+        trainer_overrides: extra ``L.Trainer`` arguments (``max_time``, ...).
+
+    Raises:
+        ValueError: the resume checkpoint holds a different model (the fields are named).
+        FileNotFoundError: data or the named checkpoint is missing.
+        TrainingDiverged: a non-finite loss or gradient; ``last.ckpt`` keeps the last good state.
+    """
+    out = Path(run.train.out_dir)
+    if run.data.dataset != "synthetic":
+        _require_root(run)  # fail before anything starts
+    ckpt = _resume_path(run, resume)
+    if ckpt is not None:
+        check_resume(ckpt, run)
+    elif resume == "never" and (out / LAST).is_file():
+        raise ValueError(
+            f"train.out_dir {out} already holds a run ({LAST}); resume it (--resume auto), "
+            "or choose another train.out_dir"
+        )
+    L.seed_everything(run.train.seed, workers=True, verbose=False)
+    module = PoseModule(run.to_dict())
+    with _quiet_lightning():
+        trainer = make_trainer(run, extra_callbacks, **trainer_overrides)
+        if trainer.is_global_zero:
+            save_config(run, out / "config.yaml")
+        trainer.fit(module, ckpt_path=ckpt)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    best, last = out / BEST, out / LAST
+    return FitResult(
+        out_dir=out,
+        best=best if best.is_file() else None,
+        last=last if last.is_file() else None,
+        metrics=metrics,
+        global_step=trainer.global_step,
+        resumed_from=ckpt,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluating a trained checkpoint (no Lightning needed, but the data sets are built here)
+
+
+@dataclass
+class Evaluation:
+    """A checkpoint's validation result.
+
+    Attributes:
+        result: the PCK (or PCKh) table.
+        preds_px: ``(N, J, 2)`` predictions in original image pixels, data set order.
+        run: the run config the data came from (the checkpoint's, with overrides).
+        samples: a few validation samples for drawing: ``images`` ``(K, 3, S, S)``,
+            ``pred`` and ``gt`` ``(K, J, 2)`` crop px (``gt`` NaN where not labelled).
+    """
+
+    result: PCKResult
+    preds_px: np.ndarray
+    run: RunConfig
+    samples: dict[str, Tensor]
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    *,
+    data: Mapping[str, Any] | None = None,
+    flip: bool = False,
+    batch_size: int = 32,
+    device: str = "cpu",
+    num_draw: int = 8,
+) -> Evaluation:
+    """Evaluate a checkpoint on its validation set, PCK in original image pixels.
+
+    Args:
+        checkpoint: a training checkpoint (or :func:`dsntpose.model.save_model` file holding a
+            full run config).
+        data: overrides of the checkpoint's ``data`` section (``dataset``, ``root``,
+            ``image_root``, ``val_subset``, ``num_workers``, ...).
+        flip: average the image and its mirror (:func:`dsntpose.evaluate.flip_test`).
+        batch_size: images per forward pass.
+        device: ``cpu``, ``cuda`` or ``cuda:N``.
+        num_draw: how many validation samples to keep for drawing.
+
+    Returns:
+        An :class:`Evaluation` (PCKh@0.5 for MPII, PCK@0.2 of the torso otherwise).
+
+    Raises:
+        FileNotFoundError / ValueError: missing checkpoint or data, or a checkpoint that does
+            not fit its config (see :func:`dsntpose.model.load_checkpoint`).
+    """
+    from dsntpose.model import load_checkpoint
+
+    model, _, config = load_checkpoint(checkpoint, map_location=device)
+    values = {k: dict(v) for k, v in config.items()}
+    values.setdefault("data", {}).update(data or {})
+    run = RunConfig.from_dict(values)
+    _, val_set = build_datasets(run)
+    num = len(val_set)  # type: ignore[arg-type]
+    if run.data.val_subset is not None:
+        num = min(num, run.data.val_subset)
+    loader = DataLoader(
+        torch.utils.data.Subset(val_set, range(num)),
+        batch_size=batch_size,
+        num_workers=run.data.num_workers,
+        worker_init_fn=worker_init_fn if run.data.num_workers else None,
+    )
+    joint_set = get_joint_set(run.model.joints)
+    threshold = 0.5 if run.data.dataset == "mpii" else 0.2
+    metric = PCKMetric(joint_set.num_joints, threshold=threshold, total_joints=joint_set.pck_total)
+    mode = {"dsnt": "logits", "heatmap": "heatmaps", "fc": "coords"}[run.model.head]
+    preds, samples = [], {}
+    model.eval()
+    with torch.no_grad():
+        for batch in loader:
+            images = batch["image"].to(device)
+            if flip:
+                coords = flip_test(model, images, joint_set, mode=mode).coords.float()
+            else:
+                coords = model(images).coords.float()
+            size = tuple(images.shape[-2:])
+            image_px = back_project(coords.cpu(), batch["inverse"], size)
+            metric.update(
+                image_px, batch["joints_image"], ~batch["joints_missing"].bool(), batch["norm_size"]
+            )
+            preds.append(image_px.numpy())
+            if not samples and num_draw:
+                gt = normalized_to_pixel(batch["joints"].float(), size)
+                gt = torch.where(batch["mask"][..., None] > 0, gt, torch.nan)
+                samples = {
+                    "images": batch["image"][:num_draw],
+                    "pred": normalized_to_pixel(coords.cpu(), size)[:num_draw],
+                    "gt": gt[:num_draw],
+                }
+    result = PCKResult(
+        "PCKh" if run.data.dataset == "mpii" else "PCK",
+        threshold,
+        joint_set,
+        metric.correct.numpy().copy(),
+        metric.total.numpy().copy(),
+    )
+    return Evaluation(result, np.concatenate(preds), run, samples)
