@@ -38,7 +38,18 @@ def main() -> None:
         action="store_true",
         help="also time the first model on eager, torch.compile and onnxruntime",
     )
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        help="measure nothing: render the markdown report of an earlier --json file",
+    )
     args = parser.parse_args()
+    if args.from_json:
+        report = render_markdown(json.loads(args.from_json.read_text()))
+        if args.markdown:
+            args.markdown.write_text(report)
+        print(report)
+        return
     rows = run_bench(
         args.models,
         device=args.device,

@@ -13,6 +13,7 @@ import torch
 from dsntpose.bench import (
     DEFAULT_MODELS,
     _flops,
+    _paired_timing,
     make_document,
     model_config,
     paper_ratios,
@@ -129,3 +130,48 @@ def test_isolated_bench_with_runtimes_and_script(tmp_path) -> None:
     )
     assert json.loads(out.read_text())["models"][0]["num_stacks"] == 1
     assert "| hourglass-1 | 64 | 16 |" in md.read_text()
+
+
+def test_interleaved_timing_of_two_models() -> None:
+    pair = _paired_timing(
+        ["resnet18-os32", "hourglass-1"],
+        formats=["channels_last", "contiguous"],
+        device="cpu",
+        repeats=2,
+        warmup=1,
+        input_size=64,
+        threads=1,
+    )
+    assert pair["models"] == ["resnet18-os32", "hourglass-1"]
+    names = {"resnet18-os32", "resnet18-os32 flip", "hourglass-1", "hourglass-1 flip"}
+    assert set(pair["latency_ms"]) == names
+    assert all(ms > 0 for ms in pair["latency_ms"].values())
+    rows = [
+        {
+            "model": "resnet50-os8",
+            "gmacs": 2.0,
+            "interleaved": {
+                "latency_ms": {
+                    "resnet50-os8": 3.0,
+                    "resnet50-os8 flip": 5.0,
+                    "hourglass-8": 6.0,
+                    "hourglass-8 flip": 20.0,
+                }
+            },
+        },
+        {"model": "hourglass-8", "gmacs": 4.0},
+    ]
+    ratios = paper_ratios(rows)
+    assert ratios == pytest.approx(
+        {"gmacs": 0.5, "latency_ms_interleaved": 0.5, "flip_latency_ms_interleaved": 0.25}
+    )
+
+
+@pytest.mark.slow
+def test_run_bench_times_the_paper_pair_interleaved() -> None:
+    rows = run_bench(["resnet50-os8", "hourglass-8"], quick=True, log=None)
+    ms = rows[0]["interleaved"]["latency_ms"]
+    ratios = paper_ratios(rows)
+    assert ratios["latency_ms_interleaved"] == pytest.approx(ms["resnet50-os8"] / ms["hourglass-8"])
+    assert ratios["gmacs"] == pytest.approx(rows[0]["gmacs"] / rows[1]["gmacs"])
+    assert "interleaved" not in rows[1]

@@ -25,6 +25,11 @@ Model names: ``resnet{18,34,50,101,152}-os{32,16,8,4}`` (224 px input) and
 ``hourglass-{stacks}`` (256 px input), optionally followed by ``-heatmap`` or ``-fc``
 (default head: DSNT), e.g. ``resnet50-os8``, ``hourglass-8``, ``resnet34-os8-fc``.
 
+When both ``resnet50-os8`` and ``hourglass-8`` are measured (the paper's efficiency
+comparison), their batch-1 forwards, without and with flip, are also timed in turn in one
+process (``row["interleaved"]`` of the ResNet): on a machine shared with other work that ratio
+is robust, where figures measured minutes apart are not. :func:`paper_ratios` reports both.
+
 ``compare_runtimes=True`` also times the first model on eager PyTorch, ``torch.compile`` and
 onnxruntime (through :mod:`dsntpose.export`, skipped with a note when it is unavailable).
 
@@ -36,6 +41,7 @@ Example:
 from __future__ import annotations
 
 import concurrent.futures
+import copy
 import json
 import multiprocessing
 import os
@@ -44,7 +50,8 @@ import resource
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -110,19 +117,25 @@ def _sync(device: torch.device) -> None:
 
 
 def _median_ms(
-    fn: Callable[[], object], device: torch.device, repeats: int, warmup: int
-) -> tuple[float, float]:
-    """Median and minimum wall time of ``fn()`` in milliseconds after ``warmup`` calls."""
+    fns: Mapping[str, Callable[[], object]], device: torch.device, repeats: int, warmup: int
+) -> dict[str, float]:
+    """Median wall time in milliseconds of each ``fns[k]()`` after ``warmup`` calls.
+
+    The calls are interleaved round robin, so a machine that other work slows down slows every
+    contender alike and their comparison stays fair.
+    """
     for _ in range(warmup):
-        fn()
+        for fn in fns.values():
+            fn()
     _sync(device)
-    times = []
+    times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times), min(times)
+        for key, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            times[key].append((time.perf_counter() - start) * 1e3)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def _status_kb(field: str) -> int | None:
@@ -291,27 +304,28 @@ def _timing(
     head_flops = _flops(model.head, features)
     out.update(gflops=flops / 1e9, gmacs=flops / 2e9, head_gmacs=head_flops / 2e9)
     with torch.inference_mode():
-        for fmt, memory_format in FORMATS.items():
-            model.to(memory_format=memory_format)
-            x = image.contiguous(memory_format=memory_format)
-            median, _ = _median_ms(lambda x=x: model(x), dev, repeats, warmup)
-            out[f"latency_ms_{fmt}"] = median
-        fmt = min(FORMATS, key=lambda f: out[f"latency_ms_{f}"])
+        # both formats side by side: a copy of the model in each, calls interleaved
+        models = {fmt: copy.deepcopy(model).to(memory_format=f) for fmt, f in FORMATS.items()}
+        inputs = {fmt: image.contiguous(memory_format=f) for fmt, f in FORMATS.items()}
+        calls = {fmt: partial(models[fmt], inputs[fmt]) for fmt in FORMATS}
+        latency = _median_ms(calls, dev, repeats, warmup)
+        out.update({f"latency_ms_{fmt}": ms for fmt, ms in latency.items()})
+        fmt = min(latency, key=latency.__getitem__)
         out["memory_format"] = fmt
-        out["latency_ms"] = out[f"latency_ms_{fmt}"]
-        model.to(memory_format=FORMATS[fmt])
-        x = image.contiguous(memory_format=FORMATS[fmt])
+        out["latency_ms"] = latency[fmt]
+        model, x = models[fmt], inputs[fmt]
+        del models
         flip = torch.cat([x, x.flip(-1)])
-        out["flip_latency_ms"], _ = _median_ms(lambda: model(flip), dev, repeats, warmup)
+        out["flip_latency_ms"] = _median_ms({"": partial(model, flip)}, dev, repeats, warmup)[""]
         batch = x.expand(throughput_batch, -1, -1, -1).contiguous(memory_format=FORMATS[fmt])
-        batch_ms, _ = _median_ms(lambda: model(batch), dev, throughput_repeats, 1)
+        batch_ms = _median_ms({"": partial(model, batch)}, dev, throughput_repeats, 1)[""]
         out["throughput_ips"] = throughput_batch / (batch_ms / 1e3)
-        # head overhead: backbone alone, then the head alone on the backbone's features
-        out["backbone_ms"], _ = _median_ms(lambda: model.backbone(x), dev, repeats, warmup)
+        # head overhead: the backbone alone and the head alone on the backbone's features
         feats = _backbone_features(model, x)
-        head_ms, _ = _median_ms(lambda: model.head(feats), dev, 10 * repeats, warmup)
-        out["head_ms"] = head_ms
-        out["head_overhead_pct"] = 100 * head_ms / out["backbone_ms"]
+        parts = {"backbone": partial(model.backbone, x), "head": partial(model.head, feats)}
+        parts_ms = _median_ms(parts, dev, repeats, warmup)
+        out["backbone_ms"], out["head_ms"] = parts_ms["backbone"], parts_ms["head"]
+        out["head_overhead_pct"] = 100 * parts_ms["head"] / parts_ms["backbone"]
     return out
 
 
@@ -344,29 +358,64 @@ def _runtimes(
     }
     model.to(memory_format=FORMATS[memory_format])
     x = image.contiguous(memory_format=FORMATS[memory_format])
+    compiled = torch.compile(model)
+    calls: dict[str, Callable[[], Any]] = {
+        "eager": partial(model, x),
+        "compile": partial(compiled, x),
+    }
     with torch.inference_mode():
         reference = model(x).coords
-        result["eager_ms"], _ = _median_ms(lambda: model(x), dev, repeats, warmup)
-    compiled = torch.compile(model)
-    start = time.perf_counter()
-    with torch.inference_mode():
+        start = time.perf_counter()
         compiled(x)
         result["compile_s"] = time.perf_counter() - start
-        result["compile_ms"], _ = _median_ms(lambda: compiled(x), dev, repeats, warmup)
         result["compile_max_diff"] = float((compiled(x).coords - reference).abs().max())
-    try:
-        from dsntpose.export import OnnxModel, export_onnx
-    except ImportError as err:
-        result["notes"].append(f"onnxruntime skipped: dsntpose.export unavailable ({err})")
-        return result
     with tempfile.TemporaryDirectory() as tmp:
-        path = export_onnx(model, Path(tmp) / "model.onnx", config=cfg, check=False)
-        runner = OnnxModel(path)
-        cpu_image = image.cpu()
-        result["onnxruntime_ms"], _ = _median_ms(lambda: runner(cpu_image), dev, repeats, warmup)
-        got = runner(cpu_image).coords
-        result["onnxruntime_max_diff"] = float((got - reference.cpu()).abs().max())
+        try:
+            from dsntpose.export import OnnxModel, export_onnx
+        except ImportError as err:
+            result["notes"].append(f"onnxruntime skipped: dsntpose.export unavailable ({err})")
+        else:
+            path = export_onnx(model, Path(tmp) / "model.onnx", config=cfg, check=False)
+            runner = OnnxModel(path)
+            calls["onnxruntime"] = partial(runner, image.cpu())
+            got = runner(image.cpu()).coords
+            result["onnxruntime_max_diff"] = float((got - reference.cpu()).abs().max())
+        with torch.inference_mode():
+            medians = _median_ms(calls, dev, repeats, warmup)
+    result.update({f"{k}_ms": v for k, v in medians.items()})
     return result
+
+
+def _paired_timing(
+    names: Sequence[str],
+    *,
+    formats: Sequence[str],
+    device: str,
+    repeats: int,
+    warmup: int,
+    input_size: int | None,
+    threads: int | None,
+) -> dict[str, Any]:
+    """Batch-1 latency, without and with flip, of several models in one process, interleaved.
+
+    On a machine shared with other work, figures taken minutes apart are not comparable;
+    calls taken in turn are. Each model runs in the memory format given for it.
+    """
+    dev = torch.device(device)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    calls: dict[str, Callable[[], Any]] = {}
+    for name, fmt in zip(names, formats):
+        cfg = model_config(name, input_size=input_size)
+        torch.manual_seed(0)
+        model = build_model(cfg).to(dev).eval().to(memory_format=FORMATS[fmt])
+        x = torch.rand(1, 3, cfg.input_size, cfg.input_size, device=dev)
+        x = x.contiguous(memory_format=FORMATS[fmt])
+        calls[name] = partial(model, x)
+        calls[f"{name} flip"] = partial(model, torch.cat([x, x.flip(-1)]))
+    with torch.inference_mode():
+        medians = _median_ms(calls, dev, repeats, warmup)
+    return {"models": list(names), "latency_ms": medians, "repeats": repeats}
 
 
 # ---------------------------------------------------------------- the table
@@ -454,6 +503,25 @@ def run_bench(
         rows.append(row)
         if log:
             log(_row_line(row))
+    by_name = {row["model"]: row for row in rows}
+    if all(name in by_name for name in PAPER_PAIR):
+        pair_kwargs = {
+            "names": PAPER_PAIR,
+            "formats": [by_name[name]["memory_format"] for name in PAPER_PAIR],
+            "device": device,
+            "repeats": repeats,
+            "warmup": common["warmup"],
+            "input_size": common["input_size"],
+            "threads": threads,
+        }
+        pair = (
+            _in_fresh_process(_paired_timing, **pair_kwargs)
+            if isolate
+            else _paired_timing(**pair_kwargs)
+        )
+        by_name[PAPER_PAIR[0]]["interleaved"] = pair
+        if log:
+            log(f"interleaved {PAPER_PAIR}: {pair['latency_ms']}")
     if compare_runtimes:
         kwargs = {
             "name": names[0],
@@ -517,6 +585,8 @@ def paper_ratios(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
 
     Returns ``{}`` when either model is missing from ``rows``. Ratios below 1 mean the ResNet
     needs less (time, memory, multiply-adds) or, for ``throughput_ips``, processes fewer.
+    ``*_interleaved`` ratios come from the two models timed in turn in one process
+    (``row["interleaved"]`` of the ResNet, added by :func:`run_bench`).
     """
     by_name = {row["model"]: row for row in rows}
     resnet, hourglass = (by_name.get(name) for name in PAPER_PAIR)
@@ -531,7 +601,14 @@ def paper_ratios(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
         "gmacs",
         "params_m",
     )
-    return {k: resnet[k] / hourglass[k] for k in keys if k in resnet and k in hourglass}
+    ratios = {k: resnet[k] / hourglass[k] for k in keys if k in resnet and k in hourglass}
+    pair = resnet.get("interleaved")
+    if pair:  # the same figures timed in turn in one process: robust to a busy machine
+        a, b = PAPER_PAIR
+        ms = pair["latency_ms"]
+        ratios["latency_ms_interleaved"] = ms[a] / ms[b]
+        ratios["flip_latency_ms_interleaved"] = ms[f"{a} flip"] / ms[f"{b} flip"]
+    return ratios
 
 
 def _findings(rows: Sequence[dict[str, Any]], isolated: bool) -> list[str]:
@@ -607,10 +684,23 @@ def render_markdown(document: dict[str, Any]) -> str:
             "",
             f"## The paper's comparison: {a} (DSNT) / {b}",
             "",
+            f"Each figure of {a} divided by the same figure of {b}: below 1 the ResNet needs "
+            "less (time, memory, multiply-adds, parameters); for throughput, below 1 it "
+            "processes fewer images per second.",
+            "",
             "| figure | ratio |",
             "|---|---|",
             *(f"| {k} | {v:.2f} |" for k, v in ratios.items()),
         ]
+        pair = next((r["interleaved"] for r in rows if "interleaved" in r), None)
+        if pair:
+            lines += [
+                "",
+                f"`*_interleaved`: medians of {pair['repeats']} calls taken in turn in one "
+                "process: "
+                + ", ".join(f"{k} {v:.1f} ms" for k, v in pair["latency_ms"].items())
+                + ". The other ratios divide the table's figures, measured minutes apart.",
+            ]
     runtimes = [r["runtimes"] for r in rows if "runtimes" in r]
     for rt in runtimes:
         lines += [
