@@ -1,0 +1,111 @@
+"""Inference latency of every cell of a sweep, measured in one run.
+
+    python experiments/latency.py [a] [--threads 2] [--repeats 30] [--device cpu]
+
+Builds each cell's model exactly as the sweep trains it (weights do not change the time),
+then times batch 1 with and without the flip test (image + mirror in one batch of 2, as the
+paper measured) under ``torch.inference_mode`` in channels-last, all cells interleaved round by
+round so that load on a shared machine hits them alike. Writes
+``docs/results/latency_<device>.csv`` (median milliseconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import HERE, RESULTS, cells, deep_merge, sweep_file
+
+
+def main(argv: list[str] | None = None) -> int:
+    from dsntpose.config import RunConfig
+    from dsntpose.model import build_model
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("sweep", nargs="?", default="a")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+
+    path = sweep_file(args.sweep)
+    spec = yaml.safe_load(path.read_text())
+    base = yaml.safe_load((HERE / "base_lsp.yaml").read_text())
+    models, rows = {}, {}
+    for cell_id, axes, _seed, overrides in cells(spec):
+        name = cell_id.rsplit("-seed", 1)[0]
+        if name in models:
+            continue
+        run = RunConfig.from_dict(deep_merge(base, overrides))
+        model = build_model(run.model).eval().to(device, memory_format=torch.channels_last)
+        size = run.model.input_size
+        x1 = torch.rand(1, 3, size, size, device=device).contiguous(
+            memory_format=torch.channels_last
+        )
+        x2 = torch.cat([x1, x1.flip(-1)])
+        models[name] = (model, x1, x2)
+        rows[name] = {
+            "cell": name,
+            **axes,
+            "heatmap_px": run.model.heatmap_size,
+            "plain": [],
+            "flip": [],
+        }
+
+    def once(model: torch.nn.Module, x: torch.Tensor) -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return (time.perf_counter() - start) * 1e3
+
+    with torch.inference_mode():
+        for _ in range(3):  # warm-up
+            for model, x1, x2 in models.values():
+                once(model, x1)
+                once(model, x2)
+        for _ in range(args.repeats):
+            for name, (model, x1, x2) in models.items():
+                rows[name]["plain"].append(once(model, x1))
+                rows[name]["flip"].append(once(model, x2))
+
+    out = RESULTS / f"latency_{device.type}.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    machine = f"{platform.machine()} {args.threads} threads, torch {torch.__version__}"
+    with out.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["cell", *axes, "heatmap_px", "latency_ms", "flip_latency_ms", "machine"])
+        for r in rows.values():
+            plain, flip = statistics.median(r["plain"]), statistics.median(r["flip"])
+            writer.writerow(
+                [
+                    r["cell"],
+                    *(r[a] for a in axes),
+                    r["heatmap_px"],
+                    f"{plain:.2f}",
+                    f"{flip:.2f}",
+                    machine,
+                ]
+            )
+            print(f"{r['cell']:>16}: {plain:7.2f} ms, flip {flip:7.2f} ms")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

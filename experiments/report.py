@@ -1,0 +1,387 @@
+"""Write docs/results.md and its plots from the sweep results in docs/results/.
+
+    python experiments/report.py [--predictions RUN_DIR]
+
+Reads ``docs/results/<sweep>.csv`` (written by ``experiments/run.py``), the per-cell JSON files
+(PCK curves) and ``docs/results/latency_cpu.csv`` (``experiments/latency.py``). Every number in
+the page comes from those files; cells not yet run are listed as such. With ``--predictions``
+(a finished run folder holding ``checkpoints/last.ckpt``), also draws a grid of its test-set
+predictions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import RESULTS, cells, sweep_file
+
+DOC = RESULTS.parent / "results.md"
+STRATEGY_NAMES = {
+    "dsnt": "DSNT",
+    "dsnt_js": "DSNT + JS",
+    "heatmap": "heatmap matching",
+    "fc": "fully connected",
+}
+
+
+def read_csv(name: str) -> list[dict[str, Any]]:
+    path = RESULTS / f"{name}.csv"
+    if not path.is_file():
+        return []
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        for k, v in r.items():
+            try:
+                r[k] = float(v)
+            except (TypeError, ValueError):
+                pass
+    return rows
+
+
+def planned(name: str) -> list[str]:
+    spec = yaml.safe_load(sweep_file(name).read_text())
+    return [cell_id for cell_id, *_ in cells(spec)]
+
+
+def status(sweep: str, rows: list[dict[str, Any]]) -> str:
+    cells_planned = planned(sweep)
+    done = {r["cell"] for r in rows}
+    missing = [c for c in cells_planned if c not in done]
+    text = f"{len(cells_planned) - len(missing)} of {len(cells_planned)} cells finished"
+    return text + (f"; still to run: {', '.join(missing)}." if missing else ".")
+
+
+def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
+    head = "| " + " | ".join(title for _, title in columns) + " |"
+    sep = "|" + "---|" * len(columns)
+    body = []
+    for r in rows:
+        cells_ = []
+        for key, _ in columns:
+            v = r.get(key, "")
+            cells_.append(
+                f"{v:.1f}"
+                if isinstance(v, float) and key not in ("heatmap_px", "steps")
+                else str(int(v))
+                if isinstance(v, float)
+                else str(v)
+            )
+        body.append("| " + " | ".join(cells_) + " |")
+    return "\n".join([head, sep, *body])
+
+
+def grid_table(
+    rows: list[dict[str, Any]],
+    row_key: str,
+    col_key: str,
+    value: str,
+    row_order: list[str],
+    col_order: list[str],
+    col_titles: dict[str, str],
+) -> str:
+    index = {(r[row_key], r[col_key]): r[value] for r in rows}
+    lines = [
+        "| " + row_key + " | " + " | ".join(col_titles.get(c, c) for c in col_order) + " |",
+        "|" + "---|" * (len(col_order) + 1),
+    ]
+    for rk in row_order:
+        vals = [f"{index[(rk, c)]:.1f}" if (rk, c) in index else "–" for c in col_order]
+        lines.append(f"| {rk} | " + " | ".join(vals) + " |")
+    return "\n".join(lines)
+
+
+def claim(text: str, test: Callable[[], bool | None], evidence: Callable[[], str]) -> str:
+    try:
+        held = test()
+    except KeyError:
+        held = None
+    if held is None:
+        return f"* {text}: **not yet measured** (its cells have not finished)."
+    return f"* {text}: **{'held' if held else 'did not hold'}** here ({evidence()})."
+
+
+def sweep_a(lines: list[str]) -> None:
+    rows = read_csv("a_strategy")
+    lines += ["## (a) Output strategy x heatmap resolution", "", status("a_strategy", rows), ""]
+    if not rows:
+        return
+    strides = ["s32", "s16", "s8", "s4"]
+    px = {r["stride"]: int(r["heatmap_px"]) for r in rows}
+    titles = {s: f"{px.get(s, '?')} px ({s})" for s in strides}
+    order = [s for s in STRATEGY_NAMES if any(r["strategy"] == s for r in rows)]
+    lines += [
+        "PCK@0.2 (%), LSP test set:",
+        "",
+        grid_table(rows, "strategy", "stride", "pck20", order, strides, titles),
+        "",
+    ]
+    lines += [
+        "PCK@0.1 (%):",
+        "",
+        grid_table(rows, "strategy", "stride", "pck10", order, strides, titles),
+        "",
+    ]
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for s in order:
+        pts = sorted((r["heatmap_px"], r["pck20"]) for r in rows if r["strategy"] == s)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=STRATEGY_NAMES[s])
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("heatmap side (px)")
+    ax.set_ylabel("PCK@0.2 (%)")
+    ax.set_title("LSP, ResNet-18 from scratch, 96 px crops")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "pck_vs_resolution.png", dpi=110)
+    plt.close(fig)
+    lines += ["![PCK against heatmap resolution](results/pck_vs_resolution.png)", ""]
+
+    latency = {r["cell"]: r for r in read_csv("latency_cpu")}
+    if latency:
+        fig, ax = plt.subplots(figsize=(5.5, 3.8))
+        for s in order:
+            pts = [
+                (latency[r["cell"].rsplit("-seed", 1)[0]]["latency_ms"], r["pck20"], r["stride"])
+                for r in rows
+                if r["strategy"] == s and r["cell"].rsplit("-seed", 1)[0] in latency
+            ]
+            pts.sort()
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=STRATEGY_NAMES[s])
+            for x, y, lbl in pts:
+                ax.annotate(lbl, (x, y), fontsize=6, xytext=(2, 2), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel("latency at batch 1, CPU (ms)")
+        ax.set_ylabel("PCK@0.2 (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(RESULTS / "pck_vs_latency.png", dpi=110)
+        plt.close(fig)
+        machine = next(iter(latency.values()))["machine"]
+        lat_rows = [{**r, "cell": r["cell"]} for r in latency.values()]
+        lines += [
+            f"Inference latency of each cell's model (batch 1, channels-last, `experiments/latency.py`; {machine}; the flip test runs image and mirror as one batch of 2):",
+            "",
+            table(
+                lat_rows,
+                [
+                    ("cell", "cell"),
+                    ("heatmap_px", "heatmap px"),
+                    ("latency_ms", "latency (ms)"),
+                    ("flip_latency_ms", "with flip (ms)"),
+                ],
+            ),
+            "",
+            "![PCK against latency](results/pck_vs_latency.png)",
+            "",
+        ]
+
+    curves = {}
+    for path in sorted((RESULTS / "a_strategy").glob("*.json")):
+        rec = json.loads(path.read_text())
+        if rec["axes"]["stride"] in ("s8", "s32"):
+            curves[f"{STRATEGY_NAMES[rec['axes']['strategy']]}, {rec['heatmap_px']} px"] = rec[
+                "metrics"
+            ]["curve"]
+    if curves:
+        fig, ax = plt.subplots(figsize=(5.5, 3.8))
+        for label, c in curves.items():
+            ax.plot(
+                c["thresholds"],
+                c["total"],
+                label=label,
+                lw=1.2,
+                ls="-" if "12 px" in label else "--",
+            )
+        ax.set_xlabel("threshold (fraction of torso)")
+        ax.set_ylabel("PCK (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(RESULTS / "pck_curves.png", dpi=110)
+        plt.close(fig)
+        lines += [
+            "PCK against threshold, strides 8 (solid) and 32 (dashed):",
+            "",
+            "![PCK curves](results/pck_curves.png)",
+            "",
+        ]
+
+
+def simple_sweep(lines: list[str], name: str, title: str, key: str) -> None:
+    rows = read_csv(name)
+    lines += [f"## {title}", "", status(name, rows), ""]
+    if rows:
+        cols = [
+            ("cell", "cell"),
+            ("pck20", "PCK@0.2"),
+            ("pck10", "PCK@0.1"),
+            ("auc", "AUC@0.5"),
+            ("train_minutes", "train min"),
+        ]
+        lines += [table(rows, cols), ""]
+
+
+def orderings(lines: list[str]) -> None:
+    a = {(r["strategy"], r["stride"]): r["pck20"] for r in read_csv("a_strategy")}
+    b = {r["activation"]: r["pck20"] for r in read_csv("b_activation")}
+    c = {(r["regularizer"], r["sigma"]): r["pck20"] for r in read_csv("c_regularizer")}
+    d = {r["strategy"]: r["pck20"] for r in read_csv("d_hourglass")}
+    e = {(r["strategy"], r["samples"]): r["pck20"] for r in read_csv("e_samples")}
+
+    def all_strides(fn: Callable[[str], bool]) -> bool | None:
+        done = [
+            s
+            for s in ("s32", "s16", "s8", "s4")
+            if ("dsnt_js", s) in a and ("heatmap", s) in a and ("fc", s) in a
+        ]
+        return all(fn(s) for s in done) if done else None
+
+    lines += ["## Which of the paper's orderings held", ""]
+    lines.append(
+        claim(
+            "DSNT + JS beats heatmap matching at every resolution run",
+            lambda: all_strides(lambda s: a[("dsnt_js", s)] > a[("heatmap", s)]),
+            lambda: ", ".join(
+                f"{s}: {a[('dsnt_js', s)]:.1f} vs {a[('heatmap', s)]:.1f}"
+                for s in ("s32", "s16", "s8", "s4")
+                if ("dsnt_js", s) in a and ("heatmap", s) in a
+            ),
+        )
+    )
+    lines.append(
+        claim(
+            "the gap to heatmap matching is largest at the lowest resolution",
+            lambda: (
+                (a[("dsnt_js", "s32")] - a[("heatmap", "s32")])
+                >= max(
+                    a[("dsnt_js", s)] - a[("heatmap", s)]
+                    for s in ("s16", "s8", "s4")
+                    if ("dsnt_js", s) in a and ("heatmap", s) in a
+                )
+            ),
+            lambda: ", ".join(
+                f"{s}: {a[('dsnt_js', s)] - a[('heatmap', s)]:+.1f}"
+                for s in ("s32", "s16", "s8", "s4")
+                if ("dsnt_js", s) in a and ("heatmap", s) in a
+            ),
+        )
+    )
+    lines.append(
+        claim(
+            "DSNT + JS beats the fully connected output at every resolution run",
+            lambda: all_strides(lambda s: a[("dsnt_js", s)] > a[("fc", s)]),
+            lambda: ", ".join(
+                f"{s}: {a[('dsnt_js', s)]:.1f} vs {a[('fc', s)]:.1f}"
+                for s in ("s32", "s16", "s8", "s4")
+                if ("dsnt_js", s) in a and ("fc", s) in a
+            ),
+        )
+    )
+    lines.append(
+        claim(
+            "softmax is the best heatmap activation",
+            lambda: (b["softmax"] >= max(b.values())) if len(b) == 4 else None,
+            lambda: ", ".join(f"{k} {v:.1f}" for k, v in b.items()),
+        )
+    )
+    lines.append(
+        claim(
+            "JS regularisation helps (sigma 1 px, against none)",
+            lambda: c[("js", "sigma1")] > c[("none", "sigma1")],
+            lambda: f"{c[('js', 'sigma1')]:.1f} vs {c[('none', 'sigma1')]:.1f}",
+        )
+    )
+    lines.append(
+        claim(
+            "on the hourglass, DSNT + JS beats heatmap matching",
+            lambda: d["dsnt_js"] > d["heatmap"],
+            lambda: f"{d['dsnt_js']:.1f} vs {d['heatmap']:.1f}",
+        )
+    )
+    lines.append(
+        claim(
+            "with 250 training images DSNT + JS beats heatmap matching and FC",
+            lambda: e[("dsnt_js", "n250")] > max(e[("heatmap", "n250")], e[("fc", "n250")]),
+            lambda: (
+                f"{e[('dsnt_js', 'n250')]:.1f} vs {e[('heatmap', 'n250')]:.1f} and {e[('fc', 'n250')]:.1f}"
+            ),
+        )
+    )
+    lines.append("")
+
+
+def predictions(run_dir: Path, lines: list[str]) -> None:
+    from dsntpose.training import evaluate_checkpoint
+    from dsntpose.viz import prediction_grid, save_image
+
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    ev = evaluate_checkpoint(
+        ckpt, data={"root": str(RESULTS.parents[2] / "shared" / "data" / "lsp")}, num_draw=8
+    )
+    images = (ev.samples["images"].permute(0, 2, 3, 1).numpy() * 255).astype("uint8")
+    grid = prediction_grid(
+        images, ev.samples["pred"].numpy(), ev.run.model.joints, gt_px=ev.samples["gt"].numpy()
+    )
+    save_image(grid, RESULTS / "predictions.png")
+    lines += [
+        f"Test-set predictions of `{run_dir.name}` (last checkpoint):",
+        "",
+        "![predictions](results/predictions.png)",
+        "",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--predictions", type=Path, default=None, help="a finished run folder to draw"
+    )
+    args = parser.parse_args(argv)
+    lines = [
+        "# Results: the paper's comparisons on LSP",
+        "",
+        "Produced by `experiments/report.py` from the sweep results in `docs/results/` (each cell's",
+        "config and metrics as JSON, one CSV per sweep), which `experiments/run.py` writes. Data: Leeds",
+        "Sports Pose, images 1-1000 to train and 1001-2000 to test, PCK of the torso (right shoulder",
+        "to left hip). Every model starts from random initialisation: no ImageNet weights can be",
+        "downloaded here, which the paper's ResNets had. The recipe (`experiments/base_lsp.yaml`):",
+        "ResNet-18, 96 px crops, 10 epochs of RMSprop at lr 1e-3 (x0.1 after epoch 8), batch 16,",
+        "the paper's augmentation, bf16 autocast on a 2-core CPU; numbers are from the last",
+        "checkpoint. These are small budgets: read the orderings, not the absolute values.",
+        "",
+    ]
+    orderings(lines)
+    sweep_a(lines)
+    simple_sweep(lines, "c_regularizer", "(c) Regulariser", "regularizer")
+    simple_sweep(lines, "b_activation", "(b) Heatmap activation", "activation")
+    simple_sweep(
+        lines, "e_samples", "(e) Training-set size (no augmentation, equal steps)", "samples"
+    )
+    simple_sweep(lines, "d_hourglass", "(d) Stacked hourglass", "strategy")
+    if args.predictions:
+        predictions(args.predictions, lines)
+    DOC.write_text("\n".join(lines) + "\n")
+    print(f"wrote {DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
