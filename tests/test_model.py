@@ -205,7 +205,7 @@ def test_regulariser_is_added_with_its_weight(reg: str) -> None:
         "js": lambda: ops.js_reg_losses(out.heatmaps, target, 1.5),
     }
     reg_mean = fns[reg]().mean()
-    assert float(reg_mean) > 0
+    assert reg_mean.item() > 0
     torch.testing.assert_close(one - base, reg_mean)
     torch.testing.assert_close(five - base, 5 * reg_mean)
     zero = loss_for(out, target, mask, LossConfig(regularizer=reg, reg_weight=0.0), head="dsnt")
