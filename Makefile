@@ -25,11 +25,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks scripts experiments
 	$(BIN)/mypy src/dsntpose/ops.py
 
+# one OpenMP thread: the suite is many small ops, and spinning threads on a shared 2-core
+# machine made small convolutions 25-50x slower than one thread (measured)
 test: lint
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -m slow
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ops.py
