@@ -5,7 +5,7 @@
 Reads ``docs/results/<sweep>.csv`` (written by ``experiments/run.py``), the per-cell JSON files
 (PCK curves) and ``docs/results/latency_cpu.csv`` (``experiments/latency.py``). Every number in
 the page comes from those files; cells not yet run are listed as such. With ``--predictions``
-(a finished run folder holding ``checkpoints/last.ckpt``), also draws a grid of its test-set
+(a finished run folder holding ``last.ckpt``), also draws a grid of its test-set
 predictions.
 """
 
@@ -330,7 +330,7 @@ def predictions(run_dir: Path, lines: list[str]) -> None:
     from dsntpose.training import evaluate_checkpoint
     from dsntpose.viz import prediction_grid, save_image
 
-    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    ckpt = run_dir / "last.ckpt"
     ev = evaluate_checkpoint(
         ckpt, data={"root": str(RESULTS.parents[2] / "shared" / "data" / "lsp")}, num_draw=8
     )
