@@ -28,6 +28,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import numpy as np
 import yaml
 
@@ -145,6 +146,32 @@ def write_csv(sweep: str) -> Path:
     return out
 
 
+class Clock(L.Callback):
+    """Training seconds of a run, summed over sessions: a stopped run keeps its time.
+
+    Adds the time since the last save to ``path`` every 20 training batches and at the end.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.spent = float(path.read_text()) if path.is_file() else 0.0
+        self.since = time.perf_counter()
+
+    def save(self) -> float:
+        now = time.perf_counter()
+        self.spent += now - self.since
+        self.since = now
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(f"{self.spent:.1f}")
+        return self.spent
+
+    def on_train_batch_end(
+        self, trainer: Any, module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if batch_idx % 20 == 0:
+            self.save()
+
+
 def run_sweep(name: str, args: argparse.Namespace) -> None:
     from dsntpose.config import RunConfig
     from dsntpose.training import fit
@@ -186,12 +213,9 @@ def run_sweep(name: str, args: argparse.Namespace) -> None:
             print(f"[same] {sweep}/{cell_id} is {twin['sweep']}/{twin['cell']}", flush=True)
             continue
         print(f"[run ] {sweep}/{cell_id} -> {run_dir}", flush=True)
-        clock = run_dir / "train_seconds.txt"  # training time, summed over resumed sessions
-        spent = float(clock.read_text()) if clock.is_file() else 0.0
-        start = time.perf_counter()
-        result = fit(run, resume="auto")
-        spent += time.perf_counter() - start
-        clock.write_text(f"{spent:.1f}")
+        clock = Clock(run_dir / "train_seconds.txt")
+        result = fit(run, resume="auto", extra_callbacks=[clock])
+        spent = clock.save()
         if result.last is None:
             raise SystemExit(f"error: {sweep}/{cell_id} left no last.ckpt in {run_dir}")
         metrics = evaluate_cell(result.last, args.data_root)
