@@ -107,7 +107,7 @@ def grid_table(
 def claim(text: str, test: Callable[[], bool | None], evidence: Callable[[], str]) -> str:
     try:
         held = test()
-    except KeyError:
+    except (KeyError, ValueError):  # a cell it needs has not finished
         held = None
     if held is None:
         return f"* {text}: **not yet measured** (its cells have not finished)."
