@@ -1,0 +1,203 @@
+"""The ``dsntpose`` command: fast help, one-line errors, config printing, data fetching with
+sha256 verification, and train/eval end to end on a tiny synthetic run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from dsntpose import cli
+from dsntpose.config import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+LSP_DIR = SHARED / "data" / "lsp"
+MPII_DIR = SHARED / "data" / "mpii"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dsntpose.cli", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_help_is_instant_and_imports_nothing_heavy():
+    start = time.perf_counter()
+    done = run_cli("--help")
+    elapsed = time.perf_counter() - start
+    assert done.returncode == 0, done.stderr
+    for command in ("train", "eval", "predict", "bench", "export", "data", "demo"):
+        assert command in done.stdout
+    assert elapsed < 5.0  # torch alone takes seconds to import; the parser must not
+    probe = (
+        "import sys, dsntpose.cli; cli = dsntpose.cli.build_parser(); "
+        "print(sorted(m for m in ('torch', 'lightning', 'numpy', 'cv2', 'matplotlib') "
+        "if m in sys.modules))"
+    )
+    modules = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60
+    )
+    assert modules.stdout.strip() == "[]", modules.stdout + modules.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["train", "--model.backbone", "resnet9"],
+            "model.backbone: 'resnet9' is not allowed; choose one of 'resnet18'",
+        ),
+        (["train", "--train.precision", "64"], "train.precision: '64' is not allowed"),
+        (["train", "--model.input_size", "big"], 'Parser key "model.input_size"'),
+        (["train", "--config", "/no/such.yaml"], "File does not exist"),
+        (["trian"], "invalid choice: 'trian'"),
+        (["eval"], "give exactly one of --checkpoint CKPT or --preds FILE"),
+        (["eval", "--checkpoint", "/no/such.ckpt"], "checkpoint /no/such.ckpt does not exist"),
+        (["data", "lsp", "--root", "/tmp", "--zip", "/no/such.zip"], "/no/such.zip does not exist"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, message, capsys):
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("dsntpose: error:")]
+    assert len(lines) == 1, err
+    assert message in lines[0]
+    assert "Traceback" not in err
+
+
+def test_missing_data_root_says_what_to_download(tmp_path, capsys):
+    code = cli.main(
+        [
+            "train",
+            "--model.joints",
+            "lsp",
+            "--data.dataset",
+            "lsp",
+            "--data.root",
+            str(tmp_path / "lsp"),
+            "--train.out_dir",
+            str(tmp_path / "run"),
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "dsntpose data lsp --root DIR" in err and "lsp_dataset.zip" in err
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_print_config_applies_file_then_overrides(capsys):
+    config = REPO / "configs" / "lsp_resnet18_s8_dsnt_js.yaml"
+    with pytest.raises(SystemExit) as done:
+        cli.main(["train", "--config", str(config), "--optim.lr", "0.01", "--print_config"])
+    assert done.value.code == 0
+    printed = capsys.readouterr().out
+    import yaml
+
+    values = yaml.safe_load(printed)
+    expected = load_config(config).to_dict()
+    expected["optim"]["lr"] = 0.01
+    assert {k: values[k] for k in expected} == expected
+
+
+# ---- data: fetch from a local zip and verify against a manifest ---------------------------
+
+
+def _zip(path: Path, files: dict[str, bytes], prefix: str = "") -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(prefix + name, data)
+    return path
+
+
+def _manifest(path: Path, files: dict[str, bytes]) -> Path:
+    lines = [f"{hashlib.sha256(data).hexdigest()}  {name}" for name, data in files.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_fetch_lsp_from_a_local_zip_verifies_every_file(tmp_path):
+    files = {"images/im0001.jpg": b"\xff\xd8one", "images/im0002.jpg": b"two", "joints.mat": b"j"}
+    manifest = _manifest(tmp_path / "lsp.sha256", files)
+    archive = _zip(tmp_path / "lsp.zip", {**files, "visualized/im0001.jpg": b"extra"}, "lsp/")
+    root = cli.fetch_lsp(tmp_path / "data", archive, manifest=manifest)
+    assert (root / "images" / "im0002.jpg").read_bytes() == b"two"  # top folder dropped
+    assert (root / "joints.mat").is_file()
+
+    broken = _zip(tmp_path / "broken.zip", {**files, "images/im0002.jpg": b"changed"})
+    with pytest.raises(
+        ValueError,
+        match=r"1 of 3 files failed verification \(images/im0002\.jpg has a different sha256\)",
+    ):
+        cli.fetch_lsp(tmp_path / "data2", broken, manifest=manifest)
+    short = _zip(tmp_path / "short.zip", {"joints.mat": b"j"})
+    with pytest.raises(ValueError, match=r"images/im0001\.jpg is missing"):
+        cli.fetch_lsp(tmp_path / "data3", short, manifest=manifest)
+
+
+def test_unpack_refuses_paths_outside_the_root(tmp_path):
+    archive = _zip(tmp_path / "evil.zip", {"../escape.txt": b"x", "ok.txt": b"y"})
+    with pytest.raises(ValueError, match="would leave"):
+        cli.fetch_lsp(tmp_path / "root", archive, manifest=_manifest(tmp_path / "m", {}))
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_packaged_manifests_are_well_formed():
+    lsp = cli.read_manifest(None, "lsp.sha256")
+    assert len(lsp) == 2001
+    assert lsp["joints.mat"] == "ddcfcbe904106bfbf26561c8d11720ca62a11c7a861548064b3bae84cb396b2a"
+    assert {f"images/im{i:04d}.jpg" for i in range(1, 2001)} <= set(lsp)
+    mpii = cli.read_manifest(None, "mpii.sha256")
+    assert set(mpii) == {"mpii_annotations.json", "valid.h5", "detections_our_format.mat"}
+    assert set(mpii) == set(cli.MPII_URLS)
+
+
+@pytest.mark.skipif(not LSP_DIR.is_dir(), reason="../shared/data/lsp not present")
+def test_real_lsp_zip_passes_the_committed_manifest(tmp_path):
+    archive = tmp_path / "lsp_dataset.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:
+        zf.write(LSP_DIR / "joints.mat", "joints.mat")
+        zf.write(LSP_DIR / "README.txt", "README.txt")
+        for image in sorted((LSP_DIR / "images").glob("*.jpg")):
+            zf.write(image, f"images/{image.name}")
+    assert cli.main(["data", "lsp", "--root", str(tmp_path / "lsp"), "--zip", str(archive)]) == 0
+    assert len(list((tmp_path / "lsp" / "images").glob("*.jpg"))) == 2000
+
+
+@pytest.mark.skipif(not MPII_DIR.is_dir(), reason="../shared/data/mpii not present")
+def test_mpii_annotations_from_a_folder_pass_the_committed_manifest(tmp_path, capsys):
+    assert cli.main(["data", "mpii", "--root", str(tmp_path), "--from_dir", str(MPII_DIR)]) == 0
+    out = capsys.readouterr().out
+    assert "3 annotation files verified" in out and "human-pose.mpi-inf.mpg.de" in out
+    assert (tmp_path / "mpii_annotations.json").stat().st_size == 33226856  # gunzipped
+
+
+def test_fetch_without_network_fails_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "LSP_URL", "http://127.0.0.1:9/lsp_dataset.zip")
+    assert cli.main(["data", "lsp", "--root", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("dsntpose: could not download http://127.0.0.1:9/lsp_dataset.zip")
+    assert "--zip" in err[-1]
+    assert not list(tmp_path.glob("*.part"))
+
+
+# ---- train and eval end to end ------------------------------------------------------------
+
+
+def test_train_then_eval_from_the_command_line(tmp_path, capsys):
+    out = tmp_path / "smoke"
+    config = REPO / "configs" / "synthetic_smoke.yaml"
+    args = ["train", "--config", str(config), "--train.out_dir", str(out)]
+    assert cli.main([*args, "--train.progress_bar", "false", "--data.synthetic_train", "32"]) == 0
+    assert "final val/pck" in capsys.readouterr().out
+    saved = load_config(out / "config.yaml")
+    assert saved.train.out_dir == str(out) and saved.data.synthetic_train == 32
+    assert cli.main(["eval", "--checkpoint", str(out / "last.ckpt"), "--json", "true"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["metric"] == "PCK" and sum(result["counts"].values()) > 0

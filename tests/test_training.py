@@ -1,0 +1,262 @@
+"""Training: samplers, one tiny synthetic run (checkpoints, logs, validation PCK), resume,
+the NaN guard and float32 losses under mixed precision."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from dsntpose.config import RunConfig, load_config
+from dsntpose.data.synthetic import Synthetic
+from dsntpose.training import (
+    EpochSampler,
+    PoseModule,
+    TrainingDiverged,
+    build_datasets,
+    check_resume,
+    evaluate_checkpoint,
+    fit,
+    resolve_precision,
+)
+
+STEPS_PER_EPOCH = 4  # 32 training samples, batch 8
+
+
+def tiny_run(out_dir: Path, **sections: dict) -> RunConfig:
+    """A run that trains in about a second on a CPU."""
+    values = {
+        "model": {"backbone": "resnet18", "output_stride": 32, "input_size": 64, "joints": "lsp"},
+        "data": {
+            "dataset": "synthetic",
+            "synthetic_train": 32,
+            "synthetic_val": 16,
+            "batch_size": 8,
+            "num_workers": 0,
+        },
+        "optim": {"optimizer": "adam", "lr": 1e-3, "milestones": [5]},
+        "train": {
+            "epochs": 1,
+            "out_dir": str(out_dir),
+            "accelerator": "cpu",
+            "devices": 1,
+            "precision": "32-true",
+            "log_every": 1,
+            "vis_every": 1,
+            "ckpt_every": 2,
+            "progress_bar": False,
+        },
+    }
+    for name, overrides in sections.items():
+        values[name] = {**values[name], **overrides}
+    return RunConfig.from_dict(values)
+
+
+def state(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    run = tiny_run(tmp_path_factory.mktemp("run") / "tiny")
+    return run, fit(run, resume="never")
+
+
+# ---- samplers --------------------------------------------------------------------------
+
+
+class _Recorder(torch.utils.data.Dataset):
+    def __init__(self) -> None:
+        self.epoch = -1
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+
+def test_sampler_order_depends_only_on_seed_and_epoch():
+    a = EpochSampler(_Recorder(), 50, shuffle=True, seed=3, epoch=2)
+    b = EpochSampler(_Recorder(), 50, shuffle=True, seed=3, epoch=2)
+    assert list(a) == list(b)
+    assert sorted(a) == list(range(50))
+    b.set_epoch(3)
+    assert list(a) != list(b)
+    assert b.dataset.epoch == 3  # the dataset's augmentation follows the epoch
+
+
+def test_sampler_shards_pad_for_training_and_cover_once_for_validation():
+    shards = [
+        list(EpochSampler(_Recorder(), 10, shuffle=True, rank=r, world_size=3)) for r in range(3)
+    ]
+    assert [len(s) for s in shards] == [4, 4, 4]
+    assert set().union(*shards) == set(range(10))
+    val = [
+        list(EpochSampler(_Recorder(), 10, shuffle=False, rank=r, world_size=3, pad=False))
+        for r in range(3)
+    ]
+    assert sorted(i for s in val for i in s) == list(range(10))
+    assert [
+        len(EpochSampler(_Recorder(), 10, shuffle=False, rank=r, world_size=3, pad=False))
+        for r in range(3)
+    ] == [4, 3, 3]
+
+
+def test_sampler_skip_applies_to_the_next_pass_only():
+    s = EpochSampler(_Recorder(), 12, shuffle=True, seed=0)
+    full = list(s)
+    s.skip(5)
+    assert list(s) == full[5:]
+    assert list(s) == full
+    assert len(s) == 12
+    with pytest.raises(ValueError, match="rank"):
+        EpochSampler(_Recorder(), 4, shuffle=False, rank=2, world_size=2)
+
+
+# ---- one tiny run ----------------------------------------------------------------------
+
+
+def test_checkpoint_format(trained):
+    from dsntpose.model import load_checkpoint
+
+    run, result = trained
+    assert result.global_step == STEPS_PER_EPOCH
+    assert result.best is not None and result.last is not None
+    ckpt = torch.load(result.last, map_location="cpu", weights_only=True)  # plain contents only
+    assert ckpt["hyper_parameters"]["config"] == run.to_dict()
+    assert ckpt["global_step"] == STEPS_PER_EPOCH
+    assert ckpt["state_dict"] and all(k.startswith("model.") for k in ckpt["state_dict"])
+    assert "optimizer_states" in ckpt and "lr_schedulers" in ckpt and "rng_states" in ckpt
+    _, model_cfg, config = load_checkpoint(result.best)
+    assert model_cfg == run.model
+    assert config == run.to_dict()
+    # the resolved config beside the checkpoints repeats the run
+    assert load_config(result.out_dir / "config.yaml") == run
+
+
+def test_logs_curves_and_pictures(trained):
+    _, result = trained
+    with (result.out_dir / "logs" / "csv" / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    columns = set(rows[0])
+    assert {"train/loss", "train/ips", "val/loss", "val/pck", "lr-Adam"} <= columns
+    losses = [float(r["train/loss"]) for r in rows if r["train/loss"]]
+    assert len(losses) == STEPS_PER_EPOCH and all(np.isfinite(losses))
+    assert list((result.out_dir / "logs" / "tensorboard").glob("events.out.tfevents.*"))
+    assert (result.out_dir / "vis" / "epoch_000.png").stat().st_size > 1000
+
+
+def test_validation_counts_every_labelled_joint_once(trained):
+    run, result = trained
+    record = json.loads((result.out_dir / "val_metrics.json").read_text())
+    _, val = build_datasets(run)
+    labelled = sum(int((~val[i]["joints_missing"]).sum()) for i in range(len(val)))
+    assert sum(record["counts"].values()) == labelled
+    assert record["metric"] == "PCK" and record["threshold"] == 0.2
+    assert record["total"] == pytest.approx(result.metrics["val/pck"], abs=1e-4)
+
+
+def test_evaluate_checkpoint_reproduces_the_validation_pck(trained):
+    _, result = trained
+    evaluation = evaluate_checkpoint(result.last)
+    assert evaluation.result.total == pytest.approx(result.metrics["val/pck"], abs=1e-4)
+    assert evaluation.preds_px.shape == (16, 14, 2)
+    assert evaluation.samples["images"].shape == (8, 3, 64, 64)
+
+
+def test_resume_at_epoch_boundary_equals_an_uninterrupted_run(trained, tmp_path):
+    _, result = trained
+    resumed_dir = tmp_path / "resumed"
+    shutil.copytree(result.out_dir, resumed_dir)
+    two = tiny_run(resumed_dir, train={"epochs": 2})
+    resumed = fit(two, resume="auto")
+    assert resumed.resumed_from == resumed_dir / "last.ckpt"
+    assert resumed.global_step == 2 * STEPS_PER_EPOCH
+    straight = fit(tiny_run(tmp_path / "straight", train={"epochs": 2}), resume="never")
+    a, b = state(resumed.last), state(straight.last)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_resume_refuses_a_different_model(trained, tmp_path):
+    run, result = trained
+    other = tiny_run(result.out_dir, model={"backbone": "resnet34", "output_stride": 16})
+    with pytest.raises(ValueError) as err:
+        check_resume(result.last, other)
+    assert "model.backbone: checkpoint 'resnet18', config 'resnet34'" in str(err.value)
+    assert "model.output_stride: checkpoint 32, config 16" in str(err.value)
+    with pytest.raises(ValueError, match="already holds a run"):
+        fit(run, resume="never")
+    with pytest.raises(FileNotFoundError, match="checkpoint to resume from not found"):
+        fit(run, resume=str(tmp_path / "absent.ckpt"))
+
+
+class _Poison(L.Callback):
+    """Turns the head's weights into NaN before step ``at`` (a divergence, on purpose)."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.at:
+            with torch.no_grad():
+                pl_module.model.head.conv.weight.fill_(float("nan"))
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    run = tiny_run(tmp_path / "nan", train={"epochs": 2})
+    with pytest.raises(TrainingDiverged) as err:
+        fit(run, resume="never", extra_callbacks=[_Poison(at=3)])
+    message = str(err.value)
+    assert "loss is nan at epoch 0, step 3" in message
+    assert f"the last good checkpoint is {tmp_path / 'nan' / 'last.ckpt'}" in message
+    ckpt = torch.load(tmp_path / "nan" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == 2
+    assert all(
+        torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point()
+    )
+
+
+def test_losses_are_float32_under_bf16_autocast():
+    module = PoseModule(tiny_run(Path("unused")).to_dict())
+    data = Synthetic(4, size=64, joints="lsp")
+    batch = torch.utils.data.default_collate([data[i] for i in range(4)])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = module(batch["image"])
+        loss = module._loss(out, batch)
+    assert out.logits.dtype == torch.bfloat16  # the network itself did run in bf16
+    assert out.heatmaps.dtype == torch.float32 and out.coords.dtype == torch.float32
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+
+
+def test_precision_and_data_errors(tmp_path):
+    assert resolve_precision(tiny_run(tmp_path, train={"precision": "auto"})) in (
+        "32-true",
+        "bf16-mixed",
+        "16-mixed",
+    )
+    if not torch.cuda.is_available():
+        assert resolve_precision(tiny_run(tmp_path, train={"precision": "auto"})) == "32-true"
+        with pytest.raises(ValueError, match=r"train\.precision: '16-mixed' needs a CUDA GPU"):
+            resolve_precision(tiny_run(tmp_path, train={"precision": "16-mixed"}))
+    lsp = tiny_run(
+        tmp_path / "out",
+        model={"joints": "lsp"},
+        data={"dataset": "lsp", "root": str(tmp_path / "no_lsp")},
+    )
+    with pytest.raises(FileNotFoundError, match=r"dsntpose data lsp --root DIR"):
+        fit(lsp)
+    mpii = tiny_run(
+        tmp_path / "out",
+        model={"joints": "mpii"},
+        data={"dataset": "mpii", "root": None},
+    )
+    with pytest.raises(
+        FileNotFoundError, match=r"data\.root is not set.*human-pose\.mpi-inf\.mpg\.de"
+    ):
+        fit(mpii)
