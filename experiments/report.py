@@ -120,8 +120,10 @@ def sweep_a(lines: list[str]) -> None:
     if not rows:
         return
     strides = ["s32", "s16", "s8", "s4"]
-    px = {r["stride"]: int(r["heatmap_px"]) for r in rows}
-    titles = {s: f"{px.get(s, '?')} px ({s})" for s in strides}
+    size = yaml.safe_load((RESULTS.parents[1] / "experiments" / "base_lsp.yaml").read_text())[
+        "model"
+    ]["input_size"]
+    titles = {s: f"{size // int(s[1:])} px ({s})" for s in strides}
     order = [s for s in STRATEGY_NAMES if any(r["strategy"] == s for r in rows)]
     lines += [
         "PCK@0.2 (%), LSP test set:",
