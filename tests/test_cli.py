@@ -190,14 +190,76 @@ def test_fetch_without_network_fails_in_one_line(tmp_path, monkeypatch, capsys):
 # ---- train and eval end to end ------------------------------------------------------------
 
 
-def test_train_then_eval_from_the_command_line(tmp_path, capsys):
-    out = tmp_path / "smoke"
+@pytest.fixture(scope="module")
+def smoke_checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "smoke"
     config = REPO / "configs" / "synthetic_smoke.yaml"
     args = ["train", "--config", str(config), "--train.out_dir", str(out)]
     assert cli.main([*args, "--train.progress_bar", "false", "--data.synthetic_train", "32"]) == 0
-    assert "final val/pck" in capsys.readouterr().out
+    return out / "last.ckpt"
+
+
+def test_train_then_eval_from_the_command_line(smoke_checkpoint, capsys):
+    out = smoke_checkpoint.parent
     saved = load_config(out / "config.yaml")
     assert saved.train.out_dir == str(out) and saved.data.synthetic_train == 32
-    assert cli.main(["eval", "--checkpoint", str(out / "last.ckpt"), "--json", "true"]) == 0
+    assert cli.main(["eval", "--checkpoint", str(smoke_checkpoint), "--json", "true"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["metric"] == "PCK" and sum(result["counts"].values()) > 0
+
+
+def test_predict_writes_keypoints_json(smoke_checkpoint, tmp_path):
+    import cv2
+    import numpy as np
+
+    image = tmp_path / "person.png"
+    cv2.imwrite(str(image), np.full((80, 60, 3), 127, np.uint8))
+    output = tmp_path / "people.json"
+    code = cli.main(
+        ["predict", str(image), "--checkpoint", str(smoke_checkpoint), "--output", str(output)]
+    )
+    assert code == 0
+    people = json.loads(output.read_text())["people"]
+    assert len(people) == 1 and len(people[0]["keypoints"]) == 14
+    assert cli.main(["predict", str(image)]) == 2  # neither a checkpoint nor an ONNX file
+
+
+def test_bench_quick_writes_json(tmp_path):
+    path = tmp_path / "bench.json"
+    code = cli.main(
+        ["bench", "--models", "[resnet18-os32]", "--quick", "true", "--json", str(path)]
+    )
+    assert code == 0
+    rows = json.loads(path.read_text())["models"]
+    assert rows[0]["model"] == "resnet18-os32" and rows[0]["latency_ms"] > 0
+
+
+@pytest.mark.slow
+def test_export_writes_onnx_that_matches(smoke_checkpoint, tmp_path):
+    out = tmp_path / "model.onnx"
+    assert cli.main(["export", "--checkpoint", str(smoke_checkpoint), "--output", str(out)]) == 0
+    assert out.stat().st_size > 1_000_000
+
+
+def test_demo_plan_fits_the_time_budget(tmp_path, capsys):
+    run = cli.demo_config(None, str(tmp_path / "demo"))
+    assert run.model.backbone == "hourglass" and run.model.head == "dsnt"
+    assert run.data.dataset == "synthetic" and run.optim.milestones == [run.train.epochs - 1]
+    # 0.4 s per measured step and 128 steps per epoch: 7 minutes hold 5 epochs (with overheads)
+    assert cli._demo_epochs(run, 0.4, 7.0) == 5
+    assert cli._demo_epochs(run, 10.0, 7.0) == 2  # never fewer than two epochs
+    lsp = cli.demo_config(str(tmp_path), str(tmp_path / "demo"), epochs=20, val_every=4)
+    assert lsp.data.augment and lsp.data.val_subset == 256 and lsp.optim.milestones == [15]
+    assert cli.main(["demo", "--data_root", str(tmp_path / "absent")]) == 2
+    assert "dsntpose data lsp --root" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_trains_evaluates_and_draws(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--epochs", "2", "--out_dir", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "PCK@0.2, lsp joints" in printed and "demo: PCK@0.2" in printed
+    for name in ("predictions.png", "training_curves.png", "last.ckpt", "config.yaml"):
+        assert (out / name).is_file(), name
+    assert f"demo: predictions drawn in {out / 'predictions.png'}" in printed

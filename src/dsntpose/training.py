@@ -28,9 +28,11 @@ Optimiser, scheduler, step counters and the global RNG states are in the checkpo
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
+import pickle
 import random
 import time
 import warnings
@@ -52,8 +54,9 @@ from dsntpose.config import ModelConfig, RunConfig
 from dsntpose.data import LSP, MPII, get_joint_set, worker_init_fn
 from dsntpose.data.synthetic import Synthetic
 from dsntpose.data.transforms import Augment
-from dsntpose.evaluate import PCKMetric, PCKResult, back_project, flip_test
+from dsntpose.evaluate import PCKResult, back_project, flip_test
 from dsntpose.heads import HeadOutput
+from dsntpose.metrics import PCKMetric
 from dsntpose.model import build_model, loss_for
 from dsntpose.ops import normalized_to_pixel
 
@@ -64,8 +67,10 @@ __all__ = [
     "TrainingDiverged",
     "build_datasets",
     "check_resume",
+    "evaluate_checkpoint",
     "fit",
     "make_trainer",
+    "pick_cpu_threads",
     "resolve_precision",
 ]
 
@@ -585,6 +590,15 @@ class PoseModule(L.LightningModule):
 # Launching, saving and resuming
 
 
+class _ProgressBar(TQDMProgressBar):
+    """Lightning's progress bar without the logger version (``v_num``): loss and images/s."""
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        items = super().get_metrics(trainer, pl_module)
+        items.pop("v_num", None)
+        return items
+
+
 def resolve_precision(run: RunConfig) -> str:
     """Lightning's ``precision`` for ``train.precision``.
 
@@ -652,7 +666,7 @@ def make_trainer(
         )
     callbacks.extend(extra_callbacks)
     if t.progress_bar:
-        callbacks.append(TQDMProgressBar(refresh_rate=max(1, min(20, t.log_every))))
+        callbacks.append(_ProgressBar(refresh_rate=max(1, min(20, t.log_every))))
     loggers = [
         CSVLogger(out, name="logs", version="csv"),
         TensorBoardLogger(out, name="logs", version="tensorboard", default_hp_metric=False),
@@ -699,6 +713,7 @@ def _quiet_lightning() -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*exists and is not empty")
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
             yield
     finally:
         for logger in loggers:
@@ -707,7 +722,14 @@ def _quiet_lightning() -> Iterator[None]:
 
 def _read_config(path: Path) -> dict[str, Any]:
     """The run config stored in a checkpoint (``hyper_parameters["config"]``)."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as err:
+        raise ValueError(
+            f"{path} cannot be read ({str(err).splitlines()[0]}); if a run was killed while "
+            "saving it, resume from another checkpoint with --resume PATH or start afresh "
+            "with --resume never in a new train.out_dir"
+        ) from None
     config = ckpt.get("hyper_parameters", {}).get("config") if isinstance(ckpt, Mapping) else None
     if not isinstance(config, Mapping):
         raise ValueError(f"{path}: not a dsntpose training checkpoint (no hyper_parameters.config)")
@@ -823,6 +845,38 @@ def fit(
         global_step=trainer.global_step,
         resumed_from=ckpt,
     )
+
+
+def pick_cpu_threads(run: RunConfig, candidates: Sequence[int] | None = None) -> tuple[int, float]:
+    """Time training steps of ``run``'s model per thread count; keep the fastest.
+
+    On a machine whose cores are busy with other work, OpenMP threads that wait for each
+    other can make two threads many times slower than one; this measures what runs fastest
+    now (a few seconds for small models), calls ``torch.set_num_threads`` with it and returns
+    ``(threads, seconds per training step)`` at ``data.batch_size`` (forward, loss and
+    backward; data loading and the optimiser step not included). ``candidates`` default: 1
+    and the current thread count.
+    """
+    current = torch.get_num_threads()
+    options = sorted(set(candidates or (1, current)))
+    size, batch = run.model.input_size, run.data.batch_size
+    model = build_model(dataclasses.replace(run.model, weights=None))
+    images = torch.rand(batch, 3, size, size)
+    target = torch.zeros(batch, run.model.num_joints, 2)
+    mask = torch.ones(batch, run.model.num_joints)
+    timings: dict[int, float] = {}
+    for threads in options:
+        torch.set_num_threads(threads)
+        for repeat in range(4):  # the first step warms up
+            start = time.perf_counter()
+            out = model(images)
+            loss_for(out, target, mask, run.loss, head=run.model.head).backward()
+            if repeat:
+                elapsed = time.perf_counter() - start
+                timings[threads] = min(timings.get(threads, math.inf), elapsed)
+    best = min(timings, key=timings.__getitem__)
+    torch.set_num_threads(best)
+    return best, timings[best]
 
 
 # --------------------------------------------------------------------------------------------
