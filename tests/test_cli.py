@@ -224,6 +224,31 @@ def test_predict_writes_keypoints_json(smoke_checkpoint, tmp_path):
     assert cli.main(["predict", str(image)]) == 2  # neither a checkpoint nor an ONNX file
 
 
+def test_predict_box_and_joints_options(smoke_checkpoint, tmp_path, capsys):
+    import cv2
+    import numpy as np
+
+    image = tmp_path / "person.png"
+    cv2.imwrite(str(image), np.full((80, 60, 3), 127, np.uint8))
+    ckpt = str(smoke_checkpoint)
+    assert cli.main(["predict", str(image), "--checkpoint", ckpt, "--box", "5,10,30,50"]) == 0
+    people = json.loads(capsys.readouterr().out)["people"]
+    assert people[0]["box"] == [5.0, 10.0, 30.0, 50.0]
+    # a box outside the image is reported for that image and the exit code says so
+    assert cli.main(["predict", str(image), "--checkpoint", ckpt, "--box", "500,10,30,50"]) == 1
+    assert "lies outside the 60x80 image" in capsys.readouterr().err
+    for args, message in [
+        (["--box", "1,2,3"], "--box: expected 4 numbers x,y,w,h"),
+        (["--box", "a,b,c,d"], "--box: expected x,y,w,h numbers"),
+        (["--box", "0,0,0,5"], "box width and height must be > 0"),
+        (["--box", "0,0,5,5", "--boxes", "b.json"], "not both"),
+        (["--joints", "mpii"], "checkpoint is for 14 joints (lsp) but 16 joints (mpii)"),
+    ]:
+        assert cli.main(["predict", str(image), "--checkpoint", ckpt, *args]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_bench_quick_writes_json(tmp_path):
     path = tmp_path / "bench.json"
     code = cli.main(
@@ -237,8 +262,15 @@ def test_bench_quick_writes_json(tmp_path):
 @pytest.mark.slow
 def test_export_writes_onnx_that_matches(smoke_checkpoint, tmp_path):
     out = tmp_path / "model.onnx"
-    assert cli.main(["export", "--checkpoint", str(smoke_checkpoint), "--output", str(out)]) == 0
+    assert cli.main(["export", "--checkpoint", str(smoke_checkpoint), str(out)]) == 0
     assert out.stat().st_size > 1_000_000
+
+
+def test_export_needs_exactly_one_output(smoke_checkpoint, capsys):
+    ckpt = str(smoke_checkpoint)
+    assert cli.main(["export", "--checkpoint", ckpt]) == 2
+    assert cli.main(["export", "--checkpoint", ckpt, "a.onnx", "--output", "b.onnx"]) == 2
+    assert capsys.readouterr().err.count("give the .onnx file to write once") == 2
 
 
 def test_demo_plan_fits_the_time_budget(tmp_path, capsys):

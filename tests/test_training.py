@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import time
 from pathlib import Path
 
 import lightning as L
@@ -260,3 +261,38 @@ def test_precision_and_data_errors(tmp_path):
         FileNotFoundError, match=r"data\.root is not set.*human-pose\.mpi-inf\.mpg\.de"
     ):
         fit(mpii)
+
+
+def test_time_budget_moves_the_last_epochs_with_the_machine_speed():
+    from types import SimpleNamespace
+
+    from dsntpose.training import TimeBudget
+
+    def trainer_after(epoch: int, milestone: int):
+        optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, [milestone], 0.1)
+        return SimpleNamespace(
+            current_epoch=epoch,
+            lr_scheduler_configs=[SimpleNamespace(scheduler=scheduler)],
+            fit_loop=SimpleNamespace(max_epochs=8),
+        )
+
+    plan = TimeBudget(100.0, final_epochs=1)
+    fast = trainer_after(0, milestone=7)
+    plan.start = time.perf_counter() - 19.9  # about 20 s per epoch: 4 more fit
+    plan.on_train_epoch_end(fast, None)
+    assert fast.fit_loop.max_epochs == 5
+    assert list(fast.lr_scheduler_configs[0].scheduler.milestones) == [4]
+
+    slow = trainer_after(0, milestone=7)
+    plan.start = time.perf_counter() - 60.0  # nothing more fits, but end on the lower rate
+    plan.on_train_epoch_end(slow, None)
+    assert slow.fit_loop.max_epochs == 2
+    assert list(slow.lr_scheduler_configs[0].scheduler.milestones) == [1]
+
+    spent = trainer_after(1, milestone=1)  # the lowered epoch has run and time is up
+    plan.start = time.perf_counter() - 120.0
+    plan.on_train_epoch_end(spent, None)
+    assert spent.fit_loop.max_epochs == 2
+    with pytest.raises(ValueError, match="final_epochs"):
+        TimeBudget(10.0, final_epochs=0)

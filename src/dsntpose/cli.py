@@ -289,7 +289,13 @@ def _predict_parser() -> ArgumentParser:
     parser.add_argument("images", type=str, nargs="+", help="image files or folders")
     parser.add_argument("--checkpoint", type=str | None, default=None)
     parser.add_argument("--onnx", type=str | None, default=None, help="run an exported model")
+    parser.add_argument(
+        "--box", type=str | None, default=None, help="one person box x,y,w,h for every image"
+    )
     parser.add_argument("--boxes", type=str | None, default=None, help="JSON of person boxes")
+    parser.add_argument(
+        "--joints", type=str | None, default=None, help="the joint set expected (mpii or lsp)"
+    )
     parser.add_argument("--flip", type=bool, default=True, help="flip test")
     parser.add_argument("--draw_dir", type=str | None, default=None, help="write drawings here")
     parser.add_argument(
@@ -303,7 +309,8 @@ def _predict_parser() -> ArgumentParser:
 def _export_parser() -> ArgumentParser:
     parser = _parser("Export a checkpoint to ONNX and check it against PyTorch.")
     parser.add_argument("--checkpoint", type=str, required=True)
-    parser.add_argument("--output", type=str, required=True, help="the .onnx file to write")
+    parser.add_argument("out", type=str | None, nargs="?", help="the .onnx file to write")
+    parser.add_argument("--output", type=str | None, default=None, help="the same, as an option")
     parser.add_argument("--check", type=bool, default=True, help="compare with PyTorch")
     parser.add_argument("--opset", type=int | None, default=None)
     return parser
@@ -350,7 +357,7 @@ def _demo_parser() -> ArgumentParser:
     )
     parser.add_argument("--data_root", type=str | None, default=None, help="LSP folder")
     parser.add_argument("--out_dir", type=str | None, default=None, help="default runs/demo-TIME")
-    parser.add_argument("--minutes", type=float, default=7.0, help="the training time to plan for")
+    parser.add_argument("--minutes", type=float, default=8.0, help="the training time to plan for")
     parser.add_argument(
         "--epochs", type=int | None, default=None, help="default: as many as fit in --minutes"
     )
@@ -446,10 +453,22 @@ def cmd_predict(args: Namespace) -> int:
 
     if args.checkpoint is None and args.onnx is None:
         raise ValueError("predict: give --checkpoint CKPT or --onnx FILE")
+    if args.box is not None and args.boxes is not None:
+        raise ValueError("predict: give --box x,y,w,h or --boxes FILE, not both")
+    boxes = args.boxes
+    if args.box is not None:
+        parts = args.box.replace(" ", "").split(",")
+        try:
+            boxes = tuple(float(v) for v in parts)
+        except ValueError:
+            raise ValueError(f"--box: expected x,y,w,h numbers, got {args.box!r}") from None
+        if len(boxes) != 4:
+            raise ValueError(f"--box: expected 4 numbers x,y,w,h, got {args.box!r}")
     result = predict(
         args.checkpoint,
         args.images,
-        args.boxes,
+        boxes,
+        joints=args.joints,
         flip=args.flip,
         draw_dir=args.draw_dir,
         onnx=args.onnx,
@@ -470,8 +489,11 @@ def cmd_predict(args: Namespace) -> int:
 def cmd_export(args: Namespace) -> int:
     from dsntpose.export import OnnxParityError, export_onnx
 
+    if (args.out is None) == (args.output is None):
+        raise ValueError("export: give the .onnx file to write once: OUT.onnx or --output OUT.onnx")
+    output = args.out if args.out is not None else args.output
     try:
-        path = export_onnx(args.checkpoint, args.output, check=args.check, opset=args.opset)
+        path = export_onnx(args.checkpoint, output, check=args.check, opset=args.opset)
     except OnnxParityError as err:
         raise CommandError(str(err)) from None
     print(f"wrote {path}")
@@ -514,7 +536,9 @@ def demo_config(
     Synthetic (``data_root`` None): epochs of 2048 new figures, no augmentation, 256 for
     validation. LSP: the standard 1000 training images with the paper's augmentation,
     validated on the first 256 test images during training. Adam 2e-3, the last epoch at a
-    tenth of it (the LSP run: the last quarter).
+    tenth of it (the LSP run: the last quarter). ``dsntpose demo`` plans ``epochs`` from a
+    measured training step and lets :class:`~dsntpose.training.TimeBudget` move the end (and
+    the lowered epochs with it) when the machine turns out faster or slower.
     """
     lsp = data_root is not None
     decay = max(1, epochs - (max(1, epochs // 4) if lsp else 1))
@@ -594,9 +618,12 @@ def cmd_demo(args: Namespace) -> int:
         f"into {out_dir}",
         flush=True,
     )
-    budget = {"seconds": round(args.minutes * 60 * 1.15)}  # a safety net, not the plan
+    # The plan follows the machine's speed from epoch to epoch; max_time is a safety net.
+    final_epochs = max(1, run.train.epochs - run.optim.milestones[0])
+    plan = training.TimeBudget(args.minutes * 60, final_epochs=final_epochs)
+    limit = {"seconds": round(min(args.minutes * 1.2, args.minutes + 1.5) * 60)}
     try:
-        result = training.fit(run, resume="never", max_time=budget)
+        result = training.fit(run, resume="never", extra_callbacks=[plan], max_time=limit)
     except training.TrainingDiverged as err:
         raise CommandError(str(err)) from None
     trained = time.perf_counter() - start
@@ -614,7 +641,8 @@ def cmd_demo(args: Namespace) -> int:
     print()
     print(f"demo: {result.global_step} training steps in {trained:.0f} s; {total:.0f} s in all")
     print(
-        f"demo: PCK@0.2 {evaluation.result.total:.1f}% on {len(evaluation.preds_px)} {what} images"
+        f"demo: PCK@0.2 {evaluation.result.total:.1f}% on {len(evaluation.preds_px)} "
+        f"validation images of {what}"
     )
     print(f"demo: predictions drawn in {picture} (white: ground truth, red: error)")
     print(f"demo: training curves in {curves}")

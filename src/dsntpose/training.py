@@ -36,6 +36,7 @@ import pickle
 import random
 import time
 import warnings
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,7 @@ __all__ = [
     "EpochSampler",
     "FitResult",
     "PoseModule",
+    "TimeBudget",
     "TrainingDiverged",
     "build_datasets",
     "check_resume",
@@ -845,6 +847,50 @@ def fit(
         global_step=trainer.global_step,
         resumed_from=ckpt,
     )
+
+
+class TimeBudget(L.Callback):
+    """Fit a run into a time budget, ending on the lowered learning rate.
+
+    The run's ``MultiStepLR`` should have one milestone: the epochs from it on run at the
+    lowered rate (the demo puts it at its planned last epoch). After every training epoch
+    (validation included) the time per epoch so far says how many more epochs fit in
+    ``seconds``; the trainer's epoch count is set to that and the milestone moved so that the
+    last ``final_epochs`` epochs still run at the lowered rate. Until the rate is lowered at
+    least one more epoch is kept, so a run may overrun by at most one epoch. When the machine
+    is as fast as planned nothing changes.
+
+    Args:
+        seconds: the training time to plan for.
+        final_epochs: how many epochs at the end run at the lowered rate.
+    """
+
+    def __init__(self, seconds: float, final_epochs: int = 1) -> None:
+        if seconds <= 0 or final_epochs < 1:
+            raise ValueError("TimeBudget: need seconds > 0 and final_epochs >= 1")
+        self.seconds = float(seconds)
+        self.final_epochs = int(final_epochs)
+        self.start = 0.0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        done = trainer.current_epoch + 1
+        elapsed = time.perf_counter() - self.start
+        more = int((self.seconds - elapsed) / (elapsed / done))
+        schedulers = [
+            c.scheduler
+            for c in trainer.lr_scheduler_configs
+            if isinstance(c.scheduler, torch.optim.lr_scheduler.MultiStepLR)
+        ]
+        lowered = any(min(s.milestones) <= done for s in schedulers)
+        if not lowered:
+            more = max(more, 1)
+            last = done + more
+            for scheduler in schedulers:  # stepped after this hook: epoch `milestone` is low
+                scheduler.milestones = Counter([max(done, last - self.final_epochs)])
+        trainer.fit_loop.max_epochs = done + max(0, more)
 
 
 def pick_cpu_threads(run: RunConfig, candidates: Sequence[int] | None = None) -> tuple[int, float]:
