@@ -514,6 +514,99 @@ def test_confidence_separates_good_from_bad_predictions() -> None:
 # ------------------------------------------------------------------ compile and docs
 
 
+# ------------------------------------------------------------------ the fused training path
+
+
+def _composed(x: torch.Tensor, mu: torch.Tensor | None, sigma: float, temperature: float):
+    p = ops.flat_softmax(x, temperature)
+    return p, ops.dsnt(p), (ops.js_reg_losses(p, mu, sigma) if mu is not None else None)
+
+
+@pytest.mark.parametrize(
+    ("size", "sigma", "temperature"),
+    # whole-map windows (7, 5x9 with sigma 2), partial windows (28, 40x33), a wide target
+    [((7, 7), 1.0, 1.0), ((5, 9), 2.0, 0.5), ((28, 28), 1.0, 1.0), ((40, 33), 1.5, 2.0)],
+)
+def test_softmax_dsnt_equals_the_composed_ops_in_value_and_gradient(
+    size: tuple[int, int], sigma: float, temperature: float
+) -> None:
+    g = torch.Generator().manual_seed(7)
+    x = (torch.randn(3, 5, *size, generator=g, dtype=F64) * 3).requires_grad_()
+    mu = torch.rand(3, 5, 2, generator=g, dtype=F64) * 2.6 - 1.3  # some targets off the map
+    weights = [
+        torch.randn(3, 5, *size, generator=g, dtype=F64),
+        torch.randn(3, 5, 2, generator=g, dtype=F64),
+        torch.rand(3, 5, generator=g, dtype=F64),
+    ]
+    fused = ops.softmax_dsnt(x, mu, sigma, temperature)
+    composed = _composed(x, mu, sigma, temperature)
+    for a, b in zip(fused, composed):
+        assert b is not None and (a - b).abs().max() < 1e-12
+    # every subset of the outputs carries gradient: probs, coords, js, and all together
+    for used in ([0], [1], [2], [1, 2], [0, 1, 2]):
+        grads = []
+        for outs in (
+            ops.softmax_dsnt(x, mu, sigma, temperature),
+            _composed(x, mu, sigma, temperature),
+        ):
+            total = sum((outs[k] * weights[k]).sum() for k in used)
+            grads.append(torch.autograd.grad(total, x)[0])
+        assert (grads[0] - grads[1]).abs().max() < 1e-12, used
+
+
+def test_softmax_dsnt_gradcheck_and_no_target() -> None:
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 3, 6, 5, generator=g, dtype=F64, requires_grad=True)
+    mu = torch.rand(2, 3, 2, generator=g, dtype=F64) * 2 - 1
+    assert torch.autograd.gradcheck(lambda x: tuple(ops.softmax_dsnt(x, mu, 1.0)), (x,))
+    assert torch.autograd.gradcheck(lambda x: tuple(ops.softmax_dsnt(x, mu, 0.6, 1.7)), (x,))
+    probs, coords, js = ops.softmax_dsnt(x)
+    assert js is None and torch.allclose(coords, ops.dsnt(ops.flat_softmax(x)), atol=1e-14)
+    assert torch.autograd.gradcheck(lambda x: ops.softmax_dsnt(x).coords, (x,))
+    # a large map with a partial window (at 2 sigma the window is 37 px of 40)
+    x = torch.randn(1, 2, 40, 12, generator=g, dtype=F64, requires_grad=True)
+    mu = torch.tensor([[[0.5, -0.8], [-0.2, 0.3]]], dtype=F64)
+    assert torch.autograd.gradcheck(lambda x: ops.softmax_dsnt(x, mu, 1.0).js, (x,))
+
+
+def test_softmax_dsnt_matches_dsntnn_and_stays_finite_on_sharp_maps() -> None:
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(4, 6, 28, 28, generator=g)
+    mu = torch.rand(4, 6, 2, generator=g) * 1.6 - 0.8
+    probs, coords, js = ops.softmax_dsnt(x, mu, 1.0)
+    ref_p = dsntnn.flat_softmax(x)
+    assert (coords - dsntnn.dsnt(ref_p)).abs().max() < 1e-5
+    assert js is not None and (js - dsntnn.js_reg_losses(ref_p, mu, 1.0)).abs().max() < 1e-4
+    # a softmax blob of 0.7 px at its target on a 64 px map underflows most cells in float32
+    target_px = (64 * 0.4 + 0.3, 64 * 0.55 - 0.2)
+    mu = ops.pixel_to_normalized(torch.tensor([[target_px]]), (64, 64))
+    logits = sharp_blob(64, 0.7, target_px, torch.float32)
+    _, coords, js = ops.softmax_dsnt(logits, mu, 1.0)
+    assert js is not None
+    (coords.sum() + js.sum()).backward()
+    assert (
+        logits.grad is not None and torch.isfinite(logits.grad).all() and torch.isfinite(js).all()
+    )
+    ref = ops.js_reg_losses(ops.flat_softmax(sharp_blob(64, 0.7, target_px, F64)), mu.double(), 1.0)
+    assert (js.double() - ref).abs().max() < 1e-4
+
+
+def test_softmax_dsnt_low_precision_and_errors() -> None:
+    x = torch.randn(2, 4, 14, 14)
+    t = torch.rand(2, 4, 2) * 2 - 1
+    probs, coords, js = ops.softmax_dsnt(x.bfloat16(), t, 1.0)
+    assert probs.dtype == coords.dtype == torch.float32 and js is not None
+    assert torch.allclose(coords, ops.dsnt(ops.flat_softmax(x.bfloat16().float())), atol=1e-6)
+    with pytest.raises(ValueError, match=r"logits must be \(B, J, H, W\), got \(2, 4, 14\)"):
+        ops.softmax_dsnt(x[..., 0])
+    with pytest.raises(ValueError, match=r"mu_t must be \(2, 4, 2\)"):
+        ops.softmax_dsnt(x, t[:, :3])
+    with pytest.raises(ValueError, match="sigma_t must be > 0"):
+        ops.softmax_dsnt(x, t, 0.0)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        ops.softmax_dsnt(x, t, 1.0, temperature=0.0)
+
+
 def test_docstring_examples_run() -> None:
     result = doctest.testmod(ops, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 5 and result.failed == 0
@@ -528,6 +621,8 @@ def test_compile_fullgraph_forward_backward() -> None:
             ops.euclidean_losses(c, t) + ops.js_reg_losses(p, t, 1.0) + ops.kl_reg_losses(p, t, 1.0)
         )
         loss = loss + ops.variance_reg_losses(p, 1.0) + ops.heatmap_confidence(p)
+        _, c2, js = ops.softmax_dsnt(x, t, 1.0)
+        loss = loss + ops.euclidean_losses(c2, t) + js
         return ops.average_loss(loss, m)
 
     compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
