@@ -161,6 +161,27 @@ def test_colour_gains_channel_order_and_clipping(bgr: bool) -> None:
     assert np.allclose(out["image"].reshape(3, -1), np.array(expected)[:, None], atol=1e-6)
 
 
+@pytest.mark.parametrize("shape", [(70, 50), (150, 110), (720, 1280)])
+@pytest.mark.parametrize("bgr", [False, True])
+def test_sample_image_is_the_plain_warp_and_lookup(shape: tuple[int, int], bgr: bool) -> None:
+    """Whichever way the crop is warped (small images are padded to 4 channels first) and
+    converted (lookup tables), the sample image is exactly: one 3-channel ``warp_image``, then
+    ``min(v * gain / 255, 1)`` per channel in float64, rounded to float32."""
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, size=(*shape, 3), dtype=np.uint8)
+    joints, missing = rng.uniform(0, 50, size=(14, 2)), np.zeros(14, bool)
+    augment, size = Augment(), 64
+    for draw in range(6):
+        params = augment.sample(sample_rng(5, 0, draw)) if draw else AugmentParams()
+        center, side = rng.uniform(20, 50, size=2), rng.uniform(30, 90)
+        out = transform_sample(image, joints, missing, center, side, size, LSP_JOINTS, params, bgr)
+        m = crop_matrix(center, side * params.scale, size, params.rotation, params.flip)
+        crop = warp_image(image, m, size)[..., ::-1] if bgr else warp_image(image, m, size)
+        gains = np.asarray(params.color) / 255.0
+        expected = np.minimum(crop.astype(np.float64) * gains, 1.0).astype(np.float32)
+        assert np.array_equal(out["image"], expected.transpose(2, 0, 1))
+
+
 def test_out_of_crop_joints_are_masked() -> None:
     image = np.zeros((100, 100, 3), np.uint8)
     joints = np.full((14, 2), 50.0)

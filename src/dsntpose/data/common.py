@@ -36,7 +36,6 @@ from dsntpose.data.transforms import (
     sample_rng,
     transform_sample,
 )
-from dsntpose.ops import pixel_to_normalized
 
 
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
@@ -97,7 +96,8 @@ def finish_sample(
     the small crop, not the full image.
     """
     out = transform_sample(image, joints_px, missing, center, side, size, joint_set, params, bgr)
-    joints = pixel_to_normalized(out["joints_crop"], (size, size)).astype(np.float32)
+    # pixel_to_normalized for a square crop, inlined (the same arithmetic, fewer numpy calls)
+    joints = ((2.0 * out["joints_crop"] + 1.0) / size - 1.0).astype(np.float32)
     joints[out["joints_missing"]] = 0.0
     return {
         "image": torch.from_numpy(out["image"]),

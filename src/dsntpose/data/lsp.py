@@ -16,6 +16,7 @@ to the left hip (``LSP_JOINTS.torso``), NaN when either is missing.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from pathlib import Path
@@ -180,7 +181,7 @@ class LSP(PoseDataset):
         index = self.check_index(index)
         image = read_image(self.image_paths[index])
         center, side = self.centers[index], float(self.sides[index])
-        if np.isnan(side):  # no labelled joint: the whole image
+        if math.isnan(side):  # no labelled joint: the whole image
             height, width = image.shape[:2]
             center, side = np.array([(width - 1) / 2, (height - 1) / 2]), float(max(height, width))
         return finish_sample(

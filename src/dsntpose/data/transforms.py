@@ -20,6 +20,7 @@ turns the content about the crop centre, then a horizontal flip mirrors about th
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -122,6 +123,9 @@ class AugmentParams:
     color: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
 
+_PLAIN = AugmentParams()  # the plain crop
+
+
 @dataclass(frozen=True)
 class Augment:
     """The paper's training augmentation (Nibali et al. 2018, section 5.1), all configurable.
@@ -161,23 +165,17 @@ class Augment:
 
     def sample(self, rng: np.random.Generator) -> AugmentParams:
         """Draw one :class:`AugmentParams` from ``rng`` (always the same number of draws)."""
-        normal = rng.standard_normal(2)
-        uniform = rng.random(5)
-        log_scale = min(
-            max(float(normal[0]) * self.scale_sigma, -self.scale_limit), self.scale_limit
-        )
-        rotation = float(normal[1]) * self.rotation_sigma
+        normal = rng.standard_normal(2).tolist()  # Python floats: cheaper arithmetic below
+        uniform = rng.random(5).tolist()
+        log_scale = min(max(normal[0] * self.scale_sigma, -self.scale_limit), self.scale_limit)
+        rotation = normal[1] * self.rotation_sigma
         rotation = min(max(rotation, -self.rotation_limit), self.rotation_limit)
         low, span = self.color_low, self.color_high - self.color_low
         return AugmentParams(
             scale=2.0**log_scale,
             rotation=rotation if uniform[0] < self.rotation_prob else 0.0,
-            flip=bool(uniform[1] < self.flip_prob),
-            color=(
-                low + span * float(uniform[2]),
-                low + span * float(uniform[3]),
-                low + span * float(uniform[4]),
-            ),
+            flip=uniform[1] < self.flip_prob,
+            color=(low + span * uniform[2], low + span * uniform[3], low + span * uniform[4]),
         )
 
 
@@ -235,38 +233,103 @@ def transform_sample(
         raise ValueError(
             f"expected joints ({num}, 2) and missing ({num},), got {joints_px.shape} and {missing.shape}"
         )
-    params = params or AugmentParams()
+    if params is None:
+        params = _PLAIN
     matrix = crop_matrix(center, side * params.scale, size, params.rotation, params.flip)
     identity = image.shape[:2] == (size, size) and np.array_equal(matrix, np.eye(2, 3))
-    crop = image if identity else warp_image(image, matrix, size)
+    crop = image if identity else _warp_color(image, matrix, size)
 
-    joints_crop = apply_affine(matrix, joints_px)
-    joints_image = np.where(missing[:, None], np.nan, joints_px)
+    # The joint arrays are tiny, so each numpy call costs more than its arithmetic: this is
+    # apply_affine without its argument checks, the flip permutation is built once per joint
+    # table, and the inside test runs on Python floats.
+    joints_crop = joints_px @ matrix[:, :2].T + matrix[:, 2]
+    joints_image = joints_px.copy()
+    joints_image[missing] = np.nan
     if params.flip:
-        order = np.asarray(joint_set.flip_index)
+        order = _flip_order(joint_set.flip_index)
         joints_crop, joints_image, missing = joints_crop[order], joints_image[order], missing[order]
-    inside = np.all((joints_crop >= -0.5) & (joints_crop <= size - 0.5), axis=1)
-    joints_crop[missing] = (size - 1) / 2  # a harmless finite value; masked everywhere
-
-    # HWC uint8 (RGB or BGR) -> CHW float32 RGB: each output plane is one lookup of its input
-    # plane in a 256-entry table min(v * gain / 255, 1), which folds the cast, the colour
-    # gain and the clipping into a single pass (the fastest variant timed for benchmarks).
-    planes = cv2.split(crop)
-    if bgr:
-        planes = planes[::-1]
-    tables = np.minimum(_LEVELS * (np.asarray(params.color)[:, None] / 255.0), 1.0).astype(
-        np.float32
+    joints_crop[missing] = (size - 1) / 2  # the crop centre: normalised (0, 0); masked everywhere
+    low, high = -0.5, size - 0.5
+    mask = np.array(
+        [low <= x <= high and low <= y <= high for x, y in joints_crop.tolist()], np.float32
     )
-    out = np.empty((3, size, size), dtype=np.float32)
-    for c in range(3):
-        written = cv2.LUT(planes[c], tables[c], dst=out[c])
-        if written.ctypes.data != out[c].ctypes.data:  # OpenCV chose not to write in place
-            out[c] = written
+    mask[missing] = 0.0
     return {
-        "image": out,
+        "image": to_chw_rgb(crop, params.color, bgr),
         "joints_crop": joints_crop,
-        "mask": (inside & ~missing).astype(np.float32),
+        "mask": mask,
         "inverse": invert_affine(matrix),
         "joints_image": joints_image,
         "joints_missing": missing,
     }
+
+
+_PAD_LIMIT = 8  # pad images of at most this many times the crop's pixels to 4 channels
+
+
+def _warp_color(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """:func:`warp_image` of an ``(H, W, 3)`` uint8 image, as ``(S, S, 3)`` or ``(S, S, 4)``:
+    a fourth channel, when present, is padding; the first three are ``warp_image``'s exactly.
+
+    OpenCV's bilinear warp of 4-channel uint8 images is much faster than of 3-channel ones
+    and gives the same values per channel (timed with OpenCV 5.0 on x86: 1.7-2.5x faster; the
+    padding costs ~0.2 ns per image px, the 4-channel warp saves ~4 ns per crop px), so an
+    image of at most ``_PAD_LIMIT`` times the crop's pixels is padded to 4 channels first.
+    Large images (MPII's photos next to a 224 px crop) are warped as they are.
+    ``tests/test_data_transforms.py`` checks that both ways give the same sample.
+    """
+    if image.shape[0] * image.shape[1] <= _PAD_LIMIT * size * size:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2BGRA)  # appends the channel, keeps the order
+    return warp_image(image, matrix, size)
+
+
+@functools.lru_cache(maxsize=8)
+def _flip_order(flip_index: tuple[int, ...]) -> np.ndarray:
+    """``flip_index`` as an index array (one per joint table, built once)."""
+    order = np.array(flip_index, dtype=np.intp)
+    order.flags.writeable = False
+    return order
+
+
+def _color_tables(color: tuple[float, float, float]) -> np.ndarray:
+    """``(3, 256)`` float32 lookup tables ``min(v * gain / 255, 1)`` for the RGB gains ``color``
+    (the plain crop's, gains ``(1, 1, 1)``, are built once)."""
+    gains = tuple(color)
+    if gains == _UNIT_GAINS:
+        return _UNIT_TABLES
+    return _build_tables(gains)
+
+
+def _build_tables(gains: tuple[float, float, float]) -> np.ndarray:
+    """The tables of :func:`_color_tables`, computed in float64 and rounded to float32."""
+    return np.minimum(_LEVELS * (np.asarray(gains)[:, None] / 255.0), 1.0).astype(np.float32)
+
+
+_UNIT_GAINS = (1.0, 1.0, 1.0)
+_UNIT_TABLES = _build_tables(_UNIT_GAINS)
+_UNIT_TABLES.flags.writeable = False
+
+
+def to_chw_rgb(
+    crop: np.ndarray, color: tuple[float, float, float] = (1.0, 1.0, 1.0), bgr: bool = False
+) -> np.ndarray:
+    """``(S, S, 3)`` uint8 RGB (BGR when ``bgr``) -> ``(3, S, S)`` float32 RGB in ``[0, 1]``,
+    each channel multiplied by its gain in ``color`` (RGB order) and clipped to 1. A
+    4-channel crop (RGBA or BGRA) is accepted too; its fourth channel is ignored.
+
+    Each output plane is one lookup of its input plane in a 256-entry table, which folds the
+    cast, the colour gain and the clipping into a single pass (the fastest variant timed for
+    ``benchmarks/data.py``).
+    """
+    # Splitting into the planes of one new array is cheaper than into 3-4 fresh arrays.
+    planes = cv2.split(crop, list(np.empty((crop.shape[2], *crop.shape[:2]), np.uint8)))[:3]
+    if bgr:
+        planes = planes[::-1]
+    tables = _color_tables(color)
+    out = np.empty((3, *crop.shape[:2]), dtype=np.float32)
+    for c in range(3):
+        plane = out[c]
+        written = cv2.LUT(planes[c], tables[c], dst=plane)
+        if written is not plane:  # OpenCV chose not to write in place
+            plane[...] = written
+    return out
