@@ -560,7 +560,7 @@ def test_softmax_dsnt_gradcheck_and_no_target() -> None:
     mu = torch.rand(2, 3, 2, generator=g, dtype=F64) * 2 - 1
     assert torch.autograd.gradcheck(lambda x: tuple(ops.softmax_dsnt(x, mu, 1.0)), (x,))
     assert torch.autograd.gradcheck(lambda x: tuple(ops.softmax_dsnt(x, mu, 0.6, 1.7)), (x,))
-    probs, coords, js = ops.softmax_dsnt(x)
+    _probs, coords, js = ops.softmax_dsnt(x)
     assert js is None and torch.allclose(coords, ops.dsnt(ops.flat_softmax(x)), atol=1e-14)
     assert torch.autograd.gradcheck(lambda x: ops.softmax_dsnt(x).coords, (x,))
     # a large map with a partial window (at 2 sigma the window is 37 px of 40)
@@ -573,7 +573,7 @@ def test_softmax_dsnt_matches_dsntnn_and_stays_finite_on_sharp_maps() -> None:
     g = torch.Generator().manual_seed(5)
     x = torch.randn(4, 6, 28, 28, generator=g)
     mu = torch.rand(4, 6, 2, generator=g) * 1.6 - 0.8
-    probs, coords, js = ops.softmax_dsnt(x, mu, 1.0)
+    _probs, coords, js = ops.softmax_dsnt(x, mu, 1.0)
     ref_p = dsntnn.flat_softmax(x)
     assert (coords - dsntnn.dsnt(ref_p)).abs().max() < 1e-5
     assert js is not None and (js - dsntnn.js_reg_losses(ref_p, mu, 1.0)).abs().max() < 1e-4

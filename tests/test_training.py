@@ -235,6 +235,23 @@ def test_losses_are_float32_under_bf16_autocast():
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
 
 
+def test_bf16_on_a_cpu_without_native_bfloat16_warns(tmp_path, monkeypatch):
+    import warnings
+
+    import dsntpose.training as training
+
+    run = tiny_run(tmp_path, train={"precision": "bf16-mixed", "accelerator": "cpu"})
+    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: False)
+    with pytest.warns(UserWarning, match=r"16-20x slower than '32-true' on an AVX2 CPU"):
+        assert resolve_precision(run) == "bf16-mixed"
+    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_precision(run) == "bf16-mixed"
+    monkeypatch.undo()
+    assert isinstance(training.cpu_has_native_bf16(), bool)
+
+
 def test_precision_and_data_errors(tmp_path):
     assert resolve_precision(tiny_run(tmp_path, train={"precision": "auto"})) in (
         "32-true",
