@@ -208,6 +208,17 @@ def test_train_then_eval_from_the_command_line(smoke_checkpoint, capsys):
     assert result["metric"] == "PCK" and sum(result["counts"].values()) > 0
 
 
+def test_eval_flip_modes(smoke_checkpoint, capsys):
+    ckpt = str(smoke_checkpoint)
+    totals = {}
+    for mode in ("logits", "coords"):
+        assert cli.main(["eval", "--checkpoint", ckpt, "--flip_mode", mode, "--json", "true"]) == 0
+        totals[mode] = json.loads(capsys.readouterr().out)["total"]
+    assert all(0 <= t <= 100 for t in totals.values())
+    assert cli.main(["eval", "--checkpoint", ckpt, "--flip_mode", "heatmaps"]) == 2
+    assert "flip_mode: 'heatmaps' does not fit the dsnt head" in capsys.readouterr().err
+
+
 def test_predict_writes_keypoints_json(smoke_checkpoint, tmp_path):
     import cv2
     import numpy as np

@@ -274,6 +274,12 @@ def _eval_parser() -> ArgumentParser:
     parser.add_argument("--image_root", type=str | None, default=None, help="MPII images folder")
     parser.add_argument("--subset", type=int | None, default=None, help="first N samples only")
     parser.add_argument("--flip_test", type=bool, default=False, help="average with the mirror")
+    parser.add_argument(
+        "--flip_mode",
+        type=str | None,
+        default=None,
+        help="average logits, coords or heatmaps (default: the head's own)",
+    )
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--num_workers", type=int, default=0)
     parser.add_argument("--device", type=str, default="cpu", help="cpu, cuda or cuda:N")
@@ -433,7 +439,8 @@ def cmd_eval(args: Namespace) -> int:
     evaluation = training.evaluate_checkpoint(
         args.checkpoint,
         data=data,
-        flip=args.flip_test,
+        flip=args.flip_test or args.flip_mode is not None,
+        flip_mode=args.flip_mode,
         batch_size=args.batch_size,
         device=args.device,
     )

@@ -972,6 +972,7 @@ def evaluate_checkpoint(
     *,
     data: Mapping[str, Any] | None = None,
     flip: bool = False,
+    flip_mode: str | None = None,
     batch_size: int = 32,
     device: str = "cpu",
     num_draw: int = 8,
@@ -984,6 +985,9 @@ def evaluate_checkpoint(
         data: overrides of the checkpoint's ``data`` section (``dataset``, ``root``,
             ``image_root``, ``val_subset``, ``num_workers``, ...).
         flip: average the image and its mirror (:func:`dsntpose.evaluate.flip_test`).
+        flip_mode: what the flip test averages: ``"logits"`` (DSNT's default, as the paper's
+            code), ``"coords"`` (any head; FC's default) or ``"heatmaps"`` (heatmap matching's
+            default); ``None`` picks the head's default.
         batch_size: images per forward pass.
         device: ``cpu``, ``cuda`` or ``cuda:N``.
         num_draw: how many validation samples to keep for drawing.
@@ -1014,7 +1018,13 @@ def evaluate_checkpoint(
     joint_set = get_joint_set(run.model.joints)
     threshold = 0.5 if run.data.dataset == "mpii" else 0.2
     metric = PCKMetric(joint_set.num_joints, threshold=threshold, total_joints=joint_set.pck_total)
-    mode = {"dsnt": "logits", "heatmap": "heatmaps", "fc": "coords"}[run.model.head]
+    mode = flip_mode or {"dsnt": "logits", "heatmap": "heatmaps", "fc": "coords"}[run.model.head]
+    allowed = {"dsnt": ("logits", "coords"), "heatmap": ("heatmaps", "coords"), "fc": ("coords",)}
+    if mode not in allowed[run.model.head]:
+        raise ValueError(
+            f"flip_mode: {mode!r} does not fit the {run.model.head} head; choose one of "
+            f"{', '.join(repr(m) for m in allowed[run.model.head])}"
+        )
     preds, samples = [], {}
     model.eval()
     with torch.no_grad():

@@ -1,0 +1,89 @@
+"""Flip test for DSNT: average the mirrored pre-softmax maps, or the two coordinate predictions?
+
+    python experiments/flip.py [--runs_dir runs/experiments] [--data_root DIR] [CELL ...]
+
+For every finished DSNT cell of the sweeps whose run folder still holds ``last.ckpt`` (or the
+cells named), evaluates the LSP test set three ways -- no flip, flip by coordinates
+(``flip_mode="coords"``), flip by logits (``"logits"``, what the paper's code does) -- and
+writes ``docs/results/flip.csv``, one row per cell, which ``experiments/report.py`` turns into a
+table. A row already in the CSV is not evaluated again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import REPO, RESULTS
+
+OUT = RESULTS / "flip.csv"
+MODES = {"none": None, "coords": "coords", "logits": "logits"}
+FIELDS = ["cell", "heatmap_px", *(f"{m}_pck{t}" for m in MODES for t in (20, 10))]
+
+
+def evaluate(checkpoint: Path, data_root: str, mode: str | None) -> tuple[float, float]:
+    """PCK@0.2 and PCK@0.1 (%) of ``checkpoint`` on the LSP test set."""
+    from dsntpose.data import LSP
+    from dsntpose.evaluate import pck
+    from dsntpose.training import evaluate_checkpoint
+
+    ev = evaluate_checkpoint(
+        checkpoint,
+        data={"root": data_root, "val_subset": None},
+        flip=mode is not None,
+        flip_mode=mode,
+        num_draw=0,
+    )
+    test = LSP(data_root, "test")
+    args = (ev.preds_px, test.joints, test.missing, test.torso_sizes)
+    return pck(*args, threshold=0.2).total, pck(*args, threshold=0.1).total
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("cells", nargs="*", help="sweep/cell names (default: every DSNT cell)")
+    parser.add_argument("--runs_dir", default=str(REPO / "runs" / "experiments"))
+    parser.add_argument("--data_root", default=str(REPO.parent / "shared" / "data" / "lsp"))
+    args = parser.parse_args(argv)
+
+    done: dict[str, dict[str, str]] = {}
+    if OUT.is_file():
+        with OUT.open() as f:
+            done = {row["cell"]: row for row in csv.DictReader(f)}
+    for path in sorted(RESULTS.glob("*/*.json")):
+        record = json.loads(path.read_text())
+        name = f"{record['sweep']}/{record['cell']}"
+        if args.cells and name not in args.cells:
+            continue
+        if record["config"]["model"]["head"] != "dsnt" or "same_run_as" in record:
+            continue
+        checkpoint = Path(args.runs_dir) / record["sweep"] / record["cell"] / "last.ckpt"
+        if name in done or not checkpoint.is_file():
+            continue
+        row: dict[str, object] = {"cell": name, "heatmap_px": record["heatmap_px"]}
+        for label, mode in MODES.items():
+            pck20, pck10 = evaluate(checkpoint, args.data_root, mode)
+            row[f"{label}_pck20"], row[f"{label}_pck10"] = round(pck20, 3), round(pck10, 3)
+        done[name] = {k: str(v) for k, v in row.items()}
+        with OUT.open("w", newline="") as f:  # after every cell: a stopped run loses nothing
+            writer = csv.DictWriter(f, FIELDS)
+            writer.writeheader()
+            writer.writerows(done[k] for k in sorted(done))
+        print(
+            f"{name}: PCK@0.2 none {row['none_pck20']:.2f}, coords {row['coords_pck20']:.2f}, "
+            f"logits {row['logits_pck20']:.2f}",
+            flush=True,
+        )
+    if not done:
+        print("no finished DSNT cell with a last.ckpt in", args.runs_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
