@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import platform
 import statistics
 import sys
 import time
@@ -23,7 +22,7 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import HERE, RESULTS, cells, deep_merge, sweep_file
+from run import HERE, RESULTS, cells, cpu_name, deep_merge, sweep_file
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
 
     out = RESULTS / f"latency_{device.type}.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
-    machine = f"{platform.machine()} {args.threads} threads, torch {torch.__version__}"
+    where = cpu_name() if args.device == "cpu" else torch.cuda.get_device_name()
+    machine = f"{where}, {args.threads} threads, torch {torch.__version__}"
     with out.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["cell", *axes, "heatmap_px", "latency_ms", "flip_latency_ms", "machine"])

@@ -235,8 +235,39 @@ def simple_sweep(lines: list[str], name: str, title: str, key: str) -> None:
             ("pck10", "PCK@0.1"),
             ("auc", "AUC@0.5"),
             ("train_minutes", "train min"),
+            ("precision", "precision"),
         ]
         lines += [table(rows, cols), ""]
+
+
+def flip_section(lines: list[str]) -> None:
+    """The flip test's two ways for DSNT, from ``experiments/flip.py``'s CSV."""
+    rows = read_csv("flip")
+    lines += [
+        "## Flip test: average the logits or the coordinates?",
+        "",
+        "`experiments/flip.py`: each finished DSNT cell evaluated with no flip, with the two",
+        "coordinate predictions averaged (`--flip_mode coords`) and with the mirrored pre-softmax",
+        "maps averaged before one softmax and DSNT (`--flip_mode logits`, the paper's code).",
+        "",
+    ]
+    if not rows:
+        lines += ["No cell evaluated yet.", ""]
+        return
+    cols = [("cell", "cell"), ("heatmap_px", "map px")] + [
+        (f"{m}_pck{t}", f"{name} @0.{t // 10}")
+        for t in (20, 10)
+        for m, name in (("none", "no flip"), ("coords", "coords"), ("logits", "logits"))
+    ]
+    lines += [table(rows, cols), ""]
+    gain = ", ".join(f"{r['logits_pck20'] - r['coords_pck20']:+.2f}" for r in rows)
+    flip = ", ".join(f"{r['logits_pck20'] - r['none_pck20']:+.2f}" for r in rows)
+    better = sum(r["logits_pck20"] > r["coords_pck20"] for r in rows)
+    lines += [
+        f"Logits minus coordinates, PCK@0.2: {gain} (logits better in {better} of {len(rows)} "
+        f"cells); flip by logits minus no flip: {flip}.",
+        "",
+    ]
 
 
 def orderings(lines: list[str]) -> None:
@@ -366,8 +397,10 @@ def main(argv: list[str] | None = None) -> int:
         "to left hip). Every model starts from random initialisation: no ImageNet weights can be",
         "downloaded here, which the paper's ResNets had. The recipe (`experiments/base_lsp.yaml`):",
         "ResNet-18, 96 px crops, 10 epochs of RMSprop at lr 1e-3 (x0.1 after epoch 8), batch 16,",
-        "the paper's augmentation, bf16 autocast on a 2-core CPU; numbers are from the last",
-        "checkpoint. These are small budgets: read the orderings, not the absolute values.",
+        "the paper's augmentation, on a 2-core CPU: bf16 autocast where the CPU has native",
+        "bfloat16 (AMX), float32 where it has not (AVX2 only, on which bf16 is 16-20x slower);",
+        "each cell's precision and CPU are in its JSON and the sweep CSVs. Numbers are from the",
+        "last checkpoint. These are small budgets: read the orderings, not the absolute values.",
         "",
     ]
     orderings(lines)
@@ -378,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         lines, "e_samples", "(e) Training-set size (no augmentation, equal steps)", "samples"
     )
     simple_sweep(lines, "d_hourglass", "(d) Stacked hourglass", "strategy")
+    flip_section(lines)
     if args.predictions:
         predictions(args.predictions, lines)
     DOC.write_text("\n".join(lines) + "\n")
