@@ -233,6 +233,7 @@ def test_training_curves_from_a_lightning_log_folder(tmp_path: Path) -> None:
     np.testing.assert_array_equal(lines["train/loss"].get_xdata(), [9, 19, 29, 39])
     np.testing.assert_array_equal(lines["val/loss"].get_ydata(), [1.9, 1.4])
     assert panels["learning rate"].get_yscale() == "log"
+    assert fig.get_suptitle() == "training curves: run"  # the run's folder, not the logger's
     assert save_figure(fig, tmp_path / "curves.png").stat().st_size > 1000
     with pytest.raises(FileNotFoundError, match="no metrics file or log folder"):
         plot_training_curves(tmp_path / "missing")

@@ -434,7 +434,16 @@ def plot_training_curves(csv_path_or_dir: str | Path) -> Figure:
         ax.legend(fontsize=8)
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_axis_off()
-    fig.suptitle(str(path.parent.name if path.name == "metrics.csv" else path.name))
+    # the run's folder, above the logger's own (logs/csv/version_N/metrics.csv)
+    run = next(
+        (
+            d.name
+            for d in path.parents
+            if d.name not in ("csv", "logs", "") and not d.name.startswith("version_")
+        ),
+        path.name,
+    )
+    fig.suptitle(f"training curves: {run}")
     return fig
 
 
