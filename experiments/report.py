@@ -192,6 +192,32 @@ def sweep_a(lines: list[str]) -> None:
             "![PCK against latency](results/pck_vs_latency.png)",
             "",
         ]
+        best = []
+        for stride in ("s32", "s16", "s8", "s4"):
+            here = [r for r in rows if r["stride"] == stride]
+            cell = f"{stride}-{here[0]['strategy']}" if here else None
+            if not here or cell not in latency:
+                continue
+            top = max(here, key=lambda r: r["pck20"])
+            best.append(
+                f"{stride} (~{latency[cell]['latency_ms']:.0f} ms): "
+                f"{STRATEGY_NAMES[top['strategy']]} {top['pck20']:.1f}"
+            )
+        spread = max(
+            max(v) / min(v) - 1
+            for v in (
+                [r["latency_ms"] for r in latency.values() if r["stride"] == st]
+                for st in ("s32", "s16", "s8", "s4")
+            )
+            if v
+        )
+        lines += [
+            "Which output strategy gives the most PCK@0.2 for the cost (at each stride the four "
+            f"heads' latencies differ by at most {spread:.0%}, so the stride sets the cost): "
+            + "; ".join(best)
+            + ".",
+            "",
+        ]
 
     curves = {}
     for path in sorted((RESULTS / "a_strategy").glob("*.json")):
