@@ -69,6 +69,19 @@ def floor_softmax(x: torch.Tensor, t: torch.Tensor, m: torch.Tensor) -> torch.Te
     return torch.softmax(x.flatten(2), -1)
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``) and torch's vector capability."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name} ({torch.backends.cpu.get_cpu_capability()})"
+
+
 def run_once(
     fn: Callable[..., torch.Tensor],
     x: torch.Tensor,
@@ -152,7 +165,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, float]]:
             f"| {r['floor_fb']:.2f} | {r['i_fb_ours'] / r['floor_fb']:.2f} "
             f"| {r['ii_fb_fused'] / r['floor_fb']:.2f} |"
         )
-    machine = f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads"
+    machine = f"{cpu_model()}, torch {torch.__version__}, {args.threads} threads"
     note = (
         f"B={B}, J={J}, median of {args.repeats} alternating rounds; {machine}; load average "
         f"{os.getloadavg()[0]:.1f} at the end. Speed-up = dsntnn time / ours (forward+backward); "

@@ -591,6 +591,28 @@ def test_softmax_dsnt_matches_dsntnn_and_stays_finite_on_sharp_maps() -> None:
     assert (js.double() - ref).abs().max() < 1e-4
 
 
+@pytest.mark.parametrize(("size", "sigma"), [(28, 1.0), (56, 1.0), (64, 2.0), (40, 0.6)])
+def test_js_in_float32_matches_a_float64_brute_force(size: int, sigma: float) -> None:
+    """The float32 window (6 sigma) loses nothing float32 can see, fused or composed."""
+    g = torch.Generator().manual_seed(size)
+    x = torch.randn(4, 8, size, size, generator=g, dtype=F64) * 2
+    mu = torch.rand(4, 8, 2, generator=g, dtype=F64) * 2 - 1
+    p = ops.flat_softmax(x)
+    lin = ops.normalized_linspace(size, dtype=F64)
+    lx = -0.5 * ((lin - mu[..., 0:1]) / (2 * sigma / size)) ** 2
+    ly = -0.5 * ((lin - mu[..., 1:2]) / (2 * sigma / size)) ** 2
+    log_q = ly.unsqueeze(-1) + lx.unsqueeze(-2)
+    log_q = log_q - torch.logsumexp(log_q.flatten(2), -1)[..., None, None]
+    q = log_q.exp()
+    m = (p + q) / 2
+    exact = (0.5 * (p * p.log() + q * log_q) - m * m.log()).flatten(2).sum(-1)
+    composed = ops.js_reg_losses(ops.flat_softmax(x.float()), mu.float(), sigma)
+    fused = ops.softmax_dsnt(x.float(), mu.float(), sigma).js
+    assert fused is not None
+    assert (composed.double() - exact).abs().max() < 1e-6
+    assert (fused.double() - exact).abs().max() < 1e-6
+
+
 def test_softmax_dsnt_low_precision_and_errors() -> None:
     x = torch.randn(2, 4, 14, 14)
     t = torch.rand(2, 4, 2) * 2 - 1
