@@ -37,7 +37,10 @@ STRATEGY_NAMES = {
 }
 
 
-def read_csv(name: str) -> list[dict[str, Any]]:
+def read_csv(name: str, merge_seeds: bool = True) -> list[dict[str, Any]]:
+    """Rows of ``docs/results/<name>.csv``; with ``merge_seeds`` one row per grid point, its
+    numbers the mean over the seeds run (``seeds`` counts them, ``pck20_spread`` is the
+    difference between the best and worst seed's PCK@0.2)."""
     path = RESULTS / f"{name}.csv"
     if not path.is_file():
         return []
@@ -49,7 +52,23 @@ def read_csv(name: str) -> list[dict[str, Any]]:
                 r[k] = float(v)
             except (TypeError, ValueError):
                 pass
-    return rows
+    if not merge_seeds or "seed" not in (rows[0] if rows else {}):
+        return rows
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(str(r["cell"]).rsplit("-seed", 1)[0], []).append(r)
+    merged = []
+    for point, group in groups.items():
+        out = dict(group[0])
+        for k, v in group[0].items():
+            if isinstance(v, float) and k not in ("seed", "heatmap_px"):
+                out[k] = sum(float(g[k]) for g in group) / len(group)
+        seeds = sorted(int(g["seed"]) for g in group)
+        out["cell"] = f"{point}-seed{'+'.join(str(s) for s in seeds)}"
+        out["seeds"] = len(group)
+        out["pck20_spread"] = max(g["pck20"] for g in group) - min(g["pck20"] for g in group)
+        merged.append(out)
+    return merged
 
 
 def planned(name: str) -> list[str]:
@@ -59,7 +78,7 @@ def planned(name: str) -> list[str]:
 
 def status(sweep: str, rows: list[dict[str, Any]]) -> str:
     cells_planned = planned(sweep)
-    done = {r["cell"] for r in rows}
+    done = {r["cell"] for r in read_csv(sweep, merge_seeds=False)}
     missing = [c for c in cells_planned if c not in done]
     text = f"{len(cells_planned) - len(missing)} of {len(cells_planned)} cells finished"
     return text + (f"; still to run: {', '.join(missing)}." if missing else ".")
@@ -131,6 +150,7 @@ def sweep_a(lines: list[str]) -> None:
         grid_table(rows, "strategy", "stride", "pck20", order, strides, titles),
         "",
     ]
+    lines += seeds_note(rows)
     lines += [
         "PCK@0.1 (%):",
         "",
@@ -263,7 +283,16 @@ def simple_sweep(lines: list[str], name: str, title: str, key: str) -> None:
             ("train_minutes", "train min"),
             ("precision", "precision"),
         ]
-        lines += [table(rows, cols), ""]
+        lines += [table(rows, cols), "", *seeds_note(rows)]
+
+
+def seeds_note(rows: list[dict[str, Any]]) -> list[str]:
+    """A line on the grid points run with more than one seed (their numbers are means)."""
+    several = [r for r in rows if r.get("seeds", 1) > 1]
+    if not several:
+        return []
+    spread = ", ".join(f"{r['cell']} {r['pck20_spread']:.1f}" for r in several)
+    return [f"Means over seeds; best minus worst seed, PCK@0.2: {spread}.", ""]
 
 
 def flip_section(lines: list[str]) -> None:

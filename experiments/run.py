@@ -63,19 +63,31 @@ def sweep_file(name: str) -> Path:
 
 
 def cells(spec: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, str], int, dict[str, Any]]]:
-    """Yield ``(cell_id, axis labels, seed, overrides)`` for every cell of a sweep."""
+    """Yield ``(cell_id, axis labels, seed, overrides)`` for every cell of a sweep.
+
+    Every grid point runs with each of ``seeds``; then the points named in ``extra_seeds``
+    (``{point: [seed, ...]}``, for comparisons whose differences are small) run with those.
+    """
     grid: Mapping[str, Mapping[str, Any]] = spec["grid"]
     axes = list(grid)
     skip = set(spec.get("skip", []))
+    points = {}
     for labels in itertools.product(*(list(grid[a]) for a in axes)):
         name = "-".join(labels)
-        if name in skip:
-            continue
+        if name not in skip:
+            points[name] = labels
+    extra: Mapping[str, list[int]] = spec.get("extra_seeds", {})
+    unknown = sorted(set(extra) - set(points))
+    if unknown:
+        raise SystemExit(f"error: extra_seeds names no grid point: {', '.join(unknown)}")
+    runs = [(name, seed) for name in points for seed in spec.get("seeds", [0])]
+    runs += [(name, seed) for name, seeds in extra.items() for seed in seeds]
+    for name, seed in runs:
+        labels = points[name]
         overrides = deep_merge(
             spec.get("fixed", {}), *(grid[a][lbl] for a, lbl in zip(axes, labels))
         )
-        for seed in spec.get("seeds", [0]):
-            yield f"{name}-seed{seed}", dict(zip(axes, labels)), int(seed), overrides
+        yield f"{name}-seed{seed}", dict(zip(axes, labels)), int(seed), overrides
 
 
 def evaluate_cell(checkpoint: Path, data_root: str) -> dict[str, Any]:
