@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ import dsntnn
 import torch
 
 from dsntpose import ops
+from dsntpose.bench import cpu_name
 
 B, J = 32, 16
 SIZES = (7, 14, 28, 56, 64)
@@ -67,19 +67,6 @@ def dsntnn_path_ii(x: torch.Tensor, t: torch.Tensor, m: torch.Tensor) -> torch.T
 
 def floor_softmax(x: torch.Tensor, t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     return torch.softmax(x.flatten(2), -1)
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``) and torch's vector capability."""
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name} ({torch.backends.cpu.get_cpu_capability()})"
 
 
 def run_once(
@@ -165,7 +152,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, float]]:
             f"| {r['floor_fb']:.2f} | {r['i_fb_ours'] / r['floor_fb']:.2f} "
             f"| {r['ii_fb_fused'] / r['floor_fb']:.2f} |"
         )
-    machine = f"{cpu_model()}, torch {torch.__version__}, {args.threads} threads"
+    machine = f"{cpu_name()}, torch {torch.__version__}, {args.threads} threads"
     note = (
         f"B={B}, J={J}, median of {args.repeats} alternating rounds; {machine}; load average "
         f"{os.getloadavg()[0]:.1f} at the end. Speed-up = dsntnn time / ours (forward+backward); "

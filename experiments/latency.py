@@ -22,10 +22,11 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import HERE, RESULTS, cells, cpu_name, deep_merge, sweep_file
+from run import HERE, RESULTS, cells, deep_merge, sweep_file
 
 
 def main(argv: list[str] | None = None) -> int:
+    from dsntpose.bench import cpu_name
     from dsntpose.config import RunConfig
     from dsntpose.model import build_model
 

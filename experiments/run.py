@@ -113,23 +113,6 @@ def evaluate_cell(checkpoint: Path, data_root: str) -> dict[str, Any]:
     return out
 
 
-def cpu_name() -> str:
-    """The CPU's model name and torch's vector capability, e.g. ``AMD EPYC, AVX2``."""
-    import platform
-
-    import torch
-
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name}, {torch.backends.cpu.get_cpu_capability()}"
-
-
 def config_hash(values: Mapping[str, Any]) -> str:
     """A hash of everything that decides a run's result (not where it writes or logs)."""
     import hashlib
@@ -203,6 +186,7 @@ class Clock(L.Callback):
 
 
 def run_sweep(name: str, args: argparse.Namespace) -> None:
+    from dsntpose.bench import cpu_name
     from dsntpose.config import RunConfig
     from dsntpose.training import cpu_has_native_bf16, fit
 

@@ -64,6 +64,7 @@ from dsntpose.model import CoordRegressionModel, build_model, loss_for
 
 __all__ = [
     "DEFAULT_MODELS",
+    "cpu_name",
     "make_document",
     "measure_model",
     "model_config",
@@ -80,6 +81,20 @@ DEFAULT_MODELS = (
 PAPER_PAIR = ("resnet50-os8", "hourglass-8")
 QUICK_SIZE = 64  # input side in quick mode (a multiple of 64, so the hourglass fits too)
 FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+
+
+def cpu_name() -> str:
+    """This CPU's model name (from ``/proc/cpuinfo`` where there is one) and torch's vector
+    capability, e.g. ``"AMD EPYC (AVX2)"``: speed ratios depend on both."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name} ({torch.backends.cpu.get_cpu_capability()})"
 
 
 def model_config(name: str, *, input_size: int | None = None) -> ModelConfig:
@@ -567,7 +582,7 @@ def make_document(
         "device": device,
         "device_name": torch.cuda.get_device_name(device)
         if device.startswith("cuda")
-        else platform.processor() or platform.machine(),
+        else cpu_name(),
         "cpu_count": os.cpu_count(),
         "threads": threads or torch.get_num_threads(),
         "torch": torch.__version__,
