@@ -774,23 +774,26 @@ class _SoftmaxDSNTJS(torch.autograd.Function):
             return p_flat.view(b, j, h, w), coords, coords.new_zeros(b, j)
         (start_x, start_y), (lq_x, lq_y) = _target_window(mu_t, (h, w), sigma_t, x.dtype)
         lq_x, lq_y = lq_x.to(x.dtype), lq_y.to(x.dtype)
-        rows = (start_y + torch.arange(lq_y.shape[-1], device=x.device)) * w
-        cols = start_x + torch.arange(lq_x.shape[-1], device=x.device)
-        index = (rows.unsqueeze(-1) + cols.unsqueeze(-2)).flatten(2)  # (B, J, n) window cells
+        index: Tensor | None = None  # None: the window is the whole map
+        if (lq_y.shape[-1], lq_x.shape[-1]) != (h, w):
+            rows = (start_y + torch.arange(lq_y.shape[-1], device=x.device)) * w
+            cols = start_x + torch.arange(lq_x.shape[-1], device=x.device)
+            index = (rows.unsqueeze(-1) + cols.unsqueeze(-2)).flatten(2)  # (B, J, n) cells
         # Window-sized work, in place where possible. With m = (p + q) / 2 the window's part
         # of JS is (sum p (log p - log m) + sum q (log q - log m)) / 2: two small, non-negative
         # sums rather than three large ones that cancel (10x the float32 rounding error).
         tiny = torch.finfo(x.dtype).tiny
-        p_win = p_flat.gather(-1, index)
+        p_win = p_flat if index is None else p_flat.gather(-1, index)
         q_win = (lq_y.exp().unsqueeze(-1) * lq_x.exp().unsqueeze(-2)).flatten(2)
         log_m = torch.add(p_win, q_win).mul_(0.5).clamp_min_(tiny).log_()
         p_part = p_win.clamp_min(tiny).log_().sub_(log_m)  # log p - log m (p log p = 0 at p = 0)
         q_part = (lq_y.unsqueeze(-1) + lq_x.unsqueeze(-2)).flatten(2).sub_(log_m)
-        outside = (1.0 - p_win.sum(-1)).clamp_min(0.0)  # p sums to 1: the rest lies outside
-        js = 0.5 * (_dot(p_win, p_part) + _dot(q_win, q_part)) + _HALF_LOG2 * outside
+        js = 0.5 * (_dot(p_win, p_part) + _dot(q_win, q_part))
+        if index is not None:  # p sums to 1: the rest of it lies outside the window
+            js = js + _HALF_LOG2 * (1.0 - p_win.sum(-1)).clamp_min(0.0)
         # p * (d JS / d p - log(2) / 2) in the window: the JS gradient less its outside value
         pd_win = p_part.mul_(0.5).sub_(_HALF_LOG2).mul_(p_win)
-        ctx.save_for_backward(p_flat, coords, index, pd_win)
+        ctx.save_for_backward(p_flat, coords, index, pd_win)  # type: ignore[arg-type]
         return p_flat.view(b, j, h, w), coords, js
 
     @staticmethod
@@ -818,7 +821,10 @@ class _SoftmaxDSNTJS(torch.autograd.Function):
         torch.add(along_y.unsqueeze(-1), along_x.unsqueeze(-2), out=grad.view(b, j, h, w))
         grad.mul_(p_flat)
         if g_win is not None:
-            grad.scatter_add_(-1, index, pd_win * g_win.unsqueeze(-1))
+            if index is None:
+                grad.addcmul_(pd_win, g_win.unsqueeze(-1))
+            else:
+                grad.scatter_add_(-1, index, pd_win * g_win.unsqueeze(-1))
         if g_probs is not None:  # softmax backward of a gradient on the probabilities
             g = g_probs.reshape(b, j, h * w)
             grad.addcmul_(p_flat, g)
