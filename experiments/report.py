@@ -481,6 +481,24 @@ def discussion(lines: list[str]) -> None:
             "map of a 96 px crop a cell is 32 crop px, far coarser than PCK@0.2 of a torso, "
             "which is why it collapses at low resolution, as in the paper."
         )
+    c = {r["cell"].rsplit("-seed", 1)[0]: r for r in read_csv("c_regularizer")}
+    collapsed = [
+        k
+        for k in ("var-sigma1", "var-sigma2")
+        if k in c and "none-sigma1" in c and c[k]["pck20"] < 0.5 * c["none-sigma1"]["pck20"]
+    ]
+    if collapsed:
+        points.append(
+            "The variance regulariser at the paper's weight of 100 collapsed here ("
+            + ", ".join(f"{k} {c[k]['pck20']:.1f}" for k in collapsed)
+            + f" against {c['none-sigma1']['pck20']:.1f} with no regulariser). It penalises "
+            "100 (Var - sigma^2)^2 per axis in px^2: a near-uniform 12 px map, as a fresh "
+            "network gives, has a variance of (12^2 - 1) / 12 = 11.9 px^2 per axis, so the "
+            "term starts near 24,000 against a Euclidean loss below 1. Likely the network first "
+            "learns sharp maps wherever they are, and a saturated softmax then passes little "
+            "gradient to the coordinates. The paper used it on 28 px maps from ImageNet "
+            "weights; a weight scaled to the map size, or a warm-up, would be needed here."
+        )
     if strides:
         best = max(r["pck20"] for r in a.values())
         points.append(
