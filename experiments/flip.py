@@ -1,12 +1,14 @@
 """Flip test for DSNT: average the mirrored pre-softmax maps, or the two coordinate predictions?
 
     python experiments/flip.py [--runs_dir runs/experiments] [--data_root DIR] [CELL ...]
+                               [--checkpoint NAME=PATH ...]
 
 For every finished DSNT cell of the sweeps whose run folder still holds ``last.ckpt`` (or the
 cells named), evaluates the LSP test set three ways -- no flip, flip by coordinates
 (``flip_mode="coords"``), flip by logits (``"logits"``, what the paper's code does) -- and
 writes ``docs/results/flip.csv``, one row per cell, which ``experiments/report.py`` turns into a
-table. A row already in the CSV is not evaluated again.
+table; ``--checkpoint NAME=PATH`` adds any other LSP DSNT checkpoint (for example the one
+``make demo DATA=...`` writes). A row already in the CSV is not evaluated again.
 """
 
 from __future__ import annotations
@@ -50,12 +52,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("cells", nargs="*", help="sweep/cell names (default: every DSNT cell)")
     parser.add_argument("--runs_dir", default=str(REPO / "runs" / "experiments"))
     parser.add_argument("--data_root", default=str(REPO.parent / "shared" / "data" / "lsp"))
+    parser.add_argument(
+        "--checkpoint", action="append", default=[], help="NAME=PATH of another checkpoint"
+    )
     args = parser.parse_args(argv)
 
     done: dict[str, dict[str, str]] = {}
     if OUT.is_file():
         with OUT.open() as f:
             done = {row["cell"]: row for row in csv.DictReader(f)}
+    todo: list[tuple[str, Path, int | None]] = []  # name, checkpoint, heatmap side
     for path in sorted(RESULTS.glob("*/*.json")):
         record = json.loads(path.read_text())
         name = f"{record['sweep']}/{record['cell']}"
@@ -64,9 +70,21 @@ def main(argv: list[str] | None = None) -> int:
         if record["config"]["model"]["head"] != "dsnt" or "same_run_as" in record:
             continue
         checkpoint = Path(args.runs_dir) / record["sweep"] / record["cell"] / "last.ckpt"
-        if name in done or not checkpoint.is_file():
+        if checkpoint.is_file():
+            todo.append((name, checkpoint, record["heatmap_px"]))
+    for item in args.checkpoint:
+        name, sep, path_text = item.partition("=")
+        if not sep or not Path(path_text).is_file():
+            raise SystemExit(f"error: --checkpoint expects NAME=PATH of a file, got {item!r}")
+        todo.append((name, Path(path_text), None))
+    for name, checkpoint, heatmap_px in todo:
+        if name in done:
             continue
-        row: dict[str, object] = {"cell": name, "heatmap_px": record["heatmap_px"]}
+        if heatmap_px is None:
+            from dsntpose.model import load_checkpoint
+
+            heatmap_px = load_checkpoint(checkpoint)[1].heatmap_size
+        row: dict[str, object] = {"cell": name, "heatmap_px": heatmap_px}
         for label, mode in MODES.items():
             pck20, pck10 = evaluate(checkpoint, args.data_root, mode)
             row[f"{label}_pck20"], row[f"{label}_pck10"] = round(pck20, 3), round(pck10, 3)
