@@ -314,7 +314,8 @@ def flip_section(lines: list[str]) -> None:
         for t in (20, 10)
         for m, name in (("none", "no flip"), ("coords", "coords"), ("logits", "logits"))
     ]
-    lines += [table(rows, cols), ""]
+    shown = [{k: f"{v:.2f}" if k.endswith(("20", "10")) else v for k, v in r.items()} for r in rows]
+    lines += [table(shown, cols), ""]
     gain = ", ".join(f"{r['logits_pck20'] - r['coords_pck20']:+.2f}" for r in rows)
     flip = ", ".join(f"{r['logits_pck20'] - r['none_pck20']:+.2f}" for r in rows)
     better = sum(r["logits_pck20"] > r["coords_pck20"] for r in rows)
