@@ -466,7 +466,7 @@ def discussion(lines: list[str]) -> None:
             "DSNT minus FC, PCK@0.2: "
             + ", ".join(f"{a[('fc', s)]['heatmap_px']:.0f} px {gaps[s]:+.1f}" for s in fc)
             + ". The FC head maps each softmax map through one shared `Linear(H*W, 2)`, which "
-            "can express DSNT's fixed weights exactly: on a 3x3 map it has 18 weights to learn "
+            "can express DSNT's fixed weights exactly: on a 3x3 map it has 20 parameters to learn "
             "and comes close to DSNT, while on larger maps its weights must be learnt cell by "
             "cell, which is the loss of spatial generalisation the paper describes."
         )
@@ -513,24 +513,38 @@ def discussion(lines: list[str]) -> None:
 
 
 def predictions(run_dir: Path, lines: list[str]) -> None:
+    from dsntpose.data.joints import get_joint_set
     from dsntpose.training import evaluate_checkpoint
     from dsntpose.viz import prediction_grid, save_image
 
     ckpt = run_dir / "last.ckpt"
-    ev = evaluate_checkpoint(
-        ckpt, data={"root": str(RESULTS.parents[2] / "shared" / "data" / "lsp")}, num_draw=8
-    )
+    lsp = RESULTS.parents[2] / "shared" / "data" / "lsp"
+    ev = evaluate_checkpoint(ckpt, data={"root": str(lsp), "val_subset": None}, num_draw=8)
     images = (ev.samples["images"].permute(0, 2, 3, 1).numpy() * 255).astype("uint8")
     grid = prediction_grid(
-        images, ev.samples["pred"].numpy(), ev.run.model.joints, gt_px=ev.samples["gt"].numpy()
+        images,
+        ev.samples["pred"].numpy(),
+        get_joint_set(ev.run.model.joints),
+        gt_px=ev.samples["gt"].numpy(),
     )
     save_image(grid, RESULTS / "predictions.png")
-    lines += [
-        f"Test-set predictions of `{run_dir.name}` (last checkpoint):",
-        "",
-        "![predictions](results/predictions.png)",
-        "",
-    ]
+    caption = (
+        f"Test-set predictions of `{run_dir.name}` (last checkpoint, {ev.run.model.backbone}, "
+        f"{ev.run.model.input_size} px crops; PCK@0.2 {ev.result.total:.1f}%; white: ground "
+        "truth, red: error):"
+    )
+    PREDICTIONS_CAPTION.write_text(caption + "\n")
+    predictions_section(lines)
+
+
+PREDICTIONS_CAPTION = RESULTS / "predictions.txt"
+
+
+def predictions_section(lines: list[str]) -> None:
+    """The last grid drawn by ``--predictions``, kept across reruns of the report."""
+    if PREDICTIONS_CAPTION.is_file() and (RESULTS / "predictions.png").is_file():
+        caption = PREDICTIONS_CAPTION.read_text().strip()
+        lines += ["## Predictions", "", caption, "", "![predictions](results/predictions.png)", ""]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -568,6 +582,8 @@ def main(argv: list[str] | None = None) -> int:
     flip_section(lines)
     if args.predictions:
         predictions(args.predictions, lines)
+    else:
+        predictions_section(lines)
     DOC.write_text("\n".join(lines) + "\n")
     print(f"wrote {DOC}")
     return 0
