@@ -16,6 +16,9 @@ the target (``js_reg_losses``, ``kl_reg_losses`` or ``variance_reg_losses``)::
     ...     ops.euclidean_losses(coords, target) + ops.js_reg_losses(probs, target, 1.0), mask)
     >>> loss.backward()
 
+``softmax_dsnt`` computes the same softmax, DSNT and JS regulariser in one autograd node with a
+written-out backward, several times faster on large maps when one output feeds all three.
+
 Conventions (``docs/architecture.md``): pixel coordinates are 0-based with integers at pixel
 *centres*; normalised coordinates run from -1 (outer left/top edge) to +1 (outer right/bottom
 edge), so pixel ``i`` of a ``W`` px axis has its centre at ``(2 i + 1) / W - 1``. Coordinates
