@@ -419,6 +419,18 @@ def orderings(lines: list[str]) -> None:
     )
     lines.append(
         claim(
+            "JS is the best of the three regularisers (variance, KL, JS; sigma 1 and 2 px)",
+            lambda: (
+                max(v for (r, _), v in c.items() if r == "js")
+                > max(v for (r, _), v in c.items() if r in ("var", "kl"))
+                if {r for r, _ in c} >= {"js", "kl", "var"}
+                else None
+            ),
+            lambda: ", ".join(f"{r} {s} {v:.1f}" for (r, s), v in sorted(c.items()) if r != "none"),
+        )
+    )
+    lines.append(
+        claim(
             "on the hourglass, DSNT + JS beats heatmap matching",
             lambda: d["dsnt_js"] > d["heatmap"],
             lambda: f"{d['dsnt_js']:.1f} vs {d['heatmap']:.1f}",
