@@ -36,6 +36,7 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ops.py
 	$(BIN)/python benchmarks/data.py
+	$(BIN)/python benchmarks/precision.py --markdown docs/bench_precision.md
 	$(BIN)/dsntpose bench
 
 clean:

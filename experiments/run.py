@@ -146,7 +146,7 @@ def write_csv(sweep: str) -> Path:
             **{f"pck20_{k.lower()}": v for k, v in r["metrics"]["pck20_groups"].items()},
             train_minutes=round(r["train_seconds"] / 60, 2),
             steps=r["steps"],
-            precision=r.get("precision", r["config"]["train"]["precision"]),
+            precision=r["config"]["train"]["precision"],
         )
         rows.append(row)
     out = RESULTS / f"{sweep}.csv"
@@ -228,7 +228,7 @@ def run_sweep(name: str, args: argparse.Namespace) -> None:
             continue
         if run.train.precision == "bf16-mixed" and not cpu_has_native_bf16():
             # the recipe (and its hash) stays bf16; this machine runs it in float32, which
-            # on an AVX2-only CPU is 16-20x faster than emulated bfloat16 (see the record)
+            # on an AVX2-only CPU is ~16x faster than emulated bfloat16 (see the record)
             run = RunConfig.from_dict(deep_merge(values, {"train": {"precision": "32-true"}}))
             print(f"[note] {sweep}/{cell_id}: no native bfloat16 on this CPU, running 32-true")
         print(f"[run ] {sweep}/{cell_id} -> {run_dir}", flush=True)
@@ -251,7 +251,6 @@ def run_sweep(name: str, args: argparse.Namespace) -> None:
             "config": run.to_dict(),
             "machine": f"{os.cpu_count()} CPU cores ({cpu_name()}), torch threads "
             f"{os.environ.get('OMP_NUM_THREADS', 'default')}",
-            "precision": run.train.precision,
             "checkpoint": "last",
             "data": "LSP test split (images 1001-2000), PCK of the torso (r_shoulder-l_hip)",
         }

@@ -622,8 +622,8 @@ def resolve_precision(run: RunConfig) -> str:
     if t.precision == "bf16-mixed" and not cuda and not cpu_has_native_bf16():
         warnings.warn(
             "train.precision: 'bf16-mixed' on a CPU without native bfloat16 (AMX or "
-            "AVX512-BF16) runs convolutions on slow paths: measured 16-20x slower than "
-            "'32-true' on an AVX2 CPU. Use '32-true' here.",
+            "AVX512-BF16) runs convolutions on slow paths: measured 16x slower than "
+            "'32-true' on an AVX2 CPU (benchmarks/precision.py). Use '32-true' here.",
             stacklevel=2,
         )
     return t.precision
@@ -634,7 +634,8 @@ def cpu_has_native_bf16() -> bool:
 
     Where it does (e.g. Sapphire Rapids), ``bf16-mixed`` training is ~2-3x faster than
     ``32-true``; where it does not (AVX2-only CPUs), bf16 convolutions fall back to paths
-    16-20x slower than float32 (ResNet-18 at 96 px, batch 16, measured on an AMD EPYC).
+    ~16x slower than float32 (ResNet-18 at 96 px, batch 16, on an AMD EPYC; see
+    ``benchmarks/precision.py``).
     """
     cpu = getattr(torch, "cpu", None)
     checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
