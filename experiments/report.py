@@ -501,16 +501,22 @@ def discussion(lines: list[str]) -> None:
         if k in c and "none-sigma1" in c and c[k]["pck20"] < 0.5 * c["none-sigma1"]["pck20"]
     ]
     if collapsed:
+        first = json.loads((RESULTS / "c_regularizer" / f"{collapsed[0]}-seed0.json").read_text())
+        weight = first["config"]["loss"]["reg_weight"]
+        size = int(c[collapsed[0]]["heatmap_px"])
+        uniform = (size**2 - 1) / 12  # variance of a uniform map, px^2 per axis
+        start = weight * 2 * (uniform - first["config"]["loss"]["sigma"] ** 2) ** 2
         points.append(
-            "The variance regulariser at the paper's weight of 100 collapsed here ("
+            f"The variance regulariser at the paper's weight of {weight:g} collapsed here ("
             + ", ".join(f"{k} {c[k]['pck20']:.1f}" for k in collapsed)
             + f" against {c['none-sigma1']['pck20']:.1f} with no regulariser). It penalises "
-            "100 (Var - sigma^2)^2 per axis in px^2: a near-uniform 12 px map, as a fresh "
-            "network gives, has a variance of (12^2 - 1) / 12 = 11.9 px^2 per axis, so the "
-            "term starts near 24,000 against a Euclidean loss below 1. Likely the network first "
-            "learns sharp maps wherever they are, and a saturated softmax then passes little "
-            "gradient to the coordinates. The paper used it on 28 px maps from ImageNet "
-            "weights; a weight scaled to the map size, or a warm-up, would be needed here."
+            f"{weight:g} (Var - sigma^2)^2 per axis in px^2: a near-uniform {size} px map, as a "
+            f"fresh network gives, has a variance of ({size}^2 - 1) / 12 = {uniform:.1f} px^2 "
+            f"per axis, so the term starts near {start:,.0f} against a Euclidean loss below 1. "
+            "Likely the network first learns sharp maps wherever they are, and a saturated "
+            "softmax then passes little gradient to the coordinates. The paper used it on 28 px "
+            "maps from ImageNet weights; a weight scaled to the map size, or a warm-up, would "
+            "be needed here."
         )
     if strides:
         best = max(r["pck20"] for r in a.values())
@@ -577,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
         "downloaded here, which the paper's ResNets had. The recipe (`experiments/base_lsp.yaml`):",
         "ResNet-18, 96 px crops, 10 epochs of RMSprop at lr 1e-3 (x0.1 after epoch 8), batch 16,",
         "the paper's augmentation, on a 2-core CPU: bf16 autocast where the CPU has native",
-        "bfloat16 (AMX), float32 where it has not (AVX2 only, on which bf16 is 16-20x slower);",
+        "bfloat16 (AMX), float32 where it has not (AVX2 only, on which bf16 is ~16x slower);",
         "each cell's precision and CPU are in its JSON and the sweep CSVs. Numbers are from the",
         "last checkpoint. These are small budgets: read the orderings, not the absolute values.",
         "",

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACTIVATIONS",
+    "SoftmaxDSNT",
     "argmax_decode",
     "average_loss",
     "dsnt",
@@ -218,18 +219,15 @@ def _dsnt_2d(p: Tensor) -> Tensor:
     return torch.stack((x, y), dim=-1)
 
 
-def _matmul(a: Tensor, b: Tensor) -> Tensor:
-    """``a @ b`` in the inputs' dtype, also under autocast (which would run it in bf16/fp16)."""
-    if torch.is_autocast_enabled(a.device.type):
-        with torch.autocast(a.device.type, enabled=False):
-            return a @ b
-    return a @ b
-
-
 def _dot(a: Tensor, b: Tensor) -> Tensor:
     """``(a * b).sum(-1)`` of ``(B, J, n)`` tensors as batched products, with no ``(B, J, n)``
-    temporary (on CPU a fresh large tensor costs more page faults than its arithmetic)."""
-    return _matmul(a.unsqueeze(-2), b.unsqueeze(-1)).flatten(-3)
+    temporary (on CPU a fresh large tensor costs more page faults than its arithmetic), in the
+    inputs' dtype also under autocast (which would run a product in bf16/fp16)."""
+    a, b = a.unsqueeze(-2), b.unsqueeze(-1)
+    if torch.is_autocast_enabled(a.device.type):
+        with torch.autocast(a.device.type, enabled=False):
+            return (a @ b).flatten(-3)
+    return (a @ b).flatten(-3)
 
 
 def _safe_xlogx(x: Tensor) -> Tensor:
@@ -597,8 +595,7 @@ def js_reg_losses(probs: Tensor, mu_t: Tensor, sigma_t: float) -> Tensor:
     below ``exp(-32)`` of its peak; ``+-(6 sigma + 1/2)`` px in float32, where the mass outside
     is below the type's resolution) and the rest of the map enters through its total mass: the
     result equals the full sum to ~1e-12 in float64 and its gradient is exact, while large maps
-    cost a few
-    passes instead of a dozen. ``x log x`` is evaluated with value 0 and a finite gradient at
+    cost a few passes instead of a dozen. ``x log x`` is evaluated with value 0 and a finite gradient at
     0, so one-hot and sharp maps near their target stay finite in float32, and the target's
     log density is analytic, so it never underflows.
 
@@ -715,8 +712,7 @@ def softmax_dsnt(
     coordinate part of ``G`` is the outer sum ``gx * x_w + gy * y_h`` and the JS part is the
     constant ``log(2) / 2`` outside the target's window (see :func:`js_reg_losses`), so apart
     from the window the backward is two passes over the maps, where the composed ops take
-    half a dozen; ``log p`` comes from the logits (``log_softmax``), never from ``log`` of an
-    underflowed 0. Use it when one network output feeds all three; gradients may flow into any
+    half a dozen. Use it when one network output feeds all three; gradients may flow into any
     subset of the outputs.
 
     Args:
@@ -811,7 +807,8 @@ class _SoftmaxDSNTJS(torch.autograd.Function):
         g_c = g_coords if g_coords is not None else coords.new_zeros(b, j, 2)
         g_win = g_js if ctx.window else None  # type: ignore[attr-defined]
         # G = g_c . (x, y) + g_js * log(2)/2 (+ a window term); grad = p * (G - sum p G),
-        # where sum p G = g_c . coords + g_js * (log(2)/2 + sum pd) since sum p = 1
+        # where sum p G = g_c . coords + g_js * (log(2)/2 + sum pd) since sum p = 1: the
+        # constant g_js * log(2)/2 cancels, the rest is a per-map shift
         shift = -(g_c * coords).sum(-1)
         if g_win is not None:
             index, pd_win = window
