@@ -80,6 +80,23 @@ class _Recorder(torch.utils.data.Dataset):
         self.epoch = epoch
 
 
+def test_the_data_section_sets_every_augmentation_field_and_shares_its_defaults(tmp_path):
+    import dataclasses
+
+    from dsntpose.config import DataConfig
+    from dsntpose.data.transforms import Augment
+    from dsntpose.training import _augment_for
+
+    names = [f.name for f in dataclasses.fields(Augment)]
+    defaults = DataConfig()
+    assert {n: getattr(defaults, n) for n in names} == dataclasses.asdict(Augment())
+    changed = {"scale_sigma": 0.1, "rotation_prob": 0.0, "flip_prob": 0.25, "color_high": 1.2}
+    augment = _augment_for(tiny_run(tmp_path, data=changed))
+    assert isinstance(augment, Augment)
+    assert {n: getattr(augment, n) for n in changed} == changed
+    assert _augment_for(tiny_run(tmp_path, data={"augment": False})) is False
+
+
 def test_sampler_order_depends_only_on_seed_and_epoch():
     a = EpochSampler(_Recorder(), 50, shuffle=True, seed=3, epoch=2)
     b = EpochSampler(_Recorder(), 50, shuffle=True, seed=3, epoch=2)
