@@ -12,10 +12,11 @@ predictions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,23 @@ STRATEGY_NAMES = {
     "heatmap": "heatmap matching",
     "fc": "fully connected",
 }
+
+
+@contextlib.contextmanager
+def plot(name: str, xlabel: str, ylabel: str, legend_size: int = 8) -> Iterator[Any]:
+    """Axes to draw on; on leaving the block they get labels, a grid and a legend, and the
+    figure is saved as ``docs/results/<name>``."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    try:
+        yield ax
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=legend_size)
+        fig.tight_layout()
+        fig.savefig(RESULTS / name, dpi=110)
+    finally:
+        plt.close(fig)
 
 
 def read_csv(name: str, merge_seeds: bool = True) -> list[dict[str, Any]]:
@@ -158,49 +176,38 @@ def sweep_a(lines: list[str]) -> None:
         "",
     ]
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for s in order:
-        pts = sorted((r["heatmap_px"], r["pck20"]) for r in rows if r["strategy"] == s)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=STRATEGY_NAMES[s])
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("heatmap side (px)")
-    ax.set_ylabel("PCK@0.2 (%)")
-    ax.set_title("LSP, ResNet-18 from scratch, 96 px crops")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(RESULTS / "pck_vs_resolution.png", dpi=110)
-    plt.close(fig)
+    with plot("pck_vs_resolution.png", "heatmap side (px)", "PCK@0.2 (%)") as ax:
+        for s in order:
+            pts = sorted((r["heatmap_px"], r["pck20"]) for r in rows if r["strategy"] == s)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=STRATEGY_NAMES[s])
+        ax.set_xscale("log", base=2)
+        ax.set_title("LSP, ResNet-18 from scratch, 96 px crops")
     lines += ["![PCK against heatmap resolution](results/pck_vs_resolution.png)", ""]
 
     latency = {r["cell"]: r for r in read_csv("latency_cpu")}
     if latency:
-        fig, ax = plt.subplots(figsize=(5.5, 3.8))
-        for s in order:
-            pts = [
-                (latency[r["cell"].rsplit("-seed", 1)[0]]["latency_ms"], r["pck20"], r["stride"])
-                for r in rows
-                if r["strategy"] == s and r["cell"].rsplit("-seed", 1)[0] in latency
-            ]
-            pts.sort()
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=STRATEGY_NAMES[s])
-            for x, y, lbl in pts:
-                ax.annotate(lbl, (x, y), fontsize=6, xytext=(2, 2), textcoords="offset points")
-        ax.set_xscale("log")
-        ax.set_xlabel("latency at batch 1, CPU (ms)")
-        ax.set_ylabel("PCK@0.2 (%)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(RESULTS / "pck_vs_latency.png", dpi=110)
-        plt.close(fig)
+        xlabel = "latency at batch 1, CPU (ms)"
+        with plot("pck_vs_latency.png", xlabel, "PCK@0.2 (%)") as ax:
+            for s in order:
+                pts = sorted(
+                    (
+                        latency[r["cell"].rsplit("-seed", 1)[0]]["latency_ms"],
+                        r["pck20"],
+                        r["stride"],
+                    )
+                    for r in rows
+                    if r["strategy"] == s and r["cell"].rsplit("-seed", 1)[0] in latency
+                )
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=STRATEGY_NAMES[s])
+                for x, y, lbl in pts:
+                    ax.annotate(lbl, (x, y), fontsize=6, xytext=(2, 2), textcoords="offset points")
+            ax.set_xscale("log")
         machine = next(iter(latency.values()))["machine"]
-        lat_rows = [{**r, "cell": r["cell"]} for r in latency.values()]
         lines += [
             f"Inference latency of each cell's model (batch 1, channels-last, `experiments/latency.py`; {machine}; the flip test runs image and mirror as one batch of 2):",
             "",
             table(
-                lat_rows,
+                list(latency.values()),
                 [
                     ("cell", "cell"),
                     ("heatmap_px", "heatmap px"),
@@ -242,27 +249,14 @@ def sweep_a(lines: list[str]) -> None:
     curves = {}
     for path in sorted((RESULTS / "a_strategy").glob("*.json")):
         rec = json.loads(path.read_text())
-        if rec["axes"]["stride"] in ("s8", "s32"):
-            curves[f"{STRATEGY_NAMES[rec['axes']['strategy']]}, {rec['heatmap_px']} px"] = rec[
-                "metrics"
-            ]["curve"]
+        stride = rec["axes"]["stride"]
+        if stride in ("s8", "s32"):
+            label = f"{STRATEGY_NAMES[rec['axes']['strategy']]}, {rec['heatmap_px']} px"
+            curves[label] = (rec["metrics"]["curve"], "-" if stride == "s8" else "--")
     if curves:
-        fig, ax = plt.subplots(figsize=(5.5, 3.8))
-        for label, c in curves.items():
-            ax.plot(
-                c["thresholds"],
-                c["total"],
-                label=label,
-                lw=1.2,
-                ls="-" if "12 px" in label else "--",
-            )
-        ax.set_xlabel("threshold (fraction of torso)")
-        ax.set_ylabel("PCK (%)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(RESULTS / "pck_curves.png", dpi=110)
-        plt.close(fig)
+        with plot("pck_curves.png", "threshold (fraction of torso)", "PCK (%)", 7) as ax:
+            for label, (c, style) in curves.items():
+                ax.plot(c["thresholds"], c["total"], label=label, lw=1.2, ls=style)
         lines += [
             "PCK against threshold, strides 8 (solid) and 32 (dashed):",
             "",
