@@ -152,10 +152,13 @@ def write_csv(sweep: str) -> Path:
     out = RESULTS / f"{sweep}.csv"
     if rows:
         keys = list(dict.fromkeys(k for row in rows for k in row))
-        with out.open("w", newline="") as f:
+        # Written aside and renamed: two sweep processes may finish cells of one sweep at once.
+        tmp = out.with_suffix(f".{os.getpid()}.tmp")
+        with tmp.open("w", newline="") as f:
             writer = csv.DictWriter(f, keys)
             writer.writeheader()
             writer.writerows(rows)
+        tmp.replace(out)
     return out
 
 
