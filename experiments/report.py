@@ -512,6 +512,53 @@ def discussion(lines: list[str]) -> None:
             "maps from ImageNet weights; a weight scaled to the map size, or a warm-up, would "
             "be needed here."
         )
+    b = {r["activation"]: r for r in read_csv("b_activation")}
+    if len(b) > 1:
+        lo, hi = (
+            min(b.values(), key=lambda r: r["pck20"]),
+            max(b.values(), key=lambda r: r["pck20"]),
+        )
+        text = (
+            f"The {len(b)} heatmap activations lie within {hi['pck20'] - lo['pck20']:.1f} PCK@0.2 "
+            f"of each other ({lo['activation']} {lo['pck20']:.1f} to {hi['activation']} "
+            f"{hi['pck20']:.1f}; "
+            + (
+                "one seed each). "
+                if all(r.get("seeds", 1) == 1 for r in b.values())
+                else "means over seeds). "
+            )
+        )
+        spreads = [
+            r["pck20_spread"]
+            for name in ("a_strategy", "c_regularizer")
+            for r in read_csv(name)
+            if r.get("seeds", 1) > 1
+        ]
+        if spreads:
+            text += (
+                f"Two seeds of the same cell differed by {min(spreads):.1f}-{max(spreads):.1f} "
+                f"PCK@0.2 in sweeps (a) and (c), so "
+                + (
+                    "this ordering is within the seed noise. "
+                    if hi["pck20"] - lo["pck20"] <= max(spreads)
+                    else "the gap is larger than the seed noise measured. "
+                )
+            )
+        else:
+            text += "No cell has a second seed yet, so the seed noise is not measured. "
+        precisions = {r["activation"]: r["precision"] for r in b.values()}
+        if len(set(precisions.values())) > 1:
+            text += (
+                "They were not all trained in one precision ("
+                + ", ".join(f"{k} {v}" for k, v in precisions.items())
+                + "): a bf16 and a float32 run of one recipe need not agree to the decimal. "
+            )
+        text += (
+            "The paper compared them at 28 px after 120 epochs from ImageNet weights; after 10 "
+            "epochs from random weights every model here is still far from converged, and an "
+            "ordering this close at that point says little about the converged one."
+        )
+        points.append(text)
     if strides:
         best = max(r["pck20"] for r in a.values())
         points.append(
