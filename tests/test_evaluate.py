@@ -484,6 +484,61 @@ def test_flip_test_of_symmetric_image_is_symmetric(mode: str) -> None:
     torch.testing.assert_close(out[:, paired], swapped[:, paired], atol=1e-5, rtol=0)
 
 
+class SignFlippingModel(nn.Module):
+    """An ``abs``-activation DSNT model whose logits change sign with the view.
+
+    Every joint's map is one cell of ``+8`` (``-8`` when the right half of the image is the
+    brighter) at column 1 of 8, mirrored to column 6 for the mirrored image, on row 2: under
+    ``abs`` both views decode to the same mirror-consistent point, but their logits cancel.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = DSNTHead(None, 16, activation="abs")
+
+    def forward(self, x: Tensor) -> Out:
+        half = x.shape[-1] // 2
+        sign = torch.sign(x[..., :half].mean((1, 2, 3)) - x[..., half:].mean((1, 2, 3)))
+        logits = torch.zeros(x.shape[0], 16, 8, 8)
+        for b, s in enumerate(sign.tolist()):
+            logits[b, :, 2, 1 if s > 0 else 6] = 8.0 * s
+        out = self.head(logits)
+        return Out(out.coords, out.heatmaps, out.logits, out.confidence)
+
+
+def test_abs_activation_flips_by_coordinates_because_its_logits_can_cancel() -> None:
+    images = torch.rand(1, 3, 32, 32)
+    images[..., :16] += 1.0  # the left half is brighter
+    model = SignFlippingModel()
+    plain = model(images).coords
+    assert plain[0, 0, 0] < -0.5  # column 1 of 8, left of centre
+    by_coords = ev.flip_test(model, images, MPII_JOINTS, mode="coords").coords
+    torch.testing.assert_close(by_coords, plain, atol=1e-5, rtol=0)
+    by_logits = ev.flip_test(model, images, MPII_JOINTS, mode="logits").coords
+    assert by_logits.abs().max() < 1e-6  # +8 and -8 averaged to 0: a flat map, the centre
+    assert ev.default_flip_mode("dsnt", "abs") == "coords"
+
+
+@pytest.mark.parametrize(
+    ("head", "activation", "mode"),
+    [
+        ("dsnt", "softmax", "logits"),
+        ("dsnt", "sigmoid", "logits"),
+        ("dsnt", "relu", "logits"),
+        ("dsnt", "abs", "coords"),
+        ("heatmap", "softmax", "heatmaps"),
+        ("fc", "softmax", "coords"),
+    ],
+)
+def test_default_flip_mode(head: str, activation: str, mode: str) -> None:
+    assert ev.default_flip_mode(head, activation) == mode
+
+
+def test_default_flip_mode_names_an_unknown_head() -> None:
+    with pytest.raises(ValueError, match="head: expected 'dsnt', 'heatmap' or 'fc', got 'mlp'"):
+        ev.default_flip_mode("mlp")
+
+
 def test_flip_test_uses_the_heads_activation_and_custom_decode() -> None:
     model = TinyModel(MPII_JOINTS.flip_index, equivariant=True)
     model.head = DSNTHead(None, 16, activation="abs")

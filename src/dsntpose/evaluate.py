@@ -61,6 +61,7 @@ __all__ = [
     "PCKResult",
     "back_project",
     "check_frame",
+    "default_flip_mode",
     "default_ground_truth",
     "estimate_frame_offset",
     "eval_command",
@@ -894,6 +895,28 @@ def _head_decode(model: torch.nn.Module) -> Decode:
         return ops.dsnt(probs), ops.heatmap_confidence(probs)
 
     return decode
+
+
+def default_flip_mode(
+    head: str, activation: str = "softmax"
+) -> Literal["logits", "coords", "heatmaps"]:
+    """What the flip test averages by default for a head (``dsnt``, ``heatmap``, ``fc``).
+
+    DSNT averages the pre-activation maps and decodes them once (``"logits"``, as the paper's
+    code), except with the ``abs`` activation: ``|(a + b) / 2|`` cancels where the two views
+    give one cell logits of opposite sign, which ``abs`` counts as equal evidence, so there the
+    two coordinate predictions are averaged instead (``"coords"``; on the LSP sweep's abs model
+    flip by logits lost 0.7 PCK@0.2 against no flip, flip by coordinates gained 0.5,
+    ``experiments/flip.py``). Heatmap matching averages its maps (``"heatmaps"``), FC its
+    coordinates.
+    """
+    if head == "dsnt":
+        return "coords" if activation == "abs" else "logits"
+    if head == "heatmap":
+        return "heatmaps"
+    if head == "fc":
+        return "coords"
+    raise ValueError(f"head: expected 'dsnt', 'heatmap' or 'fc', got {head!r}")
 
 
 @torch.no_grad()

@@ -44,7 +44,7 @@ from dsntpose.config import ModelConfig
 from dsntpose.data.common import read_image
 from dsntpose.data.joints import JointSet, get_joint_set
 from dsntpose.data.transforms import crop_matrix, invert_affine, warp_image
-from dsntpose.evaluate import back_project, flip_test
+from dsntpose.evaluate import back_project, default_flip_mode, flip_test
 from dsntpose.export import OnnxModel, load_model
 from dsntpose.heads import HeadOutput
 
@@ -197,12 +197,9 @@ def _run(
                     f"{joint_set.name} has {joint_set.num_joints}"
                 )
             return out.coords, out.confidence
-        if cfg.head == "dsnt":
-            result = flip_test(model, images, joint_set, mode="logits", decode=_decode_for(cfg))
-        elif cfg.head == "heatmap":
-            result = flip_test(model, images, joint_set, mode="heatmaps")
-        else:
-            result = flip_test(model, images, joint_set, mode="coords")
+        mode = default_flip_mode(cfg.head, cfg.activation)
+        decode = _decode_for(cfg) if mode == "logits" else None
+        result = flip_test(model, images, joint_set, mode=mode, decode=decode)
         return result.coords, result.confidence
 
 

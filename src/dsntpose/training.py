@@ -55,7 +55,7 @@ from dsntpose.config import ModelConfig, RunConfig
 from dsntpose.data import LSP, MPII, get_joint_set, worker_init_fn
 from dsntpose.data.synthetic import Synthetic
 from dsntpose.data.transforms import Augment
-from dsntpose.evaluate import PCKResult, back_project, flip_test
+from dsntpose.evaluate import PCKResult, back_project, default_flip_mode, flip_test
 from dsntpose.heads import HeadOutput
 from dsntpose.metrics import PCKMetric
 from dsntpose.model import build_model, loss_for
@@ -498,7 +498,7 @@ class PoseModule(L.LightningModule):
         )
         coords = out.coords.float()
         if self.cfg.train.flip_test:
-            mode = {"dsnt": "logits", "heatmap": "heatmaps", "fc": "coords"}[self.cfg.model.head]
+            mode = default_flip_mode(self.cfg.model.head, self.cfg.model.activation)
             coords = flip_test(self.model, images, self.joint_set, mode=mode).coords.float()
         size = tuple(images.shape[-2:])
         image_px = back_project(coords, batch["inverse"], size)
@@ -984,9 +984,9 @@ def evaluate_checkpoint(
         data: overrides of the checkpoint's ``data`` section (``dataset``, ``root``,
             ``image_root``, ``val_subset``, ``num_workers``, ...).
         flip: average the image and its mirror (:func:`dsntpose.evaluate.flip_test`).
-        flip_mode: what the flip test averages: ``"logits"`` (DSNT's default, as the paper's
-            code), ``"coords"`` (any head; FC's default) or ``"heatmaps"`` (heatmap matching's
-            default); ``None`` picks the head's default.
+        flip_mode: what the flip test averages: ``"logits"`` (as the paper's code),
+            ``"coords"`` (any head) or ``"heatmaps"`` (heatmap matching); ``None`` picks the
+            head's default, :func:`dsntpose.evaluate.default_flip_mode`.
         batch_size: images per forward pass.
         device: ``cpu``, ``cuda`` or ``cuda:N``.
         num_draw: how many validation samples to keep for drawing.
@@ -1017,7 +1017,7 @@ def evaluate_checkpoint(
     joint_set = get_joint_set(run.model.joints)
     threshold = 0.5 if run.data.dataset == "mpii" else 0.2
     metric = PCKMetric(joint_set.num_joints, threshold=threshold, total_joints=joint_set.pck_total)
-    mode = flip_mode or {"dsnt": "logits", "heatmap": "heatmaps", "fc": "coords"}[run.model.head]
+    mode = flip_mode or default_flip_mode(run.model.head, run.model.activation)
     allowed = {"dsnt": ("logits", "coords"), "heatmap": ("heatmaps", "coords"), "fc": ("coords",)}
     if mode not in allowed[run.model.head]:
         raise ValueError(
