@@ -10,6 +10,8 @@ the PCK curve, training time) and the sweep's ``docs/results/<sweep>.csv`` is re
 those files. A cell whose JSON exists is skipped; an unfinished cell resumes from the last
 checkpoint in its run folder (Lightning's ``last.ckpt``, saved every ``train.ckpt_every``
 steps), so the command can be stopped and restarted at any time without losing finished runs.
+Start it once per core (each with ``OMP_NUM_THREADS=1``): a process locks the cell it runs and
+the others pass that cell by, so side-by-side processes share the sweeps without overlap.
 
 Reported numbers are those of the *last* checkpoint on the LSP test set (images 1001-2000):
 LSP has no separate validation split, so choosing the best epoch on it would select on test.
@@ -26,7 +28,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import lightning as L
 import numpy as np
@@ -132,6 +134,28 @@ def finished_twin(digest: str) -> dict[str, Any] | None:
     return None
 
 
+def claim(run_dir: Path) -> IO[str] | None:
+    """Lock ``run_dir`` for this process, or None when another process holds it.
+
+    Sweep processes started side by side (one per core) share the work this way: each runs
+    the next cell nobody else holds. The lock is ``flock`` on ``run_dir/.lock``; it goes with
+    the file's closing or the process's death, so a killed run leaves nothing to clean up.
+    Where ``fcntl`` does not exist (Windows) every cell is claimed: run one process there.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handle = (run_dir / ".lock").open("a")
+    try:
+        import fcntl
+    except ImportError:
+        return handle
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
 def write_csv(sweep: str) -> Path:
     """Rebuild ``docs/results/<sweep>.csv`` from every finished cell's JSON."""
     rows = []
@@ -202,71 +226,91 @@ def run_sweep(name: str, args: argparse.Namespace) -> None:
             continue
         result_path = RESULTS / sweep / f"{cell_id}.json"
         if args.list:
-            print(f"{sweep}/{cell_id}: {'done' if result_path.is_file() else 'to run'}")
+            state = "done" if result_path.is_file() else "to run"
+            run_dir = Path(args.runs_dir) / sweep / cell_id
+            if state == "to run" and run_dir.is_dir():
+                lock = claim(run_dir)
+                state = "running (another process)" if lock is None else "to run"
+                if lock is not None:
+                    lock.close()
+            print(f"{sweep}/{cell_id}: {state}")
             continue
         if result_path.is_file():
             print(f"[skip] {sweep}/{cell_id} (finished)", flush=True)
             continue
         run_dir = Path(args.runs_dir) / sweep / cell_id
-        values = deep_merge(
-            base,
-            overrides,
-            {"data": {"root": args.data_root}, "train": {"seed": seed, "out_dir": str(run_dir)}},
-        )
-        run = RunConfig.from_dict(values)
-        digest = config_hash(run.to_dict())
-        twin = finished_twin(digest)
-        if twin is not None:
+        lock = claim(run_dir)
+        if lock is None:
+            print(f"[busy] {sweep}/{cell_id} (another process is running it)", flush=True)
+            continue
+        try:
+            if result_path.is_file():  # finished by another process since the check above
+                print(f"[skip] {sweep}/{cell_id} (finished)", flush=True)
+                continue
+            values = deep_merge(
+                base,
+                overrides,
+                {
+                    "data": {"root": args.data_root},
+                    "train": {"seed": seed, "out_dir": str(run_dir)},
+                },
+            )
+            run = RunConfig.from_dict(values)
+            digest = config_hash(run.to_dict())
+            twin = finished_twin(digest)
+            if twin is not None:
+                record = {
+                    **twin,
+                    "sweep": sweep,
+                    "cell": cell_id,
+                    "axes": axes,
+                    "same_run_as": f"{twin['sweep']}/{twin['cell']}",
+                }
+                result_path.parent.mkdir(parents=True, exist_ok=True)
+                result_path.write_text(json.dumps(record, indent=1))
+                write_csv(sweep)
+                print(f"[same] {sweep}/{cell_id} is {twin['sweep']}/{twin['cell']}", flush=True)
+                continue
+            if run.train.precision == "bf16-mixed" and not cpu_has_native_bf16():
+                # the recipe (and its hash) stays bf16; this machine runs it in float32, which
+                # on an AVX2-only CPU is ~16x faster than emulated bfloat16 (see the record)
+                run = RunConfig.from_dict(deep_merge(values, {"train": {"precision": "32-true"}}))
+                print(f"[note] {sweep}/{cell_id}: no native bfloat16 on this CPU, running 32-true")
+            print(f"[run ] {sweep}/{cell_id} -> {run_dir}", flush=True)
+            clock = Clock(run_dir / "train_seconds.txt")
+            result = fit(run, resume="auto", extra_callbacks=[clock])
+            spent = clock.save()
+            if result.last is None:
+                raise SystemExit(f"error: {sweep}/{cell_id} left no last.ckpt in {run_dir}")
+            metrics = evaluate_cell(result.last, args.data_root)
             record = {
-                **twin,
                 "sweep": sweep,
                 "cell": cell_id,
                 "axes": axes,
-                "same_run_as": f"{twin['sweep']}/{twin['cell']}",
+                "seed": seed,
+                "heatmap_px": run.model.heatmap_size,
+                "config_hash": digest,
+                "metrics": metrics,
+                "train_seconds": round(spent, 1),
+                "steps": result.global_step,
+                "config": run.to_dict(),
+                "machine": f"{os.cpu_count()} CPU cores ({cpu_name()}), torch threads "
+                f"{os.environ.get('OMP_NUM_THREADS', 'default')}",
+                "checkpoint": "last",
+                "data": "LSP test split (images 1001-2000), PCK of the torso (r_shoulder-l_hip)",
             }
             result_path.parent.mkdir(parents=True, exist_ok=True)
-            result_path.write_text(json.dumps(record, indent=1))
+            tmp = result_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(record, indent=1))
+            tmp.replace(result_path)
             write_csv(sweep)
-            print(f"[same] {sweep}/{cell_id} is {twin['sweep']}/{twin['cell']}", flush=True)
-            continue
-        if run.train.precision == "bf16-mixed" and not cpu_has_native_bf16():
-            # the recipe (and its hash) stays bf16; this machine runs it in float32, which
-            # on an AVX2-only CPU is ~16x faster than emulated bfloat16 (see the record)
-            run = RunConfig.from_dict(deep_merge(values, {"train": {"precision": "32-true"}}))
-            print(f"[note] {sweep}/{cell_id}: no native bfloat16 on this CPU, running 32-true")
-        print(f"[run ] {sweep}/{cell_id} -> {run_dir}", flush=True)
-        clock = Clock(run_dir / "train_seconds.txt")
-        result = fit(run, resume="auto", extra_callbacks=[clock])
-        spent = clock.save()
-        if result.last is None:
-            raise SystemExit(f"error: {sweep}/{cell_id} left no last.ckpt in {run_dir}")
-        metrics = evaluate_cell(result.last, args.data_root)
-        record = {
-            "sweep": sweep,
-            "cell": cell_id,
-            "axes": axes,
-            "seed": seed,
-            "heatmap_px": run.model.heatmap_size,
-            "config_hash": digest,
-            "metrics": metrics,
-            "train_seconds": round(spent, 1),
-            "steps": result.global_step,
-            "config": run.to_dict(),
-            "machine": f"{os.cpu_count()} CPU cores ({cpu_name()}), torch threads "
-            f"{os.environ.get('OMP_NUM_THREADS', 'default')}",
-            "checkpoint": "last",
-            "data": "LSP test split (images 1001-2000), PCK of the torso (r_shoulder-l_hip)",
-        }
-        result_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = result_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record, indent=1))
-        tmp.replace(result_path)
-        write_csv(sweep)
-        print(
-            f"[done] {sweep}/{cell_id}: PCK@0.2 {metrics['pck20']:.1f} PCK@0.1 {metrics['pck10']:.1f} "
-            f"({spent / 60:.1f} min)",
-            flush=True,
-        )
+            print(
+                f"[done] {sweep}/{cell_id}: PCK@0.2 {metrics['pck20']:.1f} PCK@0.1 {metrics['pck10']:.1f} "
+                f"({spent / 60:.1f} min)",
+                flush=True,
+            )
+        finally:
+            lock.close()
     if not args.list:
         write_csv(sweep)
 

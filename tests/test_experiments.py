@@ -75,3 +75,14 @@ def test_report_merges_seeds_into_means(tmp_path, monkeypatch):
     assert len(report.read_csv("x", merge_seeds=False)) == 3
     note = report.seeds_note(list(merged.values()))
     assert note[0] == "Means over seeds; best minus worst seed, PCK@0.2: s8-dsnt-seed0+1 4.0."
+
+
+def test_a_cell_is_claimed_by_one_process_at_a_time(tmp_path):
+    first = run.claim(tmp_path / "cell")
+    assert first is not None
+    assert run.claim(tmp_path / "cell") is None  # held: a second sweep process passes it by
+    assert run.claim(tmp_path / "other") is not None
+    first.close()  # the cell finished, or its process died
+    again = run.claim(tmp_path / "cell")
+    assert again is not None
+    again.close()
