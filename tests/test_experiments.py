@@ -57,9 +57,21 @@ def test_config_hash_ignores_where_a_run_writes():
 
 def test_report_merges_seeds_into_means(tmp_path, monkeypatch):
     rows = [
-        {"cell": "s8-dsnt-seed0", "stride": "s8", "seed": 0, "heatmap_px": 12, "pck20": 30.0},
-        {"cell": "s8-dsnt-seed1", "stride": "s8", "seed": 1, "heatmap_px": 12, "pck20": 34.0},
-        {"cell": "s8-fc-seed0", "stride": "s8", "seed": 0, "heatmap_px": 12, "pck20": 20.0},
+        {
+            "cell": "s8-dsnt-seed0",
+            "seed": 0,
+            "heatmap_px": 12,
+            "pck20": 30.0,
+            "precision": "bf16-mixed",
+        },
+        {
+            "cell": "s8-dsnt-seed1",
+            "seed": 1,
+            "heatmap_px": 12,
+            "pck20": 34.0,
+            "precision": "32-true",
+        },
+        {"cell": "s8-fc-seed0", "seed": 0, "heatmap_px": 12, "pck20": 20.0, "precision": "32-true"},
     ]
     with (tmp_path / "x.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, list(rows[0]))
@@ -72,6 +84,10 @@ def test_report_merges_seeds_into_means(tmp_path, monkeypatch):
     assert merged["s8-dsnt-seed0+1"]["seeds"] == 2
     assert merged["s8-dsnt-seed0+1"]["pck20_spread"] == 4.0
     assert merged["s8-dsnt-seed0+1"]["heatmap_px"] == 12.0
+    assert (
+        merged["s8-dsnt-seed0+1"]["precision"] == "bf16-mixed+32-true"
+    )  # the seeds' precisions, kept
+    assert merged["s8-fc-seed0"]["precision"] == "32-true"
     assert len(report.read_csv("x", merge_seeds=False)) == 3
     note = report.seeds_note(list(merged.values()))
     assert note[0] == "Means over seeds; best minus worst seed, PCK@0.2: s8-dsnt-seed0+1 4.0."
