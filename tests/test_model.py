@@ -259,7 +259,7 @@ def test_masked_joints_with_garbage_targets_give_finite_loss_and_gradients(head:
 def test_all_masked_loss_is_zero() -> None:
     out = dsnt_output()
     loss = loss_for(out, torch.zeros(2, 4, 2), torch.zeros(2, 4), LossConfig(), head="dsnt")
-    assert float(loss) == 0.0
+    assert loss.item() == 0.0 and loss.requires_grad  # zero, and still part of the graph
 
 
 def test_loss_for_checks_shapes_and_head() -> None:
