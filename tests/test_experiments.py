@@ -102,3 +102,16 @@ def test_a_cell_is_claimed_by_one_process_at_a_time(tmp_path):
     again = run.claim(tmp_path / "cell")
     assert again is not None
     again.close()
+
+
+def test_a_verdict_within_the_seed_noise_says_so(monkeypatch):
+    monkeypatch.setattr(report, "seed_noise", lambda: 2.0)
+    close = report.claim("A beats B", lambda: False, lambda: "33.0 vs 34.0", lambda: -1.0)
+    assert (
+        close
+        == "* A beats B: **did not hold, by 1.0: within the seed noise of 2.0** here (33.0 vs 34.0)."
+    )
+    clear = report.claim("A beats B", lambda: True, lambda: "40.0 vs 30.0", lambda: 10.0)
+    assert clear == "* A beats B: **held** here (40.0 vs 30.0)."
+    missing = report.claim("A beats B", lambda: {}["a"], lambda: "", lambda: 0.0)
+    assert "not yet measured" in missing
