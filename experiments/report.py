@@ -438,6 +438,14 @@ def orderings(lines: list[str]) -> None:
                     for s in ("s32", "s16", "s8", "s4")
                     if (ours, s) in a and ("heatmap", s) in a
                 ),
+                lambda ours=ours: (
+                    (a[(ours, "s32")] - a[("heatmap", "s32")])
+                    - max(
+                        a[(ours, s)] - a[("heatmap", s)]
+                        for s in ("s16", "s8", "s4")
+                        if (ours, s) in a and ("heatmap", s) in a
+                    )
+                ),
             )
         )
     lines.append(
@@ -446,6 +454,11 @@ def orderings(lines: list[str]) -> None:
             lambda: all_strides(lambda s: a[("dsnt_js", s)] > a[("fc", s)]),
             lambda: ", ".join(
                 f"{s}: {a[('dsnt_js', s)]:.1f} vs {a[('fc', s)]:.1f}"
+                for s in ("s32", "s16", "s8", "s4")
+                if ("dsnt_js", s) in a and ("fc", s) in a
+            ),
+            lambda: min(
+                a[("dsnt_js", s)] - a[("fc", s)]
                 for s in ("s32", "s16", "s8", "s4")
                 if ("dsnt_js", s) in a and ("fc", s) in a
             ),
