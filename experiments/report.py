@@ -147,8 +147,7 @@ def seed_noise() -> float | None:
     """The largest PCK@0.2 difference between two seeds of one grid point (sweeps (a), (c)).
 
     A (c) cell recorded as the same run as an (a) cell counts once."""
-    spreads = seed_spreads()
-    return max(spreads) if spreads else None
+    return max(seed_spreads(), default=None)
 
 
 def seed_spreads() -> list[float]:
@@ -179,7 +178,7 @@ def claim(
     if held is None:
         return f"* {text}: **not yet measured** (its cells have not finished)."
     verdict = "held" if held else "did not hold"
-    noise = seed_noise()
+    noise = seed_noise() if gap is not None else None  # reads the CSVs: only when needed
     if gap is not None and noise is not None and gap <= noise:
         verdict += f", by {gap:.1f}: within the seed noise of {noise:.1f}"
     return f"* {text}: **{verdict}** here ({evidence()})."

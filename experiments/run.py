@@ -225,9 +225,9 @@ def run_sweep(name: str, args: argparse.Namespace) -> None:
         if args.only and not any(o in cell_id for o in args.only):
             continue
         result_path = RESULTS / sweep / f"{cell_id}.json"
+        run_dir = Path(args.runs_dir) / sweep / cell_id
         if args.list:
             state = "done" if result_path.is_file() else "to run"
-            run_dir = Path(args.runs_dir) / sweep / cell_id
             if state == "to run" and run_dir.is_dir():
                 lock = claim(run_dir)
                 state = "running (another process)" if lock is None else "to run"
@@ -238,7 +238,6 @@ def run_sweep(name: str, args: argparse.Namespace) -> None:
         if result_path.is_file():
             print(f"[skip] {sweep}/{cell_id} (finished)", flush=True)
             continue
-        run_dir = Path(args.runs_dir) / sweep / cell_id
         lock = claim(run_dir)
         if lock is None:
             print(f"[busy] {sweep}/{cell_id} (another process is running it)", flush=True)
