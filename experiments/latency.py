@@ -1,12 +1,13 @@
-"""Inference latency of every cell of a sweep, measured in one run.
+"""Inference latency of every cell of one or more sweeps, measured in one run.
 
-    python experiments/latency.py [a] [--threads 2] [--repeats 30] [--device cpu]
+    python experiments/latency.py [a d] [--threads 2] [--repeats 30] [--device cpu]
 
 Builds each cell's model exactly as the sweep trains it (weights do not change the time),
 then times batch 1 with and without the flip test (image + mirror in one batch of 2, as the
-paper measured) under ``torch.inference_mode`` in channels-last, all cells interleaved round by
-round so that load on a shared machine hits them alike. Writes
-``docs/results/latency_<device>.csv`` (median milliseconds).
+paper measured) under ``torch.inference_mode`` in channels-last, all cells of all the sweeps
+interleaved round by round so that load on a shared machine hits them alike (compare cells
+of one file with each other, not with another run's). Writes
+``docs/results/latency_<device>.csv`` (median milliseconds; one row per sweep and grid point).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("sweep", nargs="?", default="a")
+    parser.add_argument("sweeps", nargs="*", default=["a"], help="sweep names (default: a)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--device", default="cpu")
@@ -41,14 +42,17 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 
-    path = sweep_file(args.sweep)
-    spec = yaml.safe_load(path.read_text())
     base = yaml.safe_load((HERE / "base_lsp.yaml").read_text())
-    models, rows = {}, {}
-    for cell_id, axes, _seed, overrides in cells(spec):
-        name = cell_id.rsplit("-seed", 1)[0]
+    models, rows, axes_names = {}, {}, {}
+    todo = []
+    for sweep in args.sweeps:
+        path = sweep_file(sweep)
+        todo += [(path.stem, *cell) for cell in cells(yaml.safe_load(path.read_text()))]
+    for sweep_name, cell_id, axes, _seed, overrides in todo:
+        name = (sweep_name, cell_id.rsplit("-seed", 1)[0])
         if name in models:
             continue
+        axes_names.update(dict.fromkeys(axes))
         run = RunConfig.from_dict(deep_merge(base, overrides))
         model = build_model(run.model).eval().to(device, memory_format=torch.channels_last)
         size = run.model.input_size
@@ -58,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         x2 = torch.cat([x1, x1.flip(-1)])
         models[name] = (model, x1, x2)
         rows[name] = {
-            "cell": name,
+            "sweep": sweep_name,
+            "cell": name[1],
             **axes,
             "heatmap_px": run.model.heatmap_size,
             "plain": [],
@@ -90,20 +95,23 @@ def main(argv: list[str] | None = None) -> int:
     machine = f"{where}, {args.threads} threads, torch {torch.__version__}"
     with out.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["cell", *axes, "heatmap_px", "latency_ms", "flip_latency_ms", "machine"])
+        writer.writerow(
+            ["sweep", "cell", *axes_names, "heatmap_px", "latency_ms", "flip_latency_ms", "machine"]
+        )
         for r in rows.values():
             plain, flip = statistics.median(r["plain"]), statistics.median(r["flip"])
             writer.writerow(
                 [
+                    r["sweep"],
                     r["cell"],
-                    *(r[a] for a in axes),
+                    *(r.get(a, "") for a in axes_names),
                     r["heatmap_px"],
                     f"{plain:.2f}",
                     f"{flip:.2f}",
                     machine,
                 ]
             )
-            print(f"{r['cell']:>16}: {plain:7.2f} ms, flip {flip:7.2f} ms")
+            print(f"{r['sweep']}/{r['cell']:<16}: {plain:7.2f} ms, flip {flip:7.2f} ms")
     print(f"wrote {out}")
     return 0
 

@@ -217,7 +217,7 @@ def sweep_a(lines: list[str]) -> None:
         ax.set_title("LSP, ResNet-18 from scratch, 96 px crops")
     lines += ["![PCK against heatmap resolution](results/pck_vs_resolution.png)", ""]
 
-    latency = {r["cell"]: r for r in read_csv("latency_cpu")}
+    latency = latency_rows("a_strategy")
     if latency:
         xlabel = "latency at batch 1, CPU (ms)"
         with plot("pck_vs_latency.png", xlabel, "PCK@0.2 (%)") as ax:
@@ -294,6 +294,118 @@ def sweep_a(lines: list[str]) -> None:
             "PCK against threshold, strides 8 (solid) and 32 (dashed):",
             "",
             "![PCK curves](results/pck_curves.png)",
+            "",
+        ]
+
+
+def latency_rows(sweep: str) -> dict[str, dict[str, Any]]:
+    """``experiments/latency.py``'s rows for one sweep, by grid point (a cell less its seed)."""
+    return {
+        str(r["cell"]): r
+        for r in read_csv("latency_cpu")
+        if r.get("sweep", "a_strategy") == sweep  # files before the sweep column held (a) only
+    }
+
+
+SAMPLES = ("n250", "n500", "n1000")
+
+
+def sweep_e(lines: list[str]) -> None:
+    """(e): PCK against the number of training images, per output strategy."""
+    name = "e_samples"
+    rows = read_csv(name)
+    title = "(e) Training-set size (no augmentation, equal steps)"
+    lines += [f"## {title}", "", status(name, rows), ""]
+    if not rows:
+        return
+    order = [s for s in STRATEGY_NAMES if any(r["strategy"] == s for r in rows)]
+    titles = {n: f"{n[1:]} images" for n in SAMPLES}
+    lines += [
+        "Stride 8 (12 px maps), no augmentation, every run the same number of optimiser steps "
+        "(epochs x 1000 / N). PCK@0.2 (%), LSP test set:",
+        "",
+        grid_table(rows, "strategy", "samples", "pck20", order, list(SAMPLES), titles),
+        "",
+        "PCK@0.1 (%):",
+        "",
+        grid_table(rows, "strategy", "samples", "pck10", order, list(SAMPLES), titles),
+        "",
+        *seeds_note(rows),
+    ]
+    pck = {(r["strategy"], r["samples"]): r["pck20"] for r in rows}
+    drops = [
+        f"{STRATEGY_NAMES[s]} {pck[(s, 'n1000')] - pck[(s, 'n250')]:+.1f}"
+        for s in order
+        if (s, "n1000") in pck and (s, "n250") in pck
+    ]
+    if drops:
+        lines += [f"PCK@0.2 lost going from 1000 to 250 images: {', '.join(drops)}.", ""]
+    a = {(r["strategy"], r["stride"]): r["pck20"] for r in read_csv("a_strategy")}
+    aug = [
+        f"{STRATEGY_NAMES[s]} {a[(s, 's8')]:.1f} with, {pck[(s, 'n1000')]:.1f} without"
+        for s in order
+        if (s, "s8") in a and (s, "n1000") in pck
+    ]
+    if aug:
+        lines += [
+            "What augmentation is worth at 1000 images (sweep (a) at stride 8 is the same run "
+            f"with augmentation): {'; '.join(aug)}.",
+            "",
+        ]
+    if any(sum((s, n) in pck for n in SAMPLES) >= 2 for s in order):
+        with plot("pck_vs_samples.png", "training images", "PCK@0.2 (%)") as ax:
+            for s in order:
+                pts = [(int(n[1:]), pck[(s, n)]) for n in SAMPLES if (s, n) in pck]
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=STRATEGY_NAMES[s])
+            ax.set_xscale("log", base=2)
+            ax.set_xticks([250, 500, 1000], ["250", "500", "1000"])
+            ax.set_title("LSP, ResNet-18 from scratch, 12 px maps, no augmentation")
+        lines += ["![PCK against training-set size](results/pck_vs_samples.png)", ""]
+
+
+def sweep_d(lines: list[str]) -> None:
+    """(d): the hourglass's two heads, with their latency beside sweep (a)'s ResNet-18."""
+    name = "d_hourglass"
+    rows = read_csv(name)
+    lines += ["## (d) Stacked hourglass", "", status(name, rows), ""]
+    spec = yaml.safe_load(sweep_file(name).read_text())
+    model = spec["fixed"]["model"]
+    lines += [
+        f"{model['num_stacks']} stacks from scratch, {model['input_size']} px input, the "
+        "loss summed over the stacks and the last stack's output used at test time; the rest "
+        "of the recipe as above.",
+        "",
+    ]
+    latency = latency_rows(name)
+    for r in rows:
+        hit = latency.get(str(r["cell"]).rsplit("-seed", 1)[0])
+        if hit:
+            r["latency_ms"] = hit["latency_ms"]
+    if rows:
+        cols = [
+            ("cell", "cell"),
+            ("heatmap_px", "heatmap px"),
+            ("pck20", "PCK@0.2"),
+            ("pck10", "PCK@0.1"),
+            ("train_minutes", "train min"),
+            ("precision", "precision"),
+        ]
+        if any("latency_ms" in r for r in rows):
+            cols.insert(4, ("latency_ms", "latency (ms)"))
+        lines += [table(rows, cols), "", *seeds_note(rows)]
+    resnet = latency_rows("a_strategy")
+    a = {r["cell"].rsplit("-seed", 1)[0]: r for r in read_csv("a_strategy")}
+    if latency and resnet and "s8-dsnt_js" in resnet:
+        ref = resnet["s8-dsnt_js"]
+        times = ", ".join(
+            f"{cell} {r['latency_ms']:.1f} ms ({r['latency_ms'] / ref['latency_ms']:.1f}x)"
+            for cell, r in latency.items()
+        )
+        pck = f", PCK@0.2 {a['s8-dsnt_js']['pck20']:.1f}" if "s8-dsnt_js" in a else ""
+        lines += [
+            f"Measured in the same run as sweep (a)'s models: against ResNet-18 DSNT + JS at "
+            f"stride 8 ({ref['latency_ms']:.1f} ms at batch 1{pck}), the hourglass takes "
+            f"{times}.",
             "",
         ]
 
@@ -496,15 +608,25 @@ def orderings(lines: list[str]) -> None:
             "on the hourglass, DSNT + JS beats heatmap matching",
             lambda: d["dsnt_js"] > d["heatmap"],
             lambda: f"{d['dsnt_js']:.1f} vs {d['heatmap']:.1f}",
+            lambda: d["dsnt_js"] - d["heatmap"],
         )
     )
+    e_done = [n for n in SAMPLES if all((k, n) in e for k in ("dsnt_js", "heatmap", "fc"))]
     lines.append(
         claim(
-            "with 250 training images DSNT + JS beats heatmap matching and FC",
-            lambda: e[("dsnt_js", "n250")] > max(e[("heatmap", "n250")], e[("fc", "n250")]),
+            "DSNT + JS beats heatmap matching and FC at every training-set size run "
+            "(250, 500, 1000 images)",
             lambda: (
-                f"{e[('dsnt_js', 'n250')]:.1f} vs {e[('heatmap', 'n250')]:.1f} and {e[('fc', 'n250')]:.1f}"
+                all(e[("dsnt_js", n)] > max(e[("heatmap", n)], e[("fc", n)]) for n in e_done)
+                if e_done
+                else None
             ),
+            lambda: ", ".join(
+                f"{n[1:]}: {e[('dsnt_js', n)]:.1f} vs {e[('heatmap', n)]:.1f} and "
+                f"{e[('fc', n)]:.1f}"
+                for n in e_done
+            ),
+            lambda: min(e[("dsnt_js", n)] - max(e[("heatmap", n)], e[("fc", n)]) for n in e_done),
         )
     )
     lines.append("")
@@ -733,10 +855,8 @@ def main(argv: list[str] | None = None) -> int:
     sweep_a(lines)
     simple_sweep(lines, "c_regularizer", "(c) Regulariser", "regularizer")
     simple_sweep(lines, "b_activation", "(b) Heatmap activation", "activation")
-    simple_sweep(
-        lines, "e_samples", "(e) Training-set size (no augmentation, equal steps)", "samples"
-    )
-    simple_sweep(lines, "d_hourglass", "(d) Stacked hourglass", "strategy")
+    sweep_e(lines)
+    sweep_d(lines)
     flip_section(lines)
     if args.predictions:
         predictions(args.predictions, lines)

@@ -115,3 +115,107 @@ def test_a_verdict_within_the_seed_noise_says_so(monkeypatch):
     assert clear == "* A beats B: **held** here (40.0 vs 30.0)."
     missing = report.claim("A beats B", lambda: {}["a"], lambda: "", lambda: 0.0)
     assert "not yet measured" in missing
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_report_draws_the_sample_and_hourglass_sweeps(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    e = [
+        {
+            "cell": f"{s}-{n}-seed0",
+            "strategy": s,
+            "samples": n,
+            "seed": 0,
+            "pck20": v,
+            "pck10": v / 3,
+        }
+        for s, n, v in [
+            ("dsnt_js", "n250", 20.0),
+            ("dsnt_js", "n1000", 30.0),
+            ("heatmap", "n250", 10.0),
+            ("heatmap", "n1000", 25.0),
+            ("fc", "n250", 5.0),
+            ("fc", "n1000", 15.0),
+        ]
+    ]
+    write_rows(tmp_path / "e_samples.csv", e)
+    write_rows(
+        tmp_path / "a_strategy.csv",
+        [
+            {
+                "cell": "s8-dsnt_js-seed0",
+                "strategy": "dsnt_js",
+                "stride": "s8",
+                "seed": 0,
+                "pck20": 33.0,
+            }
+        ],
+    )
+    write_rows(
+        tmp_path / "d_hourglass.csv",
+        [
+            {
+                "cell": "heatmap-seed0",
+                "strategy": "heatmap",
+                "seed": 0,
+                "heatmap_px": 32,
+                "pck20": 12.0,
+            }
+        ],
+    )
+    write_rows(
+        tmp_path / "latency_cpu.csv",
+        [
+            {"sweep": "a_strategy", "cell": "s8-dsnt_js", "latency_ms": 10.0},
+            {"sweep": "d_hourglass", "cell": "heatmap", "latency_ms": 25.0},
+        ],
+    )
+    lines: list[str] = []
+    report.sweep_e(lines)
+    text = "\n".join(lines)
+    assert "| dsnt_js | 20.0 | – | 30.0 |" in text  # n500 not run: a dash, not a number
+    assert "PCK@0.2 lost going from 1000 to 250 images: DSNT + JS +10.0, heatmap" in text
+    assert "DSNT + JS 33.0 with, 30.0 without" in text  # (a) s8 is the augmented twin
+    assert (tmp_path / "pck_vs_samples.png").stat().st_size > 0
+
+    lines = []
+    report.sweep_d(lines)
+    text = "\n".join(lines)
+    assert "1 of 2 cells finished; still to run: dsnt_js-seed0." in text
+    assert "| heatmap-seed0 | 32 | 12.0 |" in text and "| 25.0 |" in text
+    assert "(10.0 ms at batch 1, PCK@0.2 33.0), the hourglass takes heatmap 25.0 ms (2.5x)" in text
+
+    lines = []
+    report.orderings(lines)
+    verdict = next(x for x in lines if "every training-set size" in x)
+    assert "**held**" in verdict and "250: 20.0 vs 10.0 and 5.0" in verdict
+    assert "500:" not in verdict  # a size with a strategy missing is left out
+
+
+def test_latency_times_several_sweeps_in_one_file(tmp_path, monkeypatch):
+    import latency
+
+    sweeps = {
+        "a": {"grid": {"stride": {"s32": {"model": {"output_stride": 32}}}}, "seeds": [0, 1]},
+        "d": {
+            "fixed": {"model": {"backbone": "hourglass", "num_stacks": 1, "input_size": 64}},
+            "grid": {"strategy": {"heatmap": {"model": {"head": "heatmap"}}}},
+        },
+    }
+    for name, spec in sweeps.items():
+        (tmp_path / f"{name}_x.yaml").write_text(yaml.safe_dump(spec))
+    monkeypatch.setattr(latency, "sweep_file", lambda name: tmp_path / f"{name}_x.yaml")
+    monkeypatch.setattr(latency, "RESULTS", tmp_path)
+    assert latency.main(["a", "d", "--threads", "1", "--repeats", "1"]) == 0
+    with (tmp_path / "latency_cpu.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["sweep"], r["cell"]) for r in rows] == [("a_x", "s32"), ("d_x", "heatmap")]
+    assert rows[0]["stride"] == "s32" and rows[1]["stride"] == ""  # axes of both sweeps
+    assert rows[1]["strategy"] == "heatmap" and rows[1]["heatmap_px"] == "16"
+    assert all(float(r["latency_ms"]) > 0 and float(r["flip_latency_ms"]) > 0 for r in rows)
