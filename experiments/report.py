@@ -371,7 +371,8 @@ def sweep_d(lines: list[str]) -> None:
     spec = yaml.safe_load(sweep_file(name).read_text())
     model = spec["fixed"]["model"]
     lines += [
-        f"{model['num_stacks']} stacks from scratch, {model['input_size']} px input, the "
+        f"{model['num_stacks']} stacks from scratch, {model['input_size']} px input "
+        f"({model['input_size'] // 4} px maps), batch {spec['fixed']['data']['batch_size']}, the "
         "loss summed over the stacks and the last stack's output used at test time; the rest "
         "of the recipe as above.",
         "",
