@@ -1,12 +1,12 @@
 """Write docs/results.md and its plots from the sweep results in docs/results/.
 
-    python experiments/report.py [--predictions RUN_DIR]
+    python experiments/report.py [--predictions RUN_DIR [RUN_DIR ...]]
 
 Reads ``docs/results/<sweep>.csv`` (written by ``experiments/run.py``), the per-cell JSON files
 (PCK curves) and ``docs/results/latency_cpu.csv`` (``experiments/latency.py``). Every number in
 the page comes from those files; cells not yet run are listed as such. With ``--predictions``
-(a finished run folder holding ``last.ckpt``), also draws a grid of its test-set
-predictions.
+(finished run folders holding ``last.ckpt``), also draws their predictions on the same
+test images, one row per run, so that output strategies can be compared by eye.
 """
 
 from __future__ import annotations
@@ -786,26 +786,49 @@ def discussion(lines: list[str]) -> None:
     lines.append("")
 
 
-def predictions(run_dir: Path, lines: list[str]) -> None:
+def predictions(run_dirs: list[Path], lines: list[str], num: int = 6) -> None:
+    """Draw the first ``num`` LSP test images with each run's predictions, a row per run.
+
+    Writes ``docs/results/predictions.png`` and its caption (``predictions.txt``), which
+    later reruns of the report keep showing."""
+    import numpy as np
+
     from dsntpose.data.joints import get_joint_set
     from dsntpose.training import evaluate_checkpoint
     from dsntpose.viz import prediction_grid, save_image
 
-    ckpt = run_dir / "last.ckpt"
     lsp = RESULTS.parents[2] / "shared" / "data" / "lsp"
-    ev = evaluate_checkpoint(ckpt, data={"root": str(lsp), "val_subset": None}, num_draw=8)
-    images = (ev.samples["images"].permute(0, 2, 3, 1).numpy() * 255).astype("uint8")
+    images, preds, gts, names = [], [], [], []
+    for run_dir in run_dirs:
+        ckpt = run_dir / "last.ckpt"
+        if not ckpt.is_file():
+            raise SystemExit(f"error: --predictions: no last.ckpt in {run_dir}")
+        ev = evaluate_checkpoint(ckpt, data={"root": str(lsp), "val_subset": None}, num_draw=num)
+        shown = (ev.samples["images"].permute(0, 2, 3, 1).numpy() * 255).astype("uint8")
+        if images and not np.array_equal(shown, images[0][: len(shown)]):
+            raise SystemExit(f"error: --predictions: {run_dir} draws other test crops")
+        images.append(shown)
+        preds.append(ev.samples["pred"].numpy())
+        gts.append(ev.samples["gt"].numpy())
+        m = ev.run.model
+        names.append(
+            f"`{run_dir.parent.name}/{run_dir.name}` ({m.backbone}, {m.head}"
+            f"{', ' + m.activation if m.head == 'dsnt' else ''}, {m.heatmap_size} px maps, "
+            f"{m.input_size} px crops; PCK@0.2 {ev.result.total:.1f}%)"
+        )
     grid = prediction_grid(
-        images,
-        ev.samples["pred"].numpy(),
+        np.concatenate(images),
+        np.concatenate(preds),
         get_joint_set(ev.run.model.joints),
-        gt_px=ev.samples["gt"].numpy(),
+        gt_px=np.concatenate(gts),
+        ncols=len(images[0]),
+        tile=160,
     )
     save_image(grid, RESULTS / "predictions.png")
+    rows = "; ".join(f"{i + 1}. {n}" for i, n in enumerate(names))
     caption = (
-        f"Test-set predictions of `{run_dir.name}` (last checkpoint, {ev.run.model.backbone}, "
-        f"{ev.run.model.input_size} px crops; PCK@0.2 {ev.result.total:.1f}%; white: ground "
-        "truth, red: error):"
+        "The first LSP test images with each run's predictions (last checkpoints; white: "
+        f"ground truth, red: error), one row per run, top to bottom: {rows}."
     )
     PREDICTIONS_CAPTION.write_text(caption + "\n")
     predictions_section(lines)
@@ -826,7 +849,11 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--predictions", type=Path, default=None, help="a finished run folder to draw"
+        "--predictions",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="finished run folders to draw on the same test images, a row each",
     )
     args = parser.parse_args(argv)
     lines = [

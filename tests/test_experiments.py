@@ -6,6 +6,7 @@ import csv
 import sys
 from pathlib import Path
 
+import cv2
 import pytest
 import yaml
 
@@ -219,3 +220,51 @@ def test_latency_times_several_sweeps_in_one_file(tmp_path, monkeypatch):
     assert rows[0]["stride"] == "s32" and rows[1]["stride"] == ""  # axes of both sweeps
     assert rows[1]["strategy"] == "heatmap" and rows[1]["heatmap_px"] == "16"
     assert all(float(r["latency_ms"]) > 0 and float(r["flip_latency_ms"]) > 0 for r in rows)
+
+
+def test_predictions_draw_one_row_per_run_on_the_same_crops(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import torch
+
+    import dsntpose.training
+    from dsntpose.config import RunConfig
+
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    monkeypatch.setattr(report, "PREDICTIONS_CAPTION", tmp_path / "predictions.txt")
+    crops = torch.rand(3, 3, 32, 32)
+
+    def fake_evaluate(ckpt, data, num_draw):
+        head = ckpt.parent.name
+        run = RunConfig.from_dict({"model": {"head": head, "joints": "lsp", "input_size": 32}})
+        images = crops if head != "fc" else torch.rand(3, 3, 32, 32)
+        return SimpleNamespace(
+            samples={
+                "images": images[:num_draw],
+                "pred": torch.full((num_draw, 14, 2), 16.0),
+                "gt": torch.full((num_draw, 14, 2), 10.0),
+            },
+            run=run,
+            result=SimpleNamespace(total=12.34 if head == "dsnt" else 5.0),
+        )
+
+    monkeypatch.setattr(dsntpose.training, "evaluate_checkpoint", fake_evaluate)
+    runs = []
+    for head in ("dsnt", "heatmap", "fc"):
+        (tmp_path / head).mkdir()
+        (tmp_path / head / "last.ckpt").touch()
+        runs.append(tmp_path / head)
+    lines: list[str] = []
+    report.predictions(runs[:2], lines, num=3)
+    caption = (tmp_path / "predictions.txt").read_text()
+    assert "1. `" in caption and "dsnt, softmax, 4 px maps, 32 px crops; PCK@0.2 12.3%" in caption
+    assert "2. `" in caption and "heatmap, 4 px maps" in caption
+    grid = cv2.imread(str(tmp_path / "predictions.png"))
+    assert grid.shape[:2] == (2 * (160 + 4) + 4, 3 * (160 + 4) + 4)  # 2 runs x 3 images
+    assert "![predictions](results/predictions.png)" in lines
+
+    with pytest.raises(SystemExit, match="fc draws other test crops"):
+        report.predictions(runs, [], num=3)
+    (runs[0] / "last.ckpt").unlink()
+    with pytest.raises(SystemExit, match=r"no last\.ckpt in .*dsnt"):
+        report.predictions(runs, [], num=3)
