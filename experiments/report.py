@@ -16,7 +16,7 @@ import contextlib
 import csv
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +55,13 @@ def plot(name: str, xlabel: str, ylabel: str, legend_size: int = 8) -> Iterator[
         plt.close(fig)
 
 
-def read_csv(name: str, merge_seeds: bool = True) -> list[dict[str, Any]]:
+def read_csv(
+    name: str, merge_seeds: bool = True, precision: str | None = None
+) -> list[dict[str, Any]]:
     """Rows of ``docs/results/<name>.csv``; with ``merge_seeds`` one row per grid point, its
     numbers the mean over the seeds run (``seeds`` counts them, ``pck20_spread`` is the
-    difference between the best and worst seed's PCK@0.2)."""
+    difference between the best and worst seed's PCK@0.2); with ``precision`` only the runs
+    trained in it (``32-true``, ``bf16-mixed``)."""
     path = RESULTS / f"{name}.csv"
     if not path.is_file():
         return []
@@ -70,6 +73,8 @@ def read_csv(name: str, merge_seeds: bool = True) -> list[dict[str, Any]]:
                 r[k] = float(v)
             except (TypeError, ValueError):
                 pass
+    if precision is not None:
+        rows = [r for r in rows if r.get("precision") == precision]
     if not merge_seeds or "seed" not in (rows[0] if rows else {}):
         return rows
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -143,23 +148,60 @@ def grid_table(
     return "\n".join(lines)
 
 
-def seed_noise() -> float | None:
-    """The largest PCK@0.2 difference between two seeds of one grid point (sweeps (a), (c)).
-
-    A (c) cell recorded as the same run as an (a) cell counts once."""
-    return max(seed_spreads(), default=None)
+def point(row: dict[str, Any]) -> str:
+    """A cell's grid point: its id less the seed."""
+    return str(row["cell"]).rsplit("-seed", 1)[0]
 
 
-def seed_spreads() -> list[float]:
-    """PCK@0.2 best minus worst seed of each grid point run more than once in (a) and (c);
-    a (c) point recorded as the same runs as an (a) point counts once."""
+def seed_pairs() -> list[tuple[float, str]]:
+    """``(spread, precisions)`` of each grid point of sweeps (a)-(c) run with more than one
+    seed: PCK@0.2 of the best minus the worst seed, and the seeds' precisions (``32-true``,
+    or ``bf16-mixed+32-true`` for a pair that mixes the two). A point recorded as the same
+    runs as a point of another sweep (a twin) counts once."""
     points = {
-        (round(r["pck20"], 3), round(r["pck20_spread"], 3)): r["pck20_spread"]
-        for name in ("a_strategy", "c_regularizer")
+        (round(r["pck20"], 3), round(r["pck20_spread"], 3)): (
+            r["pck20_spread"],
+            str(r.get("precision", "")),
+        )
+        for name in ("a_strategy", "b_activation", "c_regularizer")
         for r in read_csv(name)
         if r.get("seeds", 1) > 1
     }
     return sorted(points.values())
+
+
+def seed_noise(precisions: Iterable[str] = ()) -> tuple[float, str] | None:
+    """The largest PCK@0.2 difference between two seeds of one grid point, and what it was
+    measured on.
+
+    ``precisions`` are those of the runs a verdict compares: when they are all one
+    precision, only seed pairs trained wholly in that precision count (if there are any),
+    because a bf16 and a float32 run of one recipe differ by more than two float32 seeds do.
+    Otherwise every pair counts."""
+    pairs = seed_pairs()
+    used = {part for p in precisions for part in str(p).split("+") if part}
+    if len(used) == 1:
+        same = [spread for spread, prec in pairs if prec == next(iter(used))]
+        if same:
+            pairs_text = f"{len(same)} seed pair{'s' if len(same) > 1 else ''}"
+            return max(same), f"{pairs_text} all in {next(iter(used))}"
+    if not pairs:
+        return None
+    return max(spread for spread, _ in pairs), f"{len(pairs)} seed pairs, bf16 mixes included"
+
+
+def like_with_like(name: str) -> tuple[list[dict[str, Any]], str | None]:
+    """A sweep's rows for comparing its grid points with each other.
+
+    When one precision has a run at every finished point, the means over that precision's
+    seeds only (float32 preferred), so that no comparison sets a bf16 run against a float32
+    one; otherwise the means over all seeds. Returns the rows and that precision, or None."""
+    every = read_csv(name, merge_seeds=False)
+    points = {point(r) for r in every}
+    for prec in ("32-true", "bf16-mixed"):
+        if points and {point(r) for r in every if r.get("precision") == prec} == points:
+            return read_csv(name, precision=prec), prec
+    return read_csv(name), None
 
 
 def claim(
@@ -167,9 +209,11 @@ def claim(
     test: Callable[[], bool | None],
     evidence: Callable[[], str],
     margin: Callable[[], float] | None = None,
+    precisions: Iterable[str] = (),
 ) -> str:
     """One line on one of the paper's orderings; ``margin`` (the PCK@0.2 difference the
-    verdict rests on) marks a verdict within the measured seed noise."""
+    verdict rests on) marks a verdict within the measured seed noise, the noise of
+    ``precisions`` (those of the runs compared; see :func:`seed_noise`)."""
     try:
         held = test()
         gap = abs(margin()) if margin is not None else None
@@ -178,9 +222,9 @@ def claim(
     if held is None:
         return f"* {text}: **not yet measured** (its cells have not finished)."
     verdict = "held" if held else "did not hold"
-    noise = seed_noise() if gap is not None else None  # reads the CSVs: only when needed
-    if gap is not None and noise is not None and gap <= noise:
-        verdict += f", by {gap:.1f}: within the seed noise of {noise:.1f}"
+    noise = seed_noise(precisions) if gap is not None else None  # reads the CSVs: if needed
+    if gap is not None and noise is not None and gap <= noise[0]:
+        verdict += f", by {gap:.1f}: within the seed noise of {noise[0]:.1f} ({noise[1]})"
     return f"* {text}: **{verdict}** here ({evidence()})."
 
 
@@ -487,12 +531,27 @@ def flip_section(lines: list[str]) -> None:
 
 
 def orderings(lines: list[str]) -> None:
-    a = {(r["strategy"], r["stride"]): r["pck20"] for r in read_csv("a_strategy")}
-    b = {r["activation"]: r["pck20"] for r in read_csv("b_activation")}
-    c = {(r["regularizer"], r["sigma"]): r["pck20"] for r in read_csv("c_regularizer")}
-    d = {r["strategy"]: r["pck20"] for r in read_csv("d_hourglass")}
-    e = {(r["strategy"], r["samples"]): r["pck20"] for r in read_csv("e_samples")}
+    """The paper's orderings, each with its verdict here. Sweeps (b) and (c) are compared
+    like with like (:func:`like_with_like`): one precision's runs where it covers them."""
+    rows_a, rows_d, rows_e = (read_csv(n) for n in ("a_strategy", "d_hourglass", "e_samples"))
+    rows_b, prec_b = like_with_like("b_activation")
+    rows_c, prec_c = like_with_like("c_regularizer")
+    a = {(r["strategy"], r["stride"]): r["pck20"] for r in rows_a}
+    b = {r["activation"]: r["pck20"] for r in rows_b}
+    c = {(r["regularizer"], r["sigma"]): r["pck20"] for r in rows_c}
+    d = {r["strategy"]: r["pck20"] for r in rows_d}
+    e = {(r["strategy"], r["samples"]): r["pck20"] for r in rows_e}
     a_strides = ("s32", "s16", "s8", "s4")
+
+    def precisions(rows: list[dict[str, Any]]) -> list[str]:
+        return [str(r.get("precision", "")) for r in rows]
+
+    def only(prec: str | None, name: str) -> str:
+        """Says so when the comparison left out the runs of another precision."""
+        dropped = prec is not None and len(read_csv(name, merge_seeds=False, precision=prec)) < len(
+            read_csv(name, merge_seeds=False)
+        )
+        return f"; {prec} runs only" if dropped else ""
 
     def all_strides(fn: Callable[[str], bool]) -> bool | None:
         done = [
@@ -551,6 +610,7 @@ def orderings(lines: list[str]) -> None:
                 lambda ours=ours: (
                     gaps(ours)["s32"] - max(g for s, g in gaps(ours).items() if s != "s32")
                 ),
+                precisions(rows_a),
             )
         )
     lines.append(
@@ -567,22 +627,28 @@ def orderings(lines: list[str]) -> None:
                 for s in ("s32", "s16", "s8", "s4")
                 if ("dsnt_js", s) in a and ("fc", s) in a
             ),
+            precisions(rows_a),
         )
     )
     lines.append(
         claim(
             "softmax is the best heatmap activation",
             lambda: (b["softmax"] >= max(b.values())) if len(b) == 4 else None,
-            lambda: ", ".join(f"{k} {v:.1f}" for k, v in b.items()),
+            lambda: ", ".join(f"{k} {v:.1f}" for k, v in b.items()) + only(prec_b, "b_activation"),
             lambda: b["softmax"] - max(b.values()),
+            precisions(rows_b),
         )
     )
     lines.append(
         claim(
             "JS regularisation helps (sweep (c): 12 px maps, sigma 1 px, against none)",
             lambda: c[("js", "sigma1")] > c[("none", "sigma1")],
-            lambda: f"{c[('js', 'sigma1')]:.1f} vs {c[('none', 'sigma1')]:.1f}",
+            lambda: (
+                f"{c[('js', 'sigma1')]:.1f} vs {c[('none', 'sigma1')]:.1f}"
+                + only(prec_c, "c_regularizer")
+            ),
             lambda: c[("js", "sigma1")] - c[("none", "sigma1")],
+            precisions(rows_c),
         )
     )
     lines.append(
@@ -594,7 +660,10 @@ def orderings(lines: list[str]) -> None:
                 if {r for r, _ in c} >= {"js", "kl", "var"}
                 else None
             ),
-            lambda: ", ".join(f"{r} {s} {v:.1f}" for (r, s), v in sorted(c.items()) if r != "none"),
+            lambda: (
+                ", ".join(f"{r} {s} {v:.1f}" for (r, s), v in sorted(c.items()) if r != "none")
+                + only(prec_c, "c_regularizer")
+            ),
         )
     )
     lines.append(
@@ -603,6 +672,7 @@ def orderings(lines: list[str]) -> None:
             lambda: d["dsnt_js"] > d["heatmap"],
             lambda: f"{d['dsnt_js']:.1f} vs {d['heatmap']:.1f}",
             lambda: d["dsnt_js"] - d["heatmap"],
+            precisions(rows_d),
         )
     )
     e_done = [n for n in SAMPLES if all((k, n) in e for k in ("dsnt_js", "heatmap", "fc"))]
@@ -621,6 +691,7 @@ def orderings(lines: list[str]) -> None:
                 for n in e_done
             ),
             lambda: min(e[("dsnt_js", n)] - max(e[("heatmap", n)], e[("fc", n)]) for n in e_done),
+            precisions(rows_e),
         )
     )
     lines.append("")
@@ -716,52 +787,63 @@ def discussion(lines: list[str]) -> None:
             "maps from ImageNet weights; a weight scaled to the map size, or a warm-up, would "
             "be needed here."
         )
-    b = {r["activation"]: r for r in read_csv("b_activation")}
+    rows_b, prec_b = like_with_like("b_activation")
+    b = {r["activation"]: r for r in rows_b}
     if len(b) > 1:
         lo, hi = (
             min(b.values(), key=lambda r: r["pck20"]),
             max(b.values(), key=lambda r: r["pck20"]),
         )
-        text = (
-            f"The {len(b)} heatmap activations lie within {hi['pck20'] - lo['pck20']:.1f} PCK@0.2 "
-            f"of each other ({lo['activation']} {lo['pck20']:.1f} to {hi['activation']} "
-            f"{hi['pck20']:.1f}; "
-            + (
-                "one seed each). "
-                if all(r.get("seeds", 1) == 1 for r in b.values())
-                else "means over seeds). "
-            )
+        gap = hi["pck20"] - lo["pck20"]
+        dropped = len(read_csv("b_activation", merge_seeds=False)) > sum(
+            int(r.get("seeds", 1)) for r in rows_b
         )
-        twice = [
-            r
-            for name in ("a_strategy", "c_regularizer")
-            for r in read_csv(name)
-            if r.get("seeds", 1) > 1
-        ]
-        spreads = seed_spreads()
-        if spreads:
-            gap, noise = hi["pck20"] - lo["pck20"], max(spreads)
-            pairs = f"{len(spreads)} grid point" + ("s" if len(spreads) > 1 else "")
-            measured = f"{noise:.1f}" if len(spreads) == 1 else f"{min(spreads):.1f}-{noise:.1f}"
-            verdict = (
-                "within the seed noise"
-                if gap <= noise
-                else "of the order of the seed noise"
-                if gap <= 2 * noise
-                else "larger than the seed noise measured"
-            )
-            text += (
-                f"Two seeds of one cell differed by {measured} PCK@0.2 ({pairs} of sweeps (a) "
-                f"and (c) run twice), so this {gap:.1f} spread is {verdict}. "
-            )
-            if any("+" in str(r.get("precision", "")) for r in twice):
+        text = (
+            f"The {len(b)} heatmap activations lie within {gap:.1f} PCK@0.2 of each other ("
+            + ", ".join(f"{k} {r['pck20']:.1f}" for k, r in sorted(b.items()))
+            + ("; one seed each" if all(r.get("seeds", 1) == 1 for r in b.values()) else "")
+            + (f"; {prec_b} runs only, so no pair mixes precisions" if dropped else "")
+            + "). "
+        )
+        pairs = seed_pairs()
+        if pairs:
+
+            def spread(v: list[float]) -> str:
+                return f"{v[0]:.1f}" if len(v) == 1 else f"{min(v):.1f}-{max(v):.1f}"
+
+            same = [sp for sp, pr in pairs if "+" not in pr]
+            mixed = [sp for sp, pr in pairs if "+" in pr]
+            found = []
+            if same:
+                found.append(
+                    f"two seeds of one grid point trained in one precision differ by "
+                    f"{spread(same)} PCK@0.2 ({len(same)} points)"
+                )
+            if mixed:
+                found.append(
+                    f"a bf16 seed from the AMX machine and a float32 seed differ by "
+                    f"{spread(mixed)} ({len(mixed)} points)"
+                )
+            text += "Seed noise in sweeps (a)-(c): " + "; ".join(found) + ". "
+            if same and mixed and max(mixed) > max(same):
+                text += "The precision moves a result more than the seed does. "
+            noise = seed_noise(str(r.get("precision", "")) for r in rows_b)
+            if noise:
+                times = gap / noise[0] if noise[0] > 0 else float("inf")
+                verdict = (
+                    "within the seed noise"
+                    if gap <= noise[0]
+                    else "of the order of the seed noise"
+                    if gap <= 2 * noise[0]
+                    else f"{times:.0f} times that, so the ordering is unlikely to be seed noise"
+                )
                 text += (
-                    "(Some of those seed pairs ran one seed in bf16 on the AMX machine and the "
-                    "other in float32 here, so that noise includes the precision.) "
+                    f"The largest seed difference among runs like these is {noise[0]:.1f} "
+                    f"({noise[1]}); this {gap:.1f} spread is {verdict}. "
                 )
         else:
             text += "No cell has a second seed yet, so the seed noise is not measured. "
-        precisions = {r["activation"]: r["precision"] for r in b.values()}
+        precisions = {k: r["precision"] for k, r in b.items()}
         if len(set(precisions.values())) > 1:
             text += (
                 "They were not all trained in one precision ("
@@ -770,8 +852,8 @@ def discussion(lines: list[str]) -> None:
             )
         text += (
             "The paper compared them at 28 px after 120 epochs from ImageNet weights; after 10 "
-            "epochs from random weights every model here is still far from converged, and an "
-            "ordering this close at that point says little about the converged one."
+            "epochs from random weights every model here is still far from converged, and the "
+            "ordering at that point need not be the converged one."
         )
         points.append(text)
     if strides:

@@ -106,11 +106,11 @@ def test_a_cell_is_claimed_by_one_process_at_a_time(tmp_path):
 
 
 def test_a_verdict_within_the_seed_noise_says_so(monkeypatch):
-    monkeypatch.setattr(report, "seed_noise", lambda: 2.0)
+    monkeypatch.setattr(report, "seed_noise", lambda precisions: (2.0, "3 seed pairs"))
     close = report.claim("A beats B", lambda: False, lambda: "33.0 vs 34.0", lambda: -1.0)
     assert (
-        close
-        == "* A beats B: **did not hold, by 1.0: within the seed noise of 2.0** here (33.0 vs 34.0)."
+        close == "* A beats B: **did not hold, by 1.0: within the seed noise of 2.0 (3 seed "
+        "pairs)** here (33.0 vs 34.0)."
     )
     clear = report.claim("A beats B", lambda: True, lambda: "40.0 vs 30.0", lambda: 10.0)
     assert clear == "* A beats B: **held** here (40.0 vs 30.0)."
@@ -268,3 +268,49 @@ def test_predictions_draw_one_row_per_run_on_the_same_crops(tmp_path, monkeypatc
     (runs[0] / "last.ckpt").unlink()
     with pytest.raises(SystemExit, match=r"no last\.ckpt in .*dsnt"):
         report.predictions(runs, [], num=3)
+
+
+def test_seed_noise_and_comparisons_keep_precisions_apart(tmp_path, monkeypatch):
+    """Two float32 seeds differ less than a bf16 and a float32 run: a verdict on float32 runs
+    is weighed against float32 pairs, and a sweep is compared within one precision where
+    that precision covers every grid point."""
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+
+    def row(cell, seed, pck, prec, **axes):
+        return {"cell": f"{cell}-seed{seed}", **axes, "seed": seed, "pck20": pck, "precision": prec}
+
+    write_rows(
+        tmp_path / "b_activation.csv",
+        [
+            row("softmax", 0, 35.0, "bf16-mixed", activation="softmax"),
+            row("softmax", 1, 32.0, "32-true", activation="softmax"),
+            row("abs", 0, 33.0, "32-true", activation="abs"),
+            row("abs", 1, 33.2, "32-true", activation="abs"),
+            row("relu", 0, 33.5, "32-true", activation="relu"),
+            row("sigmoid", 0, 34.0, "32-true", activation="sigmoid"),
+        ],
+    )
+    assert report.seed_pairs() == [(pytest.approx(0.2), "32-true"), (3.0, "bf16-mixed+32-true")]
+    assert report.seed_noise(["32-true"]) == (pytest.approx(0.2), "1 seed pair all in 32-true")
+    assert report.seed_noise(["32-true", "bf16-mixed+32-true"])[0] == 3.0
+    assert report.seed_noise([])[0] == 3.0
+
+    rows, prec = report.like_with_like("b_activation")
+    assert prec == "32-true"
+    assert {r["activation"]: r["pck20"] for r in rows}["softmax"] == 32.0  # its bf16 seed left out
+    assert {r["activation"]: r["pck20"] for r in rows}["abs"] == pytest.approx(33.1)
+    lines: list[str] = []
+    report.orderings(lines)
+    softmax = next(x for x in lines if "softmax is the best" in x)
+    assert "**did not hold** here (" in softmax and "sigmoid 34.0; 32-true runs only" in softmax
+
+    # a point with no float32 run: every seed counts, whatever its precision
+    write_rows(
+        tmp_path / "b_activation.csv",
+        [
+            row("softmax", 0, 35.0, "bf16-mixed", activation="softmax"),
+            row("abs", 0, 33.0, "32-true", activation="abs"),
+        ],
+    )
+    rows, prec = report.like_with_like("b_activation")
+    assert prec is None and len(rows) == 2
