@@ -825,8 +825,12 @@ def discussion(lines: list[str]) -> None:
                     f"{spread(mixed)} ({len(mixed)} points)"
                 )
             text += "Seed noise in sweeps (a)-(c): " + "; ".join(found) + ". "
-            if same and mixed and max(mixed) > max(same):
-                text += "The precision moves a result more than the seed does. "
+            if same and mixed:
+                text += (
+                    f"On average the pairs that mix precisions differ by "
+                    f"{sum(mixed) / len(mixed):.1f}, those in one precision by "
+                    f"{sum(same) / len(same):.1f}. "
+                )
             noise = seed_noise(str(r.get("precision", "")) for r in rows_b)
             if noise:
                 times = gap / noise[0] if noise[0] > 0 else float("inf")
