@@ -8,6 +8,8 @@ Each section sits between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` in R
 * ``model-bench``: the paper's comparison from ``docs/bench.md`` (``benchmarks/models.py``)
 * ``results``: the orderings and sweep (a) table from ``docs/results.md``
   (``experiments/report.py``)
+* ``predictions``: the prediction grid's caption and picture
+  (``experiments/report.py --predictions RUN_DIR ...``)
 
 So no figure in the README is typed by hand.
 """
@@ -60,6 +62,10 @@ def main() -> int:
     status = section(results, "## (a) Output strategy x heatmap resolution", "PCK@0.2")
     body = f"{orderings}\n\nSweep (a), PCK@0.2 (%) on the LSP test set ({status[0].lower() + status[1:]}):\n\n{table}"
     readme = replace(readme, "results", body)
+    caption = REPO / "docs" / "results" / "predictions.txt"
+    if caption.is_file():
+        grid = f"{caption.read_text().strip()}\n\n![predictions](docs/results/predictions.png)"
+        readme = replace(readme, "predictions", grid)
     readme_path.write_text(readme)
     print(f"updated {readme_path}")
     return 0
