@@ -379,7 +379,7 @@ def sweep_e(lines: list[str]) -> None:
     ]
     pck = {(r["strategy"], r["samples"]): r["pck20"] for r in rows}
     drops = [
-        f"{STRATEGY_NAMES[s]} {pck[(s, 'n1000')] - pck[(s, 'n250')]:+.1f}"
+        f"{STRATEGY_NAMES[s]} {pck[(s, 'n1000')] - pck[(s, 'n250')]:.1f}"
         for s in order
         if (s, "n1000") in pck and (s, "n250") in pck
     ]
@@ -392,9 +392,21 @@ def sweep_e(lines: list[str]) -> None:
         if (s, "s8") in a and (s, "n1000") in pck
     ]
     if aug:
+        worse = [
+            s
+            for s in order
+            if (s, "s8") in a and (s, "n1000") in pck and a[(s, "s8")] < pck[(s, "n1000")]
+        ]
         lines += [
-            "What augmentation is worth at 1000 images (sweep (a) at stride 8 is the same run "
-            f"with augmentation): {'; '.join(aug)}.",
+            "What augmentation is worth at 1000 images (sweep (a) at stride 8 is the same recipe "
+            f"with augmentation): {'; '.join(aug)}."
+            + (
+                " On this 10-epoch budget augmentation cost PCK: likely it makes the task harder "
+                "than 10 epochs from random weights can learn (the paper trained 120), so the "
+                "sweeps that use it, (a)-(c), measure models further from convergence."
+                if worse
+                else ""
+            ),
             "",
         ]
     if any(sum((s, n) in pck for n in SAMPLES) >= 2 for s in order):

@@ -181,7 +181,7 @@ def test_report_draws_the_sample_and_hourglass_sweeps(tmp_path, monkeypatch):
     report.sweep_e(lines)
     text = "\n".join(lines)
     assert "| dsnt_js | 20.0 | – | 30.0 |" in text  # n500 not run: a dash, not a number
-    assert "PCK@0.2 lost going from 1000 to 250 images: DSNT + JS +10.0, heatmap" in text
+    assert "PCK@0.2 lost going from 1000 to 250 images: DSNT + JS 10.0, heatmap" in text
     assert "DSNT + JS 33.0 with, 30.0 without" in text  # (a) s8 is the augmented twin
     assert (tmp_path / "pck_vs_samples.png").stat().st_size > 0
 
