@@ -436,7 +436,7 @@ def sweep_d(lines: list[str]) -> None:
     ]
     latency = latency_rows(name)
     for r in rows:
-        hit = latency.get(str(r["cell"]).rsplit("-seed", 1)[0])
+        hit = latency.get(point(r))
         if hit:
             r["latency_ms"] = hit["latency_ms"]
     if rows:
@@ -452,7 +452,7 @@ def sweep_d(lines: list[str]) -> None:
             cols.insert(4, ("latency_ms", "latency (ms)"))
         lines += [table(rows, cols), "", *seeds_note(rows)]
     resnet = latency_rows("a_strategy")
-    a = {r["cell"].rsplit("-seed", 1)[0]: r for r in read_csv("a_strategy")}
+    a = {point(r): r for r in read_csv("a_strategy")}
     if latency and resnet and "s8-dsnt_js" in resnet:
         ref = resnet["s8-dsnt_js"]
         times = ", ".join(
