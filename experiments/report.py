@@ -530,17 +530,25 @@ def flip_section(lines: list[str]) -> None:
             else None
         )
 
-    for r in rows:
-        if activation(r["cell"]) == "abs" and r["logits_pck20"] < r["none_pck20"]:
-            lines += [
-                f"With the abs activation ({r['cell']}) flip by logits lost "
-                f"{r['none_pck20'] - r['logits_pck20']:.2f} PCK@0.2 against no flip, while flip "
-                f"by coordinates gained {r['coords_pck20'] - r['none_pck20']:+.2f}: abs counts a "
-                "logit of -a as much as +a, and averaging the two views' logits cancels where "
-                "their signs differ. dsntpose's flip test therefore averages coordinates for abs "
-                "models and logits for the others (`dsntpose.evaluate.default_flip_mode`).",
-                "",
-            ]
+    lost = [
+        r for r in rows if activation(r["cell"]) == "abs" and r["logits_pck20"] < r["none_pck20"]
+    ]
+    if lost:
+        each = "; ".join(
+            f"{r['cell']}: logits {r['logits_pck20'] - r['none_pck20']:+.2f}, "
+            f"coordinates {r['coords_pck20'] - r['none_pck20']:+.2f}"
+            for r in lost
+        )
+        kept = all(r["coords_pck20"] >= r["none_pck20"] for r in lost)
+        coords = "while flip by coordinates did not" if kept else "flip by coordinates too"
+        lines += [
+            f"With the abs activation flip by logits lost PCK@0.2 against no flip, {coords} "
+            f"({each}): abs counts a logit of -a as much as +a, and "
+            "averaging the two views' logits cancels where their signs differ. dsntpose's flip "
+            "test therefore averages coordinates for abs models and logits for the others "
+            "(`dsntpose.evaluate.default_flip_mode`).",
+            "",
+        ]
 
 
 def orderings(lines: list[str]) -> None:

@@ -314,3 +314,49 @@ def test_seed_noise_and_comparisons_keep_precisions_apart(tmp_path, monkeypatch)
     )
     rows, prec = report.like_with_like("b_activation")
     assert prec is None and len(rows) == 2
+
+
+def test_flip_section_names_every_abs_cell_in_one_paragraph(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    flip = [
+        {
+            "cell": f"b/abs-seed{s}",
+            "heatmap_px": 12,
+            "none_pck20": 32.0,
+            "coords_pck20": 32.5,
+            "logits_pck20": 31.0 - s,
+            "none_pck10": 12.0,
+            "coords_pck10": 12.1,
+            "logits_pck10": 11.0,
+        }
+        for s in (0, 1)
+    ] + [
+        {
+            "cell": "b/relu-seed0",
+            "heatmap_px": 12,
+            "none_pck20": 33.0,
+            "coords_pck20": 33.2,
+            "logits_pck20": 33.4,
+            "none_pck10": 12.0,
+            "coords_pck10": 12.1,
+            "logits_pck10": 12.2,
+        }
+    ]
+    write_rows(tmp_path / "flip.csv", flip)
+    (tmp_path / "b").mkdir()
+    for cell, act in (("abs-seed0", "abs"), ("abs-seed1", "abs"), ("relu-seed0", "softmax")):
+        (tmp_path / "b" / f"{cell}.json").write_text(
+            json.dumps({"config": {"model": {"activation": act}}})
+        )
+    lines: list[str] = []
+    report.flip_section(lines)
+    text = "\n".join(lines)
+    assert "logits better in 1 of 3 cells" in text
+    abs_lines = [line for line in lines if line.startswith("With the abs activation")]
+    assert len(abs_lines) == 1
+    assert "while flip by coordinates did not" in abs_lines[0]
+    assert "b/abs-seed0: logits -1.00, coordinates +0.50" in abs_lines[0]
+    assert "b/abs-seed1: logits -2.00, coordinates +0.50" in abs_lines[0]
+    assert "relu" not in abs_lines[0]
