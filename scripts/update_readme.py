@@ -60,7 +60,8 @@ def main() -> int:
     orderings = section(results, "## Which of the paper's orderings held")
     table = section(results, "PCK@0.2 (%), LSP test set:", "PCK@0.1")
     status = section(results, "## (a) Output strategy x heatmap resolution", "PCK@0.2")
-    body = f"{orderings}\n\nSweep (a), PCK@0.2 (%) on the LSP test set ({status[0].lower() + status[1:]}):\n\n{table}"
+    status = status[0].lower() + status[1:].rstrip(".")
+    body = f"{orderings}\n\nSweep (a), PCK@0.2 (%) on the LSP test set ({status}):\n\n{table}"
     readme = replace(readme, "results", body)
     caption = REPO / "docs" / "results" / "predictions.txt"
     if caption.is_file():
