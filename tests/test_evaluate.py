@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from dsntpose import evaluate as ev
 from dsntpose import ops
 from dsntpose.data import LSP_JOINTS, MPII_JOINTS, Synthetic
-from dsntpose.heads import DSNTHead
+from dsntpose.heads import DSNTHead, FCHead, HeatmapHead
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MPII_DIR = SHARED / "data" / "mpii"
@@ -537,6 +537,30 @@ def test_default_flip_mode(head: str, activation: str, mode: str) -> None:
 def test_default_flip_mode_names_an_unknown_head() -> None:
     with pytest.raises(ValueError, match="head: expected 'dsnt', 'heatmap' or 'fc', got 'mlp'"):
         ev.default_flip_mode("mlp")
+
+
+@pytest.mark.parametrize(
+    ("make_head", "mode", "other"),
+    [
+        (lambda: DSNTHead(None, 16), "logits", "coords"),
+        (lambda: DSNTHead(None, 16, activation="abs"), "coords", "logits"),
+        (lambda: HeatmapHead(None, 16), "heatmaps", "logits"),
+        (lambda: FCHead(None, 16, 8), "coords", "logits"),
+    ],
+)
+def test_flip_test_default_mode_follows_the_models_head(make_head, mode: str, other: str) -> None:
+    model = TinyModel(MPII_JOINTS.flip_index, equivariant=False, seed=2)
+    model.head = make_head()
+    images = torch.rand(2, 3, 32, 32)
+    default = ev.flip_test(model, images, MPII_JOINTS).coords
+    explicit = ev.flip_test(model, images, MPII_JOINTS, mode=mode).coords  # type: ignore[arg-type]
+    torch.testing.assert_close(default, explicit, atol=0, rtol=0)
+    if isinstance(model.head, DSNTHead):  # the other mode gives another answer here
+        alt = ev.flip_test(model, images, MPII_JOINTS, mode=other).coords  # type: ignore[arg-type]
+        assert (alt - default).abs().max() > 1e-4
+    else:  # these heads have no logits decode: the default must not pick it
+        with pytest.raises(ValueError, match="flip_test: "):
+            ev.flip_test(model, images, MPII_JOINTS, mode=other)  # type: ignore[arg-type]
 
 
 def test_flip_test_uses_the_heads_activation_and_custom_decode() -> None:

@@ -919,12 +919,24 @@ def default_flip_mode(
     raise ValueError(f"head: expected 'dsnt', 'heatmap' or 'fc', got {head!r}")
 
 
+def _model_flip_mode(model: object) -> Literal["logits", "coords", "heatmaps"]:
+    """:func:`default_flip_mode` for ``model.head``; ``"logits"`` for a head it cannot name."""
+    head = getattr(model, "head", None)
+    if isinstance(head, DSNTHead):
+        return default_flip_mode("dsnt", head.activation)
+    if isinstance(head, HeatmapHead):
+        return default_flip_mode("heatmap")
+    if isinstance(head, FCHead):
+        return default_flip_mode("fc")
+    return "logits"
+
+
 @torch.no_grad()
 def flip_test(
     model: Callable[[Tensor], Any],
     images: Tensor,
     joint_set: JointSet,
-    mode: Literal["logits", "coords", "heatmaps"] = "logits",
+    mode: Literal["logits", "coords", "heatmaps"] | None = None,
     decode: Decode | None = None,
 ) -> FlipOutput:
     """Predict on the images and their mirrors, swap left and right, and average.
@@ -941,7 +953,10 @@ def flip_test(
         mode: ``"logits"`` (DSNT, as the paper's code): average the pre-activation maps, then
             decode them once; ``"coords"``: average the two coordinate predictions (any head);
             ``"heatmaps"`` (heatmap matching): average the raw maps and decode by arg-max with
-            the quarter-pixel shift.
+            the quarter-pixel shift. Default ``None``: ``"logits"`` when ``decode`` is given,
+            else what :func:`default_flip_mode` gives for ``model.head`` (a
+            :class:`~dsntpose.heads.DSNTHead` with its activation, a ``HeatmapHead`` or an
+            ``FCHead``), else ``"logits"``.
         decode: for ``"logits"``: ``(B, J, H, W)`` logits -> (coords ``(B, J, 2)``,
             confidence ``(B, J)``). Default: the model head's activation and temperature when
             it is a ``DSNTHead``, else softmax, then ``ops.dsnt`` and ``ops.heatmap_confidence``.
@@ -953,6 +968,8 @@ def flip_test(
     """
     if images.dim() != 4:
         raise ValueError(f"images: expected (B, 3, S, S), got {tuple(images.shape)}")
+    if mode is None:
+        mode = "logits" if decode is not None else _model_flip_mode(model)
     if mode not in ("logits", "coords", "heatmaps"):
         raise ValueError(f"mode: expected 'logits', 'coords' or 'heatmaps', got {mode!r}")
     if mode == "logits" and decode is None:
