@@ -360,3 +360,74 @@ def test_flip_section_names_every_abs_cell_in_one_paragraph(tmp_path, monkeypatc
     assert "b/abs-seed0: logits -1.00, coordinates +0.50" in abs_lines[0]
     assert "b/abs-seed1: logits -2.00, coordinates +0.50" in abs_lines[0]
     assert "relu" not in abs_lines[0]
+
+
+def test_heatmap_peak_statistics_on_rendered_maps():
+    import torch
+
+    import heatmaps
+    from dsntpose import ops
+
+    size = (12, 12)
+    px = torch.tensor([[[2.0, 7.0], [8.0, 3.0], [5.5, 5.5]]])  # (1, 3, 2) at cell centres
+    joints = ops.pixel_to_normalized(px, size)
+    targets = ops.heatmap_targets(joints, size, 1.0)
+    mask = torch.tensor([[1.0, 1.0, 0.0]])  # the third joint is not visible: not counted
+
+    perfect = heatmaps.finish(heatmaps.peak_sums(targets, targets, px, mask))
+    assert perfect == {
+        "joints": 2,
+        "peak": 1.0,
+        "amplitude": 1.0,
+        "near_pct": 100.0,
+        "mse_ratio": 0.0,
+    }
+    zero = heatmaps.finish(heatmaps.peak_sums(torch.zeros_like(targets), targets, px, mask))
+    assert zero["amplitude"] == 0.0 and zero["mse_ratio"] == 1.0
+    # half-height maps, one of them with its peak moved to the far corner
+    half = 0.5 * targets.clone()
+    half[0, 1] = 0.0
+    half[0, 1, 11, 11] = 0.5
+    stats = heatmaps.finish(heatmaps.peak_sums(half, targets, px, mask))
+    assert stats["peak"] == pytest.approx(0.5, abs=1e-4)
+    assert stats["near_pct"] == 50.0  # the moved peak is not within a cell of the truth
+    assert 0.0 < stats["amplitude"] < 0.5
+    with pytest.raises(ValueError, match=r"expected equal \(B, J, H, W\)"):
+        heatmaps.peak_sums(targets[0], targets, px, mask)
+
+
+def test_report_quotes_the_measured_heatmap_peaks(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    assert report.peaks_measured() == ""  # nothing measured: nothing claimed
+    rows = [
+        {
+            "cell": "e/heatmap-n1000-seed0",
+            "heatmap_px": 12,
+            "joints": 900,
+            "peak": 0.52,
+            "amplitude": 0.5,
+            "near_pct": 68.0,
+            "mse_ratio": 0.598,
+        },
+        {
+            "cell": "a/s4-heatmap-seed0",
+            "heatmap_px": 24,
+            "joints": 900,
+            "peak": 0.129,
+            "amplitude": 0.15,
+            "near_pct": 25.6,
+            "mse_ratio": 0.917,
+        },
+    ]
+    write_rows(tmp_path / "heatmap_peaks.csv", rows)
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "heatmap-n1000-seed0.json").write_text(
+        json.dumps({"config": {"data": {"augment": False}}})
+    )
+    text = report.peaks_measured()
+    assert text.index("`a/s4-heatmap-seed0` (24 px): peak 0.13, 92% of a zero map's error") < (
+        text.index("`e/heatmap-n1000-seed0`, no augmentation (12 px): peak 0.52, 60%")
+    )
+    assert "within a cell of the truth for 26%" in text

@@ -1,0 +1,164 @@
+"""What heatmap matching's maps look like on the LSP test set, per finished cell.
+
+    python experiments/heatmaps.py [--runs_dir runs/experiments] [--data_root DIR] [CELL ...]
+
+Tests the report's account of heatmap matching at large maps (its target is a Gaussian of
+peak 1 and the loss the mean squared error over every cell, so the larger the map the less of
+the loss the peak decides). For every finished heatmap-matching cell whose run folder still
+holds ``last.ckpt`` (or the cells named) it runs the test set once, without flip, and writes
+``docs/results/heatmap_peaks.csv``, one row per cell, over the visible joints:
+
+* ``peak``: the mean of each map's maximum (the target's is 1);
+* ``amplitude``: the mean least-squares height of the target's Gaussian in the map,
+  ``<map, target> / <target, target>`` (1 for a perfect map, 0 for one with nothing at the
+  truth);
+* ``near_pct``: the share of maps whose arg-max cell lies within one cell of the truth's;
+* ``mse_ratio``: the maps' mean squared error divided by that of a map of zeros.
+
+A row already in the CSV is not computed again; ``experiments/report.py`` reads the CSV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import REPO, RESULTS
+
+OUT = RESULTS / "heatmap_peaks.csv"
+FIELDS = ["cell", "heatmap_px", "joints", "peak", "amplitude", "near_pct", "mse_ratio"]
+
+
+def peak_sums(maps: Tensor, targets: Tensor, joints_px: Tensor, mask: Tensor) -> dict[str, float]:
+    """Sums over the visible joints of one batch, for :func:`finish`.
+
+    Args:
+        maps: ``(B, J, H, W)`` the model's raw heatmaps.
+        targets: ``(B, J, H, W)`` the Gaussian targets (peak 1) at the truth.
+        joints_px: ``(B, J, 2)`` the truth as ``(x, y)`` in heatmap pixels (0-based centres).
+        mask: ``(B, J)``, 1 where the joint is visible.
+
+    Returns:
+        ``joints`` (count), and the sums of ``peak``, ``amplitude``, ``near``, ``mse`` and
+        ``zero_mse`` over those joints.
+    """
+    if maps.shape != targets.shape or maps.dim() != 4:
+        raise ValueError(
+            f"maps and targets: expected equal (B, J, H, W), got {tuple(maps.shape)} and "
+            f"{tuple(targets.shape)}"
+        )
+    keep = mask.bool()
+    width = maps.shape[-1]
+    flat, flat_t = maps.flatten(2).float(), targets.flatten(2).float()
+    peak, index = flat.max(-1)
+    cell = torch.stack((index % width, index // width), -1).float()
+    near = ((cell - joints_px.round()).abs().amax(-1) <= 1).float()
+    amplitude = (flat * flat_t).sum(-1) / (flat_t * flat_t).sum(-1).clamp_min(1e-12)
+    mse = ((flat - flat_t) ** 2).mean(-1)
+    zero = (flat_t**2).mean(-1)
+    sums = {"joints": float(keep.sum())}
+    for name, value in (
+        ("peak", peak),
+        ("amplitude", amplitude),
+        ("near", near),
+        ("mse", mse),
+        ("zero_mse", zero),
+    ):
+        sums[name] = float(value[keep].sum())
+    return sums
+
+
+def finish(sums: dict[str, float]) -> dict[str, float]:
+    """The CSV's means from the accumulated :func:`peak_sums`."""
+    n = max(sums["joints"], 1.0)
+    return {
+        "joints": int(sums["joints"]),
+        "peak": round(sums["peak"] / n, 4),
+        "amplitude": round(sums["amplitude"] / n, 4),
+        "near_pct": round(100 * sums["near"] / n, 2),
+        "mse_ratio": round(sums["mse"] / max(sums["zero_mse"], 1e-12), 4),
+    }
+
+
+def measure(checkpoint: Path, data_root: str) -> dict[str, float]:
+    """Run ``checkpoint`` on the LSP test set and return :func:`finish`'s row."""
+    from torch.utils.data import DataLoader
+
+    from dsntpose import ops
+    from dsntpose.config import RunConfig
+    from dsntpose.model import load_checkpoint
+    from dsntpose.training import build_datasets
+
+    model, _, config = load_checkpoint(checkpoint)
+    values = {k: dict(v) for k, v in config.items()}
+    values["data"].update({"root": data_root, "val_subset": None})
+    run = RunConfig.from_dict(values)
+    if run.model.head != "heatmap":
+        raise ValueError(f"{checkpoint}: model.head is {run.model.head!r}, expected 'heatmap'")
+    _, test = build_datasets(run)
+    total: dict[str, float] = {}
+    model.eval()
+    with torch.no_grad():
+        for batch in DataLoader(test, batch_size=32):
+            maps = model(batch["image"]).heatmaps.float()
+            size = tuple(maps.shape[-2:])
+            joints = batch["joints"].float()
+            targets = ops.heatmap_targets(joints, size, run.loss.heatmap_sigma)
+            sums = peak_sums(maps, targets, ops.normalized_to_pixel(joints, size), batch["mask"])
+            for k, v in sums.items():
+                total[k] = total.get(k, 0.0) + v
+    return finish(total)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("cells", nargs="*", help="sweep/cell names (default: every heatmap cell)")
+    parser.add_argument("--runs_dir", default=str(REPO / "runs" / "experiments"))
+    parser.add_argument("--data_root", default=str(REPO.parent / "shared" / "data" / "lsp"))
+    args = parser.parse_args(argv)
+
+    done: dict[str, dict[str, str]] = {}
+    if OUT.is_file():
+        with OUT.open() as f:
+            done = {row["cell"]: row for row in csv.DictReader(f)}
+    for path in sorted(RESULTS.glob("*/*.json")):
+        record = json.loads(path.read_text())
+        name = f"{record['sweep']}/{record['cell']}"
+        if (args.cells and name not in args.cells) or name in done:
+            continue
+        if record["config"]["model"]["head"] != "heatmap" or "same_run_as" in record:
+            continue
+        checkpoint = Path(args.runs_dir) / record["sweep"] / record["cell"] / "last.ckpt"
+        if not checkpoint.is_file():
+            continue
+        row = {
+            "cell": name,
+            "heatmap_px": record["heatmap_px"],
+            **measure(checkpoint, args.data_root),
+        }
+        done[name] = {k: str(v) for k, v in row.items()}
+        with OUT.open("w", newline="") as f:  # after every cell: a stopped run loses nothing
+            writer = csv.DictWriter(f, FIELDS)
+            writer.writeheader()
+            writer.writerows(done[k] for k in sorted(done))
+        print(
+            f"{name}: peak {row['peak']:.3f}, amplitude {row['amplitude']:.3f}, "
+            f"arg-max within a cell {row['near_pct']:.1f}%, MSE / zero map {row['mse_ratio']:.3f}",
+            flush=True,
+        )
+    if not done:
+        print("no finished heatmap-matching cell with a last.ckpt in", args.runs_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
