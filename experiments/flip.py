@@ -14,13 +14,11 @@ table; ``--checkpoint NAME=PATH`` adds any other LSP DSNT checkpoint (for exampl
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import REPO, RESULTS
+from run import REPO, RESULTS, finished_checkpoints, read_rows, save_rows
 
 OUT = RESULTS / "flip.csv"
 MODES = {"none": None, "coords": "coords", "logits": "logits"}
@@ -57,21 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    done: dict[str, dict[str, str]] = {}
-    if OUT.is_file():
-        with OUT.open() as f:
-            done = {row["cell"]: row for row in csv.DictReader(f)}
-    todo: list[tuple[str, Path, int | None]] = []  # name, checkpoint, heatmap side
-    for path in sorted(RESULTS.glob("*/*.json")):
-        record = json.loads(path.read_text())
-        name = f"{record['sweep']}/{record['cell']}"
-        if args.cells and name not in args.cells:
-            continue
-        if record["config"]["model"]["head"] != "dsnt" or "same_run_as" in record:
-            continue
-        checkpoint = Path(args.runs_dir) / record["sweep"] / record["cell"] / "last.ckpt"
-        if checkpoint.is_file():
-            todo.append((name, checkpoint, record["heatmap_px"]))
+    done = read_rows(OUT)
+    todo: list[tuple[str, Path, int | None]] = [  # name, checkpoint, heatmap side
+        (name, checkpoint, record["heatmap_px"])
+        for name, checkpoint, record in finished_checkpoints(args.runs_dir, "dsnt", args.cells)
+    ]
     for item in args.checkpoint:
         name, sep, path_text = item.partition("=")
         if not sep or not Path(path_text).is_file():
@@ -89,10 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             pck20, pck10 = evaluate(checkpoint, args.data_root, mode)
             row[f"{label}_pck20"], row[f"{label}_pck10"] = round(pck20, 3), round(pck10, 3)
         done[name] = {k: str(v) for k, v in row.items()}
-        with OUT.open("w", newline="") as f:  # after every cell: a stopped run loses nothing
-            writer = csv.DictWriter(f, FIELDS)
-            writer.writeheader()
-            writer.writerows(done[k] for k in sorted(done))
+        save_rows(OUT, FIELDS, done)
         print(
             f"{name}: PCK@0.2 none {row['none_pck20']:.2f}, coords {row['coords_pck20']:.2f}, "
             f"logits {row['logits_pck20']:.2f}",

@@ -21,8 +21,6 @@ A row already in the CSV is not computed again; ``experiments/report.py`` reads 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import sys
 from pathlib import Path
 
@@ -30,7 +28,7 @@ import torch
 from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import REPO, RESULTS
+from run import REPO, RESULTS, finished_checkpoints, read_rows, save_rows
 
 OUT = RESULTS / "heatmap_peaks.csv"
 FIELDS = ["cell", "heatmap_px", "joints", "peak", "amplitude", "near_pct", "mse_ratio"]
@@ -126,19 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data_root", default=str(REPO.parent / "shared" / "data" / "lsp"))
     args = parser.parse_args(argv)
 
-    done: dict[str, dict[str, str]] = {}
-    if OUT.is_file():
-        with OUT.open() as f:
-            done = {row["cell"]: row for row in csv.DictReader(f)}
-    for path in sorted(RESULTS.glob("*/*.json")):
-        record = json.loads(path.read_text())
-        name = f"{record['sweep']}/{record['cell']}"
-        if (args.cells and name not in args.cells) or name in done:
-            continue
-        if record["config"]["model"]["head"] != "heatmap" or "same_run_as" in record:
-            continue
-        checkpoint = Path(args.runs_dir) / record["sweep"] / record["cell"] / "last.ckpt"
-        if not checkpoint.is_file():
+    done = read_rows(OUT)
+    for name, checkpoint, record in finished_checkpoints(args.runs_dir, "heatmap", args.cells):
+        if name in done:
             continue
         row = {
             "cell": name,
@@ -146,10 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             **measure(checkpoint, args.data_root),
         }
         done[name] = {k: str(v) for k, v in row.items()}
-        with OUT.open("w", newline="") as f:  # after every cell: a stopped run loses nothing
-            writer = csv.DictWriter(f, FIELDS)
-            writer.writeheader()
-            writer.writerows(done[k] for k in sorted(done))
+        save_rows(OUT, FIELDS, done)
         print(
             f"{name}: peak {row['peak']:.3f}, amplitude {row['amplitude']:.3f}, "
             f"arg-max within a cell {row['near_pct']:.1f}%, MSE / zero map {row['mse_ratio']:.3f}",

@@ -26,7 +26,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -154,6 +154,43 @@ def claim(run_dir: Path) -> IO[str] | None:
         handle.close()
         return None
     return handle
+
+
+def finished_checkpoints(
+    runs_dir: str | Path, head: str, names: Sequence[str] = ()
+) -> list[tuple[str, Path, dict[str, Any]]]:
+    """``(sweep/cell, last.ckpt, result record)`` of every finished cell with ``head`` whose run
+    folder under ``runs_dir`` still holds its ``last.ckpt``, sorted; only ``names`` if given.
+    A cell recorded as the same run as another (``same_run_as``) is left out."""
+    found = []
+    for path in sorted(RESULTS.glob("*/*.json")):
+        record = json.loads(path.read_text())
+        name = f"{record['sweep']}/{record['cell']}"
+        if (names and name not in names) or "same_run_as" in record:
+            continue
+        if record["config"]["model"]["head"] != head:
+            continue
+        checkpoint = Path(runs_dir) / record["sweep"] / record["cell"] / "last.ckpt"
+        if checkpoint.is_file():
+            found.append((name, checkpoint, record))
+    return found
+
+
+def read_rows(path: Path) -> dict[str, dict[str, str]]:
+    """A CSV with a ``cell`` column as ``{cell: row}`` (empty when the file is absent)."""
+    if not path.is_file():
+        return {}
+    with path.open() as f:
+        return {row["cell"]: row for row in csv.DictReader(f)}
+
+
+def save_rows(path: Path, fields: Sequence[str], rows: Mapping[str, Mapping[str, Any]]) -> None:
+    """Write ``rows`` (by cell, sorted) as a CSV; called after every cell, so a stopped
+    evaluation loses nothing."""
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, list(fields))
+        writer.writeheader()
+        writer.writerows(rows[k] for k in sorted(rows))
 
 
 def write_csv(sweep: str) -> Path:

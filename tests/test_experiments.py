@@ -431,3 +431,34 @@ def test_report_quotes_the_measured_heatmap_peaks(tmp_path, monkeypatch):
         text.index("`e/heatmap-n1000-seed0`, no augmentation (12 px): peak 0.52, 60%")
     )
     assert "within a cell of the truth for 26%" in text
+
+
+def test_finished_checkpoints_and_rows_round_trip(tmp_path, monkeypatch):
+    import json
+
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    monkeypatch.setattr(run, "RESULTS", results)
+    for cell, head, extra in (
+        ("s8-dsnt-seed0", "dsnt", {}),
+        ("s8-heatmap-seed0", "heatmap", {}),
+        ("s8-dsnt-seed1", "dsnt", {}),  # its run folder is gone: left out
+        ("s8-twin-seed0", "dsnt", {"same_run_as": "x/s8-dsnt-seed0"}),
+    ):
+        (results / "x").mkdir(parents=True, exist_ok=True)
+        record = {"sweep": "x", "cell": cell, "config": {"model": {"head": head}}, **extra}
+        (results / "x" / f"{cell}.json").write_text(json.dumps(record))
+        if cell != "s8-dsnt-seed1":
+            (runs / "x" / cell).mkdir(parents=True)
+            (runs / "x" / cell / "last.ckpt").write_bytes(b"")
+    found = run.finished_checkpoints(runs, "dsnt")
+    assert [(name, ckpt) for name, ckpt, _ in found] == [
+        ("x/s8-dsnt-seed0", runs / "x" / "s8-dsnt-seed0" / "last.ckpt")
+    ]
+    assert [n for n, *_ in run.finished_checkpoints(runs, "heatmap")] == ["x/s8-heatmap-seed0"]
+    assert run.finished_checkpoints(runs, "dsnt", ["x/other"]) == []
+
+    path = tmp_path / "rows.csv"
+    assert run.read_rows(path) == {}
+    run.save_rows(path, ["cell", "v"], {"b": {"cell": "b", "v": 2}, "a": {"cell": "a", "v": 1}})
+    assert list(run.read_rows(path)) == ["a", "b"]
+    assert run.read_rows(path)["b"]["v"] == "2"
