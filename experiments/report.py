@@ -747,6 +747,13 @@ def orderings(lines: list[str]) -> None:
     lines.append("")
 
 
+def input_size(sweep: str) -> int | None:
+    """The crop size (px) of a sweep's finished cells (equal across a sweep), or None."""
+    for path in sorted((RESULTS / sweep).glob("*.json")):
+        return int(json.loads(path.read_text())["config"]["model"]["input_size"])
+    return None
+
+
 def discussion(lines: list[str]) -> None:
     """Why the orderings may differ from the paper's: each point only when the data shows it."""
     a = {(r["strategy"], r["stride"]): r for r in read_csv("a_strategy")}
@@ -941,10 +948,24 @@ def discussion(lines: list[str]) -> None:
         points.append(text)
     if strides:
         best = max(r["pck20"] for r in a.values())
+        d = {r["strategy"]: r for r in read_csv("d_hourglass")}
+        hourglass = ""
+        if "dsnt_js" in d and input_size("a_strategy") and input_size("d_hourglass"):
+            hg = d["dsnt_js"]
+            crop = {sweep: input_size(sweep) for sweep in ("a_strategy", "d_hourglass")}
+            top_px = max(r["heatmap_px"] for r in a.values())
+            hourglass = (
+                f" The 2-stack hourglass with DSNT + JS reached {hg['pck20']:.1f} in sweep (d), "
+                f"{hg['pck20'] - best:+.1f} on sweep (a)'s best; its crops are "
+                f"{crop['d_hourglass']} px ({crop['a_strategy']} in (a)) and its maps "
+                f"{hg['heatmap_px']:.0f} px (at most {top_px:.0f} in (a)), so these "
+                "sweeps do not tell how much of that is the network and how much the "
+                "resolution."
+            )
         points.append(
-            f"The best cell reaches {best:.1f}% PCK@0.2, far from the paper's ~90% on MPII: "
-            "ResNet-18 from random weights, 96 px crops and 10 epochs on 1000 images is a "
-            "budget for comparing methods, not for absolute accuracy."
+            f"The best cell of sweep (a) reaches {best:.1f}% PCK@0.2, far from the paper's ~90% "
+            "on MPII: ResNet-18 from random weights, 96 px crops and 10 epochs on 1000 images "
+            "is a budget for comparing methods, not for absolute accuracy." + hourglass
         )
     lines += ["## Why the results may differ from the paper's", ""]
     lines += [f"* {p}" for p in points] or ["No cells finished yet."]

@@ -462,3 +462,40 @@ def test_finished_checkpoints_and_rows_round_trip(tmp_path, monkeypatch):
     run.save_rows(path, ["cell", "v"], {"b": {"cell": "b", "v": 2}, "a": {"cell": "a", "v": 1}})
     assert list(run.read_rows(path)) == ["a", "b"]
     assert run.read_rows(path)["b"]["v"] == "2"
+
+
+def test_discussion_sets_the_hourglass_beside_sweep_a_with_both_crop_sizes(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    a_row = {
+        "cell": "s8-dsnt-seed0",
+        "strategy": "dsnt",
+        "stride": "s8",
+        "seed": 0,
+        "heatmap_px": 12,
+        "pck20": 33.0,
+    }
+    write_rows(tmp_path / "a_strategy.csv", [a_row])
+    d_row = {
+        "cell": "dsnt_js-seed0",
+        "strategy": "dsnt_js",
+        "seed": 0,
+        "heatmap_px": 32,
+        "pck20": 50.0,
+    }
+    write_rows(tmp_path / "d_hourglass.csv", [d_row])
+    lines: list[str] = []
+    report.discussion(lines)
+    assert "hourglass" not in "\n".join(lines)  # no crop sizes on record: nothing said
+    for sweep, cell, size in (("a_strategy", "s8-dsnt-seed0", 96), ("d_hourglass", "x", 128)):
+        (tmp_path / sweep).mkdir()
+        (tmp_path / sweep / f"{cell}.json").write_text(
+            json.dumps({"config": {"model": {"input_size": size}}})
+        )
+    lines = []
+    report.discussion(lines)
+    text = "\n".join(lines)
+    assert "The best cell of sweep (a) reaches 33.0% PCK@0.2" in text
+    assert "hourglass with DSNT + JS reached 50.0 in sweep (d), +17.0 on sweep (a)'s best" in text
+    assert "its crops are 128 px (96 in (a)) and its maps 32 px (at most 12 in (a))" in text
