@@ -561,22 +561,33 @@ def peaks_measured() -> str:
     if not rows:
         return ""
 
-    def label(cell: str) -> str:
+    def augmented(cell: str) -> bool:
         record = RESULTS / f"{cell}.json"
-        aug = True
-        if record.is_file():
-            aug = json.loads(record.read_text())["config"]["data"].get("augment", True)
-        return f"`{cell}`" + ("" if aug else ", no augmentation")
+        if not record.is_file():
+            return True
+        return bool(json.loads(record.read_text())["config"]["data"].get("augment", True))
 
-    each = "; ".join(
-        f"{label(r['cell'])} ({float(r['heatmap_px']):.0f} px): peak {float(r['peak']):.2f}, "
-        f"{float(r['mse_ratio']):.0%} of a zero map's error, arg-max within a cell of the truth "
-        f"for {float(r['near_pct']):.0f}%"
-        for r in rows
-    )
+    def span(values: list[float], fmt: str) -> str:
+        low, high = format(min(values), fmt), format(max(values), fmt)
+        return low if low == high else f"{low}-{high}"
+
+    groups: dict[tuple[str, float, bool], list[dict[str, str]]] = {}
+    for r in rows:  # one sweep's cells at one map size and augmentation: one entry
+        key = (r["cell"].split("/")[0], float(r["heatmap_px"]), augmented(r["cell"]))
+        groups.setdefault(key, []).append(r)
+    each = []
+    for (sweep, px, aug), group in groups.items():
+        name = f"`{group[0]['cell']}`" if len(group) == 1 else f"{len(group)} {sweep} cells"
+        values = {k: [float(r[k]) for r in group] for k in ("peak", "mse_ratio", "near_pct")}
+        each.append(
+            f"{name} ({px:.0f} px{'' if aug else ', no augmentation'}): peak "
+            f"{span(values['peak'], '.2f')}, {span([100 * v for v in values['mse_ratio']], '.0f')}%"
+            f" of a zero map's error, arg-max within a cell of the truth for "
+            f"{span(values['near_pct'], '.0f')}%"
+        )
     return (
         " Measured on the test set (`experiments/heatmaps.py`, the maps' mean maximum against "
-        f"the target's 1, visible joints, no flip): {each}."
+        f"the target's 1, visible joints, no flip): {'; '.join(each)}."
     )
 
 

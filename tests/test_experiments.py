@@ -428,9 +428,18 @@ def test_report_quotes_the_measured_heatmap_peaks(tmp_path, monkeypatch):
     )
     text = report.peaks_measured()
     assert text.index("`a/s4-heatmap-seed0` (24 px): peak 0.13, 92% of a zero map's error") < (
-        text.index("`e/heatmap-n1000-seed0`, no augmentation (12 px): peak 0.52, 60%")
+        text.index("`e/heatmap-n1000-seed0` (12 px, no augmentation): peak 0.52, 60%")
     )
     assert "within a cell of the truth for 26%" in text
+    # one sweep's cells at one size and augmentation are one entry, with their ranges
+    rows.append({**rows[0], "cell": "e/heatmap-n250-seed0", "peak": 0.53, "mse_ratio": 0.545})
+    write_rows(tmp_path / "heatmap_peaks.csv", rows)
+    (tmp_path / "e" / "heatmap-n250-seed0.json").write_text(
+        json.dumps({"config": {"data": {"augment": False}}})
+    )
+    text = report.peaks_measured()
+    assert "2 e cells (12 px, no augmentation): peak 0.52-0.53, 55-60% of a zero map's" in text
+    assert "`e/heatmap-n1000-seed0`" not in text
 
 
 def test_finished_checkpoints_and_rows_round_trip(tmp_path, monkeypatch):
