@@ -508,3 +508,39 @@ def test_discussion_sets_the_hourglass_beside_sweep_a_with_both_crop_sizes(tmp_p
     assert "The best cell of sweep (a) reaches 33.0% PCK@0.2" in text
     assert "hourglass with DSNT + JS reached 50.0 in sweep (d), +17.0 on sweep (a)'s best" in text
     assert "its crops are 128 px (96 in (a)) and its maps 32 px (at most 12 in (a))" in text
+
+
+def test_sample_sweep_says_which_strategies_did_not_move_with_the_data(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    monkeypatch.setattr(report, "seed_noise", lambda precisions: (1.5, "4 seed pairs"))
+    e = [
+        {
+            "cell": f"{s}-{n}-seed0",
+            "strategy": s,
+            "samples": n,
+            "seed": 0,
+            "pck20": v,
+            "pck10": v / 3,
+            "precision": "32-true",
+        }
+        for s, n, v in [
+            ("dsnt_js", "n250", 32.0),
+            ("dsnt_js", "n1000", 39.0),
+            ("heatmap", "n250", 29.0),
+            ("heatmap", "n1000", 30.0),
+            ("fc", "n250", 17.0),
+            ("fc", "n1000", 16.5),
+        ]
+    ]
+    write_rows(tmp_path / "e_samples.csv", e)
+    lines: list[str] = []
+    report.sweep_e(lines)
+    text = "\n".join(lines)
+    assert (
+        "Heatmap matching and fully connected moved by no more than the seed noise (1.5, " in text
+    )
+    assert "where DSNT + JS did not" in text
+    monkeypatch.setattr(report, "seed_noise", lambda precisions: (0.4, "4 seed pairs"))
+    lines = []
+    report.sweep_e(lines)
+    assert "moved by no more than" not in "\n".join(lines)  # heatmap's 1.0 is beyond the noise
