@@ -544,3 +544,96 @@ def test_sample_sweep_says_which_strategies_did_not_move_with_the_data(tmp_path,
     lines = []
     report.sweep_e(lines)
     assert "no trend" not in "\n".join(lines)  # 1.0 and 0.5 end to end: beyond this noise
+
+
+def test_latency_section_sets_the_hourglass_beside_sweep_a(tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    results = tmp_path / "docs" / "results"
+    results.mkdir(parents=True)
+    (tmp_path / "experiments").mkdir()
+    shutil.copy(EXPERIMENTS / "base_lsp.yaml", tmp_path / "experiments")
+    monkeypatch.setattr(report, "RESULTS", results)
+    a = [
+        {
+            "cell": f"{st}-{s}-seed0",
+            "strategy": s,
+            "stride": st,
+            "seed": 0,
+            "heatmap_px": px,
+            "pck20": v,
+            "pck10": v / 3,
+        }
+        for st, px, s, v in [
+            ("s8", 12, "dsnt_js", 33.0),
+            ("s8", 12, "heatmap", 28.0),
+            ("s4", 24, "dsnt_js", 40.0),
+            ("s4", 24, "heatmap", 17.0),
+        ]
+    ]
+    write_rows(results / "a_strategy.csv", a)
+    write_rows(
+        results / "d_hourglass.csv",
+        [
+            {
+                "cell": "dsnt_js-seed0",
+                "strategy": "dsnt_js",
+                "seed": 0,
+                "heatmap_px": 32,
+                "pck20": 55.0,
+            },
+        ],
+    )
+    write_rows(
+        results / "latency_cpu.csv",
+        [
+            {
+                "sweep": "a_strategy",
+                "cell": c,
+                "stride": c.split("-")[0],
+                "heatmap_px": 12,
+                "latency_ms": ms,
+                "flip_latency_ms": 2 * ms,
+                "machine": "test cpu",
+            }
+            for c, ms in [
+                ("s8-dsnt_js", 22.0),
+                ("s8-heatmap", 22.5),
+                ("s4-dsnt_js", 61.0),
+                ("s4-heatmap", 61.5),
+            ]
+        ]
+        + [
+            {
+                "sweep": "d_hourglass",
+                "cell": "dsnt_js",
+                "stride": "",
+                "heatmap_px": 32,
+                "latency_ms": 40.0,
+                "flip_latency_ms": 80.0,
+                "machine": "test cpu",
+            }
+        ],
+    )
+    for sweep, size in (("a_strategy", 96), ("d_hourglass", 128)):
+        (results / sweep).mkdir()
+        (results / sweep / "x.json").write_text(
+            json.dumps(
+                {
+                    "axes": {"stride": "s4", "strategy": "dsnt_js"},
+                    "heatmap_px": 24,
+                    "config": {"model": {"input_size": size}},
+                }
+            )
+        )
+    lines: list[str] = []
+    report.sweep_a(lines)
+    text = "\n".join(lines)
+    assert (
+        "The 2-stack hourglass of sweep (d), timed in the same run (stars): DSNT + JS 55.0 "
+        "at 40.0 ms." in text
+    )
+    assert "slower than its DSNT + JS reach at most 40.0, the faster ones 33.0: here it" in text
+    assert "the hourglass takes 128 px crops, ResNet-18 96 px" in text
+    assert (results / "pck_vs_latency.png").stat().st_size > 0
