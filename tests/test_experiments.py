@@ -637,3 +637,33 @@ def test_latency_section_sets_the_hourglass_beside_sweep_a(tmp_path, monkeypatch
     assert "slower than its DSNT + JS reach at most 40.0, the faster ones 33.0: here it" in text
     assert "the hourglass takes 128 px crops, ResNet-18 96 px" in text
     assert (results / "pck_vs_latency.png").stat().st_size > 0
+
+
+def test_peaks_verdict_compares_sweep_a_cells_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    assert report.peaks_verdict(12, 24) == ""
+
+    def row(cell, px, peak, near):
+        return {
+            "cell": cell,
+            "heatmap_px": px,
+            "joints": 10,
+            "peak": peak,
+            "amplitude": peak,
+            "near_pct": near,
+            "mse_ratio": 0.5,
+        }
+
+    rows = [
+        row("a_strategy/s4-heatmap-seed0", 24, 0.13, 26.0),
+        row("a_strategy/s8-heatmap-seed1", 12, 0.48, 68.0),
+        row("e_samples/heatmap-n1000-seed0", 12, 0.01, 1.0),
+    ]  # another sweep: not counted
+    write_rows(tmp_path / "heatmap_peaks.csv", rows)
+    text = report.peaks_verdict(12, 24)
+    assert "the 24 px maps peak at 0.13 against 0.48 at 12 px" in text
+    assert "within a cell of the truth for 26% against 68%: as the explanation predicts." in text
+    rows[0] = row("a_strategy/s4-heatmap-seed0", 24, 0.6, 80.0)
+    write_rows(tmp_path / "heatmap_peaks.csv", rows)
+    assert "not what the explanation predicts" in report.peaks_verdict(12, 24)
+    assert report.peaks_verdict(6, 24) == ""  # no 6 px cell measured
