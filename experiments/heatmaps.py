@@ -6,7 +6,7 @@ Tests the report's account of heatmap matching at large maps (its target is a Ga
 peak 1 and the loss the mean squared error over every cell, so the larger the map the less of
 the loss the peak decides). For every finished heatmap-matching cell whose run folder still
 holds ``last.ckpt`` (or the cells named) it runs the test set once, without flip, and writes
-``docs/results/heatmap_peaks.csv``, one row per cell, over the visible joints:
+``docs/results/heatmap_peaks.csv``, one row per cell, over the annotated joints (the training mask; LSP labels all 14):
 
 * ``peak``: the mean of each map's maximum (the target's is 1);
 * ``amplitude``: the mean least-squares height of the target's Gaussian in the map,
@@ -35,13 +35,13 @@ FIELDS = ["cell", "heatmap_px", "joints", "peak", "amplitude", "near_pct", "mse_
 
 
 def peak_sums(maps: Tensor, targets: Tensor, joints_px: Tensor, mask: Tensor) -> dict[str, float]:
-    """Sums over the visible joints of one batch, for :func:`finish`.
+    """Sums over the annotated joints of one batch, for :func:`finish`.
 
     Args:
         maps: ``(B, J, H, W)`` the model's raw heatmaps.
         targets: ``(B, J, H, W)`` the Gaussian targets (peak 1) at the truth.
         joints_px: ``(B, J, 2)`` the truth as ``(x, y)`` in heatmap pixels (0-based centres).
-        mask: ``(B, J)``, 1 where the joint is visible.
+        mask: ``(B, J)``, 1 where the joint is annotated (the training mask).
 
     Returns:
         ``joints`` (count), and the sums of ``peak``, ``amplitude``, ``near``, ``mse`` and

@@ -673,7 +673,7 @@ def peaks_measured() -> str:
         )
     return (
         " Measured on the test set (`experiments/heatmaps.py`, the maps' mean maximum against "
-        f"the target's 1, visible joints, no flip): {'; '.join(each)}."
+        f"the target's 1, all annotated joints, no flip): {'; '.join(each)}."
     )
 
 

@@ -372,7 +372,7 @@ def test_heatmap_peak_statistics_on_rendered_maps():
     px = torch.tensor([[[2.0, 7.0], [8.0, 3.0], [5.5, 5.5]]])  # (1, 3, 2) at cell centres
     joints = ops.pixel_to_normalized(px, size)
     targets = ops.heatmap_targets(joints, size, 1.0)
-    mask = torch.tensor([[1.0, 1.0, 0.0]])  # the third joint is not visible: not counted
+    mask = torch.tensor([[1.0, 1.0, 0.0]])  # the third joint is not annotated: not counted
 
     perfect = heatmaps.finish(heatmaps.peak_sums(targets, targets, px, mask))
     assert perfect == {
