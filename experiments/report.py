@@ -156,7 +156,7 @@ def point(row: dict[str, Any]) -> str:
 
 
 def seed_pairs() -> list[tuple[float, str]]:
-    """``(spread, precisions)`` of each grid point of sweeps (a)-(c) run with more than one
+    """``(spread, precisions)`` of each grid point of sweeps (a)-(e) run with more than one
     seed: PCK@0.2 of the best minus the worst seed, and the seeds' precisions (``32-true``,
     or ``bf16-mixed+32-true`` for a pair that mixes the two). A point recorded as the same
     runs as a point of another sweep (a twin) counts once."""
@@ -165,7 +165,7 @@ def seed_pairs() -> list[tuple[float, str]]:
             r["pck20_spread"],
             str(r.get("precision", "")),
         )
-        for name in ("a_strategy", "b_activation", "c_regularizer")
+        for name in ("a_strategy", "b_activation", "c_regularizer", "d_hourglass", "e_samples")
         for r in read_csv(name)
         if r.get("seeds", 1) > 1
     }
@@ -466,9 +466,9 @@ def sweep_e(lines: list[str]) -> None:
             )
             if swing > noise[0]:
                 lines[-1] += (
-                    f" Their ups and downs (up to {swing:.1f}) exceed the seed noise measured "
-                    f"elsewhere ({noise[0]:.1f}, {noise[1]}): one seed per cell here is noisier "
-                    "than that, so read (e) for trends, not for single differences."
+                    f" Their ups and downs (up to {swing:.1f}) exceed the largest seed "
+                    f"difference measured ({noise[0]:.1f}, {noise[1]}), so read (e) for trends, "
+                    "not for single differences."
                 )
         lines.append("")
     a = {(r["strategy"], r["stride"]): r["pck20"] for r in read_csv("a_strategy")}
@@ -1041,7 +1041,7 @@ def discussion(lines: list[str]) -> None:
                     f"a bf16 seed from the AMX machine and a float32 seed differ by "
                     f"{spread(mixed)} ({len(mixed)} points)"
                 )
-            text += "Seed noise in sweeps (a)-(c): " + "; ".join(found) + ". "
+            text += "Seed noise across the sweeps: " + "; ".join(found) + ". "
             if same and mixed:
                 text += (
                     f"On average the pairs that mix precisions differ by "
