@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import REPO, RESULTS, finished_checkpoints, read_rows, save_rows
+from run import REPO, RESULTS, finished_checkpoints, read_rows, run_cli, save_rows
 
 OUT = RESULTS / "flip.csv"
 MODES = {"none": None, "coords": "coords", "logits": "logits"}
@@ -89,4 +89,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_cli(main)

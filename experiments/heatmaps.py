@@ -6,7 +6,8 @@ Tests the report's account of heatmap matching at large maps (its target is a Ga
 peak 1 and the loss the mean squared error over every cell, so the larger the map the less of
 the loss the peak decides). For every finished heatmap-matching cell whose run folder still
 holds ``last.ckpt`` (or the cells named) it runs the test set once, without flip, and writes
-``docs/results/heatmap_peaks.csv``, one row per cell, over the annotated joints (the training mask; LSP labels all 14):
+``docs/results/heatmap_peaks.csv``, one row per cell, over the annotated joints (the training
+mask; LSP labels all 14):
 
 * ``peak``: the mean of each map's maximum (the target's is 1);
 * ``amplitude``: the mean least-squares height of the target's Gaussian in the map,
@@ -28,7 +29,7 @@ import torch
 from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import REPO, RESULTS, finished_checkpoints, read_rows, save_rows
+from run import REPO, RESULTS, finished_checkpoints, read_rows, run_cli, save_rows
 
 OUT = RESULTS / "heatmap_peaks.csv"
 FIELDS = ["cell", "heatmap_px", "joints", "peak", "amplitude", "near_pct", "mse_ratio"]
@@ -146,4 +147,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_cli(main)

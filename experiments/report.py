@@ -348,14 +348,12 @@ def sweep_a(lines: list[str]) -> None:
             "",
         ]
         if hourglass:
-            timed = {
-                r["cell"].rsplit("-seed", 1)[0]: (latency[point(r)]["latency_ms"], r["pck20"])
-                for r in rows
-                if point(r) in latency
-            }
+            timed = [
+                (latency[point(r)]["latency_ms"], r["pck20"]) for r in rows if point(r) in latency
+            ]
             top = max(hourglass, key=lambda r: r["pck20"])
-            slower = [p for ms, p in timed.values() if ms >= top["latency_ms"]]
-            faster = [p for ms, p in timed.values() if ms < top["latency_ms"]]
+            slower = [p for ms, p in timed if ms >= top["latency_ms"]]
+            faster = [p for ms, p in timed if ms < top["latency_ms"]]
             text = (
                 "The 2-stack hourglass of sweep (d), timed in the same run (stars): "
                 + ", ".join(
@@ -637,13 +635,18 @@ def flip_section(lines: list[str]) -> None:
         ]
 
 
-def peaks_measured() -> str:
-    """A sentence on heatmap matching's maps from ``experiments/heatmaps.py``'s CSV, or ''."""
+def peak_rows() -> list[dict[str, str]]:
+    """``experiments/heatmaps.py``'s rows (``docs/results/heatmap_peaks.csv``), or []."""
     path = RESULTS / "heatmap_peaks.csv"
     if not path.is_file():
-        return ""
+        return []
     with path.open() as f:
-        rows = sorted(csv.DictReader(f), key=lambda r: -float(r["heatmap_px"]))
+        return list(csv.DictReader(f))
+
+
+def peaks_measured() -> str:
+    """A sentence on heatmap matching's maps from ``experiments/heatmaps.py``'s CSV, or ''."""
+    rows = sorted(peak_rows(), key=lambda r: -float(r["heatmap_px"]))
     if not rows:
         return ""
 
@@ -680,11 +683,7 @@ def peaks_measured() -> str:
 def peaks_verdict(small_px: int, large_px: int) -> str:
     """Whether sweep (a)'s heatmap cells at ``large_px`` have weaker peaks and miss more often
     than those at ``small_px`` (same sweep, so same augmentation), from the peaks CSV; or ''."""
-    path = RESULTS / "heatmap_peaks.csv"
-    if not path.is_file():
-        return ""
-    with path.open() as f:
-        rows = [r for r in csv.DictReader(f) if r["cell"].startswith("a_strategy/")]
+    rows = [r for r in peak_rows() if r["cell"].startswith("a_strategy/")]
     by_px: dict[int, list[dict[str, str]]] = {}
     for r in rows:
         by_px.setdefault(int(float(r["heatmap_px"])), []).append(r)

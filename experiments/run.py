@@ -26,9 +26,9 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 import lightning as L
 import numpy as np
@@ -191,6 +191,16 @@ def save_rows(path: Path, fields: Sequence[str], rows: Mapping[str, Mapping[str,
         writer = csv.DictWriter(f, list(fields))
         writer.writeheader()
         writer.writerows(rows[k] for k in sorted(rows))
+
+
+def run_cli(main: Callable[[], int]) -> NoReturn:
+    """Exit with ``main()``'s status; a missing file or bad input exits 1 with one line
+    (``error: ...``), not a traceback."""
+    try:
+        status = main()
+    except (FileNotFoundError, ValueError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    raise SystemExit(status)
 
 
 def write_csv(sweep: str) -> Path:

@@ -669,3 +669,15 @@ def test_peaks_verdict_compares_sweep_a_cells_only(tmp_path, monkeypatch):
     write_rows(tmp_path / "heatmap_peaks.csv", rows)
     assert "not what the explanation predicts" in report.peaks_verdict(12, 24)
     assert report.peaks_verdict(6, 24) == ""  # no 6 px cell measured
+
+
+def test_experiment_scripts_turn_bad_input_into_one_error_line():
+    def missing() -> int:
+        raise FileNotFoundError("data.root /nowhere does not exist")
+
+    with pytest.raises(SystemExit) as exc:
+        run.run_cli(missing)
+    assert exc.value.code == "error: data.root /nowhere does not exist"  # printed, exit 1
+    with pytest.raises(SystemExit) as exc:
+        run.run_cli(lambda: 0)
+    assert exc.value.code == 0
