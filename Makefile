@@ -12,7 +12,7 @@ export OMP_NUM_THREADS ?= 2
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel -c constraints.txt
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,export]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,export,imagenet]'
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -16,6 +16,7 @@ import pytest
 
 from dsntpose import cli
 from dsntpose.config import load_config
+from dsntpose.data import download
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -147,7 +148,7 @@ def test_fetch_lsp_from_a_local_zip_verifies_every_file(tmp_path):
     files = {"images/im0001.jpg": b"\xff\xd8one", "images/im0002.jpg": b"two", "joints.mat": b"j"}
     manifest = _manifest(tmp_path / "lsp.sha256", files)
     archive = _zip(tmp_path / "lsp.zip", {**files, "visualized/im0001.jpg": b"extra"}, "lsp/")
-    root = cli.fetch_lsp(tmp_path / "data", archive, manifest=manifest)
+    root = download.fetch_lsp(tmp_path / "data", archive, manifest=manifest)
     assert (root / "images" / "im0002.jpg").read_bytes() == b"two"  # top folder dropped
     assert (root / "joints.mat").is_file()
 
@@ -156,27 +157,27 @@ def test_fetch_lsp_from_a_local_zip_verifies_every_file(tmp_path):
         ValueError,
         match=r"1 of 3 files failed verification \(images/im0002\.jpg has a different sha256\)",
     ):
-        cli.fetch_lsp(tmp_path / "data2", broken, manifest=manifest)
+        download.fetch_lsp(tmp_path / "data2", broken, manifest=manifest)
     short = _zip(tmp_path / "short.zip", {"joints.mat": b"j"})
     with pytest.raises(ValueError, match=r"images/im0001\.jpg is missing"):
-        cli.fetch_lsp(tmp_path / "data3", short, manifest=manifest)
+        download.fetch_lsp(tmp_path / "data3", short, manifest=manifest)
 
 
 def test_unpack_refuses_paths_outside_the_root(tmp_path):
     archive = _zip(tmp_path / "evil.zip", {"../escape.txt": b"x", "ok.txt": b"y"})
     with pytest.raises(ValueError, match="would leave"):
-        cli.fetch_lsp(tmp_path / "root", archive, manifest=_manifest(tmp_path / "m", {}))
+        download.fetch_lsp(tmp_path / "root", archive, manifest=_manifest(tmp_path / "m", {}))
     assert not (tmp_path / "escape.txt").exists()
 
 
 def test_packaged_manifests_are_well_formed():
-    lsp = cli.read_manifest(None, "lsp.sha256")
+    lsp = download.read_manifest(None, "lsp.sha256")
     assert len(lsp) == 2001
     assert lsp["joints.mat"] == "ddcfcbe904106bfbf26561c8d11720ca62a11c7a861548064b3bae84cb396b2a"
     assert {f"images/im{i:04d}.jpg" for i in range(1, 2001)} <= set(lsp)
-    mpii = cli.read_manifest(None, "mpii.sha256")
+    mpii = download.read_manifest(None, "mpii.sha256")
     assert set(mpii) == {"mpii_annotations.json", "valid.h5", "detections_our_format.mat"}
-    assert set(mpii) == set(cli.MPII_URLS)
+    assert set(mpii) == set(download.MPII_URLS)
 
 
 @pytest.mark.skipif(not LSP_DIR.is_dir(), reason="../shared/data/lsp not present")
@@ -200,7 +201,7 @@ def test_mpii_annotations_from_a_folder_pass_the_committed_manifest(tmp_path, ca
 
 
 def test_fetch_without_network_fails_in_one_line(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "LSP_URL", "http://127.0.0.1:9/lsp_dataset.zip")
+    monkeypatch.setattr(download, "LSP_URL", "http://127.0.0.1:9/lsp_dataset.zip")
     assert cli.main(["data", "lsp", "--root", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("dsntpose: could not download http://127.0.0.1:9/lsp_dataset.zip")

@@ -43,16 +43,43 @@ def test_lsp_flags_mean_occluded_and_coordinates_are_zero_based(tmp_path: Path) 
 
 
 def test_extended_flags_mean_visible_and_names_have_five_digits(tmp_path: Path) -> None:
-    write_set(tmp_path, 3, extended=True)
+    write_set(tmp_path, 3, extended=True, flag=1)
+    mat = scipy.io.loadmat(tmp_path / "joints.mat")["joints"]  # (14, 3, N), 1-based
+    mat[:, 2, :] = 1.0  # every joint labelled and visible ...
+    mat[5, :, 0] = 0.0  # ... except an unplaced one (0, 0) ...
+    mat[3, :, 1] = [-40.0, 30.0, 0.0]  # ... and one outside the frame, flag 0 (LSPET's form)
+    scipy.io.savemat(tmp_path / "joints.mat", {"joints": mat})
     joints, missing, visible = read_lsp_joints(tmp_path / "joints.mat", extended=True)
-    assert missing.sum() == 1 and missing[0, 5] and joints[0, 5].tolist() == [0.0, 0.0]
-    assert visible[:, 0].all() and not visible[:, 1:].any()  # flag 1 = visible
+    assert missing.sum() == 2 and missing[0, 5] and missing[1, 3]
+    assert joints[0, 5].tolist() == [0.0, 0.0] and joints[1, 3].tolist() == [0.0, 0.0]
+    assert (visible == ~missing).all()  # flag 1 = visible
     data = LSP(tmp_path, "train", size=32, extended=True)
     assert len(data) == 3 and data.image_names[2].endswith("im00003.jpg")
     sample = data[0]
     assert sample["mask"][5] == 0.0 and bool(sample["joints_missing"][5])
+    assert data[1]["mask"][3] == 0.0
+    # the out-of-frame point does not widen the crop box: it is no label
+    labelled = joints[1][~missing[1]]
+    assert data.sides[1] == pytest.approx(1.4 * np.ptp(labelled, axis=0).max())
     with pytest.raises(ValueError, match="LSP-extended split"):
         LSP(tmp_path, "test", extended=True)
+
+
+LSPET_DIR = SHARED / "data" / "lspet"
+
+
+@pytest.mark.skipif(not LSPET_DIR.is_dir(), reason="../shared/data/lspet is absent")
+def test_real_lspet_masks_every_unlabelled_joint() -> None:
+    raw = scipy.io.loadmat(LSPET_DIR / "joints.mat")["joints"]  # (14, 3, 9000)
+    data = LSP(LSPET_DIR, "all", size=64, extended=True)
+    assert len(data) == 9000
+    assert data.missing.sum() == int((raw[:, 2, :] == 0).sum()) > 15000
+    negative = (raw[:, 0, :] < 0) | (raw[:, 1, :] < 0)
+    unlabelled = negative.T & (raw[:, 2, :] == 0).T
+    assert data.missing[unlabelled].all()
+    for index in (0, 4500, 8999):
+        sample = data[index]
+        assert (sample["mask"][sample["joints_missing"]] == 0).all()
 
 
 def test_joint_box_crop_is_square_with_margin() -> None:

@@ -13,12 +13,15 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "hourglass")
+RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+EFFICIENTNETS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+BACKBONES = (*RESNETS, *EFFICIENTNETS, "hourglass")
 HEADS = ("dsnt", "heatmap", "fc")
 ACTIVATIONS = ("softmax", "abs", "relu", "sigmoid")
 REGULARIZERS = ("none", "var", "kl", "js")
 JOINT_SETS = ("mpii", "lsp")
 OUTPUT_STRIDES = (4, 8, 16, 32)
+EFFICIENTNET_STRIDES = (8, 16, 32)
 
 
 def check_choice(key: str, value: object, allowed: tuple[object, ...]) -> None:
@@ -34,9 +37,10 @@ class ModelConfig:
     """What network to build.
 
     Attributes:
-        backbone: ``resnet18`` .. ``resnet152`` or ``hourglass``.
-        output_stride: ResNet output stride 32, 16, 8 or 4 (224 px in -> 7, 14, 28, 56 px maps).
-            The hourglass always has stride 4.
+        backbone: ``resnet18`` .. ``resnet152``, ``efficientnet_lite0`` .. ``efficientnet_lite2``
+            or ``hourglass``.
+        output_stride: ResNet output stride 32, 16, 8 or 4 (224 px in -> 7, 14, 28, 56 px maps);
+            EfficientNet-Lite 32, 16 or 8. The hourglass always has stride 4.
         num_stacks: hourglass stacks (1, 2, 4 or 8).
         head: output strategy: ``dsnt``, ``heatmap`` (heatmap matching) or ``fc``.
         activation: heatmap normalisation for ``dsnt``/``fc``: softmax, abs, relu, sigmoid.
@@ -61,7 +65,9 @@ class ModelConfig:
         check_choice("model.head", self.head, HEADS)
         check_choice("model.activation", self.activation, ACTIVATIONS)
         check_choice("model.joints", self.joints, JOINT_SETS)
-        if self.backbone != "hourglass":
+        if self.backbone in EFFICIENTNETS:
+            check_choice("model.output_stride", self.output_stride, EFFICIENTNET_STRIDES)
+        elif self.backbone != "hourglass":
             check_choice("model.output_stride", self.output_stride, OUTPUT_STRIDES)
         if self.num_stacks < 1:
             raise ValueError(f"model.num_stacks: must be >= 1, got {self.num_stacks}")
@@ -109,6 +115,7 @@ class LossConfig:
 
 DATASETS = ("synthetic", "lsp", "mpii")
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
+SCHEDULES = ("step", "cosine")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true")
@@ -143,6 +150,13 @@ class DataConfig:
             ``synthetic``.
         image_root: MPII only: the folder of the MPII images (``images/*.jpg``); defaults to
             ``root/images``.
+        lspet_root: LSP only: an LSP-extended folder (``joints.mat`` and ``images/``) whose
+            images join LSP's training images (the standard LSP protocol: LSP 1-1000 plus
+            LSPET for training, LSP 1001-2000 for testing). None: LSP alone.
+        val_holdout: hold out this many training images (a fixed draw, the same for every run
+            and seed) for validation, model and checkpoint selection, so that the test split
+            is touched only for final numbers. 0: validate on the test split (LSP 1001-2000,
+            MPII's standard validation people).
         augment: apply the training augmentation (validation is never augmented).
         scale_sigma, scale_limit: the crop side is multiplied by
             ``2 ** clip(N(0, scale_sigma), -scale_limit, scale_limit)`` (0.25, 0.5).
@@ -163,6 +177,8 @@ class DataConfig:
     dataset: str = "synthetic"
     root: str | None = None
     image_root: str | None = None
+    lspet_root: str | None = None
+    val_holdout: int = 0
     augment: bool = True
     scale_sigma: float = 0.25
     scale_limit: float = 0.5
@@ -190,6 +206,11 @@ class DataConfig:
                 "data.color_low, data.color_high: need 0 <= color_low <= 1 <= color_high, "
                 f"got {self.color_low!r}, {self.color_high!r}"
             )
+        _check_positive("data.val_holdout", self.val_holdout, allow_zero=True)
+        if self.lspet_root is not None and self.dataset != "lsp":
+            raise ValueError(
+                f"data.lspet_root: LSP-extended joins data.dataset 'lsp' only, got {self.dataset!r}"
+            )
         _check_positive("data.batch_size", self.batch_size)
         _check_positive("data.num_workers", self.num_workers, allow_zero=True)
         for key in ("train_subset", "val_subset"):
@@ -208,8 +229,17 @@ class OptimConfig:
         optimizer: ``rmsprop`` (the paper), ``adam`` or ``sgd`` (momentum 0.9).
         lr: initial learning rate.
         weight_decay: L2 weight decay (0 in the paper).
-        milestones: epochs after which the learning rate is multiplied by ``gamma``.
+        milestones: ``schedule: step``: epochs after which the learning rate is multiplied by
+            ``gamma``.
         gamma: the learning-rate factor applied at each milestone.
+        schedule: ``step`` (``milestones``/``gamma``, per epoch, the paper's) or ``cosine``
+            (per optimiser step, from ``lr`` down to ``lr * min_lr_ratio`` at the last step of
+            ``train.epochs``).
+        warmup_steps: ``schedule: cosine``: linear warm-up from ``lr / warmup_steps`` over the
+            first steps (0: none).
+        min_lr_ratio: ``schedule: cosine``: the final learning rate as a fraction of ``lr``.
+        backbone_lr_ratio: the backbone's learning rate as a fraction of the head's (1: one
+            rate for all; below 1 fine-tunes pretrained features more gently).
     """
 
     optimizer: str = "rmsprop"
@@ -217,9 +247,22 @@ class OptimConfig:
     weight_decay: float = 0.0
     milestones: list[int] = field(default_factory=lambda: [60, 90])
     gamma: float = 0.1
+    schedule: str = "step"
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.01
+    backbone_lr_ratio: float = 1.0
 
     def __post_init__(self) -> None:
         check_choice("optim.optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("optim.schedule", self.schedule, SCHEDULES)
+        _check_positive("optim.warmup_steps", self.warmup_steps, allow_zero=True)
+        if self.warmup_steps and self.schedule != "cosine":
+            raise ValueError(
+                "optim.warmup_steps: warm-up needs optim.schedule 'cosine' (the step schedule "
+                f"counts epochs), got schedule {self.schedule!r}"
+            )
+        _check_probability("optim.min_lr_ratio", self.min_lr_ratio)
+        _check_positive("optim.backbone_lr_ratio", self.backbone_lr_ratio, allow_zero=True)
         _check_positive("optim.lr", self.lr)
         _check_positive("optim.weight_decay", self.weight_decay, allow_zero=True)
         _check_positive("optim.gamma", self.gamma)
@@ -253,6 +296,8 @@ class TrainConfig:
         flip_test: validate with the flip test (average of the image and its mirror).
         deterministic: ask PyTorch for deterministic algorithms (slower on GPU).
         progress_bar: show Lightning's progress bar (loss and images per second).
+        channels_last: keep the network and its input in channels-last memory order (measured
+            1.5x faster training for EfficientNet-Lite on a 2-core CPU; see the model card).
     """
 
     epochs: int = 120
@@ -270,6 +315,7 @@ class TrainConfig:
     flip_test: bool = False
     deterministic: bool = False
     progress_bar: bool = True
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         _check_positive("train.epochs", self.epochs)

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from dsntpose import ops
-from dsntpose.backbones import StackedHourglass, resnet
+from dsntpose.backbones import StackedHourglass, efficientnet_lite, resnet
 from dsntpose.config import HEADS, JOINT_SETS, LossConfig, ModelConfig, check_choice
 from dsntpose.heads import DSNTHead, FCHead, HeadOutput, HeatmapHead
 
@@ -88,8 +88,8 @@ def build_model(cfg: ModelConfig) -> CoordRegressionModel:
     """Build the network that ``cfg`` describes (in training mode).
 
     Args:
-        cfg: backbone ``resnet18`` .. ``resnet152`` (at ``cfg.output_stride``, with
-            ``cfg.weights``) or ``hourglass`` (``cfg.num_stacks`` stacks, from scratch); head
+        cfg: backbone ``resnet18`` .. ``resnet152`` or ``efficientnet_lite0`` .. ``_lite2`` (at
+            ``cfg.output_stride``, with ``cfg.weights``) or ``hourglass`` (``cfg.num_stacks`` stacks, from scratch); head
             ``dsnt``, ``heatmap`` or ``fc``; ``cfg.num_joints`` outputs. The FC head is built
             for ``cfg.heatmap_size`` maps, so that model only accepts ``cfg.input_size`` crops.
 
@@ -115,6 +115,10 @@ def build_model(cfg: ModelConfig) -> CoordRegressionModel:
             )
         backbone = StackedHourglass(cfg.num_stacks, joints)
         in_channels = None
+    elif cfg.backbone.startswith("efficientnet_lite"):
+        variant = int(cfg.backbone.removeprefix("efficientnet_lite"))
+        backbone = efficientnet_lite(variant, output_stride=cfg.output_stride, weights=cfg.weights)
+        in_channels = backbone.out_channels
     else:
         depth = int(cfg.backbone.removeprefix("resnet"))
         backbone = resnet(depth, output_stride=cfg.output_stride, weights=cfg.weights)

@@ -39,6 +39,7 @@ import warnings
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,9 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from dsntpose.config import ModelConfig, RunConfig
+from dsntpose.config import ModelConfig, OptimConfig, RunConfig
 from dsntpose.data import LSP, MPII, get_joint_set, worker_init_fn
+from dsntpose.data.common import PoseConcat, PoseDataset
 from dsntpose.data.synthetic import Synthetic
 from dsntpose.data.transforms import Augment
 from dsntpose.evaluate import PCKResult, back_project, default_flip_mode, flip_test
@@ -143,9 +145,13 @@ def build_datasets(run: RunConfig) -> tuple[Dataset[dict[str, Any]], Dataset[dic
       different seeds), nothing to download.
     * ``lsp``: ``data.root`` holds ``joints.mat`` and ``images/``; train on images 1-1000,
       validate on 1001-2000 (the standard split, PCK@0.2 of the torso).
+      With ``data.lspet_root`` the LSP-extended images join the training set.
     * ``mpii``: ``data.root`` holds ``mpii_annotations.json[.gz]`` (training people) and
       ``valid.h5`` (the standard 2958 validation people, with PCKh head sizes); the images are
       in ``data.image_root`` (default ``data.root/images``).
+
+    With ``data.val_holdout = N`` the validation set is instead ``N`` training images held
+    out by a fixed draw (:func:`holdout_picks`), unaugmented, and training uses the rest.
 
     Returns:
         ``(train, val)`` datasets of sample dicts (see :mod:`dsntpose.data.common`); only the
@@ -155,30 +161,98 @@ def build_datasets(run: RunConfig) -> tuple[Dataset[dict[str, Any]], Dataset[dic
         FileNotFoundError: the data root or a file in it is missing (the message says what to
             download and where to put it).
     """
+    train, val, _ = _build_splits(run, need_test=False)
+    return train, val
+
+
+# The fixed draw of held-out validation images (data.val_holdout): the same for every run.
+HOLDOUT_SEED = 20180123
+
+
+def holdout_picks(sizes: Sequence[int], count: int) -> tuple[list[tuple[int, int]], ...]:
+    """Split the samples of parts of ``sizes`` into ``(train, held_out)`` ``(part, index)``
+    lists; ``count`` held out, drawn with a fixed seed, each list in data set order."""
+    picks = [(p, i) for p, n in enumerate(sizes) for i in range(n)]
+    if count >= len(picks):
+        raise ValueError(
+            f"data.val_holdout: {count} held out of {len(picks)} training images leaves none"
+        )
+    held = set(np.random.default_rng(HOLDOUT_SEED).permutation(len(picks))[:count].tolist())
+    train = [pick for k, pick in enumerate(picks) if k not in held]
+    return train, [pick for k, pick in enumerate(picks) if k in held]
+
+
+def _build_splits(
+    run: RunConfig, *, need_test: bool = True
+) -> tuple[Dataset[dict[str, Any]], Dataset[dict[str, Any]], Dataset[dict[str, Any]] | None]:
+    """``(train, val, test)``: see :func:`build_datasets` and :func:`build_test_set`."""
     d, size, seed = run.data, run.model.input_size, run.train.seed
     augment = _augment_for(run)
+    train_parts: list[PoseDataset]
+    plain_parts: list[PoseDataset]
     if d.dataset == "synthetic":
-        train = Synthetic(
-            d.synthetic_train, size=size, joints=run.model.joints, augment=augment, seed=seed
-        )
-        val = Synthetic(d.synthetic_val, size=size, joints=run.model.joints, seed=seed + 1)
-        return train, val
-    root = _require_root(run)
-    if d.dataset == "lsp":
-        return (
-            LSP(root, "train", size=size, augment=augment, seed=seed),
-            LSP(root, "test", size=size),
-        )
-    image_root = Path(d.image_root).expanduser() if d.image_root else root / "images"
-    if not image_root.is_dir():
-        raise FileNotFoundError(
-            f"data.image_root {image_root} does not exist: unpack the MPII images "
-            "(mpii_human_pose_v1.tar.gz from http://human-pose.mpi-inf.mpg.de/) there"
-        )
-    return (
-        MPII(_mpii_annotations(root), image_root, "train", size=size, augment=augment, seed=seed),
-        MPII(root / "valid.h5", image_root, "all", size=size),
-    )
+        joints = run.model.joints
+        val = Synthetic(d.synthetic_val, size=size, joints=joints, seed=seed + 1)
+        train_parts = [
+            Synthetic(d.synthetic_train, size=size, joints=joints, augment=augment, seed=seed)
+        ]
+        plain_parts = [Synthetic(d.synthetic_train, size=size, joints=joints, seed=seed)]
+        test: PoseDataset | None = val
+    elif d.dataset == "lsp":
+        root = _require_root(run)
+        train_parts = [LSP(root, "train", size=size, augment=augment, seed=seed)]
+        plain_parts = [LSP(root, "train", size=size)]
+        if d.lspet_root is not None:
+            extended = _require_lspet(d.lspet_root)
+            # a seed of its own, so that LSP image i and LSPET image i are augmented differently
+            train_parts.append(
+                LSP(extended, "all", size=size, augment=augment, seed=seed + 1, extended=True)
+            )
+            plain_parts.append(LSP(extended, "all", size=size, extended=True))
+        test = LSP(root, "test", size=size) if need_test or not d.val_holdout else None
+        val = test
+    else:
+        root = _require_root(run)
+        image_root = Path(d.image_root).expanduser() if d.image_root else root / "images"
+        if not image_root.is_dir():
+            raise FileNotFoundError(
+                f"data.image_root {image_root} does not exist: unpack the MPII images "
+                "(mpii_human_pose_v1.tar.gz from http://human-pose.mpi-inf.mpg.de/) there"
+            )
+        annotations = _mpii_annotations(root)
+        train_parts = [
+            MPII(annotations, image_root, "train", size=size, augment=augment, seed=seed)
+        ]
+        plain_parts = [MPII(annotations, image_root, "train", size=size)]
+        test = MPII(root / "valid.h5", image_root, "all", size=size)
+        val = test
+    if d.val_holdout:
+        sizes = [len(part) for part in train_parts]  # type: ignore[arg-type]
+        train_picks, val_picks = holdout_picks(sizes, d.val_holdout)
+        return PoseConcat(train_parts, train_picks), PoseConcat(plain_parts, val_picks), test
+    train = train_parts[0] if len(train_parts) == 1 else PoseConcat(train_parts)
+    assert val is not None
+    return train, val, test
+
+
+def build_test_set(run: RunConfig) -> Dataset[dict[str, Any]]:
+    """The split that final numbers are reported on: LSP images 1001-2000, MPII's standard
+    validation people, or the synthetic validation figures (whatever ``data.val_holdout``)."""
+    test = _build_splits(run)[2]
+    assert test is not None
+    return test
+
+
+def _require_lspet(folder: str) -> Path:
+    """``data.lspet_root`` as a folder holding ``joints.mat`` and ``images/``."""
+    root = Path(folder).expanduser()
+    for name in ("joints.mat", "images"):
+        if not (root / name).exists():
+            raise FileNotFoundError(
+                f"data.lspet_root {root} has no {name}: it must hold LSP-extended's joints.mat "
+                "and images/ (im00001.jpg ...)"
+            )
+    return root
 
 
 class EpochSampler(Sampler[int]):
@@ -316,6 +390,19 @@ def _set_rng_states(states: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def lr_factor(step: int, *, optim: OptimConfig, total_steps: int) -> float:
+    """The learning-rate multiplier after ``step`` optimiser steps (of ``total_steps``).
+
+    ``optim.schedule == "cosine"``: linear warm-up over ``optim.warmup_steps`` steps, then
+    cosine decay from 1 to ``optim.min_lr_ratio`` at ``total_steps``.
+    """
+    if optim.warmup_steps and step < optim.warmup_steps:
+        return (step + 1) / optim.warmup_steps
+    span = max(1, total_steps - optim.warmup_steps)
+    done = min(1.0, (step - optim.warmup_steps) / span)
+    return optim.min_lr_ratio + (1 - optim.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * done))
+
+
 class PoseModule(L.LightningModule):
     """A coordinate regression model trained the way the paper did.
 
@@ -337,6 +424,8 @@ class PoseModule(L.LightningModule):
         self.cfg = RunConfig.from_dict(config)
         self.save_hyperparameters({"config": self.cfg.to_dict()})
         self.model = build_model(self.cfg.model)
+        if self.cfg.train.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.joint_set = get_joint_set(self.cfg.model.joints)
         self.val_pck = PCKMetric(
             self.joint_set.num_joints,
@@ -443,8 +532,15 @@ class PoseModule(L.LightningModule):
                 head=self.cfg.model.head,
             )
 
-    def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
+    def _images(self, batch: Mapping[str, Tensor]) -> Tensor:
+        """The batch's images, channels-last when ``train.channels_last``."""
         images = batch["image"]
+        if self.cfg.train.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
+        images = self._images(batch)
         loss = self._loss(self.model(images), batch)
         if not torch.isfinite(loss):
             raise TrainingDiverged(self._diverged(f"loss is {loss.item()}", batch))
@@ -487,7 +583,7 @@ class PoseModule(L.LightningModule):
         )
 
     def validation_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
-        images = batch["image"]
+        images = self._images(batch)
         out = self.model(images)
         self.log(
             "val/loss",
@@ -559,14 +655,31 @@ class PoseModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         o = self.cfg.optim
-        params = self.model.parameters()
+        groups: list[dict[str, Any]] = [{"params": list(self.model.parameters())}]
+        if o.backbone_lr_ratio != 1.0:  # two groups, logged as lr-<Optimizer>/head, /backbone
+            groups = [
+                {"params": list(self.model.head.parameters()), "lr": o.lr, "name": "head"},
+                {
+                    "params": list(self.model.backbone.parameters()),
+                    "lr": o.lr * o.backbone_lr_ratio,
+                    "name": "backbone",
+                },
+            ]
         optimizer: torch.optim.Optimizer
         if o.optimizer == "rmsprop":
-            optimizer = torch.optim.RMSprop(params, lr=o.lr, weight_decay=o.weight_decay)
+            optimizer = torch.optim.RMSprop(groups, lr=o.lr, weight_decay=o.weight_decay)
         elif o.optimizer == "adam":
-            optimizer = torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
+            optimizer = torch.optim.Adam(groups, lr=o.lr, weight_decay=o.weight_decay)
         else:
-            optimizer = torch.optim.SGD(params, lr=o.lr, momentum=0.9, weight_decay=o.weight_decay)
+            optimizer = torch.optim.SGD(groups, lr=o.lr, momentum=0.9, weight_decay=o.weight_decay)
+        if o.schedule == "cosine":
+            total = max(1, int(self.trainer.estimated_stepping_batches))
+            factor = partial(lr_factor, optim=o, total_steps=total)
+            scheduler: Any = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+            }
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, o.milestones, o.gamma)
         return {
             "optimizer": optimizer,

@@ -278,7 +278,7 @@ class ResNetBackbone(nn.Module):
         return f"depth={self.depth}, output_stride={self.stride}"
 
 
-def _unwrap_checkpoint(obj: object, source: str) -> dict[str, Tensor]:
+def unwrap_checkpoint(obj: object, source: str) -> dict[str, Tensor]:
     """A bare state_dict, or the one under ``"state_dict"`` / ``"model"``."""
     if isinstance(obj, dict):
         for key in ("state_dict", "model"):
@@ -298,15 +298,13 @@ def _names(keys: list[str], limit: int = 8) -> str:
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
-def load_resnet_weights(model: ResNetBackbone, state: dict[str, Tensor], source: str) -> None:
-    """Copy a torchvision-keyed ResNet state_dict into ``model``, strictly.
+def load_state_by_key(model: nn.Module, state: dict[str, Tensor], source: str, name: str) -> None:
+    """Copy ``state`` into ``model`` strictly, by key, with one-line errors.
 
-    ``fc.*`` entries (the ImageNet classifier, which the pose backbone lacks) are ignored, and a
-    missing ``*.num_batches_tracked`` counter (absent from checkpoints saved before PyTorch
+    A missing ``*.num_batches_tracked`` counter (absent from checkpoints saved before PyTorch
     0.4.1) is left at its current value. Any other missing or unexpected key, or a tensor of
-    the wrong shape, raises a one-line ``ValueError`` naming the keys and ``source``.
+    the wrong shape, raises a ``ValueError`` naming the keys, ``source`` and ``name``.
     """
-    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     own = model.state_dict()
     missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in own]
@@ -323,8 +321,18 @@ def load_resnet_weights(model: ResNetBackbone, state: dict[str, Tensor], source:
     if wrong:
         problems.append(f"wrong shapes {_names(wrong, 4)}")
     if problems:
-        raise ValueError(f"{source} does not fit resnet{model.depth}: {'; '.join(problems)}")
+        raise ValueError(f"{source} does not fit {name}: {'; '.join(problems)}")
     model.load_state_dict(state, strict=False)
+
+
+def load_resnet_weights(model: ResNetBackbone, state: dict[str, Tensor], source: str) -> None:
+    """Copy a torchvision-keyed ResNet state_dict into ``model``, strictly.
+
+    ``fc.*`` entries (the ImageNet classifier, which the pose backbone lacks) are ignored; the
+    rest is :func:`load_state_by_key`.
+    """
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    load_state_by_key(model, state, source, f"resnet{model.depth}")
 
 
 def _imagenet_state(depth: int) -> dict[str, Tensor]:
@@ -383,6 +391,6 @@ def resnet(
         raise FileNotFoundError(
             f"weights file {path} does not exist (use None, 'imagenet' or a checkpoint path)"
         )
-    state = _unwrap_checkpoint(torch.load(path, map_location="cpu", weights_only=True), str(path))
+    state = unwrap_checkpoint(torch.load(path, map_location="cpu", weights_only=True), str(path))
     load_resnet_weights(model, state, str(path))
     return model

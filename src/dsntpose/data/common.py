@@ -147,3 +147,51 @@ class PoseDataset(Dataset[dict[str, Any]]):
         if not -n <= index < n:
             raise IndexError(f"index {index} out of range for a data set of {n} samples")
         return int(index) % n
+
+
+class PoseConcat(PoseDataset):
+    """Chosen samples of one or more pose data sets of the same joint set, as one data set.
+
+    Args:
+        parts: the data sets (same ``joint_set`` and crop ``size``).
+        picks: ``(part, index)`` pairs, in order: sample ``i`` is ``parts[part][index]`` with
+            its ``index`` field rewritten to ``i``. None: every sample of every part.
+
+    ``set_epoch`` is passed on to every part, whose own ``(seed, epoch, index)`` generator
+    draws the augmentation; give the parts different seeds so that equal indices in two
+    parts are not augmented alike.
+    """
+
+    def __init__(
+        self, parts: list[PoseDataset], picks: list[tuple[int, int]] | None = None
+    ) -> None:
+        if not parts:
+            raise ValueError("PoseConcat needs at least one data set")
+        first = parts[0]
+        for part in parts[1:]:
+            if part.joint_set.name != first.joint_set.name or part.size != first.size:
+                raise ValueError(
+                    f"PoseConcat: parts differ ({first.joint_set.name}, {first.size} px) vs "
+                    f"({part.joint_set.name}, {part.size} px)"
+                )
+        self.parts = parts
+        if picks is None:
+            picks = [(p, i) for p, part in enumerate(parts) for i in range(len(part))]  # type: ignore[arg-type]
+        self.picks = picks
+        self.joint_set, self.size = first.joint_set, first.size
+        self.augment, self.seed = first.augment, first.seed
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        for part in self.parts:
+            part.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.picks)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        index = self.check_index(index)
+        part, local = self.picks[index]
+        sample = self.parts[part][local]
+        sample["index"] = index
+        return sample

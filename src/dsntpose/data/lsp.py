@@ -4,7 +4,9 @@ Files: ``root/joints.mat`` (variable ``joints``, 1-based image px, 1 is subtract
 ``root/images/im0001.jpg ...`` (``im00001.jpg ...`` for LSP-extended). LSP's ``joints`` is
 ``(3, 14, 2000)`` and row 2 is an *occlusion* flag (1 = occluded); LSP-extended's is
 ``(14, 3, 10000)`` and its flag means the opposite (1 = visible). Either layout is accepted;
-the flag's meaning follows ``extended``. Joints at exactly ``(0, 0)`` (none in LSP) are missing.
+the flag's meaning follows ``extended``. Joints at exactly ``(0, 0)`` (none in LSP) are missing;
+in LSP-extended so is every joint with flag 0 (outside the frame, with negative coordinates,
+or not placed): it has no label, so it is masked and left out of the crop box.
 
 LSP has no person centre or scale: the crop is the square centred on the centre of the
 labelled joints' bounding box, with side ``(1 + 2 * margin) * max(box width, box height)``
@@ -73,6 +75,10 @@ def read_lsp_joints(
         )
     missing = np.all(raw[..., :2] == 0, axis=2)
     flag = raw[..., 2] > 0.5
+    if extended:
+        # LSPET's flag 0 marks joints that were not labelled: out of the frame (negative
+        # coordinates, 15075 of them) or unplaced ((0, 0)); never a target.
+        missing |= ~flag
     visible = (flag if extended else ~flag) & ~missing
     joints = np.where(missing[..., None], 0.0, raw[..., :2] - 1.0)
     return joints, missing, visible

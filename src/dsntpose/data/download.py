@@ -1,0 +1,204 @@
+"""Downloading and verifying the data sets: LSP (zip) and the MPII annotation files.
+
+Every file is checked against a packaged ``sha256sum``-style manifest
+(``dsntpose/manifests/*.sha256``). ``dsntpose data lsp|mpii`` calls :func:`fetch_lsp` and
+:func:`fetch_mpii`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import shutil
+import sys
+import urllib.request
+import zipfile
+from importlib import resources
+from pathlib import Path
+
+__all__ = [
+    "DownloadError",
+    "fetch_lsp",
+    "fetch_mpii",
+    "read_manifest",
+    "sha256_file",
+    "verify_manifest",
+]
+
+
+class DownloadError(OSError):
+    """A download failed (network error, or fewer bytes than announced); the message says how
+    to fetch the file by hand."""
+
+
+# Where the data sets live on the internet (none of them can be reached from the build machine;
+# the manifests were made from copies whose origin /work/shared/data/*/SOURCES.md records).
+LSP_URL = "http://sam.johnson.io/research/lsp_dataset.zip"
+MPII_URLS = {
+    # bearpaw/pytorch-pose's training annotations (json, both splits via isValidation)
+    "mpii_annotations.json": "https://raw.githubusercontent.com/bearpaw/pytorch-pose/"
+    "edc7aece651649927764435ce0c1f03cffa2edaf/data/mpii/mpii_annotations.json",
+    # the standard 2958-person validation split with PCKh head sizes (stacked hourglass, DSNT)
+    "valid.h5": "https://raw.githubusercontent.com/anibali/eval-mpii-pose/"
+    "938ef9a57fde14fdd1754fa668ec13ec4c00adab/annot/valid.h5",
+    # the official-style PCKh ground truth of the same people (dsntpose eval --preds)
+    "detections_our_format.mat": "https://raw.githubusercontent.com/bearpaw/pytorch-pose/"
+    "edc7aece651649927764435ce0c1f03cffa2edaf/evaluation/data/detections_our_format.mat",
+}
+MPII_IMAGES = (
+    "the MPII images (mpii_human_pose_v1.tar.gz, 12.9 GB) are behind the licence page "
+    "http://human-pose.mpi-inf.mpg.de/ : download them there and unpack into ROOT/images"
+)
+
+
+def read_manifest(path: Path | None = None, name: str = "lsp.sha256") -> dict[str, str]:
+    """``relative path -> sha256`` from a ``sha256sum``-style manifest (the packaged one
+    called ``name`` when ``path`` is None)."""
+    if path is None:
+        text = (resources.files("dsntpose") / "manifests" / name).read_text()
+    else:
+        text = Path(path).read_text()
+    entries = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        digest, sep, rel = line.partition("  ")
+        if not sep or len(digest) != 64:
+            raise ValueError(f"{path or name}: line {number} is not 'SHA256  PATH'")
+        entries[rel.strip()] = digest.lower()
+    return entries
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_manifest(root: Path, manifest: dict[str, str], what: str) -> int:
+    """Check every manifest file under ``root``; return how many were checked.
+
+    Raises ``ValueError`` naming the first few missing or different files and their count.
+    """
+    problems = []
+    for rel, digest in manifest.items():
+        path = root / rel
+        if not path.is_file():
+            problems.append(f"{rel} is missing")
+        elif sha256_file(path) != digest:
+            problems.append(f"{rel} has a different sha256")
+    if problems:
+        shown = "; ".join(problems[:5]) + ("; ..." if len(problems) > 5 else "")
+        raise ValueError(
+            f"{what} in {root}: {len(problems)} of {len(manifest)} files failed verification "
+            f"({shown})"
+        )
+    return len(manifest)
+
+
+def _download(url: str, dest: Path) -> None:
+    """Fetch ``url`` into ``dest`` (via ``dest.part``), printing progress to stderr."""
+    part = dest.with_name(dest.name + ".part")
+    print(f"downloading {url}", file=sys.stderr)
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, part.open("wb") as out:
+            total = int(response.headers.get("Content-Length") or 0)
+            done = 0
+            while block := response.read(1 << 20):
+                out.write(block)
+                done += len(block)
+                if total:
+                    print(f"\r  {done >> 20} / {total >> 20} MiB", end="", file=sys.stderr)
+        print(file=sys.stderr)
+    except OSError as err:
+        part.unlink(missing_ok=True)
+        raise DownloadError(
+            f"could not download {url} ({err}); fetch it by hand and pass it with --zip "
+            "(LSP) or --from_dir (MPII)"
+        ) from None
+    part.replace(dest)
+
+
+def _unpack(archive: Path, root: Path) -> None:
+    """Unzip ``archive`` into ``root``; a single top-level folder in the archive is dropped.
+
+    Refuses members that would land outside ``root`` (absolute paths, ``..``).
+    """
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as err:
+        raise ValueError(f"{archive}: not a readable zip file ({err})") from None
+    with zf:
+        members = [m for m in zf.infolist() if not m.is_dir()]
+        tops = {Path(m.filename).parts[0] for m in members}
+        strip = len(tops) == 1 and all(len(Path(m.filename).parts) > 1 for m in members)
+        base = root.resolve()
+        for member in members:
+            parts = Path(member.filename).parts[1 if strip else 0 :]
+            target = (root / Path(*parts)).resolve()
+            if base not in target.parents:
+                raise ValueError(f"{archive}: member {member.filename!r} would leave {root}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(member) as src, target.open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+
+
+def fetch_lsp(
+    root: str | Path, zip_path: str | Path | None = None, manifest: Path | None = None
+) -> Path:
+    """Fetch (or take ``zip_path``), unpack and verify LSP into ``root``.
+
+    ``root`` ends up holding ``images/im0001.jpg .. im2000.jpg`` and ``joints.mat``, each
+    checked against the packaged ``manifests/lsp.sha256`` (or ``manifest``). Returns ``root``.
+    """
+    root = Path(root).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    if zip_path is None:
+        archive = root / "lsp_dataset.zip"
+        if not archive.is_file():
+            _download(LSP_URL, archive)
+    else:
+        archive = Path(zip_path).expanduser()
+        if not archive.is_file():
+            raise FileNotFoundError(f"--zip {archive} does not exist")
+    _unpack(archive, root)
+    count = verify_manifest(root, read_manifest(manifest, "lsp.sha256"), "LSP")
+    print(f"LSP: {count} files verified in {root}")
+    return root
+
+
+def fetch_mpii(
+    root: str | Path, from_dir: str | Path | None = None, manifest: Path | None = None
+) -> Path:
+    """Fetch (or copy from ``from_dir``) and verify the MPII annotation files into ``root``.
+
+    Files: ``mpii_annotations.json`` (training people), ``valid.h5`` (the standard validation
+    people) and ``detections_our_format.mat`` (PCKh ground truth); ``from_dir`` may hold the
+    json gzipped (``mpii_annotations.json.gz``). The images are not fetched (see
+    ``MPII_IMAGES``). Returns ``root``.
+    """
+    root = Path(root).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    entries = read_manifest(manifest, "mpii.sha256")
+    for name in entries:
+        dest = root / name
+        if from_dir is None:
+            if not dest.is_file():
+                _download(MPII_URLS[name], dest)
+            continue
+        src = Path(from_dir).expanduser() / name
+        gz = src.with_name(src.name + ".gz")
+        if src.is_file():
+            shutil.copyfile(src, dest)
+        elif gz.is_file():
+            with gzip.open(gz, "rb") as fin, dest.open("wb") as fout:
+                shutil.copyfileobj(fin, fout)
+        else:
+            raise FileNotFoundError(f"--from_dir {from_dir} has no {name} (or {name}.gz)")
+    count = verify_manifest(root, entries, "MPII annotations")
+    print(f"MPII: {count} annotation files verified in {root}")
+    print(f"MPII: {MPII_IMAGES.replace('ROOT', str(root))}")
+    return root
