@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/dsntpose demo $(if $(DATA),--data_root $(DATA),)
+	$(BIN)/dsntpose demo $(if $(DATA),--data.root $(DATA),)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts experiments

@@ -1,6 +1,6 @@
 """Flip test for DSNT: average the mirrored pre-softmax maps, or the two coordinate predictions?
 
-    python experiments/flip.py [--runs_dir runs/experiments] [--data_root DIR] [CELL ...]
+    python -m experiments.flip [--runs_dir runs/experiments] [--data_root DIR] [CELL ...]
                                [--checkpoint NAME=PATH ...]
 
 For every finished DSNT cell of the sweeps whose run folder still holds ``last.ckpt`` (or the
@@ -14,11 +14,18 @@ table; ``--checkpoint NAME=PATH`` adds any other LSP DSNT checkpoint (for exampl
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import REPO, RESULTS, finished_checkpoints, read_rows, run_cli, save_rows
+from experiments.run import (
+    REPO,
+    RESULTS,
+    evaluate_test,
+    finished_checkpoints,
+    pck_at,
+    read_rows,
+    run_cli,
+    save_rows,
+)
 
 OUT = RESULTS / "flip.csv"
 MODES = {"none": None, "coords": "coords", "logits": "logits"}
@@ -27,20 +34,8 @@ FIELDS = ["cell", "heatmap_px", *(f"{m}_pck{t}" for m in MODES for t in (20, 10)
 
 def evaluate(checkpoint: Path, data_root: str, mode: str | None) -> tuple[float, float]:
     """PCK@0.2 and PCK@0.1 (%) of ``checkpoint`` on the LSP test set."""
-    from dsntpose.data import LSP
-    from dsntpose.evaluate import pck
-    from dsntpose.training import evaluate_checkpoint
-
-    ev = evaluate_checkpoint(
-        checkpoint,
-        data={"root": data_root, "val_subset": None},
-        flip=mode is not None,
-        flip_mode=mode,
-        num_draw=0,
-    )
-    test = LSP(data_root, "test")
-    args = (ev.preds_px, test.joints, test.missing, test.torso_sizes)
-    return pck(*args, threshold=0.2).total, pck(*args, threshold=0.1).total
+    p = evaluate_test(checkpoint, data_root, mode).predictions
+    return pck_at(p, 0.2).total, pck_at(p, 0.1).total
 
 
 def main(argv: list[str] | None = None) -> int:

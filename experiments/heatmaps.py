@@ -1,6 +1,6 @@
 """What heatmap matching's maps look like on the LSP test set, per finished cell.
 
-    python experiments/heatmaps.py [--runs_dir runs/experiments] [--data_root DIR] [CELL ...]
+    python -m experiments.heatmaps [--runs_dir runs/experiments] [--data_root DIR] [CELL ...]
 
 Tests the report's account of heatmap matching at large maps (its target is a Gaussian of
 peak 1 and the loss the mean squared error over every cell, so the larger the map the less of
@@ -22,14 +22,12 @@ A row already in the CSV is not computed again; ``experiments/report.py`` reads 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import REPO, RESULTS, finished_checkpoints, read_rows, run_cli, save_rows
+from experiments.run import REPO, RESULTS, finished_checkpoints, read_rows, run_cli, save_rows
 
 OUT = RESULTS / "heatmap_peaks.csv"
 FIELDS = ["cell", "heatmap_px", "joints", "peak", "amplitude", "near_pct", "mse_ratio"]

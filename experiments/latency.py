@@ -1,6 +1,6 @@
 """Inference latency of every cell of one or more sweeps, measured in one run.
 
-    python experiments/latency.py [a d] [--threads 2] [--repeats 30] [--device cpu]
+    python -m experiments.latency [a d] [--threads 2] [--repeats 30] [--device cpu]
 
 Builds each cell's model exactly as the sweep trains it (weights do not change the time),
 then times batch 1 with and without the flip test (image + mirror in one batch of 2, as the
@@ -17,13 +17,11 @@ import csv
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import HERE, RESULTS, cells, deep_merge, sweep_file
+from experiments.run import HERE, RESULTS, cells, deep_merge, sweep_file
 
 
 def main(argv: list[str] | None = None) -> int:

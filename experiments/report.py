@@ -1,6 +1,6 @@
 """Write docs/results.md and its plots from the sweep results in docs/results/.
 
-    python experiments/report.py [--predictions RUN_DIR [RUN_DIR ...]]
+    python -m experiments.report [--predictions RUN_DIR [RUN_DIR ...]]
 
 Reads ``docs/results/<sweep>.csv`` (written by ``experiments/run.py``), the per-cell JSON files
 (PCK curves) and ``docs/results/latency_cpu.csv`` (``experiments/latency.py``). Every number in
@@ -28,8 +28,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import RESULTS, cells, sweep_file
+from experiments.run import RESULTS, cells, sweep_file
 
 DOC = RESULTS.parent / "results.md"
 STRATEGY_NAMES = {
@@ -1110,7 +1109,7 @@ def predictions(run_dirs: list[Path], lines: list[str], num: int = 6) -> None:
     import numpy as np
 
     from dsntpose.data.joints import get_joint_set
-    from dsntpose.training import evaluate_checkpoint
+    from dsntpose.inference import evaluate_checkpoint
     from dsntpose.viz import prediction_grid, save_image
 
     lsp = RESULTS.parents[2] / "shared" / "data" / "lsp"
@@ -1119,7 +1118,7 @@ def predictions(run_dirs: list[Path], lines: list[str], num: int = 6) -> None:
         ckpt = run_dir / "last.ckpt"
         if not ckpt.is_file():
             raise SystemExit(f"error: --predictions: no last.ckpt in {run_dir}")
-        ev = evaluate_checkpoint(ckpt, data={"root": str(lsp), "val_subset": None}, num_draw=num)
+        ev = evaluate_checkpoint(ckpt, split="test", data={"root": str(lsp)}, num_draw=num)
         shown = (ev.samples["images"].permute(0, 2, 3, 1).numpy() * 255).astype("uint8")
         if images and not np.array_equal(shown, images[0][: len(shown)]):
             raise SystemExit(f"error: --predictions: {run_dir} draws other test crops")

@@ -1,6 +1,6 @@
 """Run the paper's ablations on LSP as sweeps that survive being stopped.
 
-    python experiments/run.py a [c b e d] [--data_root DIR] [--runs_dir DIR] [--only CELL] [--list]
+    python -m experiments.run a [c b e d] [--data_root DIR] [--runs_dir DIR] [--only CELL] [--list]
 
 Each sweep is a YAML file in ``experiments/sweeps/`` (``a`` picks ``a_strategy.yaml``): a
 ``grid`` of named axes whose values are partial run configs merged over
@@ -92,21 +92,46 @@ def cells(spec: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, str], int, d
         yield f"{name}-seed{seed}", dict(zip(axes, labels)), int(seed), overrides
 
 
+def evaluate_test(checkpoint: Path, data_root: str, flip_mode: str | None = None) -> Any:
+    """The checkpoint's :class:`~dsntpose.inference.Evaluation` on the LSP test split
+    (images 1001-2000), with the flip test merging by ``flip_mode`` when given."""
+    from dsntpose.inference import evaluate_checkpoint
+
+    return evaluate_checkpoint(
+        checkpoint,
+        split="test",
+        data={"root": data_root},
+        flip=flip_mode is not None,
+        flip_mode=flip_mode,  # type: ignore[arg-type]
+        num_draw=0,
+    )
+
+
+def pck_at(predictions: Any, threshold: float) -> Any:
+    """The LSP PCK table of ``predictions`` (``dsntpose.inference.Predictions``) at
+    ``threshold`` torso sizes."""
+    from dsntpose.data import LSP_JOINTS
+    from dsntpose.evaluate import pck
+
+    p = predictions
+    gt = np.where(p.missing[..., None], 0.0, p.gt_px)
+    return pck(p.preds_px, gt, p.missing, p.norm_size, threshold=threshold, joint_set=LSP_JOINTS)
+
+
 def evaluate_cell(checkpoint: Path, data_root: str) -> dict[str, Any]:
     """PCK@0.2, PCK@0.1 and the PCK curve of a checkpoint on the LSP test split."""
-    from dsntpose.data import LSP
-    from dsntpose.evaluate import normalized_distances, pck, pck_curve
-    from dsntpose.training import evaluate_checkpoint
+    from dsntpose.data import LSP_JOINTS
+    from dsntpose.evaluate import normalized_distances, pck_curve
 
-    ev = evaluate_checkpoint(checkpoint, data={"root": data_root, "val_subset": None})
-    test = LSP(data_root, "test")
+    p = evaluate_test(checkpoint, data_root).predictions
     out: dict[str, Any] = {}
     for t in (0.2, 0.1):
-        res = pck(ev.preds_px, test.joints, test.missing, test.torso_sizes, threshold=t)
+        res = pck_at(p, t)
         out[f"pck{int(t * 100)}"] = round(res.total, 3)
         out[f"pck{int(t * 100)}_groups"] = {k: round(v, 3) for k, v in res.groups.items()}
-    dist = normalized_distances(ev.preds_px, test.joints, test.torso_sizes)
-    curve = pck_curve(dist, test.missing, THRESHOLDS, test.joint_set.pck_total)
+    gt = np.where(p.missing[..., None], 0.0, p.gt_px)
+    dist = normalized_distances(p.preds_px, gt, p.norm_size)
+    curve = pck_curve(dist, p.missing, THRESHOLDS, LSP_JOINTS.pck_total)
     out["curve"] = {
         "thresholds": THRESHOLDS.round(4).tolist(),
         "total": curve.total.round(3).tolist(),

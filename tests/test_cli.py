@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dsntpose import cli
+from dsntpose import cli, demo
 from dsntpose.config import load_config
 from dsntpose.data import download
 
@@ -80,9 +80,15 @@ def test_every_dsntpose_command_in_the_readme_parses(monkeypatch):
         (["train", "--model.input_size", "big"], 'Parser key "model.input_size"'),
         (["train", "--config", "/no/such.yaml"], "File does not exist"),
         (["trian"], "invalid choice: 'trian'"),
-        (["eval"], "give exactly one of --checkpoint CKPT or --preds FILE"),
+        (
+            ["eval", "--checkpoint", "a.ckpt", "--preds", "p.h5"],
+            "give --checkpoint CKPT or --preds FILE, not both",
+        ),
         (["eval", "--checkpoint", "/no/such.ckpt"], "checkpoint /no/such.ckpt does not exist"),
-        (["data", "lsp", "--root", "/tmp", "--zip", "/no/such.zip"], "/no/such.zip does not exist"),
+        (
+            ["data", "lsp", "--data.root", "/tmp", "--zip", "/no/such.zip"],
+            "/no/such.zip does not exist",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message, capsys):
@@ -110,7 +116,7 @@ def test_missing_data_root_says_what_to_download(tmp_path, capsys):
     )
     assert code == 2
     err = capsys.readouterr().err
-    assert "dsntpose data lsp --root DIR" in err and "lsp_dataset.zip" in err
+    assert "dsntpose data lsp --data.root DIR" in err and "lsp_dataset.zip" in err
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
@@ -188,13 +194,17 @@ def test_real_lsp_zip_passes_the_committed_manifest(tmp_path):
         zf.write(LSP_DIR / "README.txt", "README.txt")
         for image in sorted((LSP_DIR / "images").glob("*.jpg")):
             zf.write(image, f"images/{image.name}")
-    assert cli.main(["data", "lsp", "--root", str(tmp_path / "lsp"), "--zip", str(archive)]) == 0
+    assert (
+        cli.main(["data", "lsp", "--data.root", str(tmp_path / "lsp"), "--zip", str(archive)]) == 0
+    )
     assert len(list((tmp_path / "lsp" / "images").glob("*.jpg"))) == 2000
 
 
 @pytest.mark.skipif(not MPII_DIR.is_dir(), reason="../shared/data/mpii not present")
 def test_mpii_annotations_from_a_folder_pass_the_committed_manifest(tmp_path, capsys):
-    assert cli.main(["data", "mpii", "--root", str(tmp_path), "--from_dir", str(MPII_DIR)]) == 0
+    assert (
+        cli.main(["data", "mpii", "--data.root", str(tmp_path), "--from_dir", str(MPII_DIR)]) == 0
+    )
     out = capsys.readouterr().out
     assert "3 annotation files verified" in out and "human-pose.mpi-inf.mpg.de" in out
     assert (tmp_path / "mpii_annotations.json").stat().st_size == 33226856  # gunzipped
@@ -202,7 +212,7 @@ def test_mpii_annotations_from_a_folder_pass_the_committed_manifest(tmp_path, ca
 
 def test_fetch_without_network_fails_in_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(download, "LSP_URL", "http://127.0.0.1:9/lsp_dataset.zip")
-    assert cli.main(["data", "lsp", "--root", str(tmp_path)]) == 1
+    assert cli.main(["data", "lsp", "--data.root", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("dsntpose: could not download http://127.0.0.1:9/lsp_dataset.zip")
     assert "--zip" in err[-1]
@@ -225,7 +235,7 @@ def test_train_then_eval_from_the_command_line(smoke_checkpoint, capsys):
     out = smoke_checkpoint.parent
     saved = load_config(out / "config.yaml")
     assert saved.train.out_dir == str(out) and saved.data.synthetic_train == 32
-    assert cli.main(["eval", "--checkpoint", str(smoke_checkpoint), "--json", "true"]) == 0
+    assert cli.main(["eval", "--checkpoint", str(smoke_checkpoint), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["metric"] == "PCK" and sum(result["counts"].values()) > 0
 
@@ -234,7 +244,7 @@ def test_eval_flip_modes(smoke_checkpoint, capsys):
     ckpt = str(smoke_checkpoint)
     totals = {}
     for mode in ("logits", "coords"):
-        assert cli.main(["eval", "--checkpoint", ckpt, "--flip_mode", mode, "--json", "true"]) == 0
+        assert cli.main(["eval", "--checkpoint", ckpt, "--flip_mode", mode, "--json"]) == 0
         totals[mode] = json.loads(capsys.readouterr().out)["total"]
     assert all(0 <= t <= 100 for t in totals.values())
     assert cli.main(["eval", "--checkpoint", ckpt, "--flip_mode", "heatmaps"]) == 2
@@ -307,16 +317,17 @@ def test_export_needs_exactly_one_output(smoke_checkpoint, capsys):
 
 
 def test_demo_plan_fits_the_time_budget(tmp_path, capsys):
-    run = cli.demo_config(None, str(tmp_path / "demo"))
-    assert run.model.backbone == "hourglass" and run.model.head == "dsnt"
+    run = demo.demo_config(None, str(tmp_path / "demo"))
+    assert run.model.backbone == "efficientnet_lite0" and run.model.head == "dsnt"
+    assert run.model.weights == "imagenet" and run.train.channels_last
     assert run.data.dataset == "synthetic" and run.optim.milestones == [run.train.epochs - 1]
     # 0.4 s per measured step and 128 steps per epoch: 7 minutes hold 5 epochs (with overheads)
-    assert cli._demo_epochs(run, 0.4, 7.0) == 5
-    assert cli._demo_epochs(run, 10.0, 7.0) == 2  # never fewer than two epochs
-    lsp = cli.demo_config(str(tmp_path), str(tmp_path / "demo"), epochs=20, val_every=4)
+    assert demo._demo_epochs(run, 0.4, 7.0) == 5
+    assert demo._demo_epochs(run, 10.0, 7.0) == 2  # never fewer than two epochs
+    lsp = demo.demo_config(str(tmp_path), str(tmp_path / "demo"), epochs=20, val_every=4)
     assert lsp.data.augment and lsp.data.val_subset == 256 and lsp.optim.milestones == [15]
-    assert cli.main(["demo", "--data_root", str(tmp_path / "absent")]) == 2
-    assert "dsntpose data lsp --root" in capsys.readouterr().err
+    assert cli.main(["demo", "--data.root", str(tmp_path / "absent")]) == 2
+    assert "dsntpose data lsp --data.root" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -15,6 +15,8 @@ import torch
 from torch import Tensor, nn
 
 from dsntpose import evaluate as ev
+from dsntpose import inference as inf
+from dsntpose import mpii_files as mf
 from dsntpose import ops
 from dsntpose.data import LSP_JOINTS, MPII_JOINTS, Synthetic
 from dsntpose.heads import DSNTHead, FCHead, HeatmapHead
@@ -47,7 +49,7 @@ def write_gt_mat(path: Path, joints: np.ndarray, missing: np.ndarray, head: np.n
     centre = joints[:, 9]
     boxes = np.stack([centre - diag_half[:, None], centre + diag_half[:, None]], axis=1)
     names = np.empty((1, 16), dtype=object)
-    for j, name in enumerate(ev.MPII_MAT_NAMES):
+    for j, name in enumerate(mf.MPII_MAT_NAMES):
         names[0, j] = np.array([name])
     scipy.io.savemat(
         path,
@@ -175,7 +177,7 @@ def test_pckh_rejects_bad_inputs(field: str, value: np.ndarray, message: str) ->
 @needs_mpii
 def test_reproduces_bearpaw_hg_s8_published_pckh(capsys: pytest.CaptureFixture[str]) -> None:
     path = MPII_DIR / "reference_preds" / "bearpaw-hg_s8_b1.mat"
-    r = ev.eval_command(path, GT_MAT, json=True)
+    r = mf.eval_command(path, GT_MAT, json=True)
     published = {
         "Head": 96.79, "Shoulder": 95.19, "Elbow": 90.08, "Wrist": 85.32,
         "Hip": 87.48, "Knee": 84.26, "Ankle": 80.73,
@@ -190,7 +192,7 @@ def test_reproduces_bearpaw_hg_s8_published_pckh(capsys: pytest.CaptureFixture[s
 
 @needs_mpii
 def test_tompson_transposed_layout_equals_pos_pred_src() -> None:
-    preds = ev.read_predictions(MPII_DIR / "reference_preds" / "tompson.h5")
+    preds = mf.read_predictions(MPII_DIR / "reference_preds" / "tompson.h5")
     official = scipy.io.loadmat(GT_MAT)["pos_pred_src"].transpose(2, 0, 1)
     assert preds.shape == (2958, 16, 2)
     np.testing.assert_allclose(preds, official - 1, atol=1e-3)  # stored as float32
@@ -198,7 +200,7 @@ def test_tompson_transposed_layout_equals_pos_pred_src() -> None:
 
 @needs_mpii
 def test_real_ground_truth_reader_matches_valid_h5_head_sizes() -> None:
-    truth = ev.read_mpii_ground_truth(GT_MAT)
+    truth = mf.read_mpii_ground_truth(GT_MAT)
     with h5py.File(MPII_DIR / "valid.h5", "r") as f:
         normalize = f["normalize"][()]
     assert len(truth) == 2958 and truth.missing.dtype == bool
@@ -207,13 +209,13 @@ def test_real_ground_truth_reader_matches_valid_h5_head_sizes() -> None:
 
 @needs_mpii
 def test_zero_based_copy_of_published_file_is_refused(tmp_path: Path) -> None:
-    preds = ev.read_predictions(MPII_DIR / "reference_preds" / "bearpaw-hg_s8_b1.mat")
+    preds = mf.read_predictions(MPII_DIR / "reference_preds" / "bearpaw-hg_s8_b1.mat")
     wrong = tmp_path / "zero_based.h5"
     with h5py.File(wrong, "w") as f:  # the 0-based values written as they are: the mistake
         f["preds"] = preds
     with pytest.raises(ValueError, match=r"zero_based\.h5.*0-based.*1-based"):
-        ev.eval_command(wrong, GT_MAT)
-    r = ev.eval_command(wrong, GT_MAT, check_frame_offset=False)
+        mf.eval_command(wrong, GT_MAT)
+    r = mf.eval_command(wrong, GT_MAT, check_frame_offset=False)
     assert r.total < 89.09
 
 
@@ -234,23 +236,23 @@ def test_frame_offset_separates_constant_shift_from_size_bias() -> None:
     preds = biased_model(joints, head)
     median = np.median((preds - joints)[~missing], axis=0)
     assert np.all(median < -3.0)  # a plain median would call this "0-based"
-    fit = ev.check_frame(preds, joints, missing, head)
+    fit = mf.check_frame(preds, joints, missing, head)
     np.testing.assert_allclose(fit.offset, 0.0, atol=0.2)
     np.testing.assert_allclose(fit.slope, -0.06, atol=0.005)
     assert fit.num_joints > 4000
     np.testing.assert_allclose(
-        ev.estimate_frame_offset(preds - 1, joints, missing, head).offset, fit.offset - 1, atol=1e-9
+        mf.estimate_frame_offset(preds - 1, joints, missing, head).offset, fit.offset - 1, atol=1e-9
     )
     with pytest.raises(ValueError, match=r"mine\.h5: .*look 0-based.*add 1"):
-        ev.check_frame(preds - 1, joints, missing, head, source="mine.h5")
+        mf.check_frame(preds - 1, joints, missing, head, source="mine.h5")
     with pytest.raises(ValueError, match="1 looks added twice"):
-        ev.check_frame(preds + 1, joints, missing, head)
+        mf.check_frame(preds + 1, joints, missing, head)
 
 
 def test_frame_check_passes_when_too_few_joints() -> None:
     joints, missing, head = fake_people(10)
-    fit = ev.check_frame(joints - 1, joints, missing, head)
-    assert fit.num_joints < ev.FRAME_MIN_JOINTS
+    fit = mf.check_frame(joints - 1, joints, missing, head)
+    assert fit.num_joints < mf.FRAME_MIN_JOINTS
 
 
 # --------------------------------------------------------------------------------------------
@@ -261,8 +263,8 @@ def test_frame_check_passes_when_too_few_joints() -> None:
 @pytest.mark.parametrize("suffix", [".h5", ".mat"])
 def test_write_then_read_predictions_round_trip(tmp_path: Path, suffix: str) -> None:
     preds = np.random.default_rng(0).uniform(0, 500, size=(7, 16, 2))
-    path = ev.write_predictions(tmp_path / "sub" / f"p{suffix}", torch.from_numpy(preds))
-    np.testing.assert_allclose(ev.read_predictions(path), preds, atol=1e-9)
+    path = mf.write_predictions(tmp_path / "sub" / f"p{suffix}", torch.from_numpy(preds))
+    np.testing.assert_allclose(mf.read_predictions(path), preds, atol=1e-9)
     if suffix == ".h5":
         with h5py.File(path, "r") as f:
             stored = f["preds"][()]
@@ -275,7 +277,7 @@ def test_read_predictions_transposes_tompson_layout(tmp_path: Path) -> None:
     preds = np.random.default_rng(0).uniform(1, 500, size=(5, 16, 2))
     with h5py.File(tmp_path / "t.h5", "w") as f:
         f["preds"] = preds.transpose(2, 1, 0)  # (2, 16, N)
-    np.testing.assert_allclose(ev.read_predictions(tmp_path / "t.h5"), preds - 1)
+    np.testing.assert_allclose(mf.read_predictions(tmp_path / "t.h5"), preds - 1)
 
 
 def test_read_predictions_reads_matlab_v73_files(tmp_path: Path) -> None:
@@ -285,7 +287,7 @@ def test_read_predictions_reads_matlab_v73_files(tmp_path: Path) -> None:
         f["preds"] = preds.T
     with path.open("r+b") as f:
         f.write(b"MATLAB 7.3 MAT-file".ljust(116) + b"\0" * 8 + b"\x00\x02IM")
-    np.testing.assert_allclose(ev.read_predictions(path), preds - 1)
+    np.testing.assert_allclose(mf.read_predictions(path), preds - 1)
 
 
 @pytest.mark.parametrize(
@@ -302,26 +304,26 @@ def test_read_predictions_bad_files(tmp_path: Path, array: np.ndarray, message: 
     with h5py.File(tmp_path / "bad.h5", "w") as f:
         f["preds"] = array
     with pytest.raises(ValueError, match=message):
-        ev.read_predictions(tmp_path / "bad.h5")
+        mf.read_predictions(tmp_path / "bad.h5")
 
 
 def test_read_predictions_missing_key_suffix_and_file(tmp_path: Path) -> None:
     scipy.io.savemat(tmp_path / "k.mat", {"coords": np.zeros((2, 16, 2))})
     with pytest.raises(ValueError, match=r"k\.mat: no variable 'preds' \(found coords\)"):
-        ev.read_predictions(tmp_path / "k.mat")
+        mf.read_predictions(tmp_path / "k.mat")
     (tmp_path / "p.txt").write_text("1 2")
     with pytest.raises(ValueError, match=r"p\.txt: unknown prediction file type '\.txt'"):
-        ev.read_predictions(tmp_path / "p.txt")
+        mf.read_predictions(tmp_path / "p.txt")
     with pytest.raises(FileNotFoundError, match=r"nope\.h5"):
-        ev.read_predictions(tmp_path / "nope.h5")
+        mf.read_predictions(tmp_path / "nope.h5")
     with pytest.raises(ValueError, match=r"expected shape \(N, J, 2\)"):
-        ev.write_predictions(tmp_path / "w.h5", np.zeros((3, 16)))
+        mf.write_predictions(tmp_path / "w.h5", np.zeros((3, 16)))
 
 
 def test_ground_truth_reader_and_bad_fields(tmp_path: Path) -> None:
     joints, missing, head = fake_people(6)
     write_gt_mat(tmp_path / "gt.mat", joints, missing, head)
-    truth = ev.read_mpii_ground_truth(tmp_path / "gt.mat")
+    truth = mf.read_mpii_ground_truth(tmp_path / "gt.mat")
     np.testing.assert_allclose(truth.joints, joints)  # 1-based file -> 0-based
     np.testing.assert_array_equal(truth.missing, missing)
     np.testing.assert_allclose(truth.head_sizes, head)
@@ -329,7 +331,7 @@ def test_ground_truth_reader_and_bad_fields(tmp_path: Path) -> None:
 
     scipy.io.savemat(tmp_path / "bad.mat", {"jnt_missing": missing.T, "pos_gt_src": joints})
     with pytest.raises(ValueError, match=r"bad\.mat: missing headboxes_src"):
-        ev.read_mpii_ground_truth(tmp_path / "bad.mat")
+        mf.read_mpii_ground_truth(tmp_path / "bad.mat")
     scipy.io.savemat(
         tmp_path / "shape.mat",
         {
@@ -339,7 +341,7 @@ def test_ground_truth_reader_and_bad_fields(tmp_path: Path) -> None:
         },
     )
     with pytest.raises(ValueError, match=r"shape\.mat: headboxes_src .* expected \(2, 2, 6\)"):
-        ev.read_mpii_ground_truth(tmp_path / "shape.mat")
+        mf.read_mpii_ground_truth(tmp_path / "shape.mat")
 
 
 def test_eval_command_json_default_gt_and_person_count(
@@ -349,26 +351,26 @@ def test_eval_command_json_default_gt_and_person_count(
     (tmp_path / "data" / "mpii").mkdir(parents=True)
     write_gt_mat(tmp_path / "data" / "mpii" / "detections_our_format.mat", joints, missing, head)
     preds = biased_model(joints, head)
-    ev.write_predictions(tmp_path / "p.h5", preds)
+    mf.write_predictions(tmp_path / "p.h5", preds)
     monkeypatch.setenv("DSNTPOSE_DATA", str(tmp_path / "data"))
-    r = ev.eval_command(tmp_path / "p.h5", json=True)
+    r = mf.eval_command(tmp_path / "p.h5", json=True)
     expected = ev.pckh(preds, joints, missing, head)
     np.testing.assert_array_equal(r.correct, expected.correct)
     out = json.loads(capsys.readouterr().out)
     assert set(out["groups"]) == set(MPII_JOINTS.pck_groups) and len(out["joints"]) == 16
     assert out["total"] == pytest.approx(expected.total)
 
-    ev.eval_command(tmp_path / "p.h5", threshold=0.1)
+    mf.eval_command(tmp_path / "p.h5", threshold=0.1)
     assert "PCKh@0.1" in capsys.readouterr().out
 
-    ev.write_predictions(tmp_path / "short.mat", preds[:50])
+    mf.write_predictions(tmp_path / "short.mat", preds[:50])
     with pytest.raises(ValueError, match=r"short\.mat: 50 people, but .* has 64"):
-        ev.eval_command(tmp_path / "short.mat")
+        mf.eval_command(tmp_path / "short.mat")
 
     monkeypatch.setenv("DSNTPOSE_DATA", str(tmp_path / "empty"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     with pytest.raises(FileNotFoundError, match=r"put detections_our_format\.mat .*--gt FILE"):
-        ev.eval_command(tmp_path / "p.h5")
+        mf.eval_command(tmp_path / "p.h5")
 
 
 # --------------------------------------------------------------------------------------------
@@ -381,16 +383,16 @@ def test_back_project_hand_made_affine() -> None:
     inverse = torch.tensor([[[0.0, -2.0, 100.0], [2.0, 0.0, 50.0]]], dtype=torch.float64)
     crop_px = torch.tensor([[[0.0, 0.0], [63.0, 10.0], [31.5, 31.5]]], dtype=torch.float64)
     norm = ops.pixel_to_normalized(crop_px, (64, 64))
-    out = ev.back_project(norm, inverse, 64)
+    out = inf.back_project(norm, inverse, 64)
     expected = torch.stack(
         [100.0 - 2 * crop_px[..., 1], 50.0 + 2 * crop_px[..., 0]], dim=-1
     )  # x' = -2 y + 100, y' = 2 x + 50
     torch.testing.assert_close(out, expected)
-    out_np = ev.back_project(norm[0].numpy(), inverse[0].numpy(), (64, 64))
+    out_np = inf.back_project(norm[0].numpy(), inverse[0].numpy(), (64, 64))
     assert isinstance(out_np, np.ndarray)
     np.testing.assert_allclose(out_np, expected[0].numpy())
     with pytest.raises(ValueError, match=r"inverse: expected shape \(\.\.\., 2, 3\)"):
-        ev.back_project(norm, inverse[..., :2], 64)
+        inf.back_project(norm, inverse[..., :2], 64)
 
 
 def test_back_project_round_trip_through_the_data_pipeline() -> None:
@@ -399,7 +401,7 @@ def test_back_project_round_trip_through_the_data_pipeline() -> None:
     coords = torch.stack([s["joints"] for s in batch])  # float32 normalised crop units
     inverse = torch.stack([s["inverse"] for s in batch])
     assert not torch.allclose(inverse[0], torch.eye(2, 3, dtype=inverse.dtype))  # augmented
-    image_px = ev.back_project(coords, inverse, batch[0]["image"].shape[-1])
+    image_px = inf.back_project(coords, inverse, batch[0]["image"].shape[-1])
     for s, got in zip(batch, image_px):
         keep = ~s["joints_missing"]
         torch.testing.assert_close(got[keep], s["joints_image"][keep].double(), atol=1e-3, rtol=0)
@@ -412,7 +414,7 @@ def test_back_project_round_trip_on_lsp() -> None:
     data = LSP(SHARED / "data" / "lsp", split="test", size=128, augment=True)
     for i in (0, 7):
         s = data[i]
-        got = ev.back_project(s["joints"][None], s["inverse"][None], 128)[0]
+        got = inf.back_project(s["joints"][None], s["inverse"][None], 128)[0]
         keep = ~s["joints_missing"]
         torch.testing.assert_close(got[keep], s["joints_image"][keep].double(), atol=1e-3, rtol=0)
 
@@ -437,7 +439,9 @@ class TinyModel(nn.Module):
     mirror-equivariant: model(flip(x)) == flip(model(x)) with left and right swapped.
     """
 
-    def __init__(self, flip_index: tuple[int, ...], equivariant: bool, seed: int = 0) -> None:
+    def __init__(
+        self, flip_index: tuple[int, ...], equivariant: bool, seed: int = 0, maps: bool = False
+    ) -> None:
         super().__init__()
         torch.manual_seed(seed)
         j = len(flip_index)
@@ -450,7 +454,7 @@ class TinyModel(nn.Module):
                 elif a == b:
                     w[a] = 0.5 * (w[a] + torch.flip(w[a], dims=[-1]))
             self.conv.weight.data.copy_(w)
-        self.head = DSNTHead(None, j)
+        self.head = HeatmapHead(None, j) if maps else DSNTHead(None, j)
 
     def forward(self, x: Tensor) -> Out:
         logits = nn.functional.avg_pool2d(self.conv(x), 4) * 5.0
@@ -460,24 +464,24 @@ class TinyModel(nn.Module):
 
 @pytest.mark.parametrize("mode", ["logits", "coords", "heatmaps"])
 def test_flip_test_of_equivariant_model_equals_plain_prediction(mode: str) -> None:
-    model = TinyModel(MPII_JOINTS.flip_index, equivariant=True)
+    # heatmap matching's maps need its own head (a DSNT head does not merge by raw maps)
+    model = TinyModel(MPII_JOINTS.flip_index, equivariant=True, maps=mode == "heatmaps")
     images = torch.rand(2, 3, 32, 32)
     plain = model(images)
-    flip = ev.flip_test(model, images, MPII_JOINTS, mode=mode)  # type: ignore[arg-type]
-    expected = ops.argmax_decode(plain.heatmaps) if mode == "heatmaps" else plain.coords
-    torch.testing.assert_close(flip.coords, expected, atol=1e-5, rtol=0)
+    flip = inf.flip_test(model, images, MPII_JOINTS, mode=mode)  # type: ignore[arg-type]
+    torch.testing.assert_close(flip.coords, plain.coords, atol=1e-5, rtol=0)
     assert flip.confidence.shape == (2, 16)
 
 
 @pytest.mark.parametrize("mode", ["logits", "coords", "heatmaps"])
 def test_flip_test_of_symmetric_image_is_symmetric(mode: str) -> None:
-    model = TinyModel(LSP_JOINTS.flip_index, equivariant=False, seed=1)
+    model = TinyModel(LSP_JOINTS.flip_index, equivariant=False, seed=1, maps=mode == "heatmaps")
     half = torch.rand(1, 3, 32, 16)
     images = torch.cat([half, torch.flip(half, dims=[-1])], dim=-1)  # its own mirror
     plain = model(images).coords
     mirrored = plain[:, list(LSP_JOINTS.flip_index)] * torch.tensor([-1.0, 1.0])
     assert (plain - mirrored).abs().max() > 0.05  # the model itself is not symmetric
-    out = ev.flip_test(model, images, LSP_JOINTS, mode=mode).coords  # type: ignore[arg-type]
+    out = inf.flip_test(model, images, LSP_JOINTS, mode=mode).coords  # type: ignore[arg-type]
     swapped = out[:, list(LSP_JOINTS.flip_index)] * torch.tensor([-1.0, 1.0])
     # arg-max ties: a self-paired joint's averaged map is symmetric, its two peaks equal
     paired = [j for j, k in enumerate(LSP_JOINTS.flip_index) if j != k or mode != "heatmaps"]
@@ -512,9 +516,9 @@ def test_abs_activation_flips_by_coordinates_because_its_logits_can_cancel() -> 
     model = SignFlippingModel()
     plain = model(images).coords
     assert plain[0, 0, 0] < -0.5  # column 1 of 8, left of centre
-    by_coords = ev.flip_test(model, images, MPII_JOINTS, mode="coords").coords
+    by_coords = inf.flip_test(model, images, MPII_JOINTS, mode="coords").coords
     torch.testing.assert_close(by_coords, plain, atol=1e-5, rtol=0)
-    by_logits = ev.flip_test(model, images, MPII_JOINTS, mode="logits").coords
+    by_logits = inf.flip_test(model, images, MPII_JOINTS, mode="logits").coords
     assert by_logits.abs().max() < 1e-6  # +8 and -8 averaged to 0: a flat map, the centre
     assert ev.default_flip_mode("dsnt", "abs") == "coords"
 
@@ -552,15 +556,15 @@ def test_flip_test_default_mode_follows_the_models_head(make_head, mode: str, ot
     model = TinyModel(MPII_JOINTS.flip_index, equivariant=False, seed=2)
     model.head = make_head()
     images = torch.rand(2, 3, 32, 32)
-    default = ev.flip_test(model, images, MPII_JOINTS).coords
-    explicit = ev.flip_test(model, images, MPII_JOINTS, mode=mode).coords  # type: ignore[arg-type]
+    default = inf.flip_test(model, images, MPII_JOINTS).coords
+    explicit = inf.flip_test(model, images, MPII_JOINTS, mode=mode).coords  # type: ignore[arg-type]
     torch.testing.assert_close(default, explicit, atol=0, rtol=0)
     if isinstance(model.head, DSNTHead):  # the other mode gives another answer here
-        alt = ev.flip_test(model, images, MPII_JOINTS, mode=other).coords  # type: ignore[arg-type]
+        alt = inf.flip_test(model, images, MPII_JOINTS, mode=other).coords  # type: ignore[arg-type]
         assert (alt - default).abs().max() > 1e-4
     else:  # these heads have no logits decode: the default must not pick it
-        with pytest.raises(ValueError, match="flip_test: "):
-            ev.flip_test(model, images, MPII_JOINTS, mode=other)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=f"flip_mode: '{other}' does not fit the"):
+            inf.flip_test(model, images, MPII_JOINTS, mode=other)  # type: ignore[arg-type]
 
 
 def test_flip_test_uses_the_heads_activation_and_custom_decode() -> None:
@@ -568,17 +572,17 @@ def test_flip_test_uses_the_heads_activation_and_custom_decode() -> None:
     model.head = DSNTHead(None, 16, activation="abs")
     images = torch.rand(1, 3, 32, 32)
     plain = model(images)
-    flip = ev.flip_test(model, images, MPII_JOINTS, mode="logits")
+    flip = inf.flip_test(model, images, MPII_JOINTS, mode="logits")
     torch.testing.assert_close(flip.coords, plain.coords, atol=1e-5, rtol=0)
 
     def decode(logits: Tensor) -> tuple[Tensor, Tensor]:
         return torch.zeros(logits.shape[0], logits.shape[1], 2), torch.ones(logits.shape[:2])
 
-    assert ev.flip_test(model, images, MPII_JOINTS, decode=decode).coords.abs().sum() == 0
+    assert inf.flip_test(model, images, MPII_JOINTS, decode=decode).coords.abs().sum() == 0
     with pytest.raises(ValueError, match="joint set lsp has 14"):
-        ev.flip_test(model, images, LSP_JOINTS)
+        inf.flip_test(model, images, LSP_JOINTS)
     with pytest.raises(ValueError, match="mode: expected"):
-        ev.flip_test(model, images, MPII_JOINTS, mode="maps")  # type: ignore[arg-type]
+        inf.flip_test(model, images, MPII_JOINTS, mode="maps")  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import csv
-import sys
 from pathlib import Path
 
 import cv2
 import pytest
 import yaml
+from experiments import report, run
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
-sys.path.insert(0, str(EXPERIMENTS))
-
-import report  # noqa: E402
-import run  # noqa: E402
 
 SPEC = {
     "fixed": {"model": {"output_stride": 8}},
@@ -200,7 +196,7 @@ def test_report_draws_the_sample_and_hourglass_sweeps(tmp_path, monkeypatch):
 
 
 def test_latency_times_several_sweeps_in_one_file(tmp_path, monkeypatch):
-    import latency
+    from experiments import latency
 
     sweeps = {
         "a": {"grid": {"stride": {"s32": {"model": {"output_stride": 32}}}}, "seeds": [0, 1]},
@@ -234,7 +230,7 @@ def test_predictions_draw_one_row_per_run_on_the_same_crops(tmp_path, monkeypatc
     monkeypatch.setattr(report, "PREDICTIONS_CAPTION", tmp_path / "predictions.txt")
     crops = torch.rand(3, 3, 32, 32)
 
-    def fake_evaluate(ckpt, data, num_draw):
+    def fake_evaluate(ckpt, split, data, num_draw):
         head = ckpt.parent.name
         run = RunConfig.from_dict({"model": {"head": head, "joints": "lsp", "input_size": 32}})
         images = crops if head != "fc" else torch.rand(3, 3, 32, 32)
@@ -248,7 +244,7 @@ def test_predictions_draw_one_row_per_run_on_the_same_crops(tmp_path, monkeypatc
             result=SimpleNamespace(total=12.34 if head == "dsnt" else 5.0),
         )
 
-    monkeypatch.setattr(dsntpose.training, "evaluate_checkpoint", fake_evaluate)
+    monkeypatch.setattr(dsntpose.inference, "evaluate_checkpoint", fake_evaluate)
     runs = []
     for head in ("dsnt", "heatmap", "fc"):
         (tmp_path / head).mkdir()
@@ -365,7 +361,7 @@ def test_flip_section_names_every_abs_cell_in_one_paragraph(tmp_path, monkeypatc
 def test_heatmap_peak_statistics_on_rendered_maps():
     import torch
 
-    import heatmaps
+    from experiments import heatmaps
     from dsntpose import ops
 
     size = (12, 12)

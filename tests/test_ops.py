@@ -623,7 +623,7 @@ def test_softmax_dsnt_low_precision_and_errors() -> None:
         ops.softmax_dsnt(x[..., 0])
     with pytest.raises(ValueError, match=r"mu_t must be \(2, 4, 2\)"):
         ops.softmax_dsnt(x, t[:, :3])
-    with pytest.raises(ValueError, match="sigma_t must be > 0"):
+    with pytest.raises(ValueError, match=r"sigma_t must be >= 0\.001 pixels"):
         ops.softmax_dsnt(x, t, 0.0)
     with pytest.raises(ValueError, match="temperature must be > 0"):
         ops.softmax_dsnt(x, t, 1.0, temperature=0.0)

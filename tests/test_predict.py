@@ -205,16 +205,175 @@ def test_model_for_another_joint_set_than_its_config_is_an_error(tmp_path: Path)
         predict(blob_model(), path, config=BLOB_CONFIG, onnx=tmp_path / "m.onnx")
 
 
-def test_draw_dir_writes_the_skeleton_on_the_image(tmp_path: Path) -> None:
+def test_draw_dir_upscales_small_images_and_adds_a_legend(tmp_path: Path) -> None:
     path = write_rgb(tmp_path / "in.png", blob_image(80, 80, 30.0, 40.0, sigma=1.5))
     out = tmp_path / "drawn"
     result = predict(blob_model(), path, config=BLOB_CONFIG, draw_dir=out, flip=False)
     drawn = cv2.cvtColor(cv2.imread(str(out / "in_pose.png")), cv2.COLOR_BGR2RGB)
+    scale = 512 / 80  # the 80 px image is drawn 512 px high, the legend panel to its right
+    assert drawn.shape[0] == 512 and drawn.shape[1] > 512
     x, y = keypoints_xy(result.people[0])[9]  # head_top, drawn last at the same place as all
-    pixel = drawn[round(y), round(x)].astype(int)
-    assert drawn.shape == (80, 80, 3)
+    px, py = (x + 0.5) * scale - 0.5, (y + 0.5) * scale - 0.5
+    pixel = drawn[round(py), round(px)].astype(int)
     assert abs(pixel[0] - pixel[1]) > 40  # coloured, not the white blob
-    assert drawn[0, 40].tolist() == [255, 255, 255]  # the whole-image box outline
+    assert drawn[0, 256].tolist() == [255, 255, 255]  # the whole-image box outline
+    legend = drawn[:, 520:]
+    assert legend.max() > 100 and (legend.std(axis=2) > 20).any()  # coloured text in the panel
+    assert not drawn[:, 513:].any(axis=2)[400:].any()  # the panel's foot stays black
+
+
+def test_drawings_of_images_with_the_same_stem_do_not_overwrite(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = write_rgb(tmp_path / "a" / "im.png", blob_image(40, 40, 10.0, 10.0))
+    second = write_rgb(tmp_path / "b" / "im.png", blob_image(40, 40, 30.0, 30.0))
+    out = tmp_path / "drawn"
+    predict(blob_model(), [first, second], config=BLOB_CONFIG, draw_dir=out, batch_size=1)
+    assert sorted(p.name for p in out.iterdir()) == ["im_2_pose.png", "im_pose.png"]
+    a = cv2.imread(str(out / "im_pose.png"))
+    b = cv2.imread(str(out / "im_2_pose.png"))
+    assert not np.array_equal(a, b)
+
+
+def test_no_boxes_warns_that_the_whole_image_is_one_person(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write_rgb(tmp_path / "a.png", blob_image(30, 30, 10.0, 10.0))
+    with caplog.at_level(logging.WARNING, logger="dsntpose.predict"):
+        predict(blob_model(), path, config=BLOB_CONFIG)
+    assert "whole image is taken as one person" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="dsntpose.predict"):
+        predict(blob_model(), path, (0, 0, 30, 30), config=BLOB_CONFIG)
+    assert "whole image" not in caplog.text
+
+
+def jpeg_bytes(image: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image)
+    assert ok
+    return buf.tobytes()
+
+
+def test_truncated_corrupt_and_huge_images_are_errors_for_that_image(tmp_path: Path) -> None:
+    good = write_rgb(tmp_path / "a_good.png", blob_image(40, 40, 10.0, 30.0))
+    data = jpeg_bytes(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    (tmp_path / "b_truncated.jpg").write_bytes(data[: len(data) // 2])
+    (tmp_path / "c_corrupt.jpg").write_bytes(data[:2] + b"\xff\xe0\x00\x02" + data[200:])
+    # a PNG header (signature + IHDR) claiming 60000 x 60000 px and nothing else
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)
+    chunk = struct.pack(">I", 13) + b"IHDR" + ihdr
+    chunk += struct.pack(">I", zlib.crc32(b"IHDR" + ihdr) & 0xFFFFFFFF)
+    (tmp_path / "d_huge.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk)
+    result = predict(blob_model(), tmp_path, (0, 0, 40, 40), config=BLOB_CONFIG)
+    assert [p["image"] for p in result.people] == [str(good)]
+    errors = {Path(e["image"]).name: e["error"] for e in result.errors}
+    assert set(errors) == {"b_truncated.jpg", "c_corrupt.jpg", "d_huge.png"}
+    assert "truncated JPEG" in errors["b_truncated.jpg"]
+    assert "corrupt JPEG" in errors["c_corrupt.jpg"]
+    assert "60000x60000" in errors["d_huge.png"] and "exceeds" in errors["d_huge.png"]
+    assert all("\n" not in m and str(tmp_path) in m for m in errors.values())
+    # the untouched JPEG is fine
+    (tmp_path / "e_whole.jpg").write_bytes(data)
+    assert not predict(blob_model(), tmp_path / "e_whole.jpg", config=BLOB_CONFIG).errors
+
+
+class Broken(nn.Module):
+    """Wraps a model and corrupts its coordinates: NaN for some joints, or complex values."""
+
+    def __init__(self, model: nn.Module, how: str) -> None:
+        super().__init__()
+        self.model, self.how = model, how
+
+    def forward(self, images: Tensor):
+        out = self.model(images)
+        coords = out.coords.clone()
+        if self.how == "nan":
+            coords[:, :3] = float("nan")
+            return out._replace(coords=coords)
+        return out._replace(coords=coords.to(torch.complex64))
+
+
+def test_nan_outputs_are_written_as_null_and_reported(tmp_path: Path) -> None:
+    path = write_rgb(tmp_path / "a.png", blob_image(30, 30, 10.0, 10.0))
+    out = tmp_path / "people.json"
+    result = predict(
+        Broken(blob_model(), "nan"), path, config=BLOB_CONFIG, flip=False, output=out,
+        coco_output=tmp_path / "coco.json",
+    )  # fmt: skip
+    keypoints = result.people[0]["keypoints"]
+    assert [k["x"] for k in keypoints[:3]] == [None, None, None] and keypoints[3]["x"] is not None
+    assert "3 of 16 joints are not finite" in result.errors[0]["error"]
+    text = out.read_text()
+    assert "NaN" not in text
+    assert json.loads(text)["people"][0]["keypoints"][0]["y"] is None  # strict JSON
+    coco = json.loads((tmp_path / "coco.json").read_text())
+    assert coco[0]["keypoints"][:9] == [0, 0, 0] * 3 and "NaN" not in json.dumps(coco)
+    assert "NaN" not in result.to_json()
+
+
+def test_complex_predictions_are_refused(tmp_path: Path) -> None:
+    path = write_rgb(tmp_path / "a.png", blob_image(30, 30, 10.0, 10.0))
+    with pytest.raises(TypeError, match="complex coords"):
+        predict(Broken(blob_model(), "complex"), path, config=BLOB_CONFIG, flip=False)
+
+
+def test_boxes_from_coco_detections_with_threshold_and_id_mapping(tmp_path: Path) -> None:
+    image = np.maximum(blob_image(120, 200, 40.0, 50.0), blob_image(120, 200, 150.25, 80.75))
+    write_rgb(tmp_path / "17.png", image)
+    write_rgb(tmp_path / "photo.png", blob_image(60, 60, 20.0, 30.0))
+    detections = [
+        {"image_id": 17, "category_id": 1, "bbox": [130, 60, 40, 40], "score": 0.9},
+        {"image_id": 17, "category_id": 1, "bbox": [20, 30, 40, 40], "score": 0.6},
+        {"image_id": 17, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.1},  # too low
+        {"image_id": 17, "category_id": 3, "bbox": [0, 0, 50, 50], "score": 0.99},  # a car
+        {"image_id": 5, "category_id": 1, "bbox": [5, 10, 30, 40], "score": 0.8},
+    ]
+    det_file = tmp_path / "dets.json"
+    det_file.write_text(json.dumps(detections))
+    # integer stems match ids; photo.png has no id without an images file
+    result = predict(blob_model(), [tmp_path / "17.png", tmp_path / "photo.png"], det_file,
+                     config=BLOB_CONFIG, det_threshold=0.5)  # fmt: skip
+    assert [p["image_id"] for p in result.people] == [17, 17]
+    np.testing.assert_allclose(keypoints_xy(result.people[0])[0], [150.25, 80.75], atol=0.15)
+    np.testing.assert_allclose(keypoints_xy(result.people[1])[0], [40.0, 50.0], atol=0.15)
+    assert "no COCO image id for photo.png" in result.errors[0]["error"]
+    # with an images file, photo.png is image 5 (file_name may carry a folder)
+    images = {
+        "images": [{"id": 5, "file_name": "val/photo.png"}, {"id": 17, "file_name": "17.png"}]
+    }
+    result = predict(blob_model(), tmp_path / "photo.png", detections, config=BLOB_CONFIG,
+                     coco_images=images, coco_output=tmp_path / "res.json")  # fmt: skip
+    assert not result.errors and [p["image_id"] for p in result.people] == [5]
+    np.testing.assert_allclose(keypoints_xy(result.people[0])[0], [20.0, 30.0], atol=0.15)
+    (row,) = json.loads((tmp_path / "res.json").read_text())
+    assert row["image_id"] == 5 and row["category_id"] == 1 and len(row["keypoints"]) == 48
+    assert row["keypoints"][:2] == pytest.approx(keypoints_xy(result.people[0])[0], abs=1e-3)
+    assert row["score"] == pytest.approx(result.people[0]["score"], abs=1e-3)
+    # an image with no detection above the threshold has nobody (not an error)
+    result = predict(blob_model(), tmp_path / "17.png", det_file, config=BLOB_CONFIG,
+                     det_threshold=0.95)  # fmt: skip
+    assert result.people == [] and result.errors == []
+    with pytest.raises(ValueError, match="detection 0 needs 'image_id' and 'bbox'"):
+        predict(blob_model(), tmp_path / "17.png", [{"bbox": [0, 0, 5, 5]}], config=BLOB_CONFIG)
+
+
+def test_boxes_from_a_coco_annotation_file(tmp_path: Path) -> None:
+    write_rgb(tmp_path / "pic.png", blob_image(80, 80, 30.0, 40.0))
+    gt = {
+        "images": [{"id": 3, "file_name": "pic.png", "width": 80, "height": 80}],
+        "annotations": [
+            {"id": 1, "image_id": 3, "category_id": 1, "bbox": [10, 20, 40, 40], "iscrowd": 0},
+            {"id": 2, "image_id": 3, "category_id": 1, "bbox": [0, 0, 80, 80], "iscrowd": 1},
+        ],
+        "categories": [{"id": 1, "name": "person"}],
+    }
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    result = predict(blob_model(), tmp_path / "pic.png", tmp_path / "gt.json", config=BLOB_CONFIG)
+    (person,) = result.people  # the crowd box is not a person
+    assert person["image_id"] == 3 and person["box"] == [10, 20, 40, 40]
 
 
 @pytest.mark.skipif(not (SHARED / "data" / "lsp" / "images").is_dir(), reason="no ../shared")

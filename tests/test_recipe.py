@@ -14,7 +14,8 @@ import torch
 from dsntpose.config import OptimConfig, RunConfig
 from dsntpose.data.common import PoseConcat
 from dsntpose.data.synthetic import Synthetic
-from dsntpose.training import build_datasets, build_test_set, holdout_picks, lr_factor
+from dsntpose.datasets import build_datasets, build_test_set, holdout_picks
+from dsntpose.training import lr_factor
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_lspet = pytest.mark.skipif(

@@ -16,13 +16,13 @@ import torch
 
 from dsntpose.config import RunConfig, load_config
 from dsntpose.data.synthetic import Synthetic
+from dsntpose.datasets import build_datasets
+from dsntpose.inference import evaluate_checkpoint
 from dsntpose.training import (
     EpochSampler,
     PoseModule,
     TrainingDiverged,
-    build_datasets,
     check_resume,
-    evaluate_checkpoint,
     fit,
     resolve_precision,
 )
@@ -85,7 +85,7 @@ def test_the_data_section_sets_every_augmentation_field_and_shares_its_defaults(
 
     from dsntpose.config import DataConfig
     from dsntpose.data.transforms import Augment
-    from dsntpose.training import _augment_for
+    from dsntpose.datasets import _augment_for
 
     names = [f.name for f in dataclasses.fields(Augment)]
     defaults = DataConfig()
@@ -180,7 +180,8 @@ def test_validation_counts_every_labelled_joint_once(trained):
 
 def test_evaluate_checkpoint_reproduces_the_validation_pck(trained):
     _, result = trained
-    evaluation = evaluate_checkpoint(result.last)
+    evaluation = evaluate_checkpoint(result.last, split="val")
+    assert evaluation.split == "val"
     assert evaluation.result.total == pytest.approx(result.metrics["val/pck"], abs=1e-4)
     assert evaluation.preds_px.shape == (16, 14, 2)
     assert evaluation.samples["images"].shape == (8, 3, 64, 64)
@@ -284,7 +285,7 @@ def test_precision_and_data_errors(tmp_path):
         model={"joints": "lsp"},
         data={"dataset": "lsp", "root": str(tmp_path / "no_lsp")},
     )
-    with pytest.raises(FileNotFoundError, match=r"dsntpose data lsp --root DIR"):
+    with pytest.raises(FileNotFoundError, match=r"dsntpose data lsp --data.root DIR"):
         fit(lsp)
     mpii = tiny_run(
         tmp_path / "out",
@@ -300,7 +301,7 @@ def test_precision_and_data_errors(tmp_path):
 def test_time_budget_moves_the_last_epochs_with_the_machine_speed():
     from types import SimpleNamespace
 
-    from dsntpose.training import TimeBudget
+    from dsntpose.demo import TimeBudget
 
     def trainer_after(epoch: int, milestone: int):
         optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)

@@ -144,7 +144,7 @@ def test_ddp_on_two_cpu_processes_agrees_and_sums_validation(tmp_path):
     # Each rank validated half of the 24 samples; the table counts all of them once.
     record = json.loads((out / "val_metrics.json").read_text())
     from dsntpose.config import load_config
-    from dsntpose.training import build_datasets
+    from dsntpose.datasets import build_datasets
 
     _, val = build_datasets(load_config(config))
     labelled = sum(int((~val[i]["joints_missing"]).sum()) for i in range(len(val)))

@@ -43,6 +43,7 @@ from __future__ import annotations
 import concurrent.futures
 import copy
 import json
+import math
 import multiprocessing
 import os
 import platform
@@ -59,8 +60,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from dsntpose.config import LossConfig, ModelConfig
-from dsntpose.model import CoordRegressionModel, build_model, loss_for
+from dsntpose.config import LossConfig
+from dsntpose.model import CoordRegressionModel, build_model, model_config
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -95,32 +96,6 @@ def cpu_name() -> str:
     except OSError:
         pass
     return f"{name} ({torch.backends.cpu.get_cpu_capability()})"
-
-
-def model_config(name: str, *, input_size: int | None = None) -> ModelConfig:
-    """The :class:`~dsntpose.config.ModelConfig` a benchmark model name stands for.
-
-    Args:
-        name: ``resnet{depth}-os{stride}[-{head}]`` or ``hourglass-{stacks}[-{head}]``.
-        input_size: crop side; default 224 for ResNets and 256 for the hourglass.
-    """
-    parts = name.split("-")
-    head = parts.pop() if len(parts) == 3 else "dsnt"
-    if len(parts) != 2 or head not in ("dsnt", "heatmap", "fc"):
-        raise ValueError(
-            f"model name {name!r}: expected resnet<depth>-os<stride>[-dsnt|-heatmap|-fc] or "
-            "hourglass-<stacks>[-...], e.g. resnet50-os8 or hourglass-8"
-        )
-    backbone, arg = parts
-    if backbone == "hourglass" and arg.isdigit():
-        return ModelConfig(
-            backbone="hourglass", num_stacks=int(arg), head=head, input_size=input_size or 256
-        )
-    if backbone.startswith("resnet") and arg.startswith("os") and arg[2:].isdigit():
-        return ModelConfig(
-            backbone=backbone, output_stride=int(arg[2:]), head=head, input_size=input_size or 224
-        )
-    raise ValueError(f"model name {name!r}: expected e.g. resnet50-os8 or hourglass-8")
 
 
 # ---------------------------------------------------------------- measuring tools
@@ -290,7 +265,7 @@ def measure_model(
         mask = torch.ones(train_batch, cfg.num_joints, device=dev)
 
         def train_step() -> None:
-            loss = loss_for(model(batch), target, mask, LossConfig(), head=cfg.head)
+            loss = model.loss(model(batch), target, mask, LossConfig())
             loss.backward()
 
         row["train_peak_mb"], row["memory_method"] = _peak_growth_mb(train_step, dev)
@@ -482,8 +457,21 @@ def run_bench(
     names = list(models or DEFAULT_MODELS)
     for name in names:
         model_config(name)  # fail early on a bad name
+    if repeats is not None and repeats < 1:
+        raise ValueError(f"repeats: must be >= 1 (or unset for the default), got {repeats}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads: must be >= 1 (or unset for torch's default), got {threads}")
     isolate = (not quick) if isolate is None else isolate
     repeats = repeats or (2 if quick else 10)
+
+    def write_json() -> None:  # after every model, so an interrupted run keeps what it measured
+        if json_path is None:
+            return
+        path = Path(json_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        document = make_document(rows, device=device, threads=threads, quick=quick, isolate=isolate)
+        path.write_text(json.dumps(document, indent=2) + "\n")
+
     common: dict[str, Any] = {
         "device": device,
         "repeats": repeats,
@@ -494,9 +482,11 @@ def run_bench(
         "train_batch": train_batch or (2 if quick else None),
         "warmup": 1 if quick else 2,
     }
-    rows = []
-    for name in names:
+    rows: list[dict[str, Any]] = []
+    for number, name in enumerate(names, 1):
         start = time.perf_counter()
+        if log:
+            log(f"[{number}/{len(names)}] {name} ...")
         if isolate:
             row = _in_fresh_process(measure_model, name=name, phases=("timing",), **common)
             for phase in ("infer_memory", "train_memory"):
@@ -515,7 +505,12 @@ def run_bench(
                 torch.set_num_threads(threads)
             row = measure_model(name, **common)
         row["seconds"] = time.perf_counter() - start
+        if not isolate:  # memory growth within one shared process is not the model's figure
+            for key in ("infer_peak_mb", "train_peak_mb"):
+                row[key] = None
+            row["memory_method"] = "not measured (quick mode shares one process; run without it)"
         rows.append(row)
+        write_json()
         if log:
             log(_row_line(row))
     by_name = {row["model"]: row for row in rows}
@@ -551,20 +546,20 @@ def run_bench(
         rows[0]["runtimes"] = runtimes
         if log:
             log(f"runtimes {names[0]}: {runtimes}")
-    if json_path is not None:
-        path = Path(json_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        document = make_document(rows, device=device, threads=threads, quick=quick, isolate=isolate)
-        path.write_text(json.dumps(document, indent=2) + "\n")
+    write_json()
     return rows
+
+
+def _mib(value: float | None) -> str:
+    return "-- MiB" if value is None else f"{value:.0f} MiB"
 
 
 def _row_line(row: dict[str, Any]) -> str:
     return (
         f"{row['model']:>16}: {row['params_m']:6.1f} M params {row['gmacs']:6.2f} GMACs "
         f"{row['latency_ms']:8.1f} ms (flip {row['flip_latency_ms']:.1f}) "
-        f"{row['throughput_ips']:7.1f} img/s  infer {row.get('infer_peak_mb', float('nan')):.0f} MiB "
-        f"train {row.get('train_peak_mb', float('nan')):.0f} MiB  {row['memory_format']} "
+        f"{row['throughput_ips']:7.1f} img/s  infer {_mib(row.get('infer_peak_mb'))} "
+        f"train {_mib(row.get('train_peak_mb'))}  {row['memory_format']} "
         f"head {row['head_overhead_pct']:.2f}%  [{row['seconds']:.0f} s]"
     )
 
@@ -616,7 +611,14 @@ def paper_ratios(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
         "gmacs",
         "params_m",
     )
-    ratios = {k: resnet[k] / hourglass[k] for k in keys if k in resnet and k in hourglass}
+    ratios = {
+        k: resnet[k] / hourglass[k]
+        for k in keys
+        if isinstance(resnet.get(k), (int, float))
+        and isinstance(hourglass.get(k), (int, float))
+        and hourglass[k] > 0
+        and math.isfinite(resnet[k] / hourglass[k])
+    }
     pair = resnet.get("interleaved")
     if pair:  # the same figures timed in turn in one process: robust to a busy machine
         a, b = PAPER_PAIR
@@ -687,8 +689,8 @@ def render_markdown(document: dict[str, Any]) -> str:
             f"| {r['model']} | {r['input_size']} | {r['heatmap_size']} | {r['params_m']:.1f} | "
             f"{r['gmacs']:.2f} | {r['latency_ms']:.1f} | {r['flip_latency_ms']:.1f} | "
             f"{r['throughput_ips']:.1f} @ {r['throughput_batch']} | "
-            f"{r.get('infer_peak_mb', float('nan')):.0f} | "
-            f"{r.get('train_peak_mb', float('nan')):.0f} @ {r['train_batch']} | "
+            f"{_mib(r.get('infer_peak_mb'))[:-4]} | "
+            f"{_mib(r.get('train_peak_mb'))[:-4]} @ {r['train_batch']} | "
             f"{r['memory_format']} | {r['latency_ms_contiguous']:.1f} / "
             f"{r['latency_ms_channels_last']:.1f} | {r['head_overhead_pct']:.2f}% "
             f"({r['head_ms']:.3f} ms) |"

@@ -21,15 +21,15 @@ the environment, e.g.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
+from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser, Namespace
 
+from dsntpose import __version__
 from dsntpose.config import (
     SECTIONS,
     DataConfig,
@@ -40,7 +40,7 @@ from dsntpose.config import (
     TrainConfig,
 )
 
-__all__ = ["build_parser", "demo_config", "main"]
+__all__ = ["build_parser", "main"]
 
 SECTION_CLASSES = (ModelConfig, LossConfig, DataConfig, OptimConfig, TrainConfig)
 
@@ -60,6 +60,38 @@ def _parser(description: str) -> ArgumentParser:
     return parser
 
 
+def _choices() -> dict[str, tuple[object, ...]]:
+    """The allowed values of the config keys that take one of a list."""
+    from dsntpose import config as c
+
+    return {
+        "model.backbone": c.BACKBONES,
+        "model.head": c.HEADS,
+        "model.activation": c.ACTIVATIONS,
+        "model.joints": c.JOINT_SETS,
+        "model.output_stride": (*c.OUTPUT_STRIDES, "(EfficientNet-Lite: 8, 16, 32)"),
+        "loss.regularizer": c.REGULARIZERS,
+        "data.dataset": c.DATASETS,
+        "optim.optimizer": c.OPTIMIZERS,
+        "optim.schedule": c.SCHEDULES,
+        "train.precision": c.PRECISIONS,
+        "train.accelerator": c.ACCELERATORS,
+        "train.strategy": c.STRATEGIES,
+    }
+
+
+def _readable_help(parser: ArgumentParser) -> None:
+    """Help texts from docstrings without reStructuredText markup, with their choices."""
+    choices = _choices()
+    for action in parser._actions:
+        if action.help:
+            action.help = action.help.replace("``", "").replace(":func:", "").replace(":class:", "")
+        key = action.dest
+        if key in choices:
+            listed = ", ".join(map(str, choices[key]))
+            action.help = f"{action.help or ''} Choose: {listed}.".strip()
+
+
 def _train_parser() -> ArgumentParser:
     parser = _parser(
         "Train a model. Options come from --config FILE (a YAML with sections model, loss, data, "
@@ -67,6 +99,7 @@ def _train_parser() -> ArgumentParser:
     )
     for name, cls in zip(SECTIONS, SECTION_CLASSES):
         parser.add_class_arguments(cls, name)
+    _readable_help(parser)
     parser.add_argument(
         "--resume",
         type=str,
@@ -77,66 +110,169 @@ def _train_parser() -> ArgumentParser:
     return parser
 
 
+def _flag(parser: ArgumentParser, name: str, default: bool, help: str) -> None:
+    """A bare boolean flag: ``--name`` turns it on, ``--no-name`` off."""
+    parser.add_argument(
+        f"--{name}", action=ActionYesNo(no_prefix="no-"), default=default, help=help
+    )
+
+
+def _data_overrides(parser: ArgumentParser) -> None:
+    """``--data.root`` and friends: override the checkpoint's data section (as in train)."""
+    for key, help in (
+        ("dataset", "data set: lsp, mpii or synthetic (default: the checkpoint's)"),
+        ("root", "data folder: LSP's (joints.mat, images/) or MPII's annotations"),
+        ("lspet_root", "LSP-extended folder (for split val with a held-out part of it)"),
+        ("image_root", "MPII images folder (default: data.root/images)"),
+    ):
+        parser.add_argument(f"--data.{key}", type=str | None, default=None, help=help)
+    parser.add_argument(
+        "--data.num_workers", type=int, default=0, help="data loader processes (0: in this one)"
+    )
+
+
 def _eval_parser() -> ArgumentParser:
     parser = _parser(
-        "Evaluate a checkpoint on its validation set (PCK@0.2 for LSP and synthetic, PCKh@0.5 "
-        "for MPII, in original image pixels), or score an MPII prediction file (--preds)."
+        "Evaluate a checkpoint (default: the shipped model) on a whole split of its data "
+        "(PCK@0.2 of the torso for LSP and synthetic, PCKh@0.5 for MPII, in original image "
+        "pixels), or score an MPII prediction file (--preds)."
     )
-    parser.add_argument("--checkpoint", type=str | None, default=None, help="a training checkpoint")
     parser.add_argument(
-        "--preds", type=str | None, default=None, help="MPII predictions (.h5/.mat)"
+        "--checkpoint",
+        type=str | None,
+        default=None,
+        help="a checkpoint from dsntpose train (default: the shipped LSP model)",
     )
-    parser.add_argument("--gt", type=str | None, default=None, help="MPII ground truth for --preds")
-    parser.add_argument("--dataset", type=str | None, default=None, help="override data.dataset")
-    parser.add_argument("--data_root", type=str | None, default=None, help="override data.root")
-    parser.add_argument("--image_root", type=str | None, default=None, help="MPII images folder")
-    parser.add_argument("--subset", type=int | None, default=None, help="first N samples only")
-    parser.add_argument("--flip_test", type=bool, default=False, help="average with the mirror")
+    parser.add_argument(
+        "--split",
+        type=str,
+        default="test",
+        help="test (LSP 1001-2000, MPII's validation people) or val (what training "
+        "validated on: the held-out training images when data.val_holdout is set)",
+    )
+    parser.add_argument(
+        "--preds", type=str | None, default=None, help="MPII predictions (.h5/.mat) to score"
+    )
+    parser.add_argument(
+        "--gt",
+        type=str | None,
+        default=None,
+        help="MPII ground truth for --preds (detections_our_format.mat; default: looked up in "
+        "$DSNTPOSE_DATA/mpii or the folder `dsntpose data mpii --data.root` filled)",
+    )
+    _data_overrides(parser)
+    parser.add_argument(
+        "--limit", type=int | None, default=None, help="score only the first N samples"
+    )
+    _flag(parser, "flip", False, "flip test: merge with the mirrored image")
     parser.add_argument(
         "--flip_mode",
         type=str | None,
         default=None,
-        help="average logits, coords or heatmaps (default: the head's own)",
+        help="what the flip test merges: logits, coords or heatmaps (default: the head's own)",
     )
-    parser.add_argument("--batch_size", type=int, default=32)
-    parser.add_argument("--num_workers", type=int, default=0)
+    parser.add_argument("--batch_size", type=int, default=32, help="images per forward pass")
     parser.add_argument("--device", type=str, default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument(
         "--output", type=str | None, default=None, help="write predictions (.h5/.mat)"
     )
-    parser.add_argument("--json", type=bool, default=False, help="print JSON instead of the table")
+    _flag(parser, "json", False, "print JSON instead of the table")
+    _flag(parser, "progress", True, "show a progress bar on stderr")
     return parser
 
 
 def _predict_parser() -> ArgumentParser:
-    parser = _parser("Predict keypoints on your own images (crop, model, flip test, map back).")
-    parser.add_argument("images", type=str, nargs="+", help="image files or folders")
-    parser.add_argument("--checkpoint", type=str | None, default=None)
-    parser.add_argument("--onnx", type=str | None, default=None, help="run an exported model")
+    parser = _parser(
+        "Predict keypoints on images, folders, a video file or a webcam (crop each person, run "
+        "the model with the flip test, map back to image pixels). Default model: the shipped "
+        "LSP model (EfficientNet-Lite0, 14 joints)."
+    )
+    parser.add_argument(
+        "images",
+        type=str,
+        nargs="+",
+        help="image files or folders; or one video file (.mp4, .avi, ...) or webcam index (0)",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=str | None,
+        default=None,
+        help="a checkpoint from dsntpose train (default: the shipped model)",
+    )
+    parser.add_argument("--onnx", type=str | None, default=None, help="run an exported .onnx")
     parser.add_argument(
         "--box", type=str | None, default=None, help="one person box x,y,w,h for every image"
     )
-    parser.add_argument("--boxes", type=str | None, default=None, help="JSON of person boxes")
     parser.add_argument(
-        "--joints", type=str | None, default=None, help="the joint set expected (mpii or lsp)"
+        "--boxes",
+        type=str | None,
+        default=None,
+        help="person boxes: JSON {filename: [[x,y,w,h], ...]}, a COCO detection-results file "
+        "([{image_id, category_id, bbox, score}]) or a COCO annotation file",
     )
-    parser.add_argument("--flip", type=bool, default=True, help="flip test")
-    parser.add_argument("--draw_dir", type=str | None, default=None, help="write drawings here")
     parser.add_argument(
-        "--output", type=str | None, default=None, help="JSON file (default stdout)"
+        "--det_threshold", type=float, default=0.5, help="lowest detection score kept (COCO)"
     )
-    parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--device", type=str | None, default=None)
+    parser.add_argument(
+        "--det_category", type=int, default=1, help="COCO category of the people detections"
+    )
+    parser.add_argument(
+        "--coco_images",
+        type=str | None,
+        default=None,
+        help="COCO file whose images map detection image_ids to file names",
+    )
+    parser.add_argument(
+        "--joints", type=str | None, default=None, help="the joint set expected: mpii or lsp"
+    )
+    _flag(parser, "flip", True, "flip test: merge with the mirrored crop (on by default)")
+    parser.add_argument(
+        "--margin",
+        type=float,
+        default=1.25,
+        help="crop side as a multiple of the box's longer side",
+    )
+    parser.add_argument(
+        "--draw_dir", type=str | None, default=None, help="write a drawing of each image here"
+    )
+    parser.add_argument(
+        "--output", type=str | None, default=None, help="write the JSON here (default: stdout)"
+    )
+    parser.add_argument(
+        "--coco_output",
+        type=str | None,
+        default=None,
+        help="also write COCO keypoint results ([{image_id, category_id, keypoints, score}])",
+    )
+    parser.add_argument(
+        "--video_out", type=str | None, default=None, help="video input: the annotated video"
+    )
+    _flag(parser, "track", False, "video input: crop around the previous frame's keypoints")
+    parser.add_argument(
+        "--max_frames", type=int | None, default=None, help="video input: stop after N frames"
+    )
+    _flag(parser, "progress", True, "video input: show a progress bar")
+    parser.add_argument("--batch_size", type=int, default=8, help="crops per forward pass")
+    parser.add_argument(
+        "--device", type=str, default="cpu", help="cpu, cuda or cuda:N (checkpoints only)"
+    )
     return parser
 
 
 def _export_parser() -> ArgumentParser:
     parser = _parser("Export a checkpoint to ONNX and check it against PyTorch.")
-    parser.add_argument("--checkpoint", type=str, required=True)
+    parser.add_argument(
+        "--checkpoint", type=str, required=True, help="a checkpoint from dsntpose train"
+    )
     parser.add_argument("out", type=str | None, nargs="?", help="the .onnx file to write")
     parser.add_argument("--output", type=str | None, default=None, help="the same, as an option")
-    parser.add_argument("--check", type=bool, default=True, help="compare with PyTorch")
-    parser.add_argument("--opset", type=int | None, default=None)
+    _flag(parser, "check", True, "check the file against PyTorch with onnxruntime")
+    parser.add_argument(
+        "--opset",
+        type=int | None,
+        default=None,
+        help="ONNX opset, 18 or newer (default: the exporter's)",
+    )
     return parser
 
 
@@ -151,8 +287,8 @@ def _bench_parser() -> ArgumentParser:
     parser.add_argument("--device", type=str, default="cpu", help="cpu or cuda")
     parser.add_argument("--threads", type=int | None, default=None, help="torch threads")
     parser.add_argument("--repeats", type=int | None, default=None, help="timed forwards")
-    parser.add_argument("--quick", type=bool, default=False, help="64 px inputs, in seconds")
-    parser.add_argument("--compare_runtimes", type=bool, default=False, help="eager/compile/onnx")
+    _flag(parser, "quick", False, "64 px inputs and few repeats: checks the machinery in seconds")
+    _flag(parser, "compare_runtimes", False, "also time eager, torch.compile and onnxruntime")
     parser.add_argument("--json", type=str | None, default=None, help="write the rows as JSON")
     parser.add_argument("--markdown", type=str | None, default=None, help="write a report")
     return parser
@@ -164,12 +300,23 @@ def _data_parser() -> tuple[ArgumentParser, ArgumentParser, ArgumentParser]:
         exit_on_error=False,
     )
     lsp = ArgumentParser(description="LSP from its home page or --zip", exit_on_error=False)
-    lsp.add_argument("--root", type=str, required=True, help="folder to unpack into")
+    lsp.add_argument(
+        "--data.root",
+        type=str | None,
+        default=None,
+        help="folder to unpack into (default: $DSNTPOSE_DATA/lsp or ~/.cache/dsntpose/lsp)",
+    )
     lsp.add_argument("--zip", type=str | None, default=None, help="a local lsp_dataset.zip")
     mpii = ArgumentParser(
         description="MPII annotations (the images need a manual download)", exit_on_error=False
     )
-    mpii.add_argument("--root", type=str, required=True, help="folder to put them in")
+    mpii.add_argument(
+        "--data.root",
+        type=str | None,
+        default=None,
+        help="folder to put them in (default: $DSNTPOSE_DATA/mpii or ~/.cache/dsntpose/mpii, "
+        "where `dsntpose eval --preds` looks for the ground truth)",
+    )
     mpii.add_argument("--from_dir", type=str | None, default=None, help="copy from this folder")
     return parser, lsp, mpii
 
@@ -177,9 +324,11 @@ def _data_parser() -> tuple[ArgumentParser, ArgumentParser, ArgumentParser]:
 def _demo_parser() -> ArgumentParser:
     parser = _parser(
         "Train a small DSNT model for a few minutes on the synthetic set (or on LSP with "
-        "--data_root), evaluate it, and draw predictions and training curves."
+        "--data.root), evaluate it, and draw predictions and training curves."
     )
-    parser.add_argument("--data_root", type=str | None, default=None, help="LSP folder")
+    parser.add_argument(
+        "--data.root", type=str | None, default=None, help="LSP folder (default: synthetic set)"
+    )
     parser.add_argument("--out_dir", type=str | None, default=None, help="default runs/demo-TIME")
     parser.add_argument("--minutes", type=float, default=8.0, help="the training time to plan for")
     parser.add_argument(
@@ -194,6 +343,7 @@ def build_parser() -> ArgumentParser:
         prog="dsntpose",
         description="Coordinate regression with DSNT: train, evaluate, predict, export.",
         exit_on_error=False,
+        version=__version__,
     )
     sub = parser.add_subcommands(dest="command")
     sub.add_subcommand("train", _train_parser(), help="train a model from a YAML config")
@@ -204,6 +354,11 @@ def build_parser() -> ArgumentParser:
     data, lsp, mpii = _data_parser()
     sub.add_subcommand("data", data, help="fetch and verify LSP or the MPII annotations")
     sub.add_subcommand("demo", _demo_parser(), help="a few minutes' training, then pictures")
+    sub.add_subcommand(
+        "models",
+        _parser("List the models that can be built and the weights that exist."),
+        help="what can be built, and which weights exist",
+    )
     data_sub = data.add_subcommands(dest="dataset")
     data_sub.add_subcommand("lsp", lsp, help="Leeds Sports Pose")
     data_sub.add_subcommand("mpii", mpii, help="MPII Human Pose annotations")
@@ -236,89 +391,199 @@ def cmd_train(args: Namespace) -> int:
 
 
 def cmd_eval(args: Namespace) -> int:
-    if (args.checkpoint is None) == (args.preds is None):
-        raise ValueError("eval: give exactly one of --checkpoint CKPT or --preds FILE")
+    if args.checkpoint is not None and args.preds is not None:
+        raise ValueError("eval: give --checkpoint CKPT or --preds FILE, not both")
     if args.preds is not None:
-        from dsntpose.evaluate import eval_command
+        from dsntpose.mpii_files import eval_command
 
         eval_command(Path(args.preds), Path(args.gt) if args.gt else None, json=args.json)
         return 0
-    from dsntpose import training
+    from dsntpose.inference import evaluate_checkpoint
 
-    data: dict[str, Any] = {"num_workers": args.num_workers}
-    for key, value in (
-        ("dataset", args.dataset),
-        ("root", args.data_root),
-        ("image_root", args.image_root),
-        ("val_subset", args.subset),
-    ):
-        if value is not None:
-            data[key] = value
-    evaluation = training.evaluate_checkpoint(
-        args.checkpoint,
+    checkpoint = args.checkpoint
+    if checkpoint is None:
+        from dsntpose.zoo import pretrained_path
+
+        checkpoint = pretrained_path()
+    data = {k: v for k, v in vars(args.data).items() if v is not None}
+    evaluation = evaluate_checkpoint(
+        checkpoint,
+        split=args.split,
         data=data,
-        flip=args.flip_test or args.flip_mode is not None,
+        flip=args.flip or args.flip_mode is not None,
         flip_mode=args.flip_mode,
         batch_size=args.batch_size,
-        device=args.device,
+        device=_device(args.device),
+        limit=args.limit,
+        progress=args.progress,
     )
     print(evaluation.result.to_json() if args.json else evaluation.result)
+    people = len(evaluation.predictions)
+    flip = "with" if args.flip or args.flip_mode else "without"
+    print(
+        f"eval: {people} people of the {args.split} split of {evaluation.run.data.dataset} "
+        f"scored, {flip} flip test",
+        file=sys.stderr,
+    )
     if args.output is not None:
-        from dsntpose.evaluate import write_predictions
+        from dsntpose.mpii_files import write_predictions
 
         path = write_predictions(args.output, evaluation.preds_px)
         print(f"predictions written to {path}", file=sys.stderr)
     return 0
 
 
+def _device(name: str) -> str:
+    """``name`` when this machine has that device, else a ``ValueError`` saying so."""
+    if name.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {name}: this machine has no CUDA GPU; use --device cpu")
+    elif name != "cpu" and name != "mps":
+        raise ValueError(f"--device: expected cpu, cuda, cuda:N or mps, got {name!r}")
+    return name
+
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+
+
+def _parse_box(text: str) -> tuple[float, ...]:
+    parts = text.replace(" ", "").split(",")
+    try:
+        box = tuple(float(v) for v in parts)
+    except ValueError:
+        raise ValueError(f"--box: expected x,y,w,h numbers, got {text!r}") from None
+    if len(box) != 4:
+        raise ValueError(f"--box: expected 4 numbers x,y,w,h, got {text!r}")
+    return box
+
+
+def _check_output_file(option: str, value: str | None) -> None:
+    """Refuse an output path that cannot be a file, before any work is done."""
+    if value is None:
+        return
+    path = Path(value)
+    if path.is_dir():
+        raise ValueError(f"{option} {path}: is a folder; give a file name")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{option} {path}: {parent} is a file, not a folder")
+
+
+def _check_output_dir(option: str, value: str | None) -> None:
+    if value is not None and Path(value).exists() and not Path(value).is_dir():
+        raise ValueError(f"{option} {value}: exists and is not a folder")
+
+
 def cmd_predict(args: Namespace) -> int:
-    import json
-
-    from dsntpose.predict import predict
-
-    if args.checkpoint is None and args.onnx is None:
-        raise ValueError("predict: give --checkpoint CKPT or --onnx FILE")
+    if args.checkpoint is not None and args.onnx is not None:
+        raise ValueError("predict: give --checkpoint CKPT or --onnx FILE, not both")
     if args.box is not None and args.boxes is not None:
         raise ValueError("predict: give --box x,y,w,h or --boxes FILE, not both")
-    boxes = args.boxes
-    if args.box is not None:
-        parts = args.box.replace(" ", "").split(",")
-        try:
-            boxes = tuple(float(v) for v in parts)
-        except ValueError:
-            raise ValueError(f"--box: expected x,y,w,h numbers, got {args.box!r}") from None
-        if len(boxes) != 4:
-            raise ValueError(f"--box: expected 4 numbers x,y,w,h, got {args.box!r}")
+    for option in ("output", "coco_output", "video_out"):
+        _check_output_file(f"--{option}", getattr(args, option))
+    _check_output_dir("--draw_dir", args.draw_dir)
+    if args.boxes is not None and Path(args.boxes).is_dir():
+        raise ValueError(f"--boxes {args.boxes}: is a folder; give a JSON file")
+    device = _device(args.device)
+    box = _parse_box(args.box) if args.box is not None else None
+    from dsntpose.predictor import Predictor
+
+    if args.onnx is not None:
+        predictor = Predictor.from_onnx(
+            args.onnx, flip=args.flip, joints=args.joints, margin=args.margin
+        )
+    else:
+        predictor = Predictor.from_checkpoint(
+            args.checkpoint,
+            device,
+            args.flip,
+            joints=args.joints,
+            batch_size=args.batch_size,
+            margin=args.margin,
+        )
+    sources = list(args.images)
+    if len(sources) == 1 and (
+        sources[0].isdigit() or Path(sources[0]).suffix.lower() in VIDEO_SUFFIXES
+    ):
+        return _predict_video(args, predictor, sources[0], box)
+    from dsntpose.predict import predict
+
     result = predict(
-        args.checkpoint,
-        args.images,
-        boxes,
-        joints=args.joints,
-        flip=args.flip,
+        predictor,
+        sources,
+        box if box is not None else args.boxes,
         draw_dir=args.draw_dir,
-        onnx=args.onnx,
-        batch_size=args.batch_size,
-        device=args.device,
+        det_threshold=args.det_threshold,
+        det_category=args.det_category,
+        coco_images=args.coco_images,
+        coco_output=args.coco_output,
     )
-    text = json.dumps({"people": result.people, "errors": result.errors}, indent=2)
+    text = result.to_json()
     if args.output is None:
         print(text)
     else:
         Path(args.output).write_text(text + "\n")
         print(f"{len(result.people)} people written to {args.output}", file=sys.stderr)
+    if args.coco_output is not None:
+        print(f"COCO keypoint results written to {args.coco_output}", file=sys.stderr)
     for error in result.errors:
         print(f"dsntpose: {error['image']}: {error['error']}", file=sys.stderr)
     return 1 if result.errors else 0
 
 
+def _predict_video(args: Namespace, predictor: Any, source: str, box: Any) -> int:
+    from dsntpose.video import predict_video
+
+    results = args.output
+    if results is None and args.video_out is None:
+        raise ValueError("predict on a video: give --video_out FILE.mp4 and/or --output FILE.jsonl")
+    video = predict_video(
+        predictor,
+        int(source) if source.isdigit() else source,
+        args.video_out,
+        results,
+        progress=args.progress,
+        boxes=box,
+        track=args.track,
+        max_frames=args.max_frames,
+    )
+    written = ", ".join(str(p) for p in (video.out_path, video.results_path) if p is not None)
+    print(
+        f"predict: {video.frames} frames ({video.size[0]}x{video.size[1]} at {video.fps:g} fps), "
+        f"{video.people} people; wrote {written}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_export(args: Namespace) -> int:
-    from dsntpose.export import OnnxParityError, export_onnx
+    from dsntpose.export import OnnxParityError, check_parity, export_onnx
+    from dsntpose.model import load_model
 
     if (args.out is None) == (args.output is None):
         raise ValueError("export: give the .onnx file to write once: OUT.onnx or --output OUT.onnx")
     output = args.out if args.out is not None else args.output
+    _check_output_file("export: output", output)
+    model, cfg = load_model(args.checkpoint)
+    print(
+        f"export: tracing {cfg.backbone}/{cfg.head} to ONNX (this takes a while)", file=sys.stderr
+    )
+    start = time.perf_counter()
     try:
-        path = export_onnx(args.checkpoint, output, check=args.check, opset=args.opset)
+        path = export_onnx(model, output, config=cfg, check=False, opset=args.opset)
+        print(f"export: wrote {path} in {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        if args.check:
+            report = check_parity(model, path)
+            print(
+                f"export: parity with PyTorch at batch sizes {list(report.batch_sizes)}: max "
+                f"|coords diff| {report.coords:.2g} normalised units, heatmaps "
+                f"{report.heatmaps:.2g}, confidence {report.confidence:.2g}",
+                file=sys.stderr,
+            )
     except OnnxParityError as err:
         raise CommandError(str(err)) from None
     print(f"wrote {path}")
@@ -355,133 +620,29 @@ def cmd_data(args: Namespace) -> int:
 
 
 def _fetch(args: Namespace, fetch_lsp: Any, fetch_mpii: Any) -> None:
+    from dsntpose.data.download import default_data_root
+
     if args.dataset == "lsp":
-        fetch_lsp(args.lsp.root, args.lsp.zip)
+        fetch_lsp(args.lsp.data.root or default_data_root("lsp"), args.lsp.zip)
     else:
-        fetch_mpii(args.mpii.root, args.mpii.from_dir)
+        fetch_mpii(args.mpii.data.root or default_data_root("mpii"), args.mpii.from_dir)
 
 
-def demo_config(
-    data_root: str | None, out_dir: str, epochs: int = 8, val_every: int = 1
-) -> RunConfig:
-    """The demo's run, sized for two CPU cores: a one-stack hourglass with DSNT + JS.
+def cmd_models(args: Namespace) -> int:
+    from dsntpose.zoo import model_listing
 
-    64 px crops give 16 px heatmaps (stride 4); random initialisation (nothing downloaded).
-    Synthetic (``data_root`` None): epochs of 2048 new figures, no augmentation, 256 for
-    validation. LSP: the standard 1000 training images with the paper's augmentation,
-    validated on the first 256 test images during training. Adam 2e-3, the last epoch at a
-    tenth of it (the LSP run: the last quarter). ``dsntpose demo`` plans ``epochs`` from a
-    measured training step and lets :class:`~dsntpose.training.TimeBudget` move the end (and
-    the lowered epochs with it) when the machine turns out faster or slower.
-    """
-    lsp = data_root is not None
-    decay = max(1, epochs - (max(1, epochs // 4) if lsp else 1))
-    return RunConfig.from_dict(
-        {
-            "model": {
-                "backbone": "hourglass",
-                "num_stacks": 1,
-                "head": "dsnt",
-                "input_size": 64,
-                "joints": "lsp",
-            },
-            "loss": {"regularizer": "js", "reg_weight": 1.0, "sigma": 1.0},
-            "data": {
-                "dataset": "lsp" if lsp else "synthetic",
-                "root": data_root,
-                "augment": lsp,
-                "batch_size": 16,
-                "num_workers": 0,
-                "val_subset": 256 if lsp else None,
-                "synthetic_train": 2048,
-                "synthetic_val": 256,
-            },
-            "optim": {"optimizer": "adam", "lr": 2e-3, "milestones": [decay], "gamma": 0.1},
-            "train": {
-                "epochs": epochs,
-                "precision": "32-true",
-                "accelerator": "cpu",
-                "devices": 1,
-                "out_dir": out_dir,
-                "log_every": 10,
-                "val_every": val_every,
-                "vis_every": 1,
-                "ckpt_every": 100,
-            },
-        }
-    )
-
-
-def _demo_epochs(run: RunConfig, step_seconds: float, minutes: float) -> int:
-    """Epochs of ``run`` that fit in ``minutes`` at ``step_seconds`` per measured step.
-
-    The measured step leaves out data loading, the optimiser and validation; a factor of 1.4
-    (measured on the demo's own runs) covers them.
-    """
-    samples = 1000 if run.data.dataset == "lsp" else run.data.synthetic_train
-    steps_per_epoch = math.ceil(samples / run.data.batch_size)
-    return max(2, int(minutes * 60 / (1.4 * step_seconds * steps_per_epoch)))
+    print(model_listing())
+    return 0
 
 
 def cmd_demo(args: Namespace) -> int:
-    start = time.perf_counter()
-    if args.data_root is not None and not Path(args.data_root).expanduser().is_dir():
-        raise FileNotFoundError(
-            f"--data_root {args.data_root} does not exist; fetch LSP with "
-            f"`dsntpose data lsp --root {args.data_root}`, or leave DATA unset for the "
-            "synthetic demo"
-        )
-    out_dir = args.out_dir or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}"
-    what = f"LSP at {args.data_root}" if args.data_root else "the synthetic pose set"
-    from dsntpose import training
-    from dsntpose.viz import plot_training_curves, save_figure, save_image
+    from dsntpose.demo import run_demo
+    from dsntpose.training import TrainingDiverged
 
-    run = demo_config(args.data_root, out_dir)
-    threads, step_seconds = training.pick_cpu_threads(run)
-    epochs = args.epochs or _demo_epochs(run, step_seconds, args.minutes)
-    val_every = max(1, epochs // 5) if args.data_root else 1
-    run = demo_config(args.data_root, out_dir, epochs, val_every)
-    print(
-        f"demo: a training step takes {step_seconds:.2f} s here with {threads} CPU thread(s), "
-        f"so {epochs} epochs fit in {args.minutes:g} minutes",
-        flush=True,
-    )
-    print(
-        f"demo: training a {run.model.num_stacks}-stack hourglass + DSNT/JS "
-        f"({run.model.input_size} px crops, {run.model.heatmap_size} px heatmaps) on {what} "
-        f"into {out_dir}",
-        flush=True,
-    )
-    # The plan follows the machine's speed from epoch to epoch; max_time is a safety net.
-    final_epochs = max(1, run.train.epochs - run.optim.milestones[0])
-    plan = training.TimeBudget(args.minutes * 60, final_epochs=final_epochs)
-    limit = {"seconds": round(min(args.minutes * 1.2, args.minutes + 1.5) * 60)}
     try:
-        result = training.fit(run, resume="never", extra_callbacks=[plan], max_time=limit)
-    except training.TrainingDiverged as err:
+        run_demo(args.data.root, args.out_dir, minutes=args.minutes, epochs=args.epochs)
+    except TrainingDiverged as err:
         raise CommandError(str(err)) from None
-    trained = time.perf_counter() - start
-    assert result.last is not None
-    evaluation = training.evaluate_checkpoint(result.last, data={"val_subset": None})
-    print()
-    print(evaluation.result)
-    out = Path(out_dir)
-    picture = save_image(
-        training.prediction_picture(evaluation.samples, evaluation.result.joint_set, tile=192),
-        out / "predictions.png",
-    )
-    curves = save_figure(plot_training_curves(out / "logs" / "csv"), out / "training_curves.png")
-    total = time.perf_counter() - start
-    print()
-    print(f"demo: {result.global_step} training steps in {trained:.0f} s; {total:.0f} s in all")
-    print(
-        f"demo: PCK@0.2 {evaluation.result.total:.1f}% on {len(evaluation.preds_px)} "
-        f"validation images of {what}"
-    )
-    print(f"demo: predictions drawn in {picture} (white: ground truth, red: error)")
-    print(f"demo: training curves in {curves}")
-    print(f"demo: checkpoints in {out} (last.ckpt, best.ckpt); config {out / 'config.yaml'}")
-    print(f"demo: TensorBoard: tensorboard --logdir {out / 'logs'}")
     return 0
 
 
@@ -512,6 +673,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "export": cmd_export,
         "data": cmd_data,
         "demo": cmd_demo,
+        "models": cmd_models,
     }
     try:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
@@ -522,6 +684,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as err:
         print(f"dsntpose: {_one_line(err)}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `dsntpose predict ... | head`: the reader left; not an error
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        print("dsntpose: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

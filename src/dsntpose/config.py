@@ -91,7 +91,7 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    """How the head's output is scored against the target (see ``dsntpose.model.loss_for``).
+    """How the head's output is scored against the target (see ``dsntpose.heads``: each head's ``loss``).
 
     Attributes:
         regularizer: DSNT heatmap regulariser: ``none``, ``var``, ``kl`` or ``js``.
@@ -287,7 +287,7 @@ class TrainConfig:
         num_nodes: machines (DDP under torchrun or SLURM sets the rest from the environment).
         strategy: ``auto``, ``ddp``, ``ddp_spawn`` or ``ddp_find_unused_parameters_true``.
         seed: seed of every random generator (weights, sampling order, augmentation).
-        out_dir: run folder: ``checkpoints/`` (best.ckpt, last.ckpt), ``config.yaml``, logs.
+        out_dir: run folder: ``best.ckpt`` and ``last.ckpt`` at its root, ``config.yaml``, logs.
         log_every: log training scalars every N optimiser steps.
         val_every: validate every N epochs.
         vis_every: log a grid of predictions every N validations (0: never).

@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import os
 import time
 import warnings
@@ -38,6 +39,7 @@ from torch import Tensor, nn
 
 from dsntpose.config import ModelConfig
 from dsntpose.heads import HeadOutput
+from dsntpose.model import load_model
 
 __all__ = [
     "CONFIG_KEY",
@@ -47,7 +49,6 @@ __all__ = [
     "ParityReport",
     "check_parity",
     "export_onnx",
-    "load_model",
 ]
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,16 @@ INPUT_NAME = "images"
 OUTPUT_NAMES = ("coords", "heatmaps", "logits", "confidence")
 CONFIG_KEY = "dsntpose.model_config"
 DEFAULT_ATOL = 1e-4  # normalised units
+
+
+MIN_OPSET = 18  # the dynamo exporter's lowest
+
+
+def max_opset() -> int:
+    """The newest opset the installed ``onnx`` package knows."""
+    import onnx
+
+    return int(onnx.defs.onnx_opset_version())
 
 
 class OnnxParityError(RuntimeError):
@@ -73,43 +84,6 @@ class ParityReport(NamedTuple):
     heatmaps: float
     confidence: float
     batch_sizes: tuple[int, ...]
-
-
-def load_model(
-    checkpoint_or_model: str | Path | nn.Module,
-    config: ModelConfig | None = None,
-    *,
-    joints: str | None = None,
-    map_location: str | torch.device = "cpu",
-) -> tuple[nn.Module, ModelConfig]:
-    """A torch model and its configuration from a checkpoint file or a model object.
-
-    Args:
-        checkpoint_or_model: a checkpoint path (read by :func:`dsntpose.model.load_checkpoint`)
-            or a model whose ``forward(images (B, 3, S, S))`` returns a ``HeadOutput``.
-        config: the model's ``ModelConfig``; required for a model object (it tells the joint
-            set and the input size), ignored for a checkpoint, which carries its own.
-        joints: the joint set the caller needs (``"mpii"``/``"lsp"``); another one is an error.
-        map_location: device for a model read from a checkpoint.
-
-    Returns:
-        ``(model, config)``; a checkpoint's model is in eval mode, a model object is returned
-        as it is.
-    """
-    if isinstance(checkpoint_or_model, nn.Module):
-        if config is None:
-            raise ValueError("a model object needs its ModelConfig: pass config=ModelConfig(...)")
-        if joints is not None and joints != config.joints:
-            raise ValueError(f"the model is for joint set {config.joints!r}, not {joints!r}")
-        return checkpoint_or_model, config
-    if not isinstance(checkpoint_or_model, (str, Path)):
-        raise TypeError(
-            f"expected a checkpoint path or an nn.Module, got {type(checkpoint_or_model).__name__}"
-        )
-    from dsntpose.model import load_checkpoint
-
-    model, cfg, _ = load_checkpoint(checkpoint_or_model, map_location, joints=joints)
-    return model, cfg
 
 
 class _TupleOutputs(nn.Module):
@@ -166,6 +140,11 @@ def export_onnx(
         OnnxParityError: the file's coordinates differ from torch's by more than ``atol``
             (the file is left in place for inspection).
     """
+    if opset is not None and not MIN_OPSET <= opset <= max_opset():
+        raise ValueError(
+            f"opset: {opset} is not supported; the exporter writes opsets {MIN_OPSET} to "
+            f"{max_opset()} (default: its own choice)"
+        )
     model, cfg = load_model(checkpoint_or_model, config)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -193,6 +172,12 @@ def export_onnx(
             )
         if program is None:
             raise RuntimeError("torch.onnx.export(dynamo=True) returned no ONNX program")
+        written = {o.domain: o.version for o in program.model.opset_imports}.get("", None)
+        if opset is not None and written != opset:
+            raise ValueError(
+                f"opset: asked for {opset}, but the exporter produced opset {written}; choose "
+                f"one between {MIN_OPSET} and {max_opset()}"
+            )
         program.model.metadata_props[CONFIG_KEY] = json.dumps(dataclasses.asdict(cfg))
         program.save(out_path, external_data=False)
         log.info("exported %s in %.1f s", out_path, time.perf_counter() - start)
@@ -254,6 +239,11 @@ def check_parity(
         for batch in batches:
             with torch.no_grad():
                 ref = model(batch.to(device))
+            if not torch.isfinite(ref.coords).all():
+                raise OnnxParityError(
+                    f"{onnx_path}: the torch model itself gives non-finite coordinates (NaN or "
+                    "inf weights?); nothing to compare, and such a model must not be exported"
+                )
             got = runner(batch)
             for name in worst:
                 a, b = getattr(ref, name).float().cpu(), getattr(got, name)
@@ -262,7 +252,8 @@ def check_parity(
                         f"{onnx_path}: ONNX parity check failed: {name} is {tuple(b.shape)}, "
                         f"torch gives {tuple(a.shape)} (batch {len(batch)})"
                     )
-                worst[name] = max(worst[name], float((a - b).abs().max()))
+                diff = float((a - b).abs().max())
+                worst[name] = max(worst[name], math.inf if math.isnan(diff) else diff)
             if not worst["coords"] <= atol:
                 raise OnnxParityError(
                     f"{onnx_path}: ONNX parity check failed: max |coords diff| "

@@ -1,8 +1,11 @@
 """Output heads: from backbone features to normalised joint coordinates.
 
-Every head returns the same :class:`HeadOutput`, so the model, the loss (``model.loss_for``),
-evaluation and export never ask which head they hold. The heads are the paper's three output
-strategies (Nibali et al. 2018, section 5; the authors' ``dsnt-pose2d`` code):
+Every head returns the same :class:`HeadOutput`, and every head owns its strategy: its training
+loss (``head.loss``), how logits decode to coordinates (``head.decode``), what the flip test
+averages (``head.flip_mode``) and how two views merge (:func:`merge_views`). The model,
+training, evaluation, prediction and export never ask which head they hold; adding a head
+touches this file and its test. The heads are the paper's three output strategies (Nibali et
+al. 2018, section 5; the authors' ``dsnt-pose2d`` code):
 
 * :class:`DSNTHead` — 1x1 conv (no bias) -> activation normalised over ``H x W`` (softmax by
   default) -> DSNT, the expectation of the normalised pixel-centre grid under the map.
@@ -28,14 +31,28 @@ Example:
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Literal, NamedTuple
 
+import torch
 from torch import Tensor, nn
 
 from dsntpose import ops
-from dsntpose.config import ACTIVATIONS, check_choice
+from dsntpose.config import ACTIVATIONS, HEADS, LossConfig, check_choice
 
-__all__ = ["DSNTHead", "FCHead", "HeadOutput", "HeatmapHead"]
+__all__ = [
+    "HEAD_CLASSES",
+    "DSNTHead",
+    "FCHead",
+    "FlipMode",
+    "HeadOutput",
+    "HeatmapHead",
+    "check_flip_mode",
+    "default_flip_mode",
+    "merge_views",
+]
+
+FlipMode = Literal["logits", "coords", "heatmaps"]
 
 
 class HeadOutput(NamedTuple):
@@ -79,6 +96,36 @@ def _joint_maps(in_channels: int | None, num_joints: int) -> nn.Module:
     return nn.Conv2d(in_channels, num_joints, kernel_size=1, bias=False)
 
 
+def _regularizer(probs: Tensor, target: Tensor, cfg: LossConfig) -> Tensor:
+    """``(B, J)`` regulariser of probability maps against ``N(target, sigma^2)`` (sigma in px)."""
+    if cfg.regularizer == "var":
+        return ops.variance_reg_losses(probs, cfg.sigma)
+    if cfg.regularizer == "kl":
+        return ops.kl_reg_losses(probs, target, cfg.sigma)
+    return ops.js_reg_losses(probs, target, cfg.sigma)
+
+
+def _coordinate_loss(out: HeadOutput, target: Tensor, mask: Tensor, cfg: LossConfig) -> Tensor:
+    """Euclidean distance plus ``cfg.reg_weight`` times the regulariser on the maps, averaged
+    over the joints with ``mask`` 1 (the DSNT and FC heads' loss)."""
+    losses = ops.euclidean_losses(out.coords, target)
+    if cfg.regularizer != "none":
+        losses = losses + cfg.reg_weight * _regularizer(out.heatmaps, target, cfg)
+    return ops.average_loss(losses, mask)
+
+
+def check_flip_mode(head: nn.Module, mode: str) -> None:
+    """Raise ``ValueError`` naming the allowed modes when ``head`` cannot merge views by
+    ``mode``."""
+    allowed: tuple[str, ...] = head.flip_modes  # type: ignore[assignment]
+    if mode not in allowed:
+        raise ValueError(
+            f"flip_mode: {mode!r} does not fit the {getattr(head, 'name', type(head).__name__)} "
+            "head; choose one of "
+            f"{', '.join(repr(m) for m in allowed)}"
+        )
+
+
 class DSNTHead(nn.Module):
     """1x1 conv -> normalised heatmaps -> DSNT expectation (the paper's method).
 
@@ -112,11 +159,43 @@ class DSNTHead(nn.Module):
         self.temperature = float(temperature)
         self.conv = _joint_maps(in_channels, num_joints)
 
+    name = "dsnt"
+    flip_modes: tuple[FlipMode, ...] = ("logits", "coords")
+
+    @staticmethod
+    def default_flip_mode(activation: str = "softmax") -> FlipMode:
+        """Average the pre-activation maps and decode once (``"logits"``, as the paper's code),
+        except with ``abs``: ``|(a + b) / 2|`` cancels where the two views give one cell logits
+        of opposite sign, which ``abs`` counts as equal evidence, so the two coordinate
+        predictions are averaged instead (``"coords"``; on the LSP sweep's abs model flip by
+        logits lost 0.7 PCK@0.2 against no flip, flip by coordinates gained 0.5,
+        ``experiments/flip.py``)."""
+        return "coords" if activation == "abs" else "logits"
+
+    @property
+    def flip_mode(self) -> FlipMode:
+        return self.default_flip_mode(self.activation)
+
+    def decode(self, logits: Tensor) -> tuple[Tensor, Tensor]:
+        """``(B, J, H, W)`` logits -> coords ``(B, J, 2)`` normalised and confidence ``(B, J)``."""
+        probs = ops.normalize_heatmaps(logits, self.activation, temperature=self.temperature)
+        return ops.dsnt(probs), ops.heatmap_confidence(probs)
+
     def forward(self, features: Tensor) -> HeadOutput:
         _check_channels(features, self.in_channels or self.num_joints, "DSNTHead")
         logits = self.conv(features)
         probs = ops.normalize_heatmaps(logits, self.activation, temperature=self.temperature)
         return HeadOutput(ops.dsnt(probs), probs, logits, ops.heatmap_confidence(probs))
+
+    def loss(
+        self, out: HeadOutput, target: Tensor, mask: Tensor, cfg: LossConfig | None = None
+    ) -> Tensor:
+        """The paper's DSNT loss: Euclidean distance between ``out.coords`` and ``target`` plus
+        ``cfg.reg_weight`` times the regulariser ``cfg.regularizer`` (``none``, ``var``, ``kl``
+        or ``js``, target sigma ``cfg.sigma`` heatmap px) on the maps, averaged over the
+        joints with ``mask`` 1. ``target`` ``(B, J, 2)`` normalised, ``mask`` ``(B, J)`` float;
+        returns a scalar."""
+        return _coordinate_loss(out, target, mask, cfg or LossConfig())
 
     def extra_repr(self) -> str:
         return f"activation={self.activation!r}, temperature={self.temperature}"
@@ -125,7 +204,7 @@ class DSNTHead(nn.Module):
 class HeatmapHead(nn.Module):
     """1x1 conv -> raw maps, decoded by argmax with the quarter-pixel shift (heatmap matching).
 
-    Trained by MSE to unnormalised Gaussians (peak 1) at the targets (``model.loss_for``), the
+    Trained by MSE to unnormalised Gaussians (peak 1) at the targets (:meth:`loss`), the
     paper's heatmap-matching baseline. The argmax makes ``coords`` non-differentiable; the loss
     uses ``heatmaps`` only.
 
@@ -146,12 +225,41 @@ class HeatmapHead(nn.Module):
         self.num_joints = num_joints
         self.conv = _joint_maps(in_channels, num_joints)
 
+    name = "heatmap"
+    flip_modes: tuple[FlipMode, ...] = ("heatmaps", "coords")
+
+    @staticmethod
+    def default_flip_mode(activation: str = "softmax") -> FlipMode:
+        """Average the two views' raw maps, then decode once (``"heatmaps"``)."""
+        return "heatmaps"
+
+    @property
+    def flip_mode(self) -> FlipMode:
+        return "heatmaps"
+
+    @staticmethod
+    def decode(maps: Tensor) -> tuple[Tensor, Tensor]:
+        """``(B, J, H, W)`` raw maps -> arg-max coords ``(B, J, 2)`` normalised (quarter-pixel
+        shift) and the peak value clamped to ``[0, 1]`` as confidence ``(B, J)``."""
+        coords = ops.argmax_decode(maps, refine="quarter")
+        return coords, maps.flatten(2).amax(dim=-1).clamp(0.0, 1.0)
+
     def forward(self, features: Tensor) -> HeadOutput:
         _check_channels(features, self.in_channels or self.num_joints, "HeatmapHead")
         maps = self.conv(features)
-        coords = ops.argmax_decode(maps, refine="quarter")
-        confidence = maps.flatten(2).amax(dim=-1).clamp(0.0, 1.0)
+        coords, confidence = self.decode(maps)
         return HeadOutput(coords, maps, maps, confidence)
+
+    def loss(
+        self, out: HeadOutput, target: Tensor, mask: Tensor, cfg: LossConfig | None = None
+    ) -> Tensor:
+        """Heatmap matching: MSE between the raw maps and unnormalised Gaussians (peak 1, sigma
+        ``cfg.heatmap_sigma`` px) at the targets, the mean over cells per joint, averaged over
+        joints with ``mask`` 1. (The authors' code averaged over all joints, masked ones
+        included.)"""
+        cfg = cfg or LossConfig()
+        targets = ops.heatmap_targets(target, tuple(out.heatmaps.shape[-2:]), cfg.heatmap_sigma)
+        return ops.average_loss(ops.heatmap_mse_losses(out.heatmaps, targets), mask)
 
 
 class FCHead(nn.Module):
@@ -212,8 +320,89 @@ class FCHead(nn.Module):
         coords = self.fc(probs.flatten(2))
         return HeadOutput(coords, probs, logits, ops.heatmap_confidence(probs))
 
+    name = "fc"
+    flip_modes: tuple[FlipMode, ...] = ("coords",)
+
+    @staticmethod
+    def default_flip_mode(activation: str = "softmax") -> FlipMode:
+        """Average the two views' coordinates (the linear layer maps each view itself)."""
+        return "coords"
+
+    @property
+    def flip_mode(self) -> FlipMode:
+        return "coords"
+
+    def decode(self, logits: Tensor) -> tuple[Tensor, Tensor]:
+        """``(B, J, H, W)`` logits -> the linear layer's coords ``(B, J, 2)`` and confidence."""
+        probs = ops.normalize_heatmaps(logits, self.activation, temperature=self.temperature)
+        return self.fc(probs.flatten(2)), ops.heatmap_confidence(probs)
+
+    def loss(
+        self, out: HeadOutput, target: Tensor, mask: Tensor, cfg: LossConfig | None = None
+    ) -> Tensor:
+        """As :meth:`DSNTHead.loss`: Euclidean, plus the regulariser on the normalised maps when
+        ``cfg.regularizer`` is not ``none``, as the authors' code did (their FC baseline ran
+        with ``none``; set ``loss.regularizer: none`` to reproduce it)."""
+        return _coordinate_loss(out, target, mask, cfg or LossConfig())
+
     def extra_repr(self) -> str:
         return (
             f"heatmap_size={self.heatmap_size}, activation={self.activation!r}, "
             f"temperature={self.temperature}"
         )
+
+
+# The head classes by configuration name (``ModelConfig.head``, names from config.HEADS).
+HEAD_CLASSES: dict[str, type[DSNTHead] | type[HeatmapHead] | type[FCHead]] = dict(
+    zip(HEADS, (DSNTHead, HeatmapHead, FCHead), strict=True)
+)
+
+
+def default_flip_mode(head: str, activation: str = "softmax") -> FlipMode:
+    """What the flip test averages for the head named ``head`` (``dsnt``, ``heatmap``, ``fc``)
+    with ``activation``: the class's own ``default_flip_mode``."""
+    if head not in HEAD_CLASSES:
+        raise ValueError(f"head: expected 'dsnt', 'heatmap' or 'fc', got {head!r}")
+    return HEAD_CLASSES[head].default_flip_mode(activation)
+
+
+def merge_views(
+    out: HeadOutput,
+    out_flip: HeadOutput,
+    flip_index: list[int],
+    mode: FlipMode,
+    decode: Callable[[Tensor], tuple[Tensor, Tensor]] | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Merge a prediction with the prediction on the mirrored image (the flip test).
+
+    The mirror is ``torch.flip`` along the width; in normalised units it maps ``x`` to ``-x``
+    exactly, and a map flipped along ``W`` lines up cell for cell, so no half-pixel correction
+    is needed. Left and right joints are swapped by ``flip_index``.
+
+    Args:
+        out, out_flip: the outputs on the images and on their mirrors.
+        flip_index: ``J`` positions: the left/right partner of each joint.
+        mode: ``"logits"``: average the pre-activation maps and ``decode`` them once;
+            ``"coords"``: average the two coordinate predictions; ``"heatmaps"``: average the
+            raw maps and ``decode`` them once (default: arg-max, :meth:`HeatmapHead.decode`).
+        decode: ``(B, J, H, W)`` maps -> (coords ``(B, J, 2)``, confidence ``(B, J)``), the
+            head's ``decode``; needed for ``"logits"``.
+
+    Returns:
+        coords ``(B, J, 2)`` normalised and confidence ``(B, J)`` (the mean of both views' for
+        ``"coords"`` and ``"heatmaps"``).
+    """
+    confidence = 0.5 * (out.confidence + out_flip.confidence[:, flip_index])
+    if mode == "coords":
+        mirrored = out_flip.coords[:, flip_index].clone()
+        mirrored[..., 0] = -mirrored[..., 0]
+        return 0.5 * (out.coords + mirrored), confidence
+    if mode == "heatmaps":
+        maps = 0.5 * (out.heatmaps + torch.flip(out_flip.heatmaps, dims=[-1])[:, flip_index])
+        return (decode or HeatmapHead.decode)(maps)[0], confidence
+    if mode != "logits":
+        raise ValueError(f"mode: expected 'logits', 'coords' or 'heatmaps', got {mode!r}")
+    if decode is None:
+        raise ValueError("merge_views: mode 'logits' needs the head's decode")
+    logits = 0.5 * (out.logits + torch.flip(out_flip.logits, dims=[-1])[:, flip_index])
+    return decode(logits)

@@ -4,10 +4,11 @@
   (:mod:`dsntpose.heads`) and returns a :class:`~dsntpose.heads.HeadOutput`.
 * :func:`build_model` is the one place where configuration names (``"resnet34"``, ``"dsnt"``)
   turn into classes.
-* :func:`loss_for` scores a ``HeadOutput`` with the loss the paper pairs with its head, built
-  from :mod:`dsntpose.ops`.
+* ``CoordRegressionModel.loss`` scores its ``HeadOutput`` with its head's own loss
+  (:mod:`dsntpose.heads`), summed over hourglass stacks.
 * :func:`save_model` / :func:`load_checkpoint` write and read a model with its configuration
-  (Lightning checkpoints from training, or the plain dict ``save_model`` writes).
+  (Lightning checkpoints from training, or the plain dict ``save_model`` writes);
+  :func:`load_model` takes a path or a model object.
 
 Example:
     >>> import torch
@@ -17,7 +18,7 @@ Example:
     >>> out = model(torch.rand(2, 3, 224, 224))
     >>> out.coords.shape, out.heatmaps.shape
     (torch.Size([2, 16, 2]), torch.Size([2, 16, 14, 14]))
-    >>> loss = loss_for(out, torch.zeros(2, 16, 2), torch.ones(2, 16), LossConfig(), head="dsnt")
+    >>> loss = model.loss(out, torch.zeros(2, 16, 2), torch.ones(2, 16), LossConfig())
 """
 
 from __future__ import annotations
@@ -31,16 +32,17 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from dsntpose import ops
 from dsntpose.backbones import StackedHourglass, efficientnet_lite, resnet
-from dsntpose.config import HEADS, JOINT_SETS, LossConfig, ModelConfig, check_choice
+from dsntpose.config import BACKBONES, HEADS, JOINT_SETS, LossConfig, ModelConfig, check_choice
 from dsntpose.heads import DSNTHead, FCHead, HeadOutput, HeatmapHead
 
 __all__ = [
     "CoordRegressionModel",
     "build_model",
     "load_checkpoint",
-    "loss_for",
+    "load_model",
+    "model_config",
+    "model_name",
     "save_model",
 ]
 
@@ -62,7 +64,7 @@ class CoordRegressionModel(nn.Module):
     :class:`~dsntpose.heads.HeadOutput` (``coords`` ``(B, J, 2)`` normalised). For a backbone
     that returns one output per stack, the head runs on every stack's maps in training mode:
     the last stack's output is returned with the earlier ones, earliest first, in ``aux`` (for
-    intermediate supervision in :func:`loss_for`). In eval mode only the last stack is decoded
+    intermediate supervision in :meth:`loss`). In eval mode only the last stack is decoded
     and ``aux`` is ``()``, which saves the work the answer does not need.
     """
 
@@ -82,6 +84,40 @@ class CoordRegressionModel(nn.Module):
         *earlier, last = features
         aux = tuple(self.head(f) for f in earlier) if self.training else ()
         return self.head(last)._replace(aux=aux)
+
+    def loss(
+        self, output: HeadOutput, target: Tensor, mask: Tensor, cfg: LossConfig | None = None
+    ) -> Tensor:
+        """The training loss of ``output`` as a scalar: the head's own loss
+        (``self.head.loss``, see :mod:`dsntpose.heads`), summed over the stacks of a stacked
+        hourglass (``output.aux`` and the final one: intermediate supervision).
+
+        Joints with ``mask == 0`` contribute nothing, whatever their target holds (NaN, a
+        missing joint's ``(0, 0)``, a point far outside the crop): their targets are replaced
+        by the centre before any loss is computed, so no NaN or infinity reaches the masked
+        sum.
+
+        Args:
+            output: this model's :class:`~dsntpose.heads.HeadOutput`.
+            target: ``(B, J, 2)`` normalised ``(x, y)`` ground truth.
+            mask: ``(B, J)``, 1 (or ``True``) for joints that count, 0 for missing ones.
+            cfg: the loss settings (default ``LossConfig()``).
+
+        Returns:
+            A scalar tensor (0 when every joint is masked).
+        """
+        expected = tuple(output.coords.shape)
+        if tuple(target.shape) != expected:
+            raise ValueError(
+                f"target must be (B, J, 2) = {expected} normalised, got {tuple(target.shape)}"
+            )
+        if tuple(mask.shape) != expected[:2]:
+            raise ValueError(f"mask must be (B, J) = {expected[:2]}, got {tuple(mask.shape)}")
+        mask = mask.to(output.coords.dtype)
+        target = torch.where(mask[..., None] > 0, target, torch.zeros_like(target))
+        stacks = (*output.aux, output)
+        losses = [self.head.loss(out, target, mask, cfg) for out in stacks]
+        return torch.stack(losses).sum()
 
 
 def build_model(cfg: ModelConfig) -> CoordRegressionModel:
@@ -125,83 +161,59 @@ def build_model(cfg: ModelConfig) -> CoordRegressionModel:
         in_channels = backbone.out_channels
 
     head: nn.Module
-    if cfg.head == "dsnt":
-        head = DSNTHead(in_channels, joints, cfg.activation, cfg.temperature)
+    if cfg.head == "fc":
+        head = FCHead(in_channels, joints, cfg.heatmap_size, cfg.activation, cfg.temperature)
     elif cfg.head == "heatmap":
         head = HeatmapHead(in_channels, joints)
     else:
-        head = FCHead(in_channels, joints, cfg.heatmap_size, cfg.activation, cfg.temperature)
+        head = DSNTHead(in_channels, joints, cfg.activation, cfg.temperature)
     return CoordRegressionModel(backbone, head)
 
 
-def _regularizer(probs: Tensor, target: Tensor, cfg: LossConfig) -> Tensor:
-    """``(B, J)`` regulariser of probability maps against ``N(target, sigma^2)`` (sigma in px)."""
-    if cfg.regularizer == "var":
-        return ops.variance_reg_losses(probs, cfg.sigma)
-    if cfg.regularizer == "kl":
-        return ops.kl_reg_losses(probs, target, cfg.sigma)
-    return ops.js_reg_losses(probs, target, cfg.sigma)
-
-
-def _stack_loss(
-    out: HeadOutput, target: Tensor, mask: Tensor, cfg: LossConfig, head: str
-) -> Tensor:
-    """The loss of one stack's output (see :func:`loss_for`)."""
-    if head == "heatmap":
-        targets = ops.heatmap_targets(target, tuple(out.heatmaps.shape[-2:]), cfg.heatmap_sigma)
-        return ops.average_loss(ops.heatmap_mse_losses(out.heatmaps, targets), mask)
-    losses = ops.euclidean_losses(out.coords, target)
-    if cfg.regularizer != "none":
-        losses = losses + cfg.reg_weight * _regularizer(out.heatmaps, target, cfg)
-    return ops.average_loss(losses, mask)
-
-
-def loss_for(
-    output: HeadOutput, target: Tensor, mask: Tensor, cfg: LossConfig, *, head: str
-) -> Tensor:
-    """The training loss the paper pairs with ``head``, as a scalar.
-
-    * ``dsnt``: Euclidean distance between ``output.coords`` and ``target`` plus
-      ``cfg.reg_weight`` times the regulariser ``cfg.regularizer`` (``none``, ``var``, ``kl``
-      or ``js``, target Gaussian sigma ``cfg.sigma`` heatmap pixels) on ``output.heatmaps``,
-      averaged over visible joints: ``average_loss(euclidean + reg_weight * reg, mask)``.
-    * ``heatmap``: MSE between the raw maps and unnormalised Gaussians (peak 1, sigma
-      ``cfg.heatmap_sigma`` px) at the targets, the mean over cells per joint, averaged over
-      visible joints. (The authors' code averaged over all joints, masked ones included.)
-    * ``fc``: as ``dsnt``: Euclidean, plus the regulariser on the FC head's normalised maps when
-      ``cfg.regularizer`` is not ``none``, as the authors' code did (their FC baseline ran with
-      ``none``; set ``loss.regularizer: none`` to reproduce it).
-
-    With a stacked hourglass (``output.aux`` not empty) the losses of all stacks, ``aux`` and
-    the final one, are summed (intermediate supervision).
-
-    Joints with ``mask == 0`` contribute nothing, whatever their target holds (NaN, a missing
-    joint's ``(0, 0)``, a point far outside the crop): their targets are replaced by the centre
-    before any loss is computed, so no NaN or infinity reaches the masked sum.
+def model_config(name: str, *, input_size: int | None = None, joints: str = "mpii") -> ModelConfig:
+    """The :class:`~dsntpose.config.ModelConfig` a model name stands for (the one naming used by
+    ``dsntpose bench``, ``dsntpose models`` and the docs; :func:`model_name` is its inverse).
 
     Args:
-        output: a model's :class:`~dsntpose.heads.HeadOutput`.
-        target: ``(B, J, 2)`` normalised ``(x, y)`` ground truth.
-        mask: ``(B, J)``, 1 (or ``True``) for joints that count, 0 for missing ones.
-        cfg: the loss settings.
-        head: the head that produced ``output``: ``dsnt``, ``heatmap`` or ``fc``
-            (``ModelConfig.head``); the output alone does not say which loss fits.
-
-    Returns:
-        A scalar tensor (0 when every joint is masked).
+        name: ``<backbone>-os<stride>[-<head>]`` for ResNets and EfficientNet-Lite
+            (``resnet50-os8``, ``efficientnet_lite0-os16-heatmap``) or
+            ``hourglass-<stacks>[-<head>]`` (``hourglass-8``); the head defaults to ``dsnt``.
+        input_size: crop side; default 224 (ResNet, EfficientNet-Lite) or 256 (hourglass).
+        joints: the joint set, ``mpii`` or ``lsp``.
     """
-    check_choice("head", head, HEADS)
-    expected = tuple(output.coords.shape)
-    if tuple(target.shape) != expected:
+    parts = name.split("-")
+    head = parts.pop() if len(parts) == 3 else "dsnt"
+    if len(parts) != 2 or head not in HEADS:
         raise ValueError(
-            f"target must be (B, J, 2) = {expected} normalised, got {tuple(target.shape)}"
+            f"model name {name!r}: expected <backbone>-os<stride>[-dsnt|-heatmap|-fc] or "
+            "hourglass-<stacks>[-...], e.g. resnet50-os8, efficientnet_lite0-os16 or hourglass-8"
         )
-    if tuple(mask.shape) != expected[:2]:
-        raise ValueError(f"mask must be (B, J) = {expected[:2]}, got {tuple(mask.shape)}")
-    mask = mask.to(output.coords.dtype)
-    target = torch.where(mask[..., None] > 0, target, torch.zeros_like(target))
-    stacks = (*output.aux, output)
-    return torch.stack([_stack_loss(out, target, mask, cfg, head) for out in stacks]).sum()
+    backbone, arg = parts
+    if backbone == "hourglass" and arg.isdigit():
+        return ModelConfig(
+            backbone="hourglass",
+            num_stacks=int(arg),
+            head=head,
+            input_size=input_size or 256,
+            joints=joints,
+        )
+    if backbone in BACKBONES and arg.startswith("os") and arg[2:].isdigit():
+        return ModelConfig(
+            backbone=backbone,
+            output_stride=int(arg[2:]),
+            head=head,
+            input_size=input_size or 224,
+            joints=joints,
+        )
+    raise ValueError(
+        f"model name {name!r}: expected e.g. resnet50-os8, efficientnet_lite0-os16 or hourglass-8"
+    )
+
+
+def model_name(cfg: ModelConfig) -> str:
+    """The name :func:`model_config` reads back: ``resnet50-os8``, ``hourglass-2-heatmap``."""
+    arg = str(cfg.num_stacks) if cfg.backbone == "hourglass" else f"os{cfg.output_stride}"
+    return f"{cfg.backbone}-{arg}" + ("" if cfg.head == "dsnt" else f"-{cfg.head}")
 
 
 def _model_config_from(config: Mapping[str, Any], source: str) -> ModelConfig:
@@ -342,3 +354,38 @@ def load_checkpoint(
         raise ValueError(f"{path} does not fit {cfg.backbone}/{cfg.head}: {'; '.join(problems)}")
     model.load_state_dict(state)
     return model.to(map_location).eval(), cfg, dict(config)
+
+
+def load_model(
+    checkpoint_or_model: str | Path | nn.Module,
+    config: ModelConfig | None = None,
+    *,
+    joints: str | None = None,
+    map_location: str | torch.device = "cpu",
+) -> tuple[nn.Module, ModelConfig]:
+    """A torch model and its configuration from a checkpoint file or a model object.
+
+    Args:
+        checkpoint_or_model: a checkpoint path (read by :func:`dsntpose.model.load_checkpoint`)
+            or a model whose ``forward(images (B, 3, S, S))`` returns a ``HeadOutput``.
+        config: the model's ``ModelConfig``; required for a model object (it tells the joint
+            set and the input size), ignored for a checkpoint, which carries its own.
+        joints: the joint set the caller needs (``"mpii"``/``"lsp"``); another one is an error.
+        map_location: device for a model read from a checkpoint.
+
+    Returns:
+        ``(model, config)``; a checkpoint's model is in eval mode, a model object is returned
+        as it is.
+    """
+    if isinstance(checkpoint_or_model, nn.Module):
+        if config is None:
+            raise ValueError("a model object needs its ModelConfig: pass config=ModelConfig(...)")
+        if joints is not None and joints != config.joints:
+            raise ValueError(f"the model is for joint set {config.joints!r}, not {joints!r}")
+        return checkpoint_or_model, config
+    if not isinstance(checkpoint_or_model, (str, Path)):
+        raise TypeError(
+            f"expected a checkpoint path or an nn.Module, got {type(checkpoint_or_model).__name__}"
+        )
+    model, cfg, _ = load_checkpoint(checkpoint_or_model, map_location, joints=joints)
+    return model, cfg

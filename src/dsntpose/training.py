@@ -28,7 +28,6 @@ Optimiser, scheduler, step counters and the global RNG states are in the checkpo
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 import math
@@ -36,7 +35,6 @@ import pickle
 import random
 import time
 import warnings
-from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -53,35 +51,63 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from dsntpose.config import ModelConfig, OptimConfig, RunConfig
-from dsntpose.data import LSP, MPII, get_joint_set, worker_init_fn
-from dsntpose.data.common import PoseConcat, PoseDataset
-from dsntpose.data.synthetic import Synthetic
-from dsntpose.data.transforms import Augment
-from dsntpose.evaluate import PCKResult, back_project, default_flip_mode, flip_test
+from dsntpose.data import get_joint_set, worker_init_fn
+from dsntpose.datasets import build_datasets, require_root
+from dsntpose.evaluate import PCKResult, protocol_for
 from dsntpose.heads import HeadOutput
+from dsntpose.inference import predict_batch
 from dsntpose.metrics import PCKMetric
-from dsntpose.model import build_model, loss_for
+from dsntpose.model import build_model
 from dsntpose.ops import normalized_to_pixel
 
 __all__ = [
     "EpochSampler",
     "FitResult",
     "PoseModule",
-    "TimeBudget",
     "TrainingDiverged",
-    "build_datasets",
     "check_resume",
     "cpu_has_native_bf16",
-    "evaluate_checkpoint",
     "fit",
+    "lr_factor",
     "make_trainer",
-    "pick_cpu_threads",
     "resolve_precision",
+    "run_paths",
 ]
 
 LAST = "last.ckpt"
 BEST = "best.ckpt"
 MONITOR = "val/pck"
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where a run folder keeps each file (see the module docstring)."""
+
+    out_dir: Path
+    config: Path
+    last: Path
+    best: Path
+    val_metrics: Path
+    csv_dir: Path
+    metrics_csv: Path
+    tensorboard: Path
+    vis: Path
+
+
+def run_paths(out_dir: str | Path) -> RunPaths:
+    """The files of the run folder ``out_dir``: the one place their names are written."""
+    out = Path(out_dir)
+    return RunPaths(
+        out_dir=out,
+        config=out / "config.yaml",
+        last=out / LAST,
+        best=out / BEST,
+        val_metrics=out / "val_metrics.json",
+        csv_dir=out / "logs" / "csv",
+        metrics_csv=out / "logs" / "csv" / "metrics.csv",
+        tensorboard=out / "logs" / "tensorboard",
+        vis=out / "vis",
+    )
 
 
 class TrainingDiverged(RuntimeError):
@@ -90,169 +116,7 @@ class TrainingDiverged(RuntimeError):
 
 
 # --------------------------------------------------------------------------------------------
-# Samples
-
-
-def _augment_for(run: RunConfig) -> Augment | bool:
-    """The training augmentation ``run.data`` describes (False when switched off)."""
-    d = run.data
-    if not d.augment:
-        return False
-    # The data section names each of Augment's fields (and validates them) under the same name.
-    return Augment(**{f.name: getattr(d, f.name) for f in dataclasses.fields(Augment)})
-
-
-def _require_root(run: RunConfig) -> Path:
-    """``data.root`` as a folder, or ``FileNotFoundError`` saying what to download where."""
-    d = run.data
-    if d.dataset == "lsp":
-        how = (
-            "LSP (2000 images + joints.mat): run `dsntpose data lsp --root DIR` (downloads "
-            "http://sam.johnson.io/research/lsp_dataset.zip) and pass --data.root DIR"
-        )
-    else:
-        how = (
-            "MPII: run `dsntpose data mpii --root DIR` for the annotations, unpack the images "
-            "(mpii_human_pose_v1.tar.gz from http://human-pose.mpi-inf.mpg.de/) into DIR/images "
-            "or pass --data.image_root, and pass --data.root DIR"
-        )
-    if d.root is None:
-        raise FileNotFoundError(f"data.root is not set for data.dataset {d.dataset!r}. {how}")
-    root = Path(d.root).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"data.root {root} does not exist. {how}")
-    needed = ["joints.mat", "images"] if d.dataset == "lsp" else ["valid.h5"]
-    for name in needed:
-        if not (root / name).exists():
-            raise FileNotFoundError(f"data.root {root} has no {name}. {how}")
-    return root
-
-
-def _mpii_annotations(root: Path) -> Path:
-    """The bearpaw training annotations in ``root`` (json or json.gz)."""
-    for name in ("mpii_annotations.json", "mpii_annotations.json.gz"):
-        if (root / name).is_file():
-            return root / name
-    raise FileNotFoundError(
-        f"data.root {root} has no mpii_annotations.json(.gz); run `dsntpose data mpii --root {root}`"
-    )
-
-
-def build_datasets(run: RunConfig) -> tuple[Dataset[dict[str, Any]], Dataset[dict[str, Any]]]:
-    """The training and validation sets ``run.data`` names, at ``run.model.input_size`` px.
-
-    * ``synthetic``: generated figures (``data.synthetic_train`` / ``synthetic_val`` samples,
-      different seeds), nothing to download.
-    * ``lsp``: ``data.root`` holds ``joints.mat`` and ``images/``; train on images 1-1000,
-      validate on 1001-2000 (the standard split, PCK@0.2 of the torso).
-      With ``data.lspet_root`` the LSP-extended images join the training set.
-    * ``mpii``: ``data.root`` holds ``mpii_annotations.json[.gz]`` (training people) and
-      ``valid.h5`` (the standard 2958 validation people, with PCKh head sizes); the images are
-      in ``data.image_root`` (default ``data.root/images``).
-
-    With ``data.val_holdout = N`` the validation set is instead ``N`` training images held
-    out by a fixed draw (:func:`holdout_picks`), unaugmented, and training uses the rest.
-
-    Returns:
-        ``(train, val)`` datasets of sample dicts (see :mod:`dsntpose.data.common`); only the
-        training set augments. ``data.train_subset``/``val_subset`` are applied by the sampler.
-
-    Raises:
-        FileNotFoundError: the data root or a file in it is missing (the message says what to
-            download and where to put it).
-    """
-    train, val, _ = _build_splits(run, need_test=False)
-    return train, val
-
-
-# The fixed draw of held-out validation images (data.val_holdout): the same for every run.
-HOLDOUT_SEED = 20180123
-
-
-def holdout_picks(sizes: Sequence[int], count: int) -> tuple[list[tuple[int, int]], ...]:
-    """Split the samples of parts of ``sizes`` into ``(train, held_out)`` ``(part, index)``
-    lists; ``count`` held out, drawn with a fixed seed, each list in data set order."""
-    picks = [(p, i) for p, n in enumerate(sizes) for i in range(n)]
-    if count >= len(picks):
-        raise ValueError(
-            f"data.val_holdout: {count} held out of {len(picks)} training images leaves none"
-        )
-    held = set(np.random.default_rng(HOLDOUT_SEED).permutation(len(picks))[:count].tolist())
-    train = [pick for k, pick in enumerate(picks) if k not in held]
-    return train, [pick for k, pick in enumerate(picks) if k in held]
-
-
-def _build_splits(
-    run: RunConfig, *, need_test: bool = True
-) -> tuple[Dataset[dict[str, Any]], Dataset[dict[str, Any]], Dataset[dict[str, Any]] | None]:
-    """``(train, val, test)``: see :func:`build_datasets` and :func:`build_test_set`."""
-    d, size, seed = run.data, run.model.input_size, run.train.seed
-    augment = _augment_for(run)
-    train_parts: list[PoseDataset]
-    plain_parts: list[PoseDataset]
-    if d.dataset == "synthetic":
-        joints = run.model.joints
-        val = Synthetic(d.synthetic_val, size=size, joints=joints, seed=seed + 1)
-        train_parts = [
-            Synthetic(d.synthetic_train, size=size, joints=joints, augment=augment, seed=seed)
-        ]
-        plain_parts = [Synthetic(d.synthetic_train, size=size, joints=joints, seed=seed)]
-        test: PoseDataset | None = val
-    elif d.dataset == "lsp":
-        root = _require_root(run)
-        train_parts = [LSP(root, "train", size=size, augment=augment, seed=seed)]
-        plain_parts = [LSP(root, "train", size=size)]
-        if d.lspet_root is not None:
-            extended = _require_lspet(d.lspet_root)
-            # a seed of its own, so that LSP image i and LSPET image i are augmented differently
-            train_parts.append(
-                LSP(extended, "all", size=size, augment=augment, seed=seed + 1, extended=True)
-            )
-            plain_parts.append(LSP(extended, "all", size=size, extended=True))
-        test = LSP(root, "test", size=size) if need_test or not d.val_holdout else None
-        val = test
-    else:
-        root = _require_root(run)
-        image_root = Path(d.image_root).expanduser() if d.image_root else root / "images"
-        if not image_root.is_dir():
-            raise FileNotFoundError(
-                f"data.image_root {image_root} does not exist: unpack the MPII images "
-                "(mpii_human_pose_v1.tar.gz from http://human-pose.mpi-inf.mpg.de/) there"
-            )
-        annotations = _mpii_annotations(root)
-        train_parts = [
-            MPII(annotations, image_root, "train", size=size, augment=augment, seed=seed)
-        ]
-        plain_parts = [MPII(annotations, image_root, "train", size=size)]
-        test = MPII(root / "valid.h5", image_root, "all", size=size)
-        val = test
-    if d.val_holdout:
-        sizes = [len(part) for part in train_parts]  # type: ignore[arg-type]
-        train_picks, val_picks = holdout_picks(sizes, d.val_holdout)
-        return PoseConcat(train_parts, train_picks), PoseConcat(plain_parts, val_picks), test
-    train = train_parts[0] if len(train_parts) == 1 else PoseConcat(train_parts)
-    assert val is not None
-    return train, val, test
-
-
-def build_test_set(run: RunConfig) -> Dataset[dict[str, Any]]:
-    """The split that final numbers are reported on: LSP images 1001-2000, MPII's standard
-    validation people, or the synthetic validation figures (whatever ``data.val_holdout``)."""
-    test = _build_splits(run)[2]
-    assert test is not None
-    return test
-
-
-def _require_lspet(folder: str) -> Path:
-    """``data.lspet_root`` as a folder holding ``joints.mat`` and ``images/``."""
-    root = Path(folder).expanduser()
-    for name in ("joints.mat", "images"):
-        if not (root / name).exists():
-            raise FileNotFoundError(
-                f"data.lspet_root {root} has no {name}: it must hold LSP-extended's joints.mat "
-                "and images/ (im00001.jpg ...)"
-            )
-    return root
+# Sampling order (the data sets themselves come from dsntpose.datasets)
 
 
 class EpochSampler(Sampler[int]):
@@ -332,32 +196,6 @@ class EpochSampler(Sampler[int]):
 # The LightningModule
 
 
-def prediction_picture(
-    samples: Mapping[str, Tensor], joint_set: Any, tile: int = 160
-) -> np.ndarray:
-    """A grid of crops with predicted skeletons (ground truth in white).
-
-    Args:
-        samples: ``images`` ``(K, 3, S, S)`` RGB in ``[0, 1]``, ``pred`` and ``gt`` ``(K, J, 2)``
-            crop px (``gt`` NaN where not labelled).
-        joint_set: the :class:`~dsntpose.data.JointSet` to draw.
-        tile: cell side in pixels.
-
-    Returns:
-        ``(H, W, 3)`` uint8 RGB (see :func:`dsntpose.viz.prediction_grid`).
-    """
-    from dsntpose.viz import prediction_grid
-
-    images = (samples["images"].detach().float().clamp(0, 1) * 255).round().byte().cpu()
-    return prediction_grid(
-        [im.permute(1, 2, 0).numpy() for im in images],
-        samples["pred"].detach().float().cpu().numpy(),
-        joint_set,
-        gt_px=samples["gt"].detach().float().cpu().numpy(),
-        tile=tile,
-    )
-
-
 def _float32(out: HeadOutput) -> HeadOutput:
     """``out`` with every tensor (and every earlier stack's) in float32."""
     aux = tuple(_float32(a) for a in out.aux)
@@ -411,7 +249,7 @@ class PoseModule(L.LightningModule):
             every checkpoint as ``hyper_parameters["config"]``.
 
     The network is ``self.model`` (:func:`dsntpose.model.build_model`). A training step scores
-    the head's output with :func:`dsntpose.model.loss_for` in float32 (whatever the
+    the head's output with ``CoordRegressionModel.loss`` in float32 (whatever the
     precision), logs ``train/loss`` and ``train/ips`` (images per second on this device) and
     stops the run with :class:`TrainingDiverged` on a non-finite loss or gradient. Validation
     predicts (with the flip test if ``train.flip_test``), maps the crop coordinates back to the
@@ -429,7 +267,7 @@ class PoseModule(L.LightningModule):
         self.joint_set = get_joint_set(self.cfg.model.joints)
         self.val_pck = PCKMetric(
             self.joint_set.num_joints,
-            threshold=self._threshold(),
+            threshold=protocol_for(self.cfg.data.dataset).threshold,
             total_joints=self.joint_set.pck_total,
         )
         self.train_set: Dataset[dict[str, Any]] | None = None
@@ -439,10 +277,6 @@ class PoseModule(L.LightningModule):
         self._step_end: float | None = None
         self._ips: float | None = None
         self.last_result: PCKResult | None = None
-
-    def _threshold(self) -> float:
-        """PCKh@0.5 for MPII (head size), PCK@0.2 of the torso otherwise."""
-        return 0.5 if self.cfg.data.dataset == "mpii" else 0.2
 
     def forward(self, images: Tensor) -> HeadOutput:
         """``images`` ``(B, 3, S, S)`` RGB in ``[0, 1]`` -> the model's ``HeadOutput``."""
@@ -524,12 +358,8 @@ class PoseModule(L.LightningModule):
     def _loss(self, out: HeadOutput, batch: Mapping[str, Tensor]) -> Tensor:
         """The head's loss, computed in float32 outside autocast."""
         with torch.autocast(self.device.type, enabled=False):
-            return loss_for(
-                _float32(out),
-                batch["joints"].float(),
-                batch["mask"].float(),
-                self.cfg.loss,
-                head=self.cfg.model.head,
+            return self.model.loss(
+                _float32(out), batch["joints"].float(), batch["mask"].float(), self.cfg.loss
             )
 
     def _images(self, batch: Mapping[str, Tensor]) -> Tensor:
@@ -568,7 +398,7 @@ class PoseModule(L.LightningModule):
 
     def _diverged(self, what: str, batch: Mapping[str, Tensor] | None) -> str:
         """The message of a :class:`TrainingDiverged`: what, where, and what is kept."""
-        last = Path(self.cfg.train.out_dir) / LAST
+        last = run_paths(self.cfg.train.out_dir).last
         kept = (
             f"the last good checkpoint is {last}"
             if last.is_file()
@@ -592,16 +422,21 @@ class PoseModule(L.LightningModule):
             sync_dist=True,
             batch_size=len(images),
         )
-        coords = out.coords.float()
-        if self.cfg.train.flip_test:
-            mode = default_flip_mode(self.cfg.model.head, self.cfg.model.activation)
-            coords = flip_test(self.model, images, self.joint_set, mode=mode).coords.float()
-        size = tuple(images.shape[-2:])
-        image_px = back_project(coords, batch["inverse"], size)
+        coords, image_px, _ = predict_batch(
+            self.model,
+            {**batch, "image": images},
+            self.joint_set,
+            flip=self.cfg.train.flip_test,
+            output=_float32(out),
+        )
         self.val_pck.update(
-            image_px, batch["joints_image"], ~batch["joints_missing"].bool(), batch["norm_size"]
+            image_px.to(batch["joints_image"].device),
+            batch["joints_image"],
+            ~batch["joints_missing"].bool(),
+            batch["norm_size"],
         )
         if batch_idx == 0:
+            size = tuple(images.shape[-2:])
             crop_px = normalized_to_pixel(coords, size)
             gt_px = normalized_to_pixel(batch["joints"].float(), size)
             gt_px = torch.where(batch["mask"][..., None] > 0, gt_px, torch.nan)
@@ -612,13 +447,8 @@ class PoseModule(L.LightningModule):
             correct = self.val_pck.correct.cpu().numpy().copy()
             counts = self.val_pck.total.cpu().numpy().copy()
         self.val_pck.reset()
-        result = PCKResult(
-            "PCKh" if self.cfg.data.dataset == "mpii" else "PCK",
-            self._threshold(),
-            self.joint_set,
-            correct,
-            counts,
-        )
+        protocol = protocol_for(self.cfg.data.dataset)
+        result = PCKResult(protocol.metric, protocol.threshold, self.joint_set, correct, counts)
         self.last_result = result
         self.log(MONITOR, result.total)
         for group, value in result.groups.items():
@@ -627,7 +457,7 @@ class PoseModule(L.LightningModule):
             return
         self._num_validations += 1
         if self.trainer.is_global_zero:
-            path = Path(self.cfg.train.out_dir) / "val_metrics.json"
+            path = run_paths(self.cfg.train.out_dir).val_metrics
             path.parent.mkdir(parents=True, exist_ok=True)
             record = {"epoch": self.current_epoch, "step": self.global_step, **result.to_dict()}
             path.write_text(json.dumps(record, indent=2))
@@ -638,12 +468,12 @@ class PoseModule(L.LightningModule):
 
     def _log_predictions(self) -> None:
         """Draw the first validation crops with predictions and ground truth; save and log."""
-        from dsntpose.viz import save_image
+        from dsntpose.viz import prediction_picture, save_image
 
         assert self._vis is not None
         grid = prediction_picture(self._vis, self.joint_set)
         save_image(
-            grid, Path(self.cfg.train.out_dir) / "vis" / f"epoch_{self.current_epoch:03d}.png"
+            grid, run_paths(self.cfg.train.out_dir).vis / f"epoch_{self.current_epoch:03d}.png"
         )
         for logger in self.loggers:
             if isinstance(logger, TensorBoardLogger):
@@ -886,7 +716,7 @@ def check_resume(path: str | Path, run: RunConfig) -> None:
     if diffs:
         raise ValueError(
             f"{path} was trained with a different model ({'; '.join(diffs)}); "
-            "use another train.out_dir or pass --resume never"
+            f"train into another train.out_dir, or move {path.parent} away to start afresh there"
         )
 
 
@@ -896,7 +726,7 @@ def _resume_path(run: RunConfig, resume: str | None) -> Path | None:
     if resume in (None, "never"):
         return None
     if resume == "auto":
-        last = Path(run.train.out_dir) / LAST
+        last = run_paths(run.train.out_dir).last
         return last if last.is_file() else None
     return Path(resume)
 
@@ -952,12 +782,13 @@ def fit(
         TrainingDiverged: a non-finite loss or gradient; ``last.ckpt`` keeps the last good state.
     """
     out = Path(run.train.out_dir)
+    paths = run_paths(out)
     if run.data.dataset != "synthetic":
-        _require_root(run)  # fail before anything starts
+        require_root(run)  # fail before anything starts
     ckpt = _resume_path(run, resume)
     if ckpt is not None:
         check_resume(ckpt, run)
-    elif resume == "never" and (out / LAST).is_file():
+    elif resume == "never" and paths.last.is_file():
         raise ValueError(
             f"train.out_dir {out} already holds a run ({LAST}); resume it (--resume auto), "
             "or choose another train.out_dir"
@@ -967,10 +798,10 @@ def fit(
     with _quiet_lightning():
         trainer = make_trainer(run, extra_callbacks, **trainer_overrides)
         if trainer.is_global_zero:
-            save_config(run, out / "config.yaml")
+            save_config(run, paths.config)
         trainer.fit(module, ckpt_path=ckpt)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    best, last = out / BEST, out / LAST
+    best, last = paths.best, paths.last
     return FitResult(
         out_dir=out,
         best=best if best.is_file() else None,
@@ -979,192 +810,3 @@ def fit(
         global_step=trainer.global_step,
         resumed_from=ckpt,
     )
-
-
-class TimeBudget(L.Callback):
-    """Fit a run into a time budget, ending on the lowered learning rate.
-
-    The run's ``MultiStepLR`` should have one milestone: the epochs from it on run at the
-    lowered rate (the demo puts it at its planned last epoch). After every training epoch
-    (validation included) the time per epoch so far says how many more epochs fit in
-    ``seconds``; the trainer's epoch count is set to that and the milestone moved so that the
-    last ``final_epochs`` epochs still run at the lowered rate. Until the rate is lowered at
-    least one more epoch is kept, so a run may overrun by at most one epoch. When the machine
-    is as fast as planned nothing changes.
-
-    Args:
-        seconds: the training time to plan for.
-        final_epochs: how many epochs at the end run at the lowered rate.
-    """
-
-    def __init__(self, seconds: float, final_epochs: int = 1) -> None:
-        if seconds <= 0 or final_epochs < 1:
-            raise ValueError("TimeBudget: need seconds > 0 and final_epochs >= 1")
-        self.seconds = float(seconds)
-        self.final_epochs = int(final_epochs)
-        self.start = 0.0
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.start = time.perf_counter()
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        done = trainer.current_epoch + 1
-        elapsed = time.perf_counter() - self.start
-        more = int((self.seconds - elapsed) / (elapsed / done))
-        schedulers = [
-            c.scheduler
-            for c in trainer.lr_scheduler_configs
-            if isinstance(c.scheduler, torch.optim.lr_scheduler.MultiStepLR)
-        ]
-        lowered = any(min(s.milestones) <= done for s in schedulers)
-        if not lowered:
-            more = max(more, 1)
-            last = done + more
-            for scheduler in schedulers:  # stepped after this hook: epoch `milestone` is low
-                scheduler.milestones = Counter([max(done, last - self.final_epochs)])
-        trainer.fit_loop.max_epochs = done + max(0, more)
-
-
-def pick_cpu_threads(run: RunConfig, candidates: Sequence[int] | None = None) -> tuple[int, float]:
-    """Time training steps of ``run``'s model per thread count; keep the fastest.
-
-    On a machine whose cores are busy with other work, OpenMP threads that wait for each
-    other can make two threads many times slower than one; this measures what runs fastest
-    now (a few seconds for small models), calls ``torch.set_num_threads`` with it and returns
-    ``(threads, seconds per training step)`` at ``data.batch_size`` (forward, loss and
-    backward; data loading and the optimiser step not included). ``candidates`` default: 1
-    and the current thread count.
-    """
-    current = torch.get_num_threads()
-    options = sorted(set(candidates or (1, current)))
-    size, batch = run.model.input_size, run.data.batch_size
-    model = build_model(dataclasses.replace(run.model, weights=None))
-    images = torch.rand(batch, 3, size, size)
-    target = torch.zeros(batch, run.model.num_joints, 2)
-    mask = torch.ones(batch, run.model.num_joints)
-    timings: dict[int, float] = {}
-    for threads in options:
-        torch.set_num_threads(threads)
-        for repeat in range(4):  # the first step warms up
-            start = time.perf_counter()
-            out = model(images)
-            loss_for(out, target, mask, run.loss, head=run.model.head).backward()
-            if repeat:
-                elapsed = time.perf_counter() - start
-                timings[threads] = min(timings.get(threads, math.inf), elapsed)
-    best = min(timings, key=timings.__getitem__)
-    torch.set_num_threads(best)
-    return best, timings[best]
-
-
-# --------------------------------------------------------------------------------------------
-# Evaluating a trained checkpoint (no Lightning needed, but the data sets are built here)
-
-
-@dataclass
-class Evaluation:
-    """A checkpoint's validation result.
-
-    Attributes:
-        result: the PCK (or PCKh) table.
-        preds_px: ``(N, J, 2)`` predictions in original image pixels, data set order.
-        run: the run config the data came from (the checkpoint's, with overrides).
-        samples: a few validation samples for drawing: ``images`` ``(K, 3, S, S)``,
-            ``pred`` and ``gt`` ``(K, J, 2)`` crop px (``gt`` NaN where not labelled).
-    """
-
-    result: PCKResult
-    preds_px: np.ndarray
-    run: RunConfig
-    samples: dict[str, Tensor]
-
-
-def evaluate_checkpoint(
-    checkpoint: str | Path,
-    *,
-    data: Mapping[str, Any] | None = None,
-    flip: bool = False,
-    flip_mode: str | None = None,
-    batch_size: int = 32,
-    device: str = "cpu",
-    num_draw: int = 8,
-) -> Evaluation:
-    """Evaluate a checkpoint on its validation set, PCK in original image pixels.
-
-    Args:
-        checkpoint: a training checkpoint (or :func:`dsntpose.model.save_model` file holding a
-            full run config).
-        data: overrides of the checkpoint's ``data`` section (``dataset``, ``root``,
-            ``image_root``, ``val_subset``, ``num_workers``, ...).
-        flip: average the image and its mirror (:func:`dsntpose.evaluate.flip_test`).
-        flip_mode: what the flip test averages: ``"logits"`` (as the paper's code),
-            ``"coords"`` (any head) or ``"heatmaps"`` (heatmap matching); ``None`` picks the
-            head's default, :func:`dsntpose.evaluate.default_flip_mode`.
-        batch_size: images per forward pass.
-        device: ``cpu``, ``cuda`` or ``cuda:N``.
-        num_draw: how many validation samples to keep for drawing.
-
-    Returns:
-        An :class:`Evaluation` (PCKh@0.5 for MPII, PCK@0.2 of the torso otherwise).
-
-    Raises:
-        FileNotFoundError / ValueError: missing checkpoint or data, or a checkpoint that does
-            not fit its config (see :func:`dsntpose.model.load_checkpoint`).
-    """
-    from dsntpose.model import load_checkpoint
-
-    model, _, config = load_checkpoint(checkpoint, map_location=device)
-    values = {k: dict(v) for k, v in config.items()}
-    values.setdefault("data", {}).update(data or {})
-    run = RunConfig.from_dict(values)
-    _, val_set = build_datasets(run)
-    num = len(val_set)  # type: ignore[arg-type]
-    if run.data.val_subset is not None:
-        num = min(num, run.data.val_subset)
-    loader = DataLoader(
-        torch.utils.data.Subset(val_set, range(num)),
-        batch_size=batch_size,
-        num_workers=run.data.num_workers,
-        worker_init_fn=worker_init_fn if run.data.num_workers else None,
-    )
-    joint_set = get_joint_set(run.model.joints)
-    threshold = 0.5 if run.data.dataset == "mpii" else 0.2
-    metric = PCKMetric(joint_set.num_joints, threshold=threshold, total_joints=joint_set.pck_total)
-    mode = flip_mode or default_flip_mode(run.model.head, run.model.activation)
-    allowed = {"dsnt": ("logits", "coords"), "heatmap": ("heatmaps", "coords"), "fc": ("coords",)}
-    if mode not in allowed[run.model.head]:
-        raise ValueError(
-            f"flip_mode: {mode!r} does not fit the {run.model.head} head; choose one of "
-            f"{', '.join(repr(m) for m in allowed[run.model.head])}"
-        )
-    preds, samples = [], {}
-    model.eval()
-    with torch.no_grad():
-        for batch in loader:
-            images = batch["image"].to(device)
-            if flip:
-                coords = flip_test(model, images, joint_set, mode=mode).coords.float()
-            else:
-                coords = model(images).coords.float()
-            size = tuple(images.shape[-2:])
-            image_px = back_project(coords.cpu(), batch["inverse"], size)
-            metric.update(
-                image_px, batch["joints_image"], ~batch["joints_missing"].bool(), batch["norm_size"]
-            )
-            preds.append(image_px.numpy())
-            if not samples and num_draw:
-                gt = normalized_to_pixel(batch["joints"].float(), size)
-                gt = torch.where(batch["mask"][..., None] > 0, gt, torch.nan)
-                samples = {
-                    "images": batch["image"][:num_draw],
-                    "pred": normalized_to_pixel(coords.cpu(), size)[:num_draw],
-                    "gt": gt[:num_draw],
-                }
-    result = PCKResult(
-        "PCKh" if run.data.dataset == "mpii" else "PCK",
-        threshold,
-        joint_set,
-        metric.correct.numpy().copy(),
-        metric.total.numpy().copy(),
-    )
-    return Evaluation(result, np.concatenate(preds), run, samples)

@@ -23,6 +23,7 @@ from dsntpose.data.joints import JointSet
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+    from torch import Tensor
 
 _SHIFT = 4  # cv2 fixed-point bits: coordinates are drawn to 1/16 px
 _ONE = 1 << _SHIFT
@@ -467,3 +468,27 @@ def save_image(image: np.ndarray, path: str | Path) -> Path:
     if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
         raise OSError(f"could not write image {path} (unsupported suffix or folder not writable)")
     return path
+
+
+def prediction_picture(
+    samples: Mapping[str, Tensor], joint_set: Any, tile: int = 160
+) -> np.ndarray:
+    """A grid of crops with predicted skeletons (ground truth in white).
+
+    Args:
+        samples: ``images`` ``(K, 3, S, S)`` RGB in ``[0, 1]``, ``pred`` and ``gt`` ``(K, J, 2)``
+            crop px (``gt`` NaN where not labelled).
+        joint_set: the :class:`~dsntpose.data.JointSet` to draw.
+        tile: cell side in pixels.
+
+    Returns:
+        ``(H, W, 3)`` uint8 RGB (see :func:`dsntpose.viz.prediction_grid`).
+    """
+    images = (samples["images"].detach().float().clamp(0, 1) * 255).round().byte().cpu()
+    return prediction_grid(
+        [im.permute(1, 2, 0).numpy() for im in images],
+        samples["pred"].detach().float().cpu().numpy(),
+        joint_set,
+        gt_px=samples["gt"].detach().float().cpu().numpy(),
+        tile=tile,
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import shutil
 import sys
 import urllib.request
@@ -24,6 +25,14 @@ __all__ = [
     "sha256_file",
     "verify_manifest",
 ]
+
+
+def default_data_root(name: str) -> Path:
+    """Where ``dsntpose data NAME`` puts a data set by default: ``$DSNTPOSE_DATA/NAME`` when
+    that variable is set, else ``~/.cache/dsntpose/NAME`` (where ``dsntpose eval --preds``
+    looks for the MPII ground truth)."""
+    base = os.environ.get("DSNTPOSE_DATA")
+    return (Path(base) if base else Path.home() / ".cache" / "dsntpose") / name
 
 
 class DownloadError(OSError):

@@ -1,0 +1,204 @@
+"""The data sets a run config names: training, validation and test splits at the crop size.
+
+The one place where ``RunConfig.data`` turns into :mod:`dsntpose.data` objects, used by
+training, evaluation and the experiment scripts (no Lightning needed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from dsntpose.config import RunConfig
+from dsntpose.data import LSP, MPII
+from dsntpose.data.common import PoseConcat, PoseDataset
+from dsntpose.data.synthetic import Synthetic
+from dsntpose.data.transforms import Augment
+
+__all__ = [
+    "HOLDOUT_SEED",
+    "build_datasets",
+    "build_split",
+    "build_test_set",
+    "holdout_picks",
+    "require_root",
+]
+
+SPLITS = ("train", "val", "test")
+
+
+def _augment_for(run: RunConfig) -> Augment | bool:
+    """The training augmentation ``run.data`` describes (False when switched off)."""
+    d = run.data
+    if not d.augment:
+        return False
+    # The data section names each of Augment's fields (and validates them) under the same name.
+    return Augment(**{f.name: getattr(d, f.name) for f in dataclasses.fields(Augment)})
+
+
+def require_root(run: RunConfig) -> Path:
+    """``data.root`` as a folder, or ``FileNotFoundError`` saying what to download where."""
+    d = run.data
+    if d.dataset == "lsp":
+        how = (
+            "LSP (2000 images + joints.mat): run `dsntpose data lsp --data.root DIR` (downloads "
+            "http://sam.johnson.io/research/lsp_dataset.zip) and pass --data.root DIR"
+        )
+    else:
+        how = (
+            "MPII: run `dsntpose data mpii --data.root DIR` for the annotations, unpack the images "
+            "(mpii_human_pose_v1.tar.gz from http://human-pose.mpi-inf.mpg.de/) into DIR/images "
+            "or pass --data.image_root, and pass --data.root DIR"
+        )
+    if d.root is None:
+        raise FileNotFoundError(f"data.root is not set for data.dataset {d.dataset!r}. {how}")
+    root = Path(d.root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"data.root {root} does not exist. {how}")
+    needed = ["joints.mat", "images"] if d.dataset == "lsp" else ["valid.h5"]
+    for name in needed:
+        if not (root / name).exists():
+            raise FileNotFoundError(f"data.root {root} has no {name}. {how}")
+    return root
+
+
+def _mpii_annotations(root: Path) -> Path:
+    """The bearpaw training annotations in ``root`` (json or json.gz)."""
+    for name in ("mpii_annotations.json", "mpii_annotations.json.gz"):
+        if (root / name).is_file():
+            return root / name
+    raise FileNotFoundError(
+        f"data.root {root} has no mpii_annotations.json(.gz); run `dsntpose data mpii --data.root {root}`"
+    )
+
+
+def build_datasets(run: RunConfig) -> tuple[Dataset[dict[str, Any]], Dataset[dict[str, Any]]]:
+    """The training and validation sets ``run.data`` names, at ``run.model.input_size`` px.
+
+    * ``synthetic``: generated figures (``data.synthetic_train`` / ``synthetic_val`` samples,
+      different seeds), nothing to download.
+    * ``lsp``: ``data.root`` holds ``joints.mat`` and ``images/``; train on images 1-1000,
+      validate on 1001-2000 (the standard split, PCK@0.2 of the torso).
+      With ``data.lspet_root`` the LSP-extended images join the training set.
+    * ``mpii``: ``data.root`` holds ``mpii_annotations.json[.gz]`` (training people) and
+      ``valid.h5`` (the standard 2958 validation people, with PCKh head sizes); the images are
+      in ``data.image_root`` (default ``data.root/images``).
+
+    With ``data.val_holdout = N`` the validation set is instead ``N`` training images held
+    out by a fixed draw (:func:`holdout_picks`), unaugmented, and training uses the rest.
+
+    Returns:
+        ``(train, val)`` datasets of sample dicts (see :mod:`dsntpose.data.common`); only the
+        training set augments. ``data.train_subset``/``val_subset`` are applied by the sampler.
+
+    Raises:
+        FileNotFoundError: the data root or a file in it is missing (the message says what to
+            download and where to put it).
+    """
+    train, val, _ = _build_splits(run, need_test=False)
+    return train, val
+
+
+# The fixed draw of held-out validation images (data.val_holdout): the same for every run.
+HOLDOUT_SEED = 20180123
+
+
+def holdout_picks(sizes: Sequence[int], count: int) -> tuple[list[tuple[int, int]], ...]:
+    """Split the samples of parts of ``sizes`` into ``(train, held_out)`` ``(part, index)``
+    lists; ``count`` held out, drawn with a fixed seed, each list in data set order."""
+    picks = [(p, i) for p, n in enumerate(sizes) for i in range(n)]
+    if count >= len(picks):
+        raise ValueError(
+            f"data.val_holdout: {count} held out of {len(picks)} training images leaves none"
+        )
+    held = set(np.random.default_rng(HOLDOUT_SEED).permutation(len(picks))[:count].tolist())
+    train = [pick for k, pick in enumerate(picks) if k not in held]
+    return train, [pick for k, pick in enumerate(picks) if k in held]
+
+
+def _build_splits(
+    run: RunConfig, *, need_test: bool = True
+) -> tuple[Dataset[dict[str, Any]], Dataset[dict[str, Any]], Dataset[dict[str, Any]] | None]:
+    """``(train, val, test)``: see :func:`build_datasets` and :func:`build_test_set`."""
+    d, size, seed = run.data, run.model.input_size, run.train.seed
+    augment = _augment_for(run)
+    train_parts: list[PoseDataset]
+    plain_parts: list[PoseDataset]
+    if d.dataset == "synthetic":
+        joints = run.model.joints
+        val = Synthetic(d.synthetic_val, size=size, joints=joints, seed=seed + 1)
+        train_parts = [
+            Synthetic(d.synthetic_train, size=size, joints=joints, augment=augment, seed=seed)
+        ]
+        plain_parts = [Synthetic(d.synthetic_train, size=size, joints=joints, seed=seed)]
+        test: PoseDataset | None = val
+    elif d.dataset == "lsp":
+        root = require_root(run)
+        train_parts = [LSP(root, "train", size=size, augment=augment, seed=seed)]
+        plain_parts = [LSP(root, "train", size=size)]
+        if d.lspet_root is not None:
+            extended = _require_lspet(d.lspet_root)
+            # a seed of its own, so that LSP image i and LSPET image i are augmented differently
+            train_parts.append(
+                LSP(extended, "all", size=size, augment=augment, seed=seed + 1, extended=True)
+            )
+            plain_parts.append(LSP(extended, "all", size=size, extended=True))
+        test = LSP(root, "test", size=size) if need_test or not d.val_holdout else None
+        val = test
+    else:
+        root = require_root(run)
+        image_root = Path(d.image_root).expanduser() if d.image_root else root / "images"
+        if not image_root.is_dir():
+            raise FileNotFoundError(
+                f"data.image_root {image_root} does not exist: unpack the MPII images "
+                "(mpii_human_pose_v1.tar.gz from http://human-pose.mpi-inf.mpg.de/) there"
+            )
+        annotations = _mpii_annotations(root)
+        train_parts = [
+            MPII(annotations, image_root, "train", size=size, augment=augment, seed=seed)
+        ]
+        plain_parts = [MPII(annotations, image_root, "train", size=size)]
+        test = MPII(root / "valid.h5", image_root, "all", size=size)
+        val = test
+    if d.val_holdout:
+        sizes = [len(part) for part in train_parts]  # type: ignore[arg-type]
+        train_picks, val_picks = holdout_picks(sizes, d.val_holdout)
+        return PoseConcat(train_parts, train_picks), PoseConcat(plain_parts, val_picks), test
+    train = train_parts[0] if len(train_parts) == 1 else PoseConcat(train_parts)
+    assert val is not None
+    return train, val, test
+
+
+def build_test_set(run: RunConfig) -> Dataset[dict[str, Any]]:
+    """The split that final numbers are reported on: LSP images 1001-2000, MPII's standard
+    validation people, or the synthetic validation figures (whatever ``data.val_holdout``)."""
+    test = _build_splits(run)[2]
+    assert test is not None
+    return test
+
+
+def _require_lspet(folder: str) -> Path:
+    """``data.lspet_root`` as a folder holding ``joints.mat`` and ``images/``."""
+    root = Path(folder).expanduser()
+    for name in ("joints.mat", "images"):
+        if not (root / name).exists():
+            raise FileNotFoundError(
+                f"data.lspet_root {root} has no {name}: it must hold LSP-extended's joints.mat "
+                "and images/ (im00001.jpg ...)"
+            )
+    return root
+
+
+def build_split(run: RunConfig, split: str) -> Dataset[dict[str, Any]]:
+    """One split of :func:`build_datasets` / :func:`build_test_set`: ``train``, ``val`` (what
+    training validates on) or ``test`` (what final numbers are reported on)."""
+    if split not in SPLITS:
+        raise ValueError(f"split: expected one of {', '.join(map(repr, SPLITS))}, got {split!r}")
+    if split == "test":
+        return build_test_set(run)
+    return build_datasets(run)[SPLITS.index(split)]

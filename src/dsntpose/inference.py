@@ -1,0 +1,399 @@
+"""One inference path: a model over crops or a whole data set, with or without the flip test,
+back to original image pixels, with the ground truth it loaded.
+
+* :func:`back_project`: normalised crop coordinates -> original image pixels.
+* :func:`flip_test`: predict on images and their mirrors and merge them the head's way.
+* :func:`predict_dataset`: run a model over a data set; returns predictions and ground truth.
+* :func:`evaluate_checkpoint`: a checkpoint on its validation or test split, scored by the
+  protocol of its data set (:func:`dsntpose.evaluate.protocol_for`).
+
+Training's validation, ``dsntpose eval``, ``predict`` and the experiment scripts all use these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from dsntpose import ops
+from dsntpose.config import RunConfig
+from dsntpose.data.joints import JointSet
+from dsntpose.evaluate import ArrayLike, PCKResult
+from dsntpose.heads import check_flip_mode, merge_views
+
+__all__ = [
+    "Evaluation",
+    "FlipOutput",
+    "Predictions",
+    "back_project",
+    "evaluate_checkpoint",
+    "flip_test",
+    "predict_batch",
+    "predict_dataset",
+    "score",
+]
+
+
+def back_project(
+    coords_norm: ArrayLike, inverse: ArrayLike, crop_size: int | tuple[int, int]
+) -> Tensor | np.ndarray:
+    """Map predictions from normalised crop units to original image pixels.
+
+    Args:
+        coords_norm: ``(..., J, 2)`` ``(x, y)`` normalised over the crop (``-1`` and ``+1`` its
+            outer edges), e.g. a model's ``coords`` ``(B, J, 2)``.
+        inverse: ``(..., 2, 3)`` affine crop px -> image px (a sample's ``inverse``), with the
+            same leading dims as ``coords_norm`` (or broadcastable to them).
+        crop_size: the crop side ``S`` in pixels, or ``(H, W)``.
+
+    Returns:
+        ``(..., J, 2)`` ``(x, y)`` in 0-based image pixels: a torch tensor when
+        ``coords_norm`` is one (float64 when either input is), else a numpy array.
+    """
+    as_numpy = not isinstance(coords_norm, Tensor)
+    c = torch.as_tensor(coords_norm)
+    a = torch.as_tensor(inverse)
+    dtype = torch.promote_types(c.dtype, a.dtype)
+    if not dtype.is_floating_point:
+        dtype = torch.float64
+    c, a = c.to(dtype), a.to(dtype=dtype, device=c.device)
+    if c.dim() < 2 or c.shape[-1] != 2:
+        raise ValueError(f"coords_norm: expected shape (..., J, 2), got {tuple(c.shape)}")
+    if a.dim() < 2 or a.shape[-2:] != (2, 3):
+        raise ValueError(f"inverse: expected shape (..., 2, 3), got {tuple(a.shape)}")
+    size = (crop_size, crop_size) if isinstance(crop_size, int) else tuple(crop_size)
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(f"crop_size: expected S or (H, W) in pixels, got {crop_size!r}")
+    crop_px = ops.normalized_to_pixel(c, size)
+    out = crop_px @ a[..., :2].transpose(-1, -2) + a[..., None, :, 2]
+    return out.numpy() if as_numpy else out
+
+
+class FlipOutput(NamedTuple):
+    """Flip-test prediction: ``coords`` ``(B, J, 2)`` normalised, ``confidence`` ``(B, J)``."""
+
+    coords: Tensor
+    confidence: Tensor
+
+
+Decode = Callable[[Tensor], tuple[Tensor, Tensor]]
+
+
+@torch.no_grad()
+def flip_test(
+    model: Callable[[Tensor], Any],
+    images: Tensor,
+    joint_set: JointSet,
+    mode: Literal["logits", "coords", "heatmaps"] | None = None,
+    decode: Decode | None = None,
+) -> FlipOutput:
+    """Predict on the images and their mirrors, swap left and right, and average
+    (:func:`dsntpose.heads.merge_views`).
+
+    Args:
+        model: returns a ``HeadOutput`` (``coords``, ``heatmaps``, ``logits``, ``confidence``).
+            Its mode (train/eval) is left as it is; gradients are off.
+        images: ``(B, 3, S, S)`` RGB in ``[0, 1]``.
+        joint_set: supplies ``flip_index`` (left/right partners).
+        mode: ``"logits"`` (DSNT, as the paper's code): average the pre-activation maps, then
+            decode them once; ``"coords"``: average the two coordinate predictions (any head);
+            ``"heatmaps"`` (heatmap matching): average the raw maps and decode by arg-max with
+            the quarter-pixel shift. Default: ``"logits"`` when ``decode`` is given, else the
+            model's head decides (``head.flip_mode``); a model without a dsntpose head (an ONNX
+            runner) then averages coordinates. A mode the head does not list in its
+            ``flip_modes`` is refused.
+        decode: ``(B, J, H, W)`` maps -> (coords ``(B, J, 2)``, confidence ``(B, J)``).
+            Default: the head's own ``decode``; a model without a head needs it for
+            ``"logits"``.
+
+    Returns:
+        :class:`FlipOutput` with ``coords`` ``(B, J, 2)`` normalised and ``confidence``
+        ``(B, J)``; for ``"coords"`` and ``"heatmaps"`` the confidence is the mean of both
+        views'.
+
+    Raises:
+        ValueError: a mode the head cannot merge by (the message names the allowed ones).
+    """
+    if images.dim() != 4:
+        raise ValueError(f"images: expected (B, 3, S, S), got {tuple(images.shape)}")
+    if mode is not None and mode not in ("logits", "coords", "heatmaps"):
+        raise ValueError(f"mode: expected 'logits', 'coords' or 'heatmaps', got {mode!r}")
+    head = getattr(model, "head", None)
+    if mode is None and decode is not None:
+        mode = "logits"
+    if hasattr(head, "flip_modes"):
+        mode = mode or head.flip_mode  # type: ignore[union-attr]
+        assert mode is not None
+        check_flip_mode(head, mode)  # type: ignore[arg-type]
+        decode = decode or head.decode  # type: ignore[union-attr]
+    elif mode is None:
+        mode = "coords"
+    out = model(images)
+    out_flip = model(torch.flip(images, dims=[-1]))
+    if out.coords.shape[1] != joint_set.num_joints:
+        raise ValueError(
+            f"flip_test: the model predicts {out.coords.shape[1]} joints, joint set "
+            f"{joint_set.name} has {joint_set.num_joints}"
+        )
+    return FlipOutput(*merge_views(out, out_flip, list(joint_set.flip_index), mode, decode))
+
+
+def predict_batch(
+    model: Callable[[Tensor], Any],
+    batch: dict[str, Any],
+    joint_set: JointSet,
+    *,
+    flip: bool = False,
+    mode: Literal["logits", "coords", "heatmaps"] | None = None,
+    output: Any = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The model's answer for one batch of samples, in crop and in original image units.
+
+    Args:
+        model: returns a ``HeadOutput`` for ``batch["image"]`` ``(B, 3, S, S)``.
+        batch: collated samples (``image``, ``inverse``; see :mod:`dsntpose.data.common`),
+            already on the model's device.
+        joint_set: the joints (the flip test swaps their left/right partners).
+        flip: merge with the prediction on the mirrored crops (:func:`flip_test`).
+        mode: what the flip test merges (None: the head's default).
+        output: the model's output on ``batch["image"]`` when the caller has it already
+            (training's validation, which also scores the loss); used without the flip test.
+
+    Returns:
+        ``coords`` ``(B, J, 2)`` normalised crop units, ``image_px`` ``(B, J, 2)`` original
+        image pixels and ``confidence`` ``(B, J)``, all float32 on the CPU.
+    """
+    images = batch["image"]
+    if flip:
+        coords, confidence = flip_test(model, images, joint_set, mode=mode)
+    else:
+        out = output if output is not None else model(images)
+        coords, confidence = out.coords, out.confidence
+    coords, confidence = coords.detach().float().cpu(), confidence.detach().float().cpu()
+    image_px = back_project(coords, batch["inverse"].cpu(), tuple(images.shape[-2:]))
+    return coords, image_px.float(), confidence  # type: ignore[union-attr]
+
+
+@dataclass
+class Predictions:
+    """A model's predictions over a data set, with the ground truth the data set loaded.
+
+    Attributes:
+        preds_px: ``(N, J, 2)`` predictions in original image pixels, data set order.
+        confidence: ``(N, J)`` per-joint confidence in ``[0, 1]``.
+        gt_px: ``(N, J, 2)`` ground truth in original image pixels (NaN where missing).
+        missing: ``(N, J)`` bool, True for joints without a label (not scored).
+        norm_size: ``(N,)`` the PCK unit per person (head or torso size, image px).
+        samples: a few samples for drawing: ``images`` ``(K, 3, S, S)``, ``pred`` and ``gt``
+            ``(K, J, 2)`` crop px (``gt`` NaN where not labelled).
+    """
+
+    preds_px: np.ndarray
+    confidence: np.ndarray
+    gt_px: np.ndarray
+    missing: np.ndarray
+    norm_size: np.ndarray
+    samples: dict[str, Tensor]
+
+    def __len__(self) -> int:
+        return int(self.preds_px.shape[0])
+
+
+def predict_dataset(
+    model: Callable[[Tensor], Any],
+    dataset: Any,
+    joint_set: JointSet,
+    *,
+    flip: bool = False,
+    mode: Literal["logits", "coords", "heatmaps"] | None = None,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    num_workers: int = 0,
+    num_draw: int = 8,
+    limit: int | None = None,
+    progress: bool = False,
+) -> Predictions:
+    """Run ``model`` (in eval mode, no gradients) over the first ``limit`` samples of ``dataset``.
+
+    Args:
+        model: returns a ``HeadOutput`` for ``(B, 3, S, S)`` crops.
+        dataset: a pose data set of sample dicts (:mod:`dsntpose.data.common`).
+        joint_set: its joints.
+        flip, mode: the flip test and what it merges (see :func:`flip_test`).
+        batch_size, device, num_workers: how to load and run.
+        num_draw: how many samples to keep for drawing.
+        limit: score only the first ``limit`` samples (None: all).
+        progress: show a progress bar on stderr (tqdm).
+
+    Returns:
+        :class:`Predictions` in data set order.
+    """
+    from torch.utils.data import DataLoader, Subset
+
+    from dsntpose.data import worker_init_fn
+
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    loader = DataLoader(
+        Subset(dataset, range(count)) if count < len(dataset) else dataset,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        worker_init_fn=worker_init_fn if num_workers else None,
+    )
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("pred", "conf", "gt", "miss", "size")}
+    samples: dict[str, Tensor] = {}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=count, unit="img", desc="evaluating", leave=False)
+    with torch.no_grad():
+        for batch in loader:
+            on_device = {**batch, "image": batch["image"].to(device)}
+            coords, image_px, confidence = predict_batch(
+                model, on_device, joint_set, flip=flip, mode=mode
+            )
+            missing = batch["joints_missing"].bool()
+            gt = batch["joints_image"].double().masked_fill(missing[..., None], float("nan"))
+            parts["pred"].append(image_px.double().numpy())
+            parts["conf"].append(confidence.numpy())
+            parts["gt"].append(gt.numpy())
+            parts["miss"].append(missing.numpy())
+            parts["size"].append(np.asarray(batch["norm_size"], dtype=np.float64))
+            if not samples and num_draw:
+                size = tuple(batch["image"].shape[-2:])
+                gt_crop = ops.normalized_to_pixel(batch["joints"].float(), size)
+                gt_crop = torch.where(batch["mask"][..., None] > 0, gt_crop, torch.nan)
+                samples = {
+                    "images": batch["image"][:num_draw],
+                    "pred": ops.normalized_to_pixel(coords, size)[:num_draw],
+                    "gt": gt_crop[:num_draw],
+                }
+            if bar is not None:
+                bar.update(len(batch["image"]))
+    if bar is not None:
+        bar.close()
+    return Predictions(
+        preds_px=np.concatenate(parts["pred"]),
+        confidence=np.concatenate(parts["conf"]),
+        gt_px=np.concatenate(parts["gt"]),
+        missing=np.concatenate(parts["miss"]),
+        norm_size=np.concatenate(parts["size"]),
+        samples=samples,
+    )
+
+
+@dataclass
+class Evaluation:
+    """A checkpoint's result on one split.
+
+    Attributes:
+        result: the PCK (or PCKh) table.
+        predictions: the :class:`Predictions` it was computed from.
+        run: the run config the data came from (the checkpoint's, with overrides).
+        split: ``"val"`` or ``"test"``.
+    """
+
+    result: PCKResult
+    predictions: Predictions
+    run: RunConfig
+    split: str
+
+    @property
+    def preds_px(self) -> np.ndarray:
+        """``(N, J, 2)`` predictions in original image pixels, data set order."""
+        return self.predictions.preds_px
+
+    @property
+    def samples(self) -> dict[str, Tensor]:
+        return self.predictions.samples
+
+
+def score(predictions: Predictions, dataset: str, joint_set: JointSet) -> PCKResult:
+    """The PCK table of ``predictions`` by the protocol of ``dataset``
+    (:func:`dsntpose.evaluate.protocol_for`); people without a finite, positive norm size
+    are left out (their joints cannot be scored)."""
+    from dsntpose.evaluate import pck, pckh, protocol_for
+
+    protocol = protocol_for(dataset)
+    p = predictions
+    scored = np.isfinite(p.norm_size) & (p.norm_size > 0)
+    gt = np.where(p.missing[..., None], 0.0, p.gt_px)
+    rule = pckh if protocol.metric == "PCKh" else pck
+    return rule(
+        p.preds_px[scored], gt[scored], p.missing[scored], p.norm_size[scored],
+        protocol.threshold, joint_set=joint_set,
+    )  # fmt: skip
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    *,
+    split: str = "test",
+    data: Mapping[str, Any] | None = None,
+    flip: bool = False,
+    flip_mode: Literal["logits", "coords", "heatmaps"] | None = None,
+    batch_size: int = 32,
+    device: str = "cpu",
+    num_draw: int = 8,
+    limit: int | None = None,
+    progress: bool = False,
+) -> Evaluation:
+    """Evaluate a checkpoint on a split of its data, PCK in original image pixels.
+
+    Args:
+        checkpoint: a training checkpoint (or :func:`dsntpose.model.save_model` file holding a
+            full run config, such as a shipped model).
+        split: ``"test"`` (LSP images 1001-2000, MPII's standard validation people, the
+            synthetic validation figures) or ``"val"`` (what training validated on: the
+            held-out training images with ``data.val_holdout``, else the test split).
+        data: overrides of the checkpoint's ``data`` section (``root``, ``lspet_root``,
+            ``image_root``, ``num_workers``, ...).
+        flip: average the image and its mirror (:func:`flip_test`).
+        flip_mode: what the flip test merges; None: the head's default.
+        batch_size, device: how to run.
+        num_draw: how many samples to keep for drawing.
+        limit: score only the first ``limit`` samples of the split (None: all of them; the
+            checkpoint's ``data.val_subset`` is not applied).
+        progress: show a progress bar.
+
+    Returns:
+        An :class:`Evaluation` (PCKh@0.5 for MPII, PCK@0.2 of the torso otherwise).
+
+    Raises:
+        FileNotFoundError / ValueError: missing checkpoint or data, a checkpoint that does not
+            fit its config, or a flip mode the head cannot merge by.
+    """
+    from dsntpose.data import get_joint_set
+    from dsntpose.datasets import build_split
+    from dsntpose.heads import check_flip_mode
+    from dsntpose.model import load_checkpoint
+
+    model, _, config = load_checkpoint(checkpoint, map_location=device)
+    values = {k: dict(v) for k, v in config.items()}
+    values.setdefault("data", {}).update(data or {})
+    run = RunConfig.from_dict(values)
+    if flip and flip_mode is not None:
+        check_flip_mode(model.head, flip_mode)
+    dataset = build_split(run, split)
+    joint_set = get_joint_set(run.model.joints)
+    predictions = predict_dataset(
+        model,
+        dataset,
+        joint_set,
+        flip=flip,
+        mode=flip_mode,
+        batch_size=batch_size,
+        device=device,
+        num_workers=run.data.num_workers,
+        num_draw=num_draw,
+        limit=limit,
+        progress=progress,
+    )
+    result = score(predictions, run.data.dataset, joint_set)
+    return Evaluation(result, predictions, run, split)

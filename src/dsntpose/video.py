@@ -1,0 +1,283 @@
+"""Keypoints on every frame of a video file or a webcam, through OpenCV.
+
+:func:`predict_video` reads frames with ``cv2.VideoCapture``, predicts them with a
+:class:`~dsntpose.predictor.Predictor`, and optionally writes an annotated video (``mp4v``
+codec, the source's frame rate and size) and per-frame results.
+
+Who is predicted in a frame:
+
+* with ``boxes`` (one ``(x, y, w, h)`` box for every frame, or a function
+  ``boxes(frame_index, frame_bgr) -> boxes`` such as a person detector): those people;
+* without, **one person per frame**. With ``track=False`` (the default) it is the whole frame,
+  as for a still image without a box. With ``track=True`` the box of a frame is the box of the
+  previous frame's keypoints (confidence >= ``track_min_confidence``), with the predictor's
+  crop margin around it, so a person who fills a small part of the frame is followed at a
+  useful scale; the whole frame is used again for the first frame and whenever the previous
+  person scored below ``track_min_score``, had fewer than 3 confident joints, or their box is
+  smaller than 8 px or off the frame. Tracking is a convenience for one person, not a tracker
+  of several.
+
+Results (``results_path``): ``"jsonl"`` (the default, or any suffix but ``.json``) writes one
+JSON line per frame, ``{"frame": i, "time_s": t, "people": [Person.to_dict(), ...]}`` (non-finite
+values as ``null``); ``"coco"`` (or a ``.json`` suffix) writes one JSON list of COCO keypoint
+results with ``image_id`` the frame index (0-based), for :func:`dsntpose.data.coco.evaluate_coco`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import cv2
+import numpy as np
+
+from dsntpose.predictor import Person, Predictor
+
+__all__ = ["VideoResult", "keypoint_box", "predict_video"]
+
+log = logging.getLogger(__name__)
+
+BoxesFn = Callable[[int, np.ndarray], Any]
+
+
+class VideoResult(NamedTuple):
+    """What :func:`predict_video` did.
+
+    Attributes:
+        frames: frames read and predicted. people: people predicted over all frames.
+        fps: the frame rate used for the output (the source's, else 30).
+        size: ``(width, height)`` of the frames, px.
+        out_path, results_path: the files written (None when not asked for).
+        nonfinite: frames where some output was not finite (written as null / left out).
+    """
+
+    frames: int
+    people: int
+    fps: float
+    size: tuple[int, int]
+    out_path: Path | None
+    results_path: Path | None
+    nonfinite: int
+
+
+def keypoint_box(
+    keypoints: np.ndarray, confidence: np.ndarray, min_confidence: float = 0.2
+) -> tuple[float, float, float, float] | None:
+    """The ``(x, y, w, h)`` box (predict's convention) of the confident, finite keypoints.
+
+    Args:
+        keypoints: ``(J, 2)`` image px. confidence: ``(J,)``.
+        min_confidence: joints below this are ignored.
+
+    Returns:
+        the box, or None when fewer than 3 joints qualify.
+    """
+    keypoints, confidence = np.asarray(keypoints, np.float64), np.asarray(confidence, np.float64)
+    if keypoints.ndim != 2 or keypoints.shape[1] != 2 or confidence.shape != keypoints.shape[:1]:
+        raise ValueError(
+            f"keypoints must be (J, 2) and confidence (J,), got {keypoints.shape}, {confidence.shape}"
+        )
+    good = (
+        np.isfinite(keypoints).all(axis=1)
+        & np.isfinite(confidence)
+        & (confidence >= min_confidence)
+    )
+    if good.sum() < 3:
+        return None
+    low, high = keypoints[good].min(axis=0), keypoints[good].max(axis=0)
+    return float(low[0]), float(low[1]), float(high[0] - low[0] + 1), float(high[1] - low[1] + 1)
+
+
+def _open(source: str | os.PathLike[str] | int) -> cv2.VideoCapture:
+    if isinstance(source, bool) or not isinstance(source, (str, os.PathLike, int)):
+        raise TypeError(
+            f"source must be a video file path or a webcam index (int), got {type(source).__name__}"
+        )
+    if isinstance(source, int):
+        capture = cv2.VideoCapture(source)
+        if not capture.isOpened():
+            raise OSError(f"cannot open webcam {source}")
+        return capture
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"video not found: {path}")
+    capture = cv2.VideoCapture(os.fspath(path))
+    if not capture.isOpened():
+        raise OSError(f"cannot open video (not a video OpenCV can read): {path}")
+    return capture
+
+
+def _draw(frame_bgr: np.ndarray, people: Sequence[Person], predictor: Predictor) -> np.ndarray:
+    """The frame (BGR) with each person's box and skeleton, at native size."""
+    from dsntpose.viz import default_sizes, draw_skeleton
+
+    rgb = np.ascontiguousarray(frame_bgr[..., ::-1])
+    _, thickness = default_sizes(*rgb.shape[:2])
+    for person in people:
+        x, y, w, h = person.box
+        cv2.rectangle(
+            rgb,
+            (round(x), round(y)),
+            (round(x + w - 1), round(y + h - 1)),
+            (255, 255, 255),
+            max(1, thickness // 2),
+        )
+        rgb = draw_skeleton(
+            rgb, person.keypoints, predictor.joint_set, confidence=np.nan_to_num(person.confidence)
+        )
+    return np.ascontiguousarray(rgb[..., ::-1])
+
+
+def predict_video(
+    predictor: Predictor,
+    source: str | os.PathLike[str] | int,
+    out_path: str | os.PathLike[str] | None = None,
+    results_path: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    *,
+    boxes: Sequence[float] | BoxesFn | None = None,
+    track: bool = False,
+    track_min_score: float = 0.2,
+    track_min_confidence: float = 0.2,
+    results_format: str | None = None,
+    max_frames: int | None = None,
+    fps: float | None = None,
+) -> VideoResult:
+    """Predict keypoints on every frame of a video file or webcam (see the module docstring).
+
+    Args:
+        predictor: the loaded model (:meth:`Predictor.from_checkpoint`).
+        source: a video file, or a webcam index (``0``) — then stop it with ``max_frames`` or
+            Ctrl-C (the files written so far are closed properly).
+        out_path: write the annotated video here (``mp4v``; ``.mp4`` suggested).
+        results_path: write per-frame results here.
+        progress: show a tqdm progress bar (with the frame count when the source tells it).
+        boxes: one ``(x, y, w, h)`` box for every frame, or ``f(frame_index, frame_bgr)``
+            returning the frame's boxes (None: one person, see ``track``).
+        track: without ``boxes``, crop around the previous frame's keypoints.
+        track_min_score, track_min_confidence: when tracking falls back to the whole frame.
+        results_format: ``"jsonl"`` or ``"coco"`` (default: ``"coco"`` for a ``.json`` file).
+        max_frames: stop after this many frames.
+        fps: frame rate of the output video (default: the source's, else 30).
+
+    Returns:
+        :class:`VideoResult`.
+
+    Raises:
+        FileNotFoundError, OSError: the source cannot be opened or the video not written.
+        ValueError: a bad ``results_format`` or ``max_frames``.
+    """
+    if not isinstance(predictor, Predictor):
+        raise TypeError(f"predictor must be a dsntpose Predictor, got {type(predictor).__name__}")
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+    results_file = Path(results_path) if results_path is not None else None
+    fmt = results_format or (
+        "coco" if results_file is not None and results_file.suffix.lower() == ".json" else "jsonl"
+    )
+    if fmt not in ("jsonl", "coco"):
+        raise ValueError(f"results_format must be 'jsonl' or 'coco', got {results_format!r}")
+    capture = _open(source)
+    source_fps = capture.get(cv2.CAP_PROP_FPS)
+    rate = (
+        float(fps)
+        if fps
+        else (source_fps if source_fps and math.isfinite(source_fps) and source_fps > 0 else 30.0)
+    )
+    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    total = count if count > 0 and not isinstance(source, int) else None
+    if total is not None and max_frames is not None:
+        total = min(total, max_frames)
+    from tqdm import tqdm
+
+    writer: cv2.VideoWriter | None = None
+    results_handle = None
+    coco: list[dict[str, Any]] = []
+    frames = people_count = nonfinite = 0
+    size = (0, 0)
+    previous: Person | None = None
+    bar = tqdm(total=total, disable=not progress, unit="frame", desc="predict_video")
+    try:
+        if results_file is not None:
+            results_file.parent.mkdir(parents=True, exist_ok=True)
+            results_handle = results_file.open("w")
+        while max_frames is None or frames < max_frames:
+            ok, frame = capture.read()
+            if not ok or frame is None:
+                break
+            height, width = frame.shape[:2]
+            size = (width, height)
+            if out_path is not None and writer is None:
+                Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+                writer = cv2.VideoWriter(
+                    os.fspath(out_path), cv2.VideoWriter.fourcc(*"mp4v"), rate, size
+                )
+                if not writer.isOpened():
+                    raise OSError(f"cannot write video {out_path} (mp4v at {width}x{height})")
+            frame_boxes: Any = None
+            if callable(boxes):
+                frame_boxes = boxes(frames, frame)
+            elif boxes is not None:
+                frame_boxes = boxes
+            elif track and previous is not None and previous.score >= track_min_score:
+                box = keypoint_box(previous.keypoints, previous.confidence, track_min_confidence)
+                if box is not None and box[2] >= 8 and box[3] >= 8:
+                    x, y, w, h = box
+                    if x < width and y < height and x + w > 0 and y + h > 0:
+                        frame_boxes = box
+            people = predictor.predict_image(frame, frame_boxes)
+            previous = people[0] if len(people) == 1 else None
+            if any(not p.finite for p in people):
+                nonfinite += 1
+            people_count += len(people)
+            if writer is not None:
+                writer.write(_draw(frame, people, predictor))
+            if results_handle is not None and fmt == "jsonl":
+                line = {
+                    "frame": frames,
+                    "time_s": round(frames / rate, 4),
+                    "people": [p.to_dict() for p in people],
+                }
+                results_handle.write(json.dumps(line, allow_nan=False) + "\n")
+            elif fmt == "coco" and results_file is not None and people:
+                from dsntpose.data.coco import to_coco_results
+
+                coco += to_coco_results(
+                    np.stack([p.keypoints for p in people]),
+                    np.stack([p.confidence for p in people]),
+                    [frames] * len(people),
+                )
+            frames += 1
+            bar.update(1)
+    except KeyboardInterrupt:
+        log.warning("predict_video: interrupted after %d frames; closing the files", frames)
+    finally:
+        bar.close()
+        capture.release()
+        if writer is not None:
+            writer.release()
+        if results_handle is not None:
+            if fmt == "coco":
+                results_handle.write(json.dumps(coco, allow_nan=False) + "\n")
+            results_handle.close()
+    if frames == 0 and not isinstance(source, int):
+        raise OSError(f"no frame could be read from {source}")
+    if nonfinite:
+        log.warning(
+            "predict_video: %d frames had non-finite outputs (written as null / left out)",
+            nonfinite,
+        )
+    return VideoResult(
+        frames,
+        people_count,
+        rate,
+        size,
+        Path(out_path) if out_path is not None else None,
+        results_file,
+        nonfinite,
+    )
