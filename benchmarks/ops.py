@@ -291,6 +291,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     rows = []
     for size in args.sizes:
         r = bench_size(size, args.rounds, args.threads, budget)
+        print(f"{size} px done", flush=True)
         r["size"] = size
         rows.append(r)
     text = ops_tables(rows)

@@ -77,7 +77,7 @@ def test_bad_choice_names_key_and_allowed_values(values, key, allowed):
     [
         (DataConfig, {"batch_size": 0}, "data.batch_size"),
         (DataConfig, {"flip_prob": 1.5}, "data.flip_prob"),
-        (DataConfig, {"color_low": 1.2}, "data.color_low"),
+        (DataConfig, {"color_low": 1.6}, "data.color_low"),
         (DataConfig, {"train_subset": 0}, "data.train_subset"),
         (OptimConfig, {"lr": 0.0}, "optim.lr"),
         (OptimConfig, {"milestones": [90, 60]}, "optim.milestones"),

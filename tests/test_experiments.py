@@ -360,8 +360,8 @@ def test_flip_section_names_every_abs_cell_in_one_paragraph(tmp_path, monkeypatc
 
 def test_heatmap_peak_statistics_on_rendered_maps():
     import torch
-
     from experiments import heatmaps
+
     from dsntpose import ops
 
     size = (12, 12)

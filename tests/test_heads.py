@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from dsntpose import ops
 from dsntpose.heads import DSNTHead, FCHead, HeadOutput, HeatmapHead
@@ -207,3 +208,76 @@ def test_onnx_export_matches_onnxruntime(name: str, tmp_path) -> None:
     eager = head(features)
     for expected, got in zip(eager[:4], results):
         np.testing.assert_allclose(got, expected.detach().numpy(), atol=1e-5, rtol=1e-4)
+
+
+# ---------------------------------------------------------------- coordinate read-outs
+
+
+def test_dsnt_head_training_path_equals_the_composed_ops() -> None:
+    """The fused softmax-DSNT node used under autograd gives the composed ops' values and
+    gradients."""
+    torch.manual_seed(0)
+    head = DSNTHead(None, 3)
+    logits = torch.randn(2, 3, 7, 9, requires_grad=True)
+    out = head(logits)
+    (out.coords.sum() + out.heatmaps.square().sum()).backward()
+    fused_grad = logits.grad.clone()
+    logits.grad = None
+    probs = ops.normalize_heatmaps(logits, "softmax")
+    ref = ops.dsnt(probs)
+    (ref.sum() + probs.square().sum()).backward()
+    torch.testing.assert_close(out.coords, ref)
+    torch.testing.assert_close(fused_grad, logits.grad)
+
+
+def _peak_logits(x_px: float, y_px: float, height: float, size: int = 8) -> torch.Tensor:
+    """Logits 0 everywhere but a bilinear sub-pixel peak of ``height`` at (x_px, y_px)."""
+    maps = torch.zeros(1, 1, size, size, dtype=torch.float64)
+    x0, y0 = int(x_px), int(y_px)
+    fx, fy = x_px - x0, y_px - y0
+    for dy, wy in ((0, 1 - fy), (1, fy)):
+        for dx, wx in ((0, 1 - fx), (1, fx)):
+            maps[0, 0, y0 + dy, x0 + dx] = height * wx * wy
+    return maps
+
+
+def test_debiased_head_removes_the_pull_towards_the_centre() -> None:
+    """A peak on a zero background: the plain expectation is pulled towards the centre by the
+    background's softmax mass; the debiased head reads the peak's own mean."""
+    plain, debiased = DSNTHead(None, 1), DSNTHead(None, 1, coords="debiased")
+    logits = _peak_logits(1.0, 1.0, 4.0)  # one cell at (1, 1)
+    exact = ops.pixel_to_normalized(torch.tensor([[[1.0, 1.0]]], dtype=torch.float64), (8, 8))
+    with torch.no_grad():
+        off = (plain(logits).coords - exact).abs().max()
+        fixed = (debiased(logits).coords - exact).abs().max()
+    assert off > 0.3 and fixed < 1e-9  # off by over a pixel (2 / 8 normalised units per px)
+    with pytest.raises(ValueError, match="needs activation softmax"):
+        DSNTHead(None, 1, activation="abs", coords="debiased")
+
+
+def test_local_head_picks_one_of_two_peaks() -> None:
+    """Two equal-mass peaks far apart (a left and a right wrist): plain DSNT lands between
+    them, the local read-out on the stronger one."""
+    probs_logits = torch.full((1, 1, 16, 16), -30.0)
+    probs_logits[0, 0, 3, 2] = 0.1  # the stronger peak, at x=2, y=3
+    probs_logits[0, 0, 12, 13] = 0.0
+    local, plain = DSNTHead(None, 1, coords="local", local_radius=2), DSNTHead(None, 1)
+    with torch.no_grad():
+        between = ops.normalized_to_pixel(plain(probs_logits).coords, (16, 16))[0, 0]
+        picked = ops.normalized_to_pixel(local(probs_logits).coords, (16, 16))[0, 0]
+    assert 5 < between[0] < 11  # between the peaks, where neither joint is
+    torch.testing.assert_close(picked, torch.tensor([2.0, 3.0]), atol=1e-4, rtol=0)
+
+
+def test_rle_loss_option_trains_coordinates_and_spread() -> None:
+    from dsntpose.config import LossConfig
+    from dsntpose.model import CoordRegressionModel
+
+    model = CoordRegressionModel(nn.Identity(), DSNTHead(None, 2))
+    logits = torch.randn(3, 2, 8, 8, requires_grad=True)
+    target = torch.zeros(3, 2, 2)
+    loss = model.loss(model.head(logits), target, torch.ones(3, 2), LossConfig(coord_loss="rle"))
+    loss.backward()
+    assert torch.isfinite(loss) and logits.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="loss.coord_loss"):
+        LossConfig(coord_loss="l2")

@@ -19,6 +19,8 @@ BACKBONES = (*RESNETS, *EFFICIENTNETS, "hourglass")
 HEADS = ("dsnt", "heatmap", "fc")
 ACTIVATIONS = ("softmax", "abs", "relu", "sigmoid")
 REGULARIZERS = ("none", "var", "kl", "js")
+COORDS = ("dsnt", "debiased", "local")
+COORD_LOSSES = ("euclidean", "rle")
 JOINT_SETS = ("mpii", "lsp")
 OUTPUT_STRIDES = (4, 8, 16, 32)
 EFFICIENTNET_STRIDES = (8, 16, 32)
@@ -45,6 +47,11 @@ class ModelConfig:
         head: output strategy: ``dsnt``, ``heatmap`` (heatmap matching) or ``fc``.
         activation: heatmap normalisation for ``dsnt``/``fc``: softmax, abs, relu, sigmoid.
         temperature: softmax temperature (logits are divided by it).
+        coords: how the DSNT head reads coordinates off its map: ``dsnt`` (the expectation),
+            ``debiased`` (the softmax's background pull towards the centre removed
+            analytically, Gu et al. 2021; softmax only) or ``local`` (the expectation inside a
+            window of ``2 * local_radius + 1`` cells around the arg-max, for two-peak maps).
+        local_radius: ``coords: local``: the window's half-size in heatmap cells.
         joints: joint set, ``mpii`` (16) or ``lsp`` (14).
         weights: backbone weights: None (random), ``"imagenet"`` or a local file path.
         input_size: side of the square input crop in pixels (224 for ResNets, 256 hourglass).
@@ -56,6 +63,8 @@ class ModelConfig:
     head: str = "dsnt"
     activation: str = "softmax"
     temperature: float = 1.0
+    coords: str = "dsnt"
+    local_radius: int = 4
     joints: str = "mpii"
     weights: str | None = None
     input_size: int = 224
@@ -64,6 +73,16 @@ class ModelConfig:
         check_choice("model.backbone", self.backbone, BACKBONES)
         check_choice("model.head", self.head, HEADS)
         check_choice("model.activation", self.activation, ACTIVATIONS)
+        check_choice("model.coords", self.coords, COORDS)
+        if self.coords == "debiased" and self.activation != "softmax":
+            raise ValueError(
+                f"model.coords: 'debiased' corrects the softmax's bias; model.activation is "
+                f"{self.activation!r} (use softmax, or coords dsnt)"
+            )
+        if self.coords != "dsnt" and self.head != "dsnt":
+            raise ValueError(f"model.coords: {self.coords!r} needs model.head 'dsnt'")
+        if self.local_radius < 1:
+            raise ValueError(f"model.local_radius: must be >= 1 cell, got {self.local_radius}")
         check_choice("model.joints", self.joints, JOINT_SETS)
         if self.backbone in EFFICIENTNETS:
             check_choice("model.output_stride", self.output_stride, EFFICIENTNET_STRIDES)
@@ -98,15 +117,20 @@ class LossConfig:
         reg_weight: lambda, the regulariser's weight (the paper uses 1; ``var`` used 100).
         sigma: regulariser target Gaussian sigma, in heatmap pixels.
         heatmap_sigma: sigma of the heatmap-matching target, in heatmap pixels.
+        coord_loss: the DSNT/FC coordinate loss: ``euclidean`` (the paper's) or ``rle`` (the
+            residual log-likelihood of Li et al. 2021 in its flow-free Laplace form, with each
+            joint's scale the spread of its own map, so the loss also shapes the map).
     """
 
     regularizer: str = "js"
     reg_weight: float = 1.0
     sigma: float = 1.0
     heatmap_sigma: float = 1.0
+    coord_loss: str = "euclidean"
 
     def __post_init__(self) -> None:
         check_choice("loss.regularizer", self.regularizer, REGULARIZERS)
+        check_choice("loss.coord_loss", self.coord_loss, COORD_LOSSES)
         if self.sigma <= 0 or self.heatmap_sigma <= 0:
             raise ValueError("loss.sigma and loss.heatmap_sigma must be > 0 (heatmap pixels)")
         if self.reg_weight < 0:
@@ -135,6 +159,35 @@ def _check_probability(key: str, value: float) -> None:
     """Raise ``ValueError`` naming ``key`` when ``value`` is outside ``[0, 1]``."""
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{key}: must be a probability in [0, 1], got {value!r}")
+
+
+# The paper's training augmentation (section 5.1): the defaults of DataConfig's fields and of
+# dsntpose.data.Augment, which share these names and check_augmentation.
+AUGMENT_DEFAULTS = {
+    "scale_sigma": 0.25,
+    "scale_limit": 0.5,
+    "rotation_prob": 0.4,
+    "rotation_sigma": 30.0,
+    "rotation_limit": 60.0,
+    "flip_prob": 0.5,
+    "color_low": 0.6,
+    "color_high": 1.4,
+}
+
+
+def check_augmentation(values: object, prefix: str) -> None:
+    """Raise ``ValueError`` naming the field (``prefix + name``) when an augmentation value of
+    ``values`` (an object with the ``AUGMENT_DEFAULTS`` attributes) is out of range."""
+    for key in ("scale_sigma", "scale_limit", "rotation_sigma", "rotation_limit"):
+        _check_positive(f"{prefix}{key}", getattr(values, key), allow_zero=True)
+    _check_probability(f"{prefix}rotation_prob", values.rotation_prob)
+    _check_probability(f"{prefix}flip_prob", values.flip_prob)
+    low, high = values.color_low, values.color_high
+    if not 0.0 <= low <= high:
+        raise ValueError(
+            f"{prefix}color_low, {prefix}color_high: need 0 <= color_low <= color_high, "
+            f"got {low!r}, {high!r}"
+        )
 
 
 @dataclass
@@ -180,14 +233,14 @@ class DataConfig:
     lspet_root: str | None = None
     val_holdout: int = 0
     augment: bool = True
-    scale_sigma: float = 0.25
-    scale_limit: float = 0.5
-    rotation_prob: float = 0.4
-    rotation_sigma: float = 30.0
-    rotation_limit: float = 60.0
-    flip_prob: float = 0.5
-    color_low: float = 0.6
-    color_high: float = 1.4
+    scale_sigma: float = AUGMENT_DEFAULTS["scale_sigma"]
+    scale_limit: float = AUGMENT_DEFAULTS["scale_limit"]
+    rotation_prob: float = AUGMENT_DEFAULTS["rotation_prob"]
+    rotation_sigma: float = AUGMENT_DEFAULTS["rotation_sigma"]
+    rotation_limit: float = AUGMENT_DEFAULTS["rotation_limit"]
+    flip_prob: float = AUGMENT_DEFAULTS["flip_prob"]
+    color_low: float = AUGMENT_DEFAULTS["color_low"]
+    color_high: float = AUGMENT_DEFAULTS["color_high"]
     batch_size: int = 32
     num_workers: int = 2
     train_subset: int | None = None
@@ -197,15 +250,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         check_choice("data.dataset", self.dataset, DATASETS)
-        for key in ("scale_sigma", "scale_limit", "rotation_sigma", "rotation_limit"):
-            _check_positive(f"data.{key}", getattr(self, key), allow_zero=True)
-        _check_probability("data.rotation_prob", self.rotation_prob)
-        _check_probability("data.flip_prob", self.flip_prob)
-        if not 0.0 <= self.color_low <= 1.0 <= self.color_high:
-            raise ValueError(
-                "data.color_low, data.color_high: need 0 <= color_low <= 1 <= color_high, "
-                f"got {self.color_low!r}, {self.color_high!r}"
-            )
+        check_augmentation(self, "data.")
         _check_positive("data.val_holdout", self.val_holdout, allow_zero=True)
         if self.lspet_root is not None and self.dataset != "lsp":
             raise ValueError(

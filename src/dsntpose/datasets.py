@@ -176,10 +176,18 @@ def _build_splits(
 
 def build_test_set(run: RunConfig) -> Dataset[dict[str, Any]]:
     """The split that final numbers are reported on: LSP images 1001-2000, MPII's standard
-    validation people, or the synthetic validation figures (whatever ``data.val_holdout``)."""
-    test = _build_splits(run)[2]
-    assert test is not None
-    return test
+    validation people, or the synthetic validation figures (whatever ``data.val_holdout``).
+    Only the test files are needed (no training images, no LSP-extended)."""
+    d, size = run.data, run.model.input_size
+    if d.dataset == "synthetic":
+        return Synthetic(
+            d.synthetic_val, size=size, joints=run.model.joints, seed=run.train.seed + 1
+        )
+    root = require_root(run)
+    if d.dataset == "lsp":
+        return LSP(root, "test", size=size)
+    image_root = Path(d.image_root).expanduser() if d.image_root else root / "images"
+    return MPII(root / "valid.h5", image_root, "all", size=size)
 
 
 def _require_lspet(folder: str) -> Path:

@@ -42,13 +42,11 @@ import numpy as np
 from torch import Tensor
 
 from dsntpose.data.joints import LSP_JOINTS, MPII_JOINTS, JointSet
-from dsntpose.heads import default_flip_mode
 
 __all__ = [
     "PCKCurve",
     "PCKResult",
     "Protocol",
-    "default_flip_mode",
     "normalized_distances",
     "pck",
     "pck_curve",
@@ -452,29 +450,17 @@ def protocol_for(dataset: str) -> Protocol:
 # PCKMetric (dsntpose.metrics: importing torchmetrics costs seconds, so it loads on demand).
 # --------------------------------------------------------------------------------------------
 
-_MOVED = {
-    "PCKMetric": "dsntpose.metrics",
-    **dict.fromkeys(("FlipOutput", "back_project", "flip_test"), "dsntpose.inference"),
-    **dict.fromkeys(
-        (
-            "FrameOffset",
-            "MPIIGroundTruth",
-            "check_frame",
-            "default_ground_truth",
-            "estimate_frame_offset",
-            "eval_command",
-            "read_mpii_ground_truth",
-            "read_predictions",
-            "write_predictions",
-        ),
-        "dsntpose.mpii_files",
-    ),
-}
+# Searched in this order; dsntpose.metrics last (importing torchmetrics costs seconds).
+_MOVED_TO = ("dsntpose.inference", "dsntpose.mpii_files", "dsntpose.heads", "dsntpose.metrics")
 
 
 def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        import importlib
+    import importlib
 
-        return getattr(importlib.import_module(_MOVED[name]), name)
+    for module_name in _MOVED_TO:
+        if module_name.endswith("metrics") and name != "PCKMetric":
+            continue
+        module = importlib.import_module(module_name)
+        if name in getattr(module, "__all__", ()):
+            return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

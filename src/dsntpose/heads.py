@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from dsntpose import ops
-from dsntpose.config import ACTIVATIONS, HEADS, LossConfig, check_choice
+from dsntpose.config import ACTIVATIONS, COORDS, HEADS, LossConfig, check_choice
 
 __all__ = [
     "HEAD_CLASSES",
@@ -106,9 +106,14 @@ def _regularizer(probs: Tensor, target: Tensor, cfg: LossConfig) -> Tensor:
 
 
 def _coordinate_loss(out: HeadOutput, target: Tensor, mask: Tensor, cfg: LossConfig) -> Tensor:
-    """Euclidean distance plus ``cfg.reg_weight`` times the regulariser on the maps, averaged
-    over the joints with ``mask`` 1 (the DSNT and FC heads' loss)."""
-    losses = ops.euclidean_losses(out.coords, target)
+    """The coordinate loss (Euclidean, or RLE with the map's own spread as the scale) plus
+    ``cfg.reg_weight`` times the regulariser on the maps, averaged over the joints with
+    ``mask`` 1 (the DSNT and FC heads' loss)."""
+    if cfg.coord_loss == "rle":
+        sigma = ops.heatmap_spread(out.heatmaps, normalized=True)
+        losses = ops.rle_losses(out.coords, target, sigma)
+    else:
+        losses = ops.euclidean_losses(out.coords, target)
     if cfg.regularizer != "none":
         losses = losses + cfg.reg_weight * _regularizer(out.heatmaps, target, cfg)
     return ops.average_loss(losses, mask)
@@ -148,15 +153,22 @@ class DSNTHead(nn.Module):
         num_joints: int,
         activation: str = "softmax",
         temperature: float = 1.0,
+        coords: str = "dsnt",
+        local_radius: int = 4,
     ) -> None:
         super().__init__()
         check_choice("activation", activation, ACTIVATIONS)
+        check_choice("coords", coords, COORDS)
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
+        if coords == "debiased" and activation != "softmax":
+            raise ValueError("coords 'debiased' corrects the softmax: needs activation softmax")
         self.in_channels = in_channels
         self.num_joints = num_joints
         self.activation = activation
         self.temperature = float(temperature)
+        self.coords = coords
+        self.local_radius = int(local_radius)
         self.conv = _joint_maps(in_channels, num_joints)
 
     name = "dsnt"
@@ -176,16 +188,36 @@ class DSNTHead(nn.Module):
     def flip_mode(self) -> FlipMode:
         return self.default_flip_mode(self.activation)
 
+    def _maps_and_coords(self, logits: Tensor) -> tuple[Tensor, Tensor]:
+        """Probability maps and coordinates of ``(B, J, H, W)`` logits (``self.coords``)."""
+        fused = (
+            self.activation == "softmax"
+            and self.coords == "dsnt"
+            and torch.is_grad_enabled()  # training: inference and export trace plain ops
+            and logits.dtype == torch.float32
+            and logits.dim() == 4
+        )
+        if fused:
+            # softmax and DSNT in one autograd node with a written-out backward (same values)
+            probs, coords, _ = ops.softmax_dsnt(logits, temperature=self.temperature)
+            return probs, coords
+        probs = ops.normalize_heatmaps(logits, self.activation, temperature=self.temperature)
+        if self.coords == "local":
+            return probs, ops.local_dsnt(probs, self.local_radius)
+        if self.coords == "debiased":
+            return probs, ops.debiased_dsnt(logits, self.temperature)
+        return probs, ops.dsnt(probs)
+
     def decode(self, logits: Tensor) -> tuple[Tensor, Tensor]:
         """``(B, J, H, W)`` logits -> coords ``(B, J, 2)`` normalised and confidence ``(B, J)``."""
-        probs = ops.normalize_heatmaps(logits, self.activation, temperature=self.temperature)
-        return ops.dsnt(probs), ops.heatmap_confidence(probs)
+        probs, coords = self._maps_and_coords(logits)
+        return coords, ops.heatmap_confidence(probs)
 
     def forward(self, features: Tensor) -> HeadOutput:
         _check_channels(features, self.in_channels or self.num_joints, "DSNTHead")
         logits = self.conv(features)
-        probs = ops.normalize_heatmaps(logits, self.activation, temperature=self.temperature)
-        return HeadOutput(ops.dsnt(probs), probs, logits, ops.heatmap_confidence(probs))
+        probs, coords = self._maps_and_coords(logits)
+        return HeadOutput(coords, probs, logits, ops.heatmap_confidence(probs))
 
     def loss(
         self, out: HeadOutput, target: Tensor, mask: Tensor, cfg: LossConfig | None = None
@@ -198,7 +230,8 @@ class DSNTHead(nn.Module):
         return _coordinate_loss(out, target, mask, cfg or LossConfig())
 
     def extra_repr(self) -> str:
-        return f"activation={self.activation!r}, temperature={self.temperature}"
+        extra = "" if self.coords == "dsnt" else f", coords={self.coords!r}"
+        return f"activation={self.activation!r}, temperature={self.temperature}{extra}"
 
 
 class HeatmapHead(nn.Module):

@@ -23,8 +23,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import pickle
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -166,7 +169,9 @@ def build_model(cfg: ModelConfig) -> CoordRegressionModel:
     elif cfg.head == "heatmap":
         head = HeatmapHead(in_channels, joints)
     else:
-        head = DSNTHead(in_channels, joints, cfg.activation, cfg.temperature)
+        head = DSNTHead(
+            in_channels, joints, cfg.activation, cfg.temperature, cfg.coords, cfg.local_radius
+        )
     return CoordRegressionModel(backbone, head)
 
 
@@ -263,6 +268,79 @@ def _state_problems(model: nn.Module, state: Mapping[str, Tensor], cfg: ModelCon
     return problems
 
 
+def check_torch_file(path: str | Path, what: str = "checkpoint") -> Path:
+    """Refuse, with a one-line ``ValueError`` naming ``path``, a file that cannot be a whole
+    PyTorch file: a folder, an empty file, or a zip archive (PyTorch's format) whose central
+    directory is missing (a file truncated by a full disk or a partial copy). Cheap: reads the
+    zip directory only. ``FileNotFoundError`` when nothing is there."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{what} {path} is a folder, not a file; give the .ckpt/.pt file in it")
+    if not path.exists():
+        raise FileNotFoundError(f"{what} {path} does not exist")
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError(
+            f"{what} {path} is empty (0 bytes): it was not written completely; use another "
+            "checkpoint or copy it again"
+        )
+    with path.open("rb") as f:
+        magic = f.read(4)
+    if magic == b"PK\x03\x04":
+        try:
+            with zipfile.ZipFile(path) as zf:
+                zf.infolist()
+        except (zipfile.BadZipFile, OSError, EOFError) as err:
+            raise ValueError(
+                f"{what} {path} is truncated or damaged ({size} bytes; {err}): it was not "
+                "written or copied completely; use another checkpoint or copy it again"
+            ) from None
+    elif magic[:1] != b"\x80":  # neither a zip nor a legacy pickle file
+        raise ValueError(
+            f"{what} {path} is not a PyTorch file (it starts with {magic!r}); give a .ckpt "
+            "from dsntpose train or a file written by torch.save"
+        )
+    return path
+
+
+def read_torch_file(
+    path: str | Path, what: str = "checkpoint", map_location: str | torch.device = "cpu"
+) -> Any:
+    """``torch.load(path, weights_only=True)`` with every failure as a one-line error naming
+    ``path``: ``FileNotFoundError`` when missing, ``ValueError`` for a folder, an empty,
+    truncated or foreign file, or one that holds objects other than tensors (no pickled code
+    is ever run)."""
+    path = check_torch_file(path, what)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if "weights_only" in str(err) or "global" in str(err).lower():
+            raise ValueError(
+                f"{path}: holds objects other than tensors and plain containers, so it is not "
+                f"read (weights_only=True): {first}"
+            ) from None
+        raise ValueError(f"{what} {path} is not a readable PyTorch file ({first})") from None
+    except (RuntimeError, OSError, EOFError, KeyError, ValueError, IndexError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(
+            f"{what} {path} cannot be read ({first}); it may be truncated or not a PyTorch "
+            "file: use another checkpoint or copy it again"
+        ) from None
+
+
+def nonfinite_tensors(state: Mapping[str, Any]) -> list[str]:
+    """The keys of the floating-point tensors in ``state`` that hold NaN or inf."""
+    return [
+        key
+        for key, value in state.items()
+        if isinstance(value, Tensor)
+        and value.is_floating_point()
+        and value.numel()
+        and not bool(torch.isfinite(value).all())
+    ]
+
+
 def save_model(model: nn.Module, path: str | Path, config: ModelConfig | Mapping[str, Any]) -> Path:
     """Write ``model`` with its configuration as a plain checkpoint :func:`load_checkpoint` reads.
 
@@ -280,9 +358,45 @@ def save_model(model: nn.Module, path: str | Path, config: ModelConfig | Mapping
         config = {"model": dataclasses.asdict(config)}
     _model_config_from(config, "save_model")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {STATE_PREFIX + k: v.detach().cpu() for k, v in model.state_dict().items()}
-    torch.save({"config": dict(config), "state_dict": state}, path)
+    bad = nonfinite_tensors(state)
+    if bad:
+        raise ValueError(
+            f"save_model {path}: {len(bad)} weight tensors hold NaN or inf values "
+            f"({', '.join(bad[:3])}); not saved"
+        )
+    atomic_torch_save({"config": dict(config), "state_dict": state}, path)
+    return path
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save(obj, path)`` so that ``path`` is either its old self or the whole new
+    file: written to a temporary file beside it (same filesystem), flushed with ``fsync`` and
+    renamed over it. A failure (a full disk) removes the temporary file and raises
+    ``OSError`` naming ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with tmp.open("wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as err:
+        tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise OSError(err.errno, f"could not write {path}: {err.strerror or err}") from None
+        if isinstance(err, RuntimeError):  # torch's writer reports a full disk this way
+            first = str(err).splitlines()[0] if str(err) else "write failed"
+            raise OSError(f"could not write {path}: {first}") from None
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     return path
 
 
@@ -316,15 +430,7 @@ def load_checkpoint(
             joint counts, the shapes that differ and missing/unexpected keys).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise ValueError(
-            f"{path}: holds objects other than tensors and plain containers, so it is not read "
-            f"(weights_only=True): {str(err).splitlines()[0]}"
-        ) from err
+    ckpt = read_torch_file(path, "checkpoint", map_location=map_location)
     if not isinstance(ckpt, Mapping) or "state_dict" not in ckpt:
         raise ValueError(f"{path}: not a checkpoint (expected a dict with a 'state_dict')")
     hparams = ckpt.get("hyper_parameters", {})
@@ -348,6 +454,13 @@ def load_checkpoint(
     }
     if not state:
         raise ValueError(f"{path}: no '{STATE_PREFIX}*' parameters in its state_dict")
+    bad = nonfinite_tensors(state)
+    if bad:
+        raise ValueError(
+            f"{path}: {len(bad)} weight tensors hold NaN or inf values ({', '.join(bad[:3])}"
+            f"{', ...' if len(bad) > 3 else ''}); the run that wrote it diverged: use an "
+            "earlier checkpoint or retrain with a lower optim.lr"
+        )
     model = build_model(dataclasses.replace(cfg, weights=None))
     problems = _state_problems(model, state, cfg)
     if problems:

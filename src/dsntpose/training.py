@@ -28,11 +28,15 @@ Optimiser, scheduler, step counters and the global RNG states are in the checkpo
 from __future__ import annotations
 
 import contextlib
+import csv
+import fcntl
 import json
 import logging
 import math
-import pickle
+import os
 import random
+import socket
+import sys
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -47,6 +51,8 @@ import torch
 import yaml
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -57,13 +63,15 @@ from dsntpose.evaluate import PCKResult, protocol_for
 from dsntpose.heads import HeadOutput
 from dsntpose.inference import predict_batch
 from dsntpose.metrics import PCKMetric
-from dsntpose.model import build_model
+from dsntpose.model import atomic_torch_save, build_model, nonfinite_tensors, read_torch_file
 from dsntpose.ops import normalized_to_pixel
 
 __all__ = [
     "EpochSampler",
     "FitResult",
     "PoseModule",
+    "RunFolderBusy",
+    "SafeCheckpointIO",
     "TrainingDiverged",
     "check_resume",
     "cpu_has_native_bf16",
@@ -111,8 +119,13 @@ def run_paths(out_dir: str | Path) -> RunPaths:
 
 
 class TrainingDiverged(RuntimeError):
-    """A non-finite loss or gradient stopped the run (the message names the step and the
-    checkpoint to go back to)."""
+    """A non-finite loss, gradient, weight or BatchNorm statistic stopped the run (the message
+    names the step and the last checkpoint this run verified and wrote, if any)."""
+
+
+class RunFolderBusy(RuntimeError):
+    """Another run holds the lock of ``train.out_dir`` (the message names its pid, host and
+    start time)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -398,18 +411,13 @@ class PoseModule(L.LightningModule):
 
     def _diverged(self, what: str, batch: Mapping[str, Tensor] | None) -> str:
         """The message of a :class:`TrainingDiverged`: what, where, and what is kept."""
-        last = run_paths(self.cfg.train.out_dir).last
-        kept = (
-            f"the last good checkpoint is {last}"
-            if last.is_file()
-            else "no checkpoint was written yet"
-        )
+        kept = _kept_message(self.trainer)
         where = f"epoch {self.current_epoch}, step {self.global_step}"
         if batch is not None and "index" in batch:
             where += f", samples {batch['index'][:8].tolist()}"
         return (
             f"training diverged: {what} at {where}. Stopped; {kept}. "
-            "Try a lower optim.lr or train.precision 32-true."
+            "Try a lower optim.lr (or another optim.gamma/schedule) or train.precision 32-true."
         )
 
     def validation_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
@@ -528,6 +536,203 @@ class PoseModule(L.LightningModule):
 # Launching, saving and resuming
 
 
+class SafeCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, made safe for the run folder.
+
+    Before a checkpoint is written, every floating-point tensor of its ``state_dict`` (the
+    weights and the BatchNorm buffers) must be finite: otherwise nothing is written and the
+    run stops with :class:`TrainingDiverged` (a checkpoint is never poisoned). The file is
+    written atomically on its own filesystem (:func:`dsntpose.model.atomic_torch_save`:
+    a temporary file beside it, ``fsync``, rename), so a full disk or a kill leaves the
+    previous complete file, never a truncated one under the final name.
+
+    ``good`` maps each path written (or verified on resume) to its global step.
+    """
+
+    def __init__(self, trusted: Mapping[Path, int] | None = None) -> None:
+        super().__init__()
+        self.good: dict[Path, int] = dict(trusted or {})
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        path = Path(path)
+        step = int(checkpoint.get("global_step", -1))
+        bad = nonfinite_tensors(checkpoint.get("state_dict", {}))
+        if bad:
+            shown = ", ".join(k.removeprefix("model.") for k in bad[:3])
+            more = ", ..." if len(bad) > 3 else ""
+            raise TrainingDiverged(
+                f"training diverged: {len(bad)} weight or BatchNorm tensors hold NaN or inf "
+                f"({shown}{more}) at step {step}, so {path.name} was not written. Stopped; "
+                f"{self.kept(path.parent, step)}. Try a lower optim.lr (or another "
+                "optim.gamma/schedule) or train.precision 32-true."
+            )
+        atomic_torch_save(checkpoint, path)
+        self.good[path] = step
+
+    def kept(self, out_dir: Path, failed_step: int) -> str:
+        """The sentence naming the last good checkpoint in ``out_dir`` after a divergence
+        seen with the weights of step ``failed_step``.
+
+        A checkpoint is good when this run wrote (or verified) it and its weights then gave a
+        finite loss: its step is below ``failed_step``. One holding the weights of
+        ``failed_step`` or later is renamed ``NAME.diverged``, so that neither a resume nor a
+        message takes it for a good one.
+        """
+        moved, good = [], None
+        for name in (LAST, BEST):
+            path = out_dir / name
+            if path not in self.good or not path.is_file():
+                continue
+            step = self.good[path]
+            if step >= failed_step:
+                bad = path.with_name(path.name + ".diverged")
+                os.replace(path, bad)
+                del self.good[path]
+                moved.append(f"{name} (step {step}) holds those weights: moved to {bad.name}")
+            elif good is None or step > good[1]:
+                good = (path, step)
+        kept = (
+            f"the last good checkpoint is {good[0]} (step {good[1]})"
+            if good is not None
+            else "no checkpoint verified as good was written by this run"
+        )
+        return "; ".join([*moved, kept])
+
+
+def _kept_message(trainer: L.Trainer) -> str:
+    """What :class:`SafeCheckpointIO` says is kept after the weights of the current step
+    gave a non-finite loss or gradient."""
+    io = getattr(trainer.strategy, "checkpoint_io", None)
+    if isinstance(io, SafeCheckpointIO):
+        return io.kept(Path(trainer.default_root_dir), trainer.global_step)
+    return "no checkpoint verified as good was written by this run"
+
+
+class _AppendingWriter(ExperimentWriter):
+    """Lightning's CSV writer that keeps the history on resume.
+
+    Lightning's own deletes ``metrics.csv`` when the folder is not empty. With
+    ``keep_before`` (the resumed checkpoint's global step) the rows logged before that step
+    are kept (later ones were logged after the checkpoint and will be logged again) and new
+    rows are appended under the same header; with ``None`` (a fresh run) the old file goes.
+    """
+
+    def __init__(self, log_dir: str, keep_before: int | None) -> None:
+        self._keep_before = keep_before
+        super().__init__(log_dir)
+
+    def _check_log_dir_exists(self) -> None:
+        path = Path(self.metrics_file_path)
+        if not path.is_file():
+            return
+        if self._keep_before is None:
+            path.unlink()
+            return
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            fields = list(reader.fieldnames or [])
+        if "step" not in fields:
+            path.unlink()
+            return
+
+        def step(row: Mapping[str, str]) -> float:
+            try:
+                return float(row.get("step") or "nan")
+            except ValueError:
+                return math.nan
+
+        keep = [row for row in rows if step(row) < self._keep_before]
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(keep)
+        os.replace(tmp, path)
+        self.metrics_keys = fields
+
+
+class _RunCSVLogger(CSVLogger):
+    """``CSVLogger`` whose ``metrics.csv`` survives a resume (see :class:`_AppendingWriter`)."""
+
+    def __init__(self, *args: Any, keep_before: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._keep_before = keep_before
+
+    @property
+    def experiment(self) -> Any:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(self.log_dir, self._keep_before)
+        return self._experiment
+
+
+LOCK = "train.lock"
+
+
+@contextlib.contextmanager
+def run_lock(out_dir: Path) -> Iterator[None]:
+    """Hold an exclusive ``fcntl`` lock on ``out_dir/train.lock`` for the block.
+
+    The file records who holds it (pid, host, start time); a second run on the same folder
+    gets :class:`RunFolderBusy` naming them. The kernel drops the lock when the process
+    ends, however it ends, so a killed run never leaves the folder locked.
+    """
+    path = out_dir / LOCK
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise ValueError(
+            f"train.out_dir {out_dir}: cannot create {path.name} ({err.strerror}); choose a "
+            "writable train.out_dir"
+        ) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace")
+            try:
+                info = json.loads(holder)
+                who = f"pid {info['pid']} on host {info['host']}, started {info['started']}"
+            except (ValueError, KeyError, TypeError):
+                who = "a process that did not say who it is"
+            raise RunFolderBusy(
+                f"train.out_dir {out_dir} is in use by another run ({who}; lock {path}); wait "
+                "for it to end or choose another train.out_dir"
+            ) from None
+        record = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(record).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _prepare_out_dir(out: Path) -> None:
+    """Create ``train.out_dir``, or refuse it in one line when it cannot be a folder."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"train.out_dir {out} is a file, not a folder; choose another path")
+    parent = out
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"train.out_dir {out}: {parent} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(
+            f"train.out_dir {out} cannot be created ({err.strerror}); choose a writable path"
+        ) from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ValueError(f"train.out_dir {out} is not writable; choose another path")
+
+
 class _ProgressBar(TQDMProgressBar):
     """Lightning's progress bar without the logger version (``v_num``): loss and images/s."""
 
@@ -578,7 +783,11 @@ def cpu_has_native_bf16() -> bool:
 
 
 def make_trainer(
-    run: RunConfig, extra_callbacks: Sequence[L.Callback] = (), **overrides: Any
+    run: RunConfig,
+    extra_callbacks: Sequence[L.Callback] = (),
+    *,
+    resumed: tuple[Path, int] | None = None,
+    **overrides: Any,
 ) -> L.Trainer:
     """A Lightning ``Trainer`` for ``run``: devices, precision, DDP, checkpoints and loggers.
 
@@ -588,6 +797,10 @@ def make_trainer(
     (``logs/tensorboard``). Samplers are the module's own (:class:`EpochSampler`), so Lightning
     does not replace them. ``extra_callbacks`` are added; ``overrides`` go to ``L.Trainer``
     (the demo uses ``max_time``).
+
+    Checkpoints go through :class:`SafeCheckpointIO` (finite weights only, atomic writes).
+    ``resumed`` is ``(checkpoint, global_step)`` of a verified resume point: the CSV log keeps
+    its rows before that step and appends (without it a fresh ``metrics.csv`` is started).
     """
     t = run.train
     out = Path(t.out_dir)
@@ -626,7 +839,9 @@ def make_trainer(
     if t.progress_bar:
         callbacks.append(_ProgressBar(refresh_rate=max(1, min(20, t.log_every))))
     loggers = [
-        CSVLogger(out, name="logs", version="csv"),
+        _RunCSVLogger(
+            out, name="logs", version="csv", keep_before=None if resumed is None else resumed[1]
+        ),
         TensorBoardLogger(out, name="logs", version="tensorboard", default_hp_metric=False),
     ]
     options: dict[str, Any] = {
@@ -646,7 +861,11 @@ def make_trainer(
         "use_distributed_sampler": False,
         "enable_progress_bar": t.progress_bar,
         "enable_model_summary": False,
+        "plugins": [SafeCheckpointIO(dict([resumed]) if resumed is not None else None)],
     }
+    plugins = overrides.pop("plugins", None)
+    if plugins:
+        options["plugins"] = [*options["plugins"], *plugins]
     options.update(overrides)
     return L.Trainer(**options)
 
@@ -684,29 +903,35 @@ def _quiet_lightning() -> Iterator[None]:
             logger.removeFilter(noise)
 
 
-def _read_config(path: Path) -> dict[str, Any]:
-    """The run config stored in a checkpoint (``hyper_parameters["config"]``)."""
+def check_resume(path: str | Path, run: RunConfig) -> int:
+    """Verify the checkpoint at ``path`` before a run continues from it; return its global step.
+
+    Raises ``FileNotFoundError`` when it is missing and ``ValueError`` naming the file when it
+    is empty, truncated or unreadable, not a dsntpose training checkpoint, holds NaN/inf
+    weights or BatchNorm statistics, or was trained with a different model (every differing
+    ``model`` field is named; the initial ``weights`` do not matter when resuming).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint to resume from not found: {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as err:
+        ckpt = read_torch_file(path, "checkpoint to resume from")
+    except ValueError as err:
         raise ValueError(
-            f"{path} cannot be read ({str(err).splitlines()[0]}); if a run was killed while "
-            "saving it, resume from another checkpoint with --resume PATH or start afresh "
-            "with --resume never in a new train.out_dir"
+            f"{err}. Resume from another checkpoint with --resume PATH, or start afresh with "
+            "--resume never in a new train.out_dir"
         ) from None
     config = ckpt.get("hyper_parameters", {}).get("config") if isinstance(ckpt, Mapping) else None
     if not isinstance(config, Mapping):
         raise ValueError(f"{path}: not a dsntpose training checkpoint (no hyper_parameters.config)")
-    return dict(config)
-
-
-def check_resume(path: str | Path, run: RunConfig) -> None:
-    """Raise ``ValueError`` naming every ``model`` field where the checkpoint at ``path``
-    differs from ``run`` (the initial ``weights`` do not matter when resuming)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint to resume from not found: {path}")
-    saved = _read_config(path).get("model", {})
+    bad = nonfinite_tensors(ckpt.get("state_dict", {}))
+    if bad:
+        raise ValueError(
+            f"{path} holds NaN or inf in {len(bad)} weight tensors ({', '.join(bad[:3])}), so "
+            "the run is not resumed from it; resume from an earlier checkpoint with --resume "
+            "PATH, or start afresh with --resume never in a new train.out_dir"
+        )
+    saved = dict(config).get("model", {})
     wanted = run.to_dict()["model"]
     diffs = [
         f"model.{key}: checkpoint {saved.get(key)!r}, config {value!r}"
@@ -718,6 +943,7 @@ def check_resume(path: str | Path, run: RunConfig) -> None:
             f"{path} was trained with a different model ({'; '.join(diffs)}); "
             f"train into another train.out_dir, or move {path.parent} away to start afresh there"
         )
+    return int(ckpt.get("global_step", 0))
 
 
 def _resume_path(run: RunConfig, resume: str | None) -> Path | None:
@@ -752,6 +978,28 @@ class FitResult:
     resumed_from: Path | None
 
 
+def _whole(path: Path) -> bool:
+    """Whether ``path`` is a complete checkpoint file (its zip directory reads)."""
+    from dsntpose.model import check_torch_file
+
+    try:
+        check_torch_file(path)
+    except (ValueError, OSError):
+        return False
+    return True
+
+
+def _set_aside_damaged(path: Path) -> None:
+    """Rename a truncated or empty checkpoint (from a full disk before atomic writes) to
+    ``NAME.damaged`` so that nothing reports it as a checkpoint; say so on stderr."""
+    if path.is_file() and not _whole(path):
+        damaged = path.with_name(path.name + ".damaged")
+        os.replace(path, damaged)
+        print(
+            f"dsntpose: {path} was truncated or damaged; moved to {damaged.name}", file=sys.stderr
+        )
+
+
 def save_config(run: RunConfig, path: str | Path) -> Path:
     """Write ``run`` as YAML (the format ``--config`` reads)."""
     path = Path(path)
@@ -779,33 +1027,42 @@ def fit(
     Raises:
         ValueError: the resume checkpoint holds a different model (the fields are named).
         FileNotFoundError: data or the named checkpoint is missing.
-        TrainingDiverged: a non-finite loss or gradient; ``last.ckpt`` keeps the last good state.
+        TrainingDiverged: a non-finite loss, gradient, weight or BatchNorm statistic; no
+            checkpoint with non-finite tensors is ever written, and the message names the
+            last one this run verified.
+        RunFolderBusy: another run holds ``train.out_dir`` (its pid, host and start time).
     """
     out = Path(run.train.out_dir)
     paths = run_paths(out)
     if run.data.dataset != "synthetic":
         require_root(run)  # fail before anything starts
-    ckpt = _resume_path(run, resume)
-    if ckpt is not None:
-        check_resume(ckpt, run)
-    elif resume == "never" and paths.last.is_file():
-        raise ValueError(
-            f"train.out_dir {out} already holds a run ({LAST}); resume it (--resume auto), "
-            "or choose another train.out_dir"
-        )
-    L.seed_everything(run.train.seed, workers=True, verbose=False)
-    module = PoseModule(run.to_dict())
-    with _quiet_lightning():
-        trainer = make_trainer(run, extra_callbacks, **trainer_overrides)
-        if trainer.is_global_zero:
-            save_config(run, paths.config)
-        trainer.fit(module, ckpt_path=ckpt)
+    _prepare_out_dir(out)
+    rank = int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0")) or 0)
+    lock = run_lock(out) if rank == 0 else contextlib.nullcontext()
+    with lock:  # held for the whole fit: one run per folder
+        ckpt = _resume_path(run, resume)
+        resumed: tuple[Path, int] | None = None
+        if ckpt is not None:
+            resumed = (ckpt, check_resume(ckpt, run))
+        elif resume == "never" and paths.last.is_file():
+            raise ValueError(
+                f"train.out_dir {out} already holds a run ({LAST}); resume it (--resume auto), "
+                "or choose another train.out_dir"
+            )
+        _set_aside_damaged(paths.best)
+        L.seed_everything(run.train.seed, workers=True, verbose=False)
+        module = PoseModule(run.to_dict())
+        with _quiet_lightning():
+            trainer = make_trainer(run, extra_callbacks, resumed=resumed, **trainer_overrides)
+            if trainer.is_global_zero:
+                save_config(run, paths.config)
+            trainer.fit(module, ckpt_path=ckpt)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best, last = paths.best, paths.last
     return FitResult(
         out_dir=out,
-        best=best if best.is_file() else None,
-        last=last if last.is_file() else None,
+        best=best if _whole(best) else None,
+        last=last if _whole(last) else None,
         metrics=metrics,
         global_step=trainer.global_step,
         resumed_from=ckpt,

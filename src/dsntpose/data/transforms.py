@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from dsntpose.config import AUGMENT_DEFAULTS, check_augmentation
 from dsntpose.data.joints import JointSet
 
 _LEVELS = np.arange(256.0)  # the uint8 values, for the colour lookup tables
@@ -142,26 +143,17 @@ class Augment:
             (0.6, 1.4), then clipped to ``[0, 1]``.
     """
 
-    scale_sigma: float = 0.25
-    scale_limit: float = 0.5
-    rotation_prob: float = 0.4
-    rotation_sigma: float = 30.0
-    rotation_limit: float = 60.0
-    flip_prob: float = 0.5
-    color_low: float = 0.6
-    color_high: float = 1.4
+    scale_sigma: float = AUGMENT_DEFAULTS["scale_sigma"]
+    scale_limit: float = AUGMENT_DEFAULTS["scale_limit"]
+    rotation_prob: float = AUGMENT_DEFAULTS["rotation_prob"]
+    rotation_sigma: float = AUGMENT_DEFAULTS["rotation_sigma"]
+    rotation_limit: float = AUGMENT_DEFAULTS["rotation_limit"]
+    flip_prob: float = AUGMENT_DEFAULTS["flip_prob"]
+    color_low: float = AUGMENT_DEFAULTS["color_low"]
+    color_high: float = AUGMENT_DEFAULTS["color_high"]
 
     def __post_init__(self) -> None:
-        for key in ("rotation_prob", "flip_prob"):
-            if not 0.0 <= getattr(self, key) <= 1.0:
-                raise ValueError(f"Augment.{key} must be in [0, 1], got {getattr(self, key)}")
-        for key in ("scale_sigma", "scale_limit", "rotation_sigma", "rotation_limit"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"Augment.{key} must be >= 0, got {getattr(self, key)}")
-        if not 0.0 <= self.color_low <= self.color_high:
-            raise ValueError(
-                f"Augment needs 0 <= color_low <= color_high, got {self.color_low}, {self.color_high}"
-            )
+        check_augmentation(self, "Augment.")
 
     def sample(self, rng: np.random.Generator) -> AugmentParams:
         """Draw one :class:`AugmentParams` from ``rng`` (always the same number of draws)."""

