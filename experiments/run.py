@@ -92,16 +92,19 @@ def cells(spec: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, str], int, d
         yield f"{name}-seed{seed}", dict(zip(axes, labels)), int(seed), overrides
 
 
-def evaluate_test(checkpoint: Path, data_root: str, flip_mode: str | None = None) -> Any:
+def evaluate_test(
+    checkpoint: Path, data_root: str, flip_mode: str | None = None, *, flip: bool = False
+) -> Any:
     """The checkpoint's :class:`~dsntpose.inference.Evaluation` on the LSP test split
-    (images 1001-2000), with the flip test merging by ``flip_mode`` when given."""
+    (images 1001-2000), with the flip test (merging by ``flip_mode`` when given, else the
+    head's way) when ``flip`` or ``flip_mode``."""
     from dsntpose.inference import evaluate_checkpoint
 
     return evaluate_checkpoint(
         checkpoint,
         split="test",
-        data={"root": data_root},
-        flip=flip_mode is not None,
+        data={"root": data_root, "lspet_root": None},
+        flip=flip or flip_mode is not None,
         flip_mode=flip_mode,  # type: ignore[arg-type]
         num_draw=0,
     )
@@ -118,12 +121,12 @@ def pck_at(predictions: Any, threshold: float) -> Any:
     return pck(p.preds_px, gt, p.missing, p.norm_size, threshold=threshold, joint_set=LSP_JOINTS)
 
 
-def evaluate_cell(checkpoint: Path, data_root: str) -> dict[str, Any]:
+def evaluate_cell(checkpoint: Path, data_root: str, flip: bool = False) -> dict[str, Any]:
     """PCK@0.2, PCK@0.1 and the PCK curve of a checkpoint on the LSP test split."""
     from dsntpose.data import LSP_JOINTS
     from dsntpose.evaluate import normalized_distances, pck_curve
 
-    p = evaluate_test(checkpoint, data_root).predictions
+    p = evaluate_test(checkpoint, data_root, flip=flip).predictions
     out: dict[str, Any] = {}
     for t in (0.2, 0.1):
         res = pck_at(p, t)
@@ -291,7 +294,9 @@ def run_sweep(name: str, args: argparse.Namespace) -> None:
 
     path = sweep_file(name)
     spec = yaml.safe_load(path.read_text())
-    base = yaml.safe_load((HERE / "base_lsp.yaml").read_text())
+    # a sweep names its common recipe (default base_lsp.yaml: the from-scratch regime)
+    base = yaml.safe_load((HERE / spec.get("base", "base_lsp.yaml")).read_text())
+    flip = bool(spec.get("flip", False))  # score with the flip test (the paper's protocol)
     sweep = path.stem
     for cell_id, axes, seed, overrides in cells(spec):
         if args.only and not any(o in cell_id for o in args.only):
@@ -325,6 +330,9 @@ def run_sweep(name: str, args: argparse.Namespace) -> None:
                     "data": {"root": args.data_root},
                     "train": {"seed": seed, "out_dir": str(run_dir)},
                 },
+                {"data": {"lspet_root": args.lspet_root}}
+                if base.get("data", {}).get("lspet_root")
+                else {},
             )
             run = RunConfig.from_dict(values)
             digest = config_hash(run.to_dict())
@@ -353,7 +361,7 @@ def run_sweep(name: str, args: argparse.Namespace) -> None:
             spent = clock.save()
             if result.last is None:
                 raise SystemExit(f"error: {sweep}/{cell_id} left no last.ckpt in {run_dir}")
-            metrics = evaluate_cell(result.last, args.data_root)
+            metrics = evaluate_cell(result.last, args.data_root, flip)
             record = {
                 "sweep": sweep,
                 "cell": cell_id,
@@ -368,6 +376,7 @@ def run_sweep(name: str, args: argparse.Namespace) -> None:
                 "machine": f"{os.cpu_count()} CPU cores ({cpu_name()}), torch threads "
                 f"{os.environ.get('OMP_NUM_THREADS', 'default')}",
                 "checkpoint": "last",
+                "flip_test": flip,
                 "data": "LSP test split (images 1001-2000), PCK of the torso (r_shoulder-l_hip)",
             }
             result_path.parent.mkdir(parents=True, exist_ok=True)
@@ -395,6 +404,11 @@ def main(argv: list[str] | None = None) -> int:
         "--data_root",
         default=str(REPO.parent / "shared" / "data" / "lsp"),
         help="LSP folder (images/, joints.mat)",
+    )
+    parser.add_argument(
+        "--lspet_root",
+        default=str(REPO.parent / "shared" / "data" / "lspet"),
+        help="LSP-extended folder, for sweeps whose base trains on it",
     )
     parser.add_argument(
         "--runs_dir", default=os.environ.get("DSNTPOSE_RUNS", str(REPO / "runs" / "experiments"))

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import statistics
@@ -102,7 +103,7 @@ def reliability(ev: Any) -> list[dict[str, float]]:
     correct = dist <= 0.2 * p.norm_size[:, None]
     conf = p.confidence
     rows = []
-    for low, high in zip(BINS[:-1], BINS[1:]):
+    for low, high in itertools.pairwise(BINS):
         inside = scored & (conf >= low) & (conf < high)
         if inside.sum():
             rows.append(

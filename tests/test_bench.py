@@ -82,7 +82,9 @@ def test_quick_bench_one_tiny_model(tmp_path) -> None:
     assert (row["input_size"], row["heatmap_size"], row["stride"]) == (64, 2, 32)
     assert row["gmacs"] == pytest.approx(row["gflops"] / 2) and row["gmacs"] > row["head_gmacs"] > 0
     # the 1x1 head conv: 512 x 16 multiply-adds per cell of the 2 x 2 map
-    assert row["head_gmacs"] == pytest.approx(512 * 16 * 4 / 1e9)
+    # (DSNT's expectation is a matrix product with the cell grid, which the counter adds: <1%)
+    conv = 512 * 16 * 4 / 1e9
+    assert conv <= row["head_gmacs"] <= 1.01 * conv
     assert row["memory_format"] in ("contiguous", "channels_last")
     fastest = min(row["latency_ms_contiguous"], row["latency_ms_channels_last"])
     assert row["latency_ms"] == fastest > 0
@@ -175,3 +177,20 @@ def test_run_bench_times_the_paper_pair_interleaved() -> None:
     assert ratios["latency_ms_interleaved"] == pytest.approx(ms["resnet50-os8"] / ms["hourglass-8"])
     assert ratios["gmacs"] == pytest.approx(rows[0]["gmacs"] / rows[1]["gmacs"])
     assert "interleaved" not in rows[1]
+
+
+def test_paper_ratios_skip_figures_that_are_zero_or_absent() -> None:
+    """Quick mode measures no memory (None) and tiny runs may give 0: no ZeroDivisionError,
+    and those figures are left out rather than reported as 0 or inf."""
+    rows = [
+        {"model": "resnet50-os8", "latency_ms": 1.0, "infer_peak_mb": None, "gmacs": 2.0},
+        {"model": "hourglass-8", "latency_ms": 4.0, "infer_peak_mb": None, "gmacs": 0.0},
+    ]
+    assert paper_ratios(rows) == {"latency_ms": 0.25}
+
+
+def test_bench_rejects_zero_repeats_and_threads() -> None:
+    with pytest.raises(ValueError, match="repeats: must be >= 1"):
+        run_bench(["resnet18-os32"], repeats=0, quick=True, log=None)
+    with pytest.raises(ValueError, match="threads: must be >= 1"):
+        run_bench(["resnet18-os32"], threads=0, quick=True, log=None)

@@ -294,9 +294,7 @@ def test_predict_box_and_joints_options(smoke_checkpoint, tmp_path, capsys):
 
 def test_bench_quick_writes_json(tmp_path):
     path = tmp_path / "bench.json"
-    code = cli.main(
-        ["bench", "--models", "[resnet18-os32]", "--quick", "true", "--json", str(path)]
-    )
+    code = cli.main(["bench", "--models", "[resnet18-os32]", "--quick", "--json", str(path)])
     assert code == 0
     rows = json.loads(path.read_text())["models"]
     assert rows[0]["model"] == "resnet18-os32" and rows[0]["latency_ms"] > 0

@@ -279,5 +279,5 @@ def test_rle_loss_option_trains_coordinates_and_spread() -> None:
     loss = model.loss(model.head(logits), target, torch.ones(3, 2), LossConfig(coord_loss="rle"))
     loss.backward()
     assert torch.isfinite(loss) and logits.grad.abs().sum() > 0
-    with pytest.raises(ValueError, match="loss.coord_loss"):
+    with pytest.raises(ValueError, match=r"loss\.coord_loss"):
         LossConfig(coord_loss="l2")

@@ -250,3 +250,17 @@ def test_integer_maps_are_computed_in_float() -> None:
     assert ops.dsnt(one_hot).dtype == torch.float32
     assert torch.allclose(ops.local_dsnt(one_hot.bool()), expected)
     assert torch.allclose(ops.flat_softmax(one_hot * 50).argmax(), torch.tensor(29))
+
+
+def test_cached_constants_made_under_inference_mode_serve_autograd() -> None:
+    """A map size first seen under ``torch.inference_mode`` (evaluation, a benchmark) must not
+    cache inference tensors that a later training step cannot save for backward."""
+    size = (5, 13)  # a size no other test uses, so the caches start empty for it
+    with torch.inference_mode():
+        ops.dsnt(ops.flat_softmax(torch.randn(1, 2, *size)))
+        ops.js_reg_losses(ops.flat_softmax(torch.randn(1, 2, *size)), torch.zeros(1, 2, 2), 1.0)
+    logits = torch.randn(1, 2, *size, requires_grad=True)
+    probs = ops.flat_softmax(logits)
+    loss = ops.dsnt(probs).sum() + ops.js_reg_losses(probs, torch.zeros(1, 2, 2), 1.0).sum()
+    loss.backward()
+    assert logits.grad is not None and torch.isfinite(logits.grad).all()

@@ -161,7 +161,14 @@ def test_logs_curves_and_pictures(trained):
     with (result.out_dir / "logs" / "csv" / "metrics.csv").open() as f:
         rows = list(csv.DictReader(f))
     columns = set(rows[0])
-    assert {"train/loss", "train/ips", "val/loss", "val/pck", "lr-Adam"} <= columns
+    assert {
+        "train/loss",
+        "train/ips",
+        "val/loss",
+        "val/pck",
+        "lr-Adam/head",
+        "lr-Adam/backbone",
+    } <= columns
     losses = [float(r["train/loss"]) for r in rows if r["train/loss"]]
     assert len(losses) == STEPS_PER_EPOCH and all(np.isfinite(losses))
     assert list((result.out_dir / "logs" / "tensorboard").glob("events.out.tfevents.*"))

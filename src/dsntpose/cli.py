@@ -371,17 +371,44 @@ def build_parser() -> ArgumentParser:
 
 def run_config_from(args: Namespace) -> RunConfig:
     """The :class:`RunConfig` of parsed ``train`` arguments (validated)."""
-    values = {name: args[name].as_dict() if args[name] is not None else {} for name in SECTIONS}
-    return RunConfig.from_dict(values)
+    values = {}
+    for name in SECTIONS:
+        section = args[name]
+        if section is None:
+            values[name] = {}
+        elif isinstance(section, Namespace):
+            values[name] = section.as_dict()
+        else:
+            raise ValueError(
+                f"{name}: expected a section of options (e.g. '{name}: {{key: value}}' in the "
+                f"YAML), got {section!r}"
+            )
+    run = RunConfig.from_dict(values)
+    if run.model.input_size < 16:  # the data and the networks would fail later, unnamed
+        raise ValueError(f"model.input_size: must be at least 16 px, got {run.model.input_size}")
+    return run
+
+
+def _check_weights_file(weights: object) -> None:
+    """``model.weights`` naming a local file: refuse an empty, truncated or foreign one before
+    anything is built."""
+    if not isinstance(weights, str) or weights in ("imagenet",):
+        return
+    path = Path(weights).expanduser()
+    if path.exists():
+        from dsntpose.model import check_torch_file
+
+        check_torch_file(path, "model.weights")
 
 
 def cmd_train(args: Namespace) -> int:
     run = run_config_from(args)
+    _check_weights_file(run.model.weights)
     from dsntpose import training
 
     try:
         result = training.fit(run, resume=args.resume)
-    except training.TrainingDiverged as err:
+    except (training.TrainingDiverged, training.RunFolderBusy) as err:
         raise CommandError(str(err)) from None
     print(f"run folder: {result.out_dir}")
     print(f"best checkpoint: {result.best}  last checkpoint: {result.last}")
@@ -393,8 +420,15 @@ def cmd_train(args: Namespace) -> int:
 def cmd_eval(args: Namespace) -> int:
     if args.checkpoint is not None and args.preds is not None:
         raise ValueError("eval: give --checkpoint CKPT or --preds FILE, not both")
+    _check_output_file("--output", args.output)
+    if args.output is not None and Path(args.output).suffix.lower() not in (".h5", ".mat"):
+        raise ValueError(f"--output {args.output}: unknown prediction file type; use .h5 or .mat")
+    device = _device(args.device)
     if args.preds is not None:
         from dsntpose.mpii_files import eval_command
+
+        for option, value in (("--preds", args.preds), ("--gt", args.gt)):
+            _check_annotation_file(option, value)
 
         eval_command(Path(args.preds), Path(args.gt) if args.gt else None, json=args.json)
         return 0
@@ -413,7 +447,7 @@ def cmd_eval(args: Namespace) -> int:
         flip=args.flip or args.flip_mode is not None,
         flip_mode=args.flip_mode,
         batch_size=args.batch_size,
-        device=_device(args.device),
+        device=device,
         limit=args.limit,
         progress=args.progress,
     )
@@ -431,6 +465,34 @@ def cmd_eval(args: Namespace) -> int:
         path = write_predictions(args.output, evaluation.preds_px)
         print(f"predictions written to {path}", file=sys.stderr)
     return 0
+
+
+def _check_annotation_file(option: str, value: str | None) -> None:
+    """Refuse a prediction or ground-truth file that is a folder, empty, or not the MATLAB/HDF5
+    file its suffix says, in one line naming it."""
+    if value is None:
+        return
+    path = Path(value)
+    if path.is_dir():
+        raise ValueError(f"{option} {path}: is a folder; give a .h5 or .mat file")
+    if not path.is_file():
+        raise FileNotFoundError(f"{option} {path} does not exist")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{option} {path} is empty (0 bytes)")
+    suffix = path.suffix.lower()
+    if suffix == ".mat":
+        import scipy.io
+
+        try:
+            scipy.io.whosmat(path)
+        except Exception as err:  # scipy raises MatReadError, ValueError, TypeError, ...
+            raise ValueError(
+                f"{option} {path}: not a readable MATLAB file ({_one_line(err)})"
+            ) from None
+    elif suffix == ".h5":
+        with path.open("rb") as f:
+            if f.read(8) != b"\x89HDF\r\n\x1a\n":
+                raise ValueError(f"{option} {path}: not an HDF5 file")
 
 
 def _device(name: str) -> str:
@@ -474,8 +536,17 @@ def _check_output_file(option: str, value: str | None) -> None:
 
 
 def _check_output_dir(option: str, value: str | None) -> None:
-    if value is not None and Path(value).exists() and not Path(value).is_dir():
-        raise ValueError(f"{option} {value}: exists and is not a folder")
+    """Refuse a folder path that is a file or lies under one, before any work is done."""
+    if value is None:
+        return
+    path = Path(value)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{option} {path}: exists and is not a folder")
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{option} {path}: {parent} is a file, not a folder")
 
 
 def cmd_predict(args: Namespace) -> int:
@@ -530,9 +601,15 @@ def cmd_predict(args: Namespace) -> int:
         print(f"{len(result.people)} people written to {args.output}", file=sys.stderr)
     if args.coco_output is not None:
         print(f"COCO keypoint results written to {args.coco_output}", file=sys.stderr)
-    for error in result.errors:
-        print(f"dsntpose: {error['image']}: {error['error']}", file=sys.stderr)
-    return 1 if result.errors else 0
+    if result.errors:  # predict() has already named each failed image and why
+        failed = len({str(error["image"]) for error in result.errors})
+        print(
+            f"dsntpose: {failed} of {len(sources)} inputs failed (named above); "
+            f"{len(result.people)} people predicted",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def _predict_video(args: Namespace, predictor: Any, source: str, box: Any) -> int:
@@ -591,6 +668,8 @@ def cmd_export(args: Namespace) -> int:
 
 
 def cmd_bench(args: Namespace) -> int:
+    _check_output_file("--json", args.json)
+    _check_output_file("--markdown", args.markdown)
     from dsntpose.bench import make_document, render_markdown, run_bench
 
     rows = run_bench(
@@ -684,6 +763,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as err:
         print(f"dsntpose: {_one_line(err)}", file=sys.stderr)
         return 1
+    except OSError as err:  # a disk that is full or read-only, a file that vanished
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"dsntpose: {where}{_one_line(err)}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # `dsntpose predict ... | head`: the reader left; not an error
         import os
 
@@ -693,6 +776,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dsntpose: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # a bug: still one line; DSNTPOSE_TRACEBACK=1 shows where
+        import os
+
+        if os.environ.get("DSNTPOSE_TRACEBACK"):
+            raise
+        print(
+            f"dsntpose: internal error ({type(err).__name__}): {_one_line(err)} (rerun with "
+            "DSNTPOSE_TRACEBACK=1 for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

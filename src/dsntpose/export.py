@@ -30,7 +30,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -172,7 +172,11 @@ def export_onnx(
             )
         if program is None:
             raise RuntimeError("torch.onnx.export(dynamo=True) returned no ONNX program")
-        written = {o.domain: o.version for o in program.model.opset_imports}.get("", None)
+        imports = program.model.opset_imports  # onnx_ir: {domain: version}; onnx: a list
+        if isinstance(imports, Mapping):
+            written = imports.get("", None)
+        else:
+            written = {o.domain: o.version for o in imports}.get("", None)
         if opset is not None and written != opset:
             raise ValueError(
                 f"opset: asked for {opset}, but the exporter produced opset {written}; choose "

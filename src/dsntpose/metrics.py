@@ -73,9 +73,12 @@ class PCKMetric(Metric):
                 f"mask and norm_size: expected ({b}, {j}) and ({b},), got "
                 f"{tuple(mask.shape)}, {tuple(norm_size.shape)}"
             )
-        counted = mask.bool()
+        size = norm_size.float()
+        # a person without a usable normalising size (NaN torso/head, 0, negative) is not
+        # scored at all: counting them as misses would lower PCK for a labelling fault
+        counted = mask.bool() & (torch.isfinite(size) & (size > 0))[:, None]
         dist = torch.linalg.vector_norm(preds.float() - target.float(), dim=-1)
-        hit = (dist <= self.threshold * norm_size.float()[:, None]) & counted
+        hit = (dist <= self.threshold * size[:, None]) & counted
         self.correct += hit.sum(dim=0)
         self.total += counted.sum(dim=0)
 

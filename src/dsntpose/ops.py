@@ -417,9 +417,12 @@ def _grid_2d(h: int, w: int, dtype: torch.dtype, device: torch.device) -> Tensor
     key = (h, w, dtype, device)
     grid = None if torch.compiler.is_compiling() else _GRIDS.get(key)
     if grid is None:
-        xs = normalized_linspace(w, dtype=dtype, device=device)
-        ys = normalized_linspace(h, dtype=dtype, device=device)
-        grid = torch.stack((xs.expand(h, w), ys.unsqueeze(-1).expand(h, w)), -1).reshape(h * w, 2)
+        # a normal tensor even under inference_mode, so a cached one serves autograd later
+        with torch.inference_mode(False):
+            xs = normalized_linspace(w, dtype=dtype, device=device)
+            ys = normalized_linspace(h, dtype=dtype, device=device)
+            grid = torch.stack((xs.expand(h, w), ys.unsqueeze(-1).expand(h, w)), -1)
+            grid = grid.reshape(h * w, 2)
         if not torch.compiler.is_compiling() and len(_GRIDS) < 64:
             _GRIDS[key] = grid
     return grid
@@ -438,13 +441,14 @@ def _outer_sum_2d(along_x: Tensor, along_y: Tensor) -> Tensor:
     key = (h, w, along_x.dtype, along_x.device)
     inc = None if torch.compiler.is_compiling() else _INCIDENCE.get(key)
     if inc is None:
-        cells = torch.arange(h * w, device=along_x.device)
-        inc = torch.cat(
-            (
-                (cells % w == torch.arange(w, device=along_x.device)[:, None]),
-                (cells // w == torch.arange(h, device=along_x.device)[:, None]),
-            )
-        ).to(along_x.dtype)
+        with torch.inference_mode(False):  # cacheable for autograd, as in _grid_2d
+            cells = torch.arange(h * w, device=along_x.device)
+            inc = torch.cat(
+                (
+                    (cells % w == torch.arange(w, device=along_x.device)[:, None]),
+                    (cells // w == torch.arange(h, device=along_x.device)[:, None]),
+                )
+            ).to(along_x.dtype)
         if not torch.compiler.is_compiling() and len(_INCIDENCE) < 64:
             _INCIDENCE[key] = inc
     terms = torch.cat((along_x, along_y), -1).view(b * j, w + h)

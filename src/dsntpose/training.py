@@ -493,16 +493,16 @@ class PoseModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         o = self.cfg.optim
-        groups: list[dict[str, Any]] = [{"params": list(self.model.parameters())}]
-        if o.backbone_lr_ratio != 1.0:  # two groups, logged as lr-<Optimizer>/head, /backbone
-            groups = [
-                {"params": list(self.model.head.parameters()), "lr": o.lr, "name": "head"},
-                {
-                    "params": list(self.model.backbone.parameters()),
-                    "lr": o.lr * o.backbone_lr_ratio,
-                    "name": "backbone",
-                },
-            ]
+        # two groups, head then backbone, logged as lr-<Optimizer>/head and /backbone
+        groups: list[dict[str, Any]] = [
+            {"params": list(self.model.head.parameters()), "lr": o.lr, "name": "head"},
+            {
+                "params": list(self.model.backbone.parameters()),
+                "lr": o.lr * o.backbone_lr_ratio,
+                "name": "backbone",
+            },
+        ]
+        groups = [g for g in groups if g["params"]]
         optimizer: torch.optim.Optimizer
         if o.optimizer == "rmsprop":
             optimizer = torch.optim.RMSprop(groups, lr=o.lr, weight_decay=o.weight_decay)

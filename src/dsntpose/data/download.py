@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import os
 import shutil
 import sys
 import urllib.request
 import zipfile
+import zlib
 from importlib import resources
 from pathlib import Path
 
 __all__ = [
+    "UNVERIFIED",
     "DownloadError",
     "fetch_lsp",
     "fetch_mpii",
@@ -58,6 +61,16 @@ MPII_IMAGES = (
     "the MPII images (mpii_human_pose_v1.tar.gz, 12.9 GB) are behind the licence page "
     "http://human-pose.mpi-inf.mpg.de/ : download them there and unpack into ROOT/images"
 )
+
+
+UNVERIFIED = ".dsntpose-unverified"
+"""Marker file written into a data root whose files failed verification (it lists them);
+removed when a later fetch verifies every file. A data set should refuse a root holding it."""
+
+MAX_MEMBER_BYTES = 256 << 20
+"""The largest file a data set archive may unpack to (LSP's largest image is < 1 MiB)."""
+MAX_TOTAL_BYTES = 4 << 30
+"""The most an archive may unpack to in all."""
 
 
 def read_manifest(path: Path | None = None, name: str = "lsp.sha256") -> dict[str, str]:
@@ -108,33 +121,70 @@ def verify_manifest(root: Path, manifest: dict[str, str], what: str) -> int:
     return len(manifest)
 
 
+def _verify_or_mark(root: Path, manifest: dict[str, str], what: str) -> int:
+    """:func:`verify_manifest`, leaving no bad file usable: on failure every file that differs
+    is renamed ``NAME.unverified`` and the marker :data:`UNVERIFIED` (listing the problems) is
+    written into ``root``; on success a marker from an earlier failure is removed."""
+    marker = root / UNVERIFIED
+    try:
+        count = verify_manifest(root, manifest, what)
+    except ValueError as err:
+        for rel, digest in manifest.items():
+            path = root / rel
+            if path.is_file() and sha256_file(path) != digest:
+                path.replace(path.with_name(path.name + ".unverified"))
+        marker.write_text(f"{err}\n")
+        raise ValueError(
+            f"{err}; the files that differ were renamed *.unverified and {marker} marks the "
+            "folder as unusable until a fetch verifies it"
+        ) from None
+    marker.unlink(missing_ok=True)
+    return count
+
+
 def _download(url: str, dest: Path) -> None:
     """Fetch ``url`` into ``dest`` (via ``dest.part``), printing progress to stderr."""
     part = dest.with_name(dest.name + ".part")
     print(f"downloading {url}", file=sys.stderr)
+    hint = "fetch it by hand and pass it with --zip (LSP) or --from_dir (MPII)"
     try:
         with urllib.request.urlopen(url, timeout=60) as response, part.open("wb") as out:
-            total = int(response.headers.get("Content-Length") or 0)
+            try:
+                total = int(response.headers.get("Content-Length") or -1)
+            except ValueError:
+                total = -1
             done = 0
             while block := response.read(1 << 20):
                 out.write(block)
                 done += len(block)
-                if total:
+                if total > 0:
                     print(f"\r  {done >> 20} / {total >> 20} MiB", end="", file=sys.stderr)
+            out.flush()
+            os.fsync(out.fileno())
         print(file=sys.stderr)
-    except OSError as err:
+    except (OSError, http.client.HTTPException) as err:
+        part.unlink(missing_ok=True)
+        raise DownloadError(f"could not download {url} ({err}); {hint}") from None
+    if total >= 0 and done != total:
         part.unlink(missing_ok=True)
         raise DownloadError(
-            f"could not download {url} ({err}); fetch it by hand and pass it with --zip "
-            "(LSP) or --from_dir (MPII)"
-        ) from None
+            f"download of {url} was cut short: {done} of {total} bytes received (nothing "
+            f"kept); run the command again, or {hint}"
+        )
+    if done == 0:
+        part.unlink(missing_ok=True)
+        raise DownloadError(f"download of {url} returned no data (nothing kept); {hint}")
     part.replace(dest)
 
 
-def _unpack(archive: Path, root: Path) -> None:
+def _unpack(archive: Path, root: Path, manifest: dict[str, str] | None = None) -> int:
     """Unzip ``archive`` into ``root``; a single top-level folder in the archive is dropped.
 
-    Refuses members that would land outside ``root`` (absolute paths, ``..``).
+    Refuses members that would land outside ``root`` (absolute paths, ``..``) and archives
+    whose members declare more than :data:`MAX_MEMBER_BYTES` each or
+    :data:`MAX_TOTAL_BYTES` in all (a zip bomb). With ``manifest``, only its files are
+    extracted (the rest is skipped). Each file is written beside its final name and renamed
+    when complete. Returns the number of files written.
     """
     try:
         zf = zipfile.ZipFile(archive)
@@ -142,17 +192,66 @@ def _unpack(archive: Path, root: Path) -> None:
         raise ValueError(f"{archive}: not a readable zip file ({err})") from None
     with zf:
         members = [m for m in zf.infolist() if not m.is_dir()]
-        tops = {Path(m.filename).parts[0] for m in members}
+        tops = {Path(m.filename).parts[0] for m in members if Path(m.filename).parts}
         strip = len(tops) == 1 and all(len(Path(m.filename).parts) > 1 for m in members)
         base = root.resolve()
+        chosen = []
         for member in members:
             parts = Path(member.filename).parts[1 if strip else 0 :]
             target = (root / Path(*parts)).resolve()
             if base not in target.parents:
                 raise ValueError(f"{archive}: member {member.filename!r} would leave {root}")
+            rel = Path(*parts).as_posix()
+            if manifest is not None and rel not in manifest:
+                continue
+            if member.file_size > MAX_MEMBER_BYTES:
+                raise ValueError(
+                    f"{archive}: member {member.filename!r} declares {member.file_size} bytes, "
+                    f"more than the {MAX_MEMBER_BYTES} allowed; the archive is not a data set "
+                    "release (nothing was extracted)"
+                )
+            chosen.append((member, target))
+        total = sum(m.file_size for m, _ in chosen)
+        if total > MAX_TOTAL_BYTES:
+            raise ValueError(
+                f"{archive}: members would unpack to {total} bytes, more than the "
+                f"{MAX_TOTAL_BYTES} allowed (nothing was extracted)"
+            )
+        for member, target in chosen:
             target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(member) as src, target.open("wb") as dst:
-                shutil.copyfileobj(src, dst)
+            part = target.with_name(target.name + ".part")
+            try:
+                with zf.open(member) as src, part.open("wb") as dst:
+                    written = 0
+                    while block := src.read(1 << 20):
+                        written += len(block)
+                        if written > member.file_size:
+                            raise ValueError(
+                                f"{archive}: member {member.filename!r} unpacks to more than "
+                                f"the {member.file_size} bytes it declares"
+                            )
+                        dst.write(block)
+            except (zipfile.BadZipFile, EOFError, zlib.error) as err:
+                part.unlink(missing_ok=True)
+                raise ValueError(
+                    f"{archive}: member {member.filename!r} is damaged ({err}); download the "
+                    "archive again"
+                ) from None
+            except BaseException:
+                part.unlink(missing_ok=True)
+                raise
+            part.replace(target)
+    return len(chosen)
+
+
+def _make_root(root: Path) -> None:
+    """Create the data root, or refuse it in one line when it cannot be a folder."""
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"--data.root {root} is a file, not a folder")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(f"--data.root {root}: a parent of it is a file, not a folder") from None
 
 
 def fetch_lsp(
@@ -164,17 +263,25 @@ def fetch_lsp(
     checked against the packaged ``manifests/lsp.sha256`` (or ``manifest``). Returns ``root``.
     """
     root = Path(root).expanduser()
-    root.mkdir(parents=True, exist_ok=True)
+    _make_root(root)
+    entries = read_manifest(manifest, "lsp.sha256")
     if zip_path is None:
         archive = root / "lsp_dataset.zip"
         if not archive.is_file():
             _download(LSP_URL, archive)
+        elif not zipfile.is_zipfile(archive):  # an earlier download that did not finish
+            bad = archive.with_name(archive.name + ".unverified")
+            archive.replace(bad)
+            print(f"{archive} is not a whole zip file: moved to {bad.name}", file=sys.stderr)
+            _download(LSP_URL, archive)
     else:
         archive = Path(zip_path).expanduser()
+        if archive.is_dir():
+            raise ValueError(f"--zip {archive} is a folder; give the lsp_dataset.zip file")
         if not archive.is_file():
             raise FileNotFoundError(f"--zip {archive} does not exist")
-    _unpack(archive, root)
-    count = verify_manifest(root, read_manifest(manifest, "lsp.sha256"), "LSP")
+    _unpack(archive, root, entries)
+    count = _verify_or_mark(root, entries, "LSP")
     print(f"LSP: {count} files verified in {root}")
     return root
 
@@ -190,24 +297,37 @@ def fetch_mpii(
     ``MPII_IMAGES``). Returns ``root``.
     """
     root = Path(root).expanduser()
-    root.mkdir(parents=True, exist_ok=True)
+    _make_root(root)
     entries = read_manifest(manifest, "mpii.sha256")
-    for name in entries:
+    if from_dir is not None and not Path(from_dir).expanduser().is_dir():
+        raise FileNotFoundError(f"--from_dir {from_dir} is not a folder")
+    for name, digest in entries.items():
         dest = root / name
         if from_dir is None:
+            if dest.is_file() and sha256_file(dest) != digest:  # a bad earlier download
+                dest.replace(dest.with_name(dest.name + ".unverified"))
             if not dest.is_file():
                 _download(MPII_URLS[name], dest)
             continue
         src = Path(from_dir).expanduser() / name
         gz = src.with_name(src.name + ".gz")
-        if src.is_file():
-            shutil.copyfile(src, dest)
-        elif gz.is_file():
-            with gzip.open(gz, "rb") as fin, dest.open("wb") as fout:
-                shutil.copyfileobj(fin, fout)
-        else:
-            raise FileNotFoundError(f"--from_dir {from_dir} has no {name} (or {name}.gz)")
-    count = verify_manifest(root, entries, "MPII annotations")
+        part = dest.with_name(dest.name + ".part")
+        try:
+            if src.is_file():
+                shutil.copyfile(src, part)
+            elif gz.is_file():
+                with gzip.open(gz, "rb") as fin, part.open("wb") as fout:
+                    shutil.copyfileobj(fin, fout)
+            else:
+                raise FileNotFoundError(f"--from_dir {from_dir} has no {name} (or {name}.gz)")
+        except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+            part.unlink(missing_ok=True)
+            raise ValueError(f"{gz}: not a whole gzip file ({err}); copy it again") from None
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        part.replace(dest)
+    count = _verify_or_mark(root, entries, "MPII annotations")
     print(f"MPII: {count} annotation files verified in {root}")
     print(f"MPII: {MPII_IMAGES.replace('ROOT', str(root))}")
     return root

@@ -157,7 +157,8 @@ class LSP(PoseDataset):
         if absent and not skip_missing:
             raise FileNotFoundError(
                 f"image not found: {self.root / names[absent[0]]} ({len(absent)} of {len(names)} "
-                "images absent; pass skip_missing=True to skip them)"
+                "images absent; fetch LSP again with `dsntpose data lsp --data.root ROOT`, "
+                "or from Python pass skip_missing=True to leave them out)"
             )
         if absent:
             warnings.warn(

@@ -148,6 +148,25 @@ def _load_json(path: Path) -> Any:
         raise ValueError(f"{path}: not a readable json file ({error})") from None
 
 
+def _check_finite(
+    path: Path, centers: np.ndarray, scales: np.ndarray, joints: np.ndarray, missing: np.ndarray
+) -> None:
+    """Refuse, naming the first bad record, a centre or joint that is NaN/inf and a person
+    scale that is not a positive finite number."""
+    checks = (
+        ("a centre that is not finite", ~np.isfinite(centers).all(axis=1)),
+        ("a scale that is not a positive number", ~(np.isfinite(scales) & (scales > 0))),
+        ("a joint that is NaN or inf", ~(np.isfinite(joints).all(axis=2) | missing).all(axis=1)),
+    )
+    for what, bad in checks:
+        rows = np.flatnonzero(bad)
+        if rows.size:
+            raise ValueError(
+                f"{path}: record {int(rows[0])} has {what} ({rows.size} records in all); fix "
+                "or remove those records"
+            )
+
+
 def read_mpii_json(path: str | os.PathLike[str], split: str = "all") -> PoseRecords:
     """Read a bearpaw or HRNet/mmpose MPII json (plain or ``.gz``).
 
@@ -197,6 +216,7 @@ def read_mpii_json(path: str | os.PathLike[str], split: str = "all") -> PoseReco
         flags = _numbers(path, data, "joints_vis", (NUM_JOINTS,), 1.0)
         missing = np.all(joints_1based == -1, axis=2) | (flags == 0)
         image_index = person_index = np.full(num, -1)
+    _check_finite(path, centers, scales, joints_1based, missing)
     center, scale = _adjusted(centers, scales)
     records = PoseRecords(
         image_names=names,
@@ -469,7 +489,8 @@ class MPII(PoseDataset):
             first = self.image_root / records.image_names[absent[0]]
             raise FileNotFoundError(
                 f"image not found: {first} ({len(absent)} of {len(records)} images absent; "
-                "pass skip_missing=True to skip them)"
+                "unpack the MPII images into data.image_root (or data.root/images), or from "
+                "Python pass skip_missing=True to leave those people out)"
             )
         if absent:
             warnings.warn(

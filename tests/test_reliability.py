@@ -1,0 +1,531 @@
+"""Nothing lost, nothing silently wrong: the adversarial cases of issue 20 as one table.
+
+Every row runs ``dsntpose.cli.main([...])`` in-process and states the exit status and the words
+of the one line it must print (2: bad input, 1: a failure, 0: success). No row may print a
+traceback or an "internal error", and no bad input may pass silently with exit 0. The counts are
+printed at the end (``pytest tests/test_reliability.py -s``) and are the figures of
+docs/reliability.md. Beside the table: the checkpoint writer (finite weights only, atomic), the
+run-folder lock, the CSV log on resume, downloads and zip members, PCK with bad norm sizes.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import gzip
+import io
+import json
+import math
+import struct
+import zipfile
+import zlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dsntpose import cli
+from dsntpose.data import download
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "configs" / "synthetic_smoke.yaml"
+TINY = [
+    "--data.synthetic_train", "32",
+    "--data.synthetic_val", "16",
+    "--model.output_stride", "32",
+    "--train.progress_bar", "false",
+    "--train.vis_every", "0",
+]  # fmt: skip
+
+
+def train_args(out: Path, *extra: str) -> list[str]:
+    return ["train", "--config", str(SMOKE), "--train.out_dir", str(out), *TINY, *extra]
+
+
+def _png_header(width: int, height: int) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+
+
+@dataclass
+class Files:
+    """The inputs of the table, made once for the module."""
+
+    root: Path
+    ckpt: Path
+    nan_ckpt: Path
+    f: dict[str, Path] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> str:
+        return str(self.f[name])
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
+    root = tmp_path_factory.mktemp("reliability")
+    run = root / "run"
+    assert cli.main(train_args(run)) == 0
+    ckpt = run / "last.ckpt"
+    nan = torch.load(ckpt, map_location="cpu", weights_only=True)
+    key = next(k for k, v in nan["state_dict"].items() if v.is_floating_point())
+    nan["state_dict"][key] = torch.full_like(nan["state_dict"][key], math.nan)
+    nan_ckpt = root / "nan.ckpt"
+    torch.save(nan, nan_ckpt)
+    f: dict[str, Path] = {}
+
+    def put(name: str, data: bytes) -> None:
+        f[name] = root / name
+        f[name].write_bytes(data)
+
+    put("empty.ckpt", b"")
+    put("trunc.ckpt", ckpt.read_bytes()[: 1 << 20])
+    put("text.ckpt", b"hello, not a checkpoint\n")
+    put("afile", b"x")
+    put("huge.png", _png_header(60000, 60000))
+    put("text.mat", b"not a MATLAB file\n")
+    put("empty.mat", b"")
+    put("model5.yaml", b"model: 5\n")
+    put("pytag.yaml", b"model: !!python/object/apply:os.system ['echo pwned']\n")
+    image = np.zeros((80, 60, 3), np.uint8)
+    import cv2
+
+    f["img.png"] = root / "img.png"
+    cv2.imwrite(str(f["img.png"]), image)
+    f["adir"] = root / "adir"
+    f["adir"].mkdir()
+    gzdir = root / "gzdir"
+    gz_body = gzip.compress(json.dumps(np.random.default_rng(0).random(5000).tolist()).encode())
+    gzdir.mkdir()
+    (gzdir / "mpii_annotations.json.gz").write_bytes(gz_body[: len(gz_body) // 2])
+    f["gzdir"] = gzdir
+    with zipfile.ZipFile(root / "evil.zip", "w") as zf:
+        zf.writestr("../escape.txt", b"x")
+        zf.writestr("joints.mat", b"j")
+    f["evil.zip"] = root / "evil.zip"
+    with zipfile.ZipFile(root / "other.zip", "w") as zf:
+        zf.writestr("lsp/visualized/extra.jpg", b"x" * 1000)
+        zf.writestr("lsp/joints.mat", b"not the real joints")
+    f["other.zip"] = root / "other.zip"
+    put("notzip.zip", b"PK\x03\x04 truncated")
+    return Files(root, ckpt, nan_ckpt, f)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One row: ``argv(files)`` must exit ``code`` with ``words`` in its last stderr line."""
+
+    name: str
+    category: str
+    argv: Callable[[Files], list[str]]
+    code: int
+    words: tuple[str, ...]
+    check: Callable[[Files], None] | None = None
+
+
+def _no_partial_json(fx: Files) -> None:
+    assert not (fx.root / "mp" / "mpii_annotations.json").exists()
+    assert not list((fx.root / "mp").glob("*.part"))
+
+
+def _lsp_marked(fx: Files) -> None:
+    root = fx.root / "lsp-other"
+    assert (root / download.UNVERIFIED).is_file()
+    assert not (root / "joints.mat").exists() and (root / "joints.mat.unverified").is_file()
+    assert not (root / "visualized").exists()  # only manifest members are extracted
+
+
+def _no_escape(fx: Files) -> None:
+    assert not (fx.root / "escape.txt").exists()
+
+
+def _diverged_files(fx: Files) -> None:
+    from dsntpose.model import nonfinite_tensors
+
+    out = fx.root / "diverged"
+    for path in out.glob("*.ckpt"):  # every checkpoint left under a final name is finite
+        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+        assert not nonfinite_tensors(state), path
+
+
+C = Case
+CASES = [
+    # -- checkpoints that are empty, partly copied, foreign, folders or NaN (predict, eval, ...)
+    C("predict empty ckpt", "checkpoint", lambda x: ["predict", x["img.png"], "--checkpoint", x["empty.ckpt"]], 2, ("empty.ckpt", "empty (0 bytes)")),
+    C("predict truncated ckpt", "checkpoint", lambda x: ["predict", x["img.png"], "--checkpoint", x["trunc.ckpt"]], 2, ("trunc.ckpt", "truncated")),
+    C("predict text ckpt", "checkpoint", lambda x: ["predict", x["img.png"], "--checkpoint", x["text.ckpt"]], 2, ("text.ckpt", "not a PyTorch file")),
+    C("predict folder ckpt", "checkpoint", lambda x: ["predict", x["img.png"], "--checkpoint", x["adir"]], 2, ("adir", "is a folder")),
+    C("eval empty ckpt", "checkpoint", lambda x: ["eval", "--checkpoint", x["empty.ckpt"]], 2, ("empty.ckpt", "empty")),
+    C("eval truncated ckpt", "checkpoint", lambda x: ["eval", "--checkpoint", x["trunc.ckpt"]], 2, ("trunc.ckpt", "truncated")),
+    C("eval text ckpt", "checkpoint", lambda x: ["eval", "--checkpoint", x["text.ckpt"]], 2, ("not a PyTorch file",)),
+    C("eval folder ckpt", "checkpoint", lambda x: ["eval", "--checkpoint", x["adir"]], 2, ("is a folder",)),
+    C("eval missing ckpt", "checkpoint", lambda x: ["eval", "--checkpoint", str(x.root / "none.ckpt")], 2, ("none.ckpt", "does not exist")),
+    C("eval NaN weights", "silent", lambda x: ["eval", "--checkpoint", str(x.nan_ckpt)], 2, ("nan.ckpt", "NaN or inf")),
+    C("predict NaN weights", "silent", lambda x: ["predict", x["img.png"], "--checkpoint", str(x.nan_ckpt)], 2, ("nan.ckpt", "NaN or inf")),
+    C("export empty ckpt", "checkpoint", lambda x: ["export", "--checkpoint", x["empty.ckpt"], str(x.root / "o.onnx")], 2, ("empty",)),
+    C("export truncated ckpt", "checkpoint", lambda x: ["export", "--checkpoint", x["trunc.ckpt"], str(x.root / "o.onnx")], 2, ("truncated",)),
+    C("export folder ckpt", "checkpoint", lambda x: ["export", "--checkpoint", x["adir"], str(x.root / "o.onnx")], 2, ("is a folder",)),
+    C("export NaN weights", "silent", lambda x: ["export", "--checkpoint", str(x.nan_ckpt), str(x.root / "o.onnx")], 2, ("NaN or inf",)),
+    C("train empty weights", "checkpoint", lambda x: train_args(x.root / "w1", "--model.weights", x["empty.ckpt"]), 2, ("model.weights", "empty")),
+    C("train truncated weights", "checkpoint", lambda x: train_args(x.root / "w2", "--model.weights", x["trunc.ckpt"]), 2, ("model.weights", "truncated")),
+    C("train text weights", "checkpoint", lambda x: train_args(x.root / "w3", "--model.weights", x["text.ckpt"]), 2, ("model.weights", "not a PyTorch file")),
+    # -- resume from a damaged or poisoned checkpoint
+    C("resume truncated last", "checkpoint", lambda x: train_args(x.root / "w1", "--resume", x["trunc.ckpt"]), 2, ("trunc.ckpt", "truncated", "--resume")),
+    C("resume NaN checkpoint", "silent", lambda x: train_args(x.root / "w1", "--resume", str(x.nan_ckpt)), 2, ("nan.ckpt", "NaN or inf", "not resumed")),
+    C("diverging schedule", "silent", lambda x: train_args(x.root / "diverged", "--optim.gamma", "1e12", "--train.ckpt_every", "1", "--train.epochs", "3"), 1, ("training diverged", "moved to last.ckpt.diverged", "last good checkpoint is"), _diverged_files),
+    # -- devices
+    C("eval cuda on cpu", "device", lambda x: ["eval", "--checkpoint", str(x.ckpt), "--device", "cuda"], 2, ("--device cuda", "no CUDA")),
+    C("predict cuda on cpu", "device", lambda x: ["predict", x["img.png"], "--checkpoint", str(x.ckpt), "--device", "cuda:1"], 2, ("--device cuda:1", "no CUDA")),
+    C("eval bad device", "device", lambda x: ["eval", "--checkpoint", str(x.ckpt), "--device", "tpu"], 2, ("--device", "'tpu'")),
+    # -- output paths that are folders or lie under a file, refused before the work
+    C("predict --output folder", "output", lambda x: ["predict", x["img.png"], "--checkpoint", str(x.ckpt), "--output", x["adir"]], 2, ("--output", "is a folder")),
+    C("predict --output under file", "output", lambda x: ["predict", x["img.png"], "--checkpoint", str(x.ckpt), "--output", x["afile"] + "/x.json"], 2, ("--output", "is a file, not a folder")),
+    C("predict --draw_dir file", "output", lambda x: ["predict", x["img.png"], "--checkpoint", str(x.ckpt), "--draw_dir", x["afile"]], 2, ("--draw_dir", "not a folder")),
+    C("predict --draw_dir under file", "output", lambda x: ["predict", x["img.png"], "--checkpoint", str(x.ckpt), "--draw_dir", x["afile"] + "/sub"], 2, ("--draw_dir", "is a file, not a folder")),
+    C("predict --boxes folder", "output", lambda x: ["predict", x["img.png"], "--checkpoint", str(x.ckpt), "--boxes", x["adir"]], 2, ("--boxes", "is a folder")),
+    C("predict --coco_output folder", "output", lambda x: ["predict", x["img.png"], "--checkpoint", str(x.ckpt), "--coco_output", x["adir"]], 2, ("--coco_output", "is a folder")),
+    C("eval --output folder", "output", lambda x: ["eval", "--checkpoint", str(x.ckpt), "--output", x["adir"]], 2, ("--output", "is a folder")),
+    C("eval --output under file", "output", lambda x: ["eval", "--checkpoint", str(x.ckpt), "--output", x["afile"] + "/p.h5"], 2, ("--output", "is a file, not a folder")),
+    C("eval --output bad suffix", "output", lambda x: ["eval", "--checkpoint", str(x.ckpt), "--output", str(x.root / "p.txt")], 2, ("--output", ".h5 or .mat")),
+    C("bench --json folder", "output", lambda x: ["bench", "--quick", "--json", x["adir"]], 2, ("--json", "is a folder")),
+    C("bench --markdown folder", "output", lambda x: ["bench", "--quick", "--markdown", x["adir"]], 2, ("--markdown", "is a folder")),
+    C("bench --json under file", "output", lambda x: ["bench", "--quick", "--json", x["afile"] + "/b.json"], 2, ("--json", "is a file, not a folder")),
+    C("export output folder", "output", lambda x: ["export", "--checkpoint", str(x.ckpt), x["adir"]], 2, ("is a folder",)),
+    C("train out_dir is a file", "output", lambda x: train_args(Path(x["afile"])), 2, ("train.out_dir", "is a file")),
+    C("train out_dir under a file", "output", lambda x: train_args(Path(x["afile"]) / "run"), 2, ("train.out_dir", "is a file, not a folder")),
+    # -- data files: .mat, .json.gz, zips, images
+    C("eval --preds text .mat", "data", lambda x: ["eval", "--preds", x["text.mat"], "--gt", x["text.mat"]], 2, ("--preds", "text.mat", "not a readable MATLAB file")),
+    C("eval --preds empty .mat", "data", lambda x: ["eval", "--preds", x["empty.mat"], "--gt", x["text.mat"]], 2, ("--preds", "empty")),
+    C("eval --gt text .mat", "data", lambda x: ["eval", "--preds", x["text.mat"].replace("text", "text"), "--gt", x["adir"]], 2, ("not a readable MATLAB file",)),
+    C("data mpii corrupt .json.gz", "data", lambda x: ["data", "mpii", "--data.root", str(x.root / "mp"), "--from_dir", x["gzdir"]], 2, ("mpii_annotations.json.gz", "not a whole gzip file"), _no_partial_json),
+    C("data mpii from_dir missing", "data", lambda x: ["data", "mpii", "--data.root", str(x.root / "mp"), "--from_dir", str(x.root / "nowhere")], 2, ("--from_dir", "not a folder")),
+    C("data lsp zip traversal", "data", lambda x: ["data", "lsp", "--data.root", str(x.root / "lsp-evil"), "--zip", x["evil.zip"]], 2, ("would leave",), _no_escape),
+    C("data lsp unverified root", "data", lambda x: ["data", "lsp", "--data.root", str(x.root / "lsp-other"), "--zip", x["other.zip"]], 2, ("failed verification", "unverified"), _lsp_marked),
+    C("data lsp not a zip", "data", lambda x: ["data", "lsp", "--data.root", str(x.root / "lsp-nz"), "--zip", x["notzip.zip"]], 2, ("not a readable zip file",)),
+    C("data lsp zip folder", "data", lambda x: ["data", "lsp", "--data.root", str(x.root / "lsp-d"), "--zip", x["adir"]], 2, ("--zip", "is a folder")),
+    C("data lsp root is a file", "data", lambda x: ["data", "lsp", "--data.root", x["afile"], "--zip", x["evil.zip"]], 2, ("--data.root", "is a file")),
+    C("predict 60000x60000 png", "data", lambda x: ["predict", x["huge.png"], "--checkpoint", str(x.ckpt)], 1, ("1 of 1 inputs failed",)),
+    C("predict missing image", "data", lambda x: ["predict", str(x.root / "none.png"), "--checkpoint", str(x.ckpt)], 1, ("1 of 1 inputs failed",)),
+    # -- configs and numbers
+    C("yaml model: 5", "config", lambda x: ["train", "--config", x["model5.yaml"]], 2, ("model:", "section of options", "5")),
+    C("yaml python tag", "config", lambda x: ["train", "--config", x["pytag.yaml"]], 2, ()),
+    C("input_size -64", "config", lambda x: train_args(x.root / "w1", "--model.input_size", "-64"), 2, ("model.input_size", "-64")),
+    C("bench --threads 0", "config", lambda x: ["bench", "--threads", "0"], 2, ("threads", "0")),
+    C("bench --repeats 0", "config", lambda x: ["bench", "--repeats", "0"], 2, ("repeats", "0")),
+    C("demo --epochs 0", "config", lambda x: ["demo", "--epochs", "0"], 2, ("--epochs", "0")),
+    C("export --opset 3", "config", lambda x: ["export", "--checkpoint", str(x.ckpt), str(x.root / "o.onnx"), "--opset", "3"], 2, ("opset", "3")),
+    C("export --opset 999", "config", lambda x: ["export", "--checkpoint", str(x.ckpt), str(x.root / "o.onnx"), "--opset", "999"], 2, ("opset", "999")),
+    C("resume never on a run", "config", lambda x: train_args(x.ckpt.parent, "--resume", "never"), 2, ("already holds a run",)),
+]  # fmt: skip
+
+OUTCOMES: Counter[str] = Counter()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_cli_case(case: Case, files: Files, capsys: pytest.CaptureFixture[str]) -> None:
+    if case.category == "device" and "cuda" in " ".join(case.argv(files)):
+        if torch.cuda.is_available():
+            pytest.skip("this machine has a CUDA GPU")
+    try:
+        code = cli.main(case.argv(files))
+    except BaseException:
+        OUTCOMES["traceback"] += 1
+        raise
+    captured = capsys.readouterr()
+    err = captured.err
+    lines = [line for line in err.splitlines() if line.startswith("dsntpose")]
+    if "Traceback" in err or "Traceback" in captured.out:
+        OUTCOMES["traceback"] += 1
+    elif code == 0:
+        OUTCOMES["silent"] += 1
+    elif lines and "internal error" not in lines[-1]:
+        OUTCOMES["clean"] += 1
+    else:
+        OUTCOMES["unclean"] += 1
+    assert "Traceback" not in err + captured.out
+    assert code == case.code, err[-2000:]
+    assert lines, err[-2000:]
+    last = lines[-1]
+    assert "internal error" not in last
+    assert len([line for line in err.splitlines() if line.startswith("dsntpose: error")]) <= 1
+    for word in case.words:
+        assert word in last, last
+    if case.check is not None:
+        case.check(files)
+
+
+def test_zz_reliability_counts() -> None:
+    """The figures of docs/reliability.md (run with -s to see them)."""
+    if sum(OUTCOMES.values()) < len(CASES):
+        pytest.skip("the table did not run in full in this session")
+    print(
+        f"\nreliability: {len(CASES)} cases, {OUTCOMES['clean']} clean one-line errors, "
+        f"{OUTCOMES['traceback']} tracebacks, {OUTCOMES['silent']} silent results, "
+        f"{OUTCOMES['unclean']} unclear messages"
+    )
+    assert len(CASES) >= 40
+    assert OUTCOMES["traceback"] == OUTCOMES["silent"] == OUTCOMES["unclean"] == 0
+
+
+# ---- checkpoints: finite only, atomic, verified on resume ------------------------------------
+
+
+def test_checkpoint_io_refuses_nonfinite_tensors_and_names_no_bad_file(tmp_path: Path) -> None:
+    from dsntpose.training import SafeCheckpointIO, TrainingDiverged
+
+    io_ = SafeCheckpointIO()
+    good = {"global_step": 3, "state_dict": {"model.w": torch.ones(2)}}
+    io_.save_checkpoint(good, tmp_path / "last.ckpt")
+    assert io_.good == {tmp_path / "last.ckpt": 3}
+    bad = {"global_step": 4, "state_dict": {"model.bn.running_var": torch.tensor([1.0, math.inf])}}
+    with pytest.raises(TrainingDiverged, match=r"bn\.running_var.*last\.ckpt was not written"):
+        io_.save_checkpoint(bad, tmp_path / "last.ckpt")
+    saved = torch.load(tmp_path / "last.ckpt", weights_only=True)
+    assert saved["global_step"] == 3  # the good file is untouched
+    # the weights of step 3 gave a NaN loss: last.ckpt holds them, so it is moved, not named
+    message = io_.kept(tmp_path, 3)
+    assert "moved to last.ckpt.diverged" in message and "no checkpoint verified" in message
+    assert not (tmp_path / "last.ckpt").exists()
+
+
+def test_a_full_disk_leaves_the_previous_checkpoint_whole(tmp_path: Path, monkeypatch) -> None:
+    from dsntpose import model as model_module
+    from dsntpose.training import SafeCheckpointIO
+
+    io_ = SafeCheckpointIO()
+    path = tmp_path / "best.ckpt"
+    io_.save_checkpoint({"global_step": 1, "state_dict": {"model.w": torch.ones(3)}}, path)
+    before = path.read_bytes()
+    real_save = torch.save
+
+    def full_disk(obj, f, *args, **kwargs):
+        buffer = io.BytesIO()
+        real_save(obj, buffer)
+        f.write(buffer.getvalue()[:100])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(model_module.torch, "save", full_disk)
+    with pytest.raises(OSError, match=r"could not write .*best\.ckpt: No space left"):
+        io_.save_checkpoint({"global_step": 2, "state_dict": {"model.w": torch.zeros(3)}}, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.ckpt"]  # no temporary left
+
+
+def test_a_truncated_best_checkpoint_is_set_aside(tmp_path: Path, capsys) -> None:
+    from dsntpose.training import _set_aside_damaged, _whole
+
+    path = tmp_path / "best.ckpt"
+    torch.save({"x": torch.ones(1000)}, path)
+    assert _whole(path)
+    path.write_bytes(path.read_bytes()[:500])
+    assert not _whole(path)
+    _set_aside_damaged(path)
+    assert not path.exists() and (tmp_path / "best.ckpt.damaged").is_file()
+    assert "truncated or damaged" in capsys.readouterr().err
+
+
+# ---- one run per folder, and the CSV log across a resume ---------------------------------
+
+
+def test_a_second_run_on_a_locked_folder_is_refused(tmp_path: Path, capsys) -> None:
+    from dsntpose.training import run_lock
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with run_lock(out):
+        assert cli.main(train_args(out)) == 1
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        line = err.strip().splitlines()[-1]
+        assert "is in use by another run" in line and "pid" in line and "host" in line
+    assert not (out / "config.yaml").exists() and not (out / "last.ckpt").exists()
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_resume_appends_to_the_csv_log(files: Files, tmp_path: Path) -> None:
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(files.ckpt.parent, out)
+    metrics = out / "logs" / "csv" / "metrics.csv"
+    before = _csv_rows(metrics)
+    assert before
+    assert cli.main(train_args(out, "--train.epochs", "2")) == 0
+    after = _csv_rows(metrics)
+    assert after[: len(before)] == before  # the history is kept ...
+    assert len(after) > len(before)  # ... and the second epoch appended
+    epochs = {row["epoch"] for row in after if row.get("epoch")}
+    assert {"0", "1"} <= epochs
+    from dsntpose.viz import plot_training_curves
+
+    figure = plot_training_curves(out / "logs" / "csv")
+    axis = figure.axes[0]
+    steps = np.concatenate([line.get_xdata() for line in axis.get_lines()])
+    assert steps.min() <= 1 and steps.max() >= 3  # the plot spans both epochs
+
+
+# ---- downloads and archives --------------------------------------------------------------
+
+
+class _Response(io.BytesIO):
+    def __init__(self, body: bytes, length: int | None) -> None:
+        super().__init__(body)
+        self.headers = {} if length is None else {"Content-Length": str(length)}
+
+
+def test_a_short_download_is_never_kept(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(
+        download.urllib.request, "urlopen", lambda url, timeout: _Response(b"x" * 100, 1000)
+    )
+    dest = tmp_path / "lsp_dataset.zip"
+    with pytest.raises(download.DownloadError, match="cut short: 100 of 1000 bytes"):
+        download._download("http://127.0.0.1/lsp_dataset.zip", dest)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(
+        download.urllib.request, "urlopen", lambda url, timeout: _Response(b"y" * 10, 10)
+    )
+    download._download("http://127.0.0.1/lsp_dataset.zip", dest)
+    assert dest.read_bytes() == b"y" * 10
+
+
+def test_a_half_downloaded_zip_is_not_reused(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "lsp_dataset.zip").write_bytes(b"PK\x03\x04 half")
+    calls = []
+
+    def fake(url: str, dest: Path) -> None:
+        calls.append(url)
+        raise download.DownloadError("offline")
+
+    monkeypatch.setattr(download, "_download", fake)
+    with pytest.raises(download.DownloadError):
+        download.fetch_lsp(tmp_path)
+    assert calls and (tmp_path / "lsp_dataset.zip.unverified").is_file()
+
+
+def test_zip_members_are_capped_and_only_manifest_files_extracted(
+    tmp_path: Path, monkeypatch
+) -> None:
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("joints.mat", b"\0" * 100_000)
+        zf.writestr("other.bin", b"\0" * 100_000)
+    monkeypatch.setattr(download, "MAX_MEMBER_BYTES", 50_000)
+    with pytest.raises(ValueError, match="declares 100000 bytes"):
+        download._unpack(archive, tmp_path / "r", {"joints.mat": "0" * 64})
+    assert not (tmp_path / "r" / "joints.mat").exists()
+    monkeypatch.setattr(download, "MAX_MEMBER_BYTES", 1 << 20)
+    monkeypatch.setattr(download, "MAX_TOTAL_BYTES", 50_000)
+    with pytest.raises(ValueError, match="would unpack to 100000 bytes"):
+        download._unpack(archive, tmp_path / "r", {"joints.mat": "0" * 64})
+    monkeypatch.setattr(download, "MAX_TOTAL_BYTES", 1 << 20)
+    assert download._unpack(archive, tmp_path / "r", {"joints.mat": "0" * 64}) == 1
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["joints.mat"]
+
+
+def test_a_root_that_fails_verification_is_marked_then_cleared(tmp_path: Path) -> None:
+    import hashlib
+
+    good = {"joints.mat": b"j", "images/im0001.jpg": b"i"}
+    manifest = tmp_path / "m.sha256"
+    manifest.write_text("".join(f"{hashlib.sha256(v).hexdigest()}  {k}\n" for k, v in good.items()))
+    broken = tmp_path / "broken.zip"
+    with zipfile.ZipFile(broken, "w") as zf:
+        zf.writestr("joints.mat", b"J")
+        zf.writestr("images/im0001.jpg", b"i")
+    root = tmp_path / "lsp"
+    with pytest.raises(ValueError, match="1 of 2 files failed verification"):
+        download.fetch_lsp(root, broken, manifest=manifest)
+    assert (root / download.UNVERIFIED).is_file() and not (root / "joints.mat").exists()
+    fixed = tmp_path / "fixed.zip"
+    with zipfile.ZipFile(fixed, "w") as zf:
+        for k, v in good.items():
+            zf.writestr(k, v)
+    download.fetch_lsp(root, fixed, manifest=manifest)
+    assert not (root / download.UNVERIFIED).exists() and (root / "joints.mat").read_bytes() == b"j"
+
+
+# ---- numbers that must not be silently wrong ---------------------------------------------
+
+
+def test_pck_leaves_out_people_without_a_usable_norm_size() -> None:
+    from dsntpose.metrics import PCKMetric
+
+    metric = PCKMetric(2, threshold=0.5)
+    target = torch.zeros(4, 2, 2)
+    preds = target.clone()
+    mask = torch.ones(4, 2)
+    metric.update(preds, target, mask, torch.tensor([10.0, math.nan, 0.0, -1.0]))
+    result = metric.compute()
+    assert metric.total.tolist() == [1, 1]
+    assert float(result["total"]) == 100.0
+
+
+def _bearpaw(records: int = 2, **changes) -> list[dict]:
+    rows = []
+    for i in range(records):
+        row = {
+            "img_paths": f"{i:09d}.jpg",
+            "isValidation": 0.0,
+            "objpos": [100.0, 100.0],
+            "scale_provided": 1.5,
+            "joint_self": [[50.0 + j, 60.0, 1.0] for j in range(16)],
+            "annolist_index": i + 1,
+            "people_index": 1,
+        }
+        rows.append(row)
+    for key, value in changes.items():
+        rows[1][key] = value
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"scale_provided": 0.0}, "record 1 has a scale that is not a positive number"),
+        ({"scale_provided": -1.0}, "record 1 has a scale that is not a positive number"),
+        ({"scale_provided": math.nan}, "record 1 has a scale"),
+        ({"objpos": [math.nan, 3.0]}, "record 1 has a centre that is not finite"),
+        (
+            {"joint_self": [[math.nan, 60.0, 1.0]] + [[5.0, 6.0, 1.0]] * 15},
+            "record 1 has a joint that is NaN or inf",
+        ),
+    ],
+)
+def test_read_mpii_json_refuses_bad_numbers(tmp_path: Path, change, message) -> None:
+    from dsntpose.data.mpii import read_mpii_json
+
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(_bearpaw(**change)))
+    with pytest.raises(ValueError, match=message):
+        read_mpii_json(path)
+    path.write_text(json.dumps(_bearpaw()))
+    assert len(read_mpii_json(path)) == 2
+
+
+def test_onnx_parity_refuses_a_model_with_nan_outputs(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from dsntpose.config import ModelConfig
+    from dsntpose.export import OnnxParityError, check_parity, export_onnx
+    from dsntpose.model import build_model
+
+    cfg = ModelConfig(backbone="resnet18", output_stride=32, joints="lsp", input_size=64)
+    model = build_model(cfg).eval()
+    path = export_onnx(model, tmp_path / "m.onnx", config=cfg, check=False)
+    with torch.no_grad():
+        next(model.head.parameters()).fill_(math.nan)
+    with pytest.raises(OnnxParityError, match="non-finite"):
+        check_parity(model, path)
+    with pytest.raises(ValueError, match="opset: 999 is not supported"):
+        export_onnx(model, tmp_path / "n.onnx", config=cfg, opset=999)
