@@ -90,7 +90,9 @@ def test_quick_bench_one_tiny_model(tmp_path) -> None:
     assert row["latency_ms"] == fastest > 0
     assert row["flip_latency_ms"] > 0 and row["throughput_ips"] > 0
     assert row["head_overhead_pct"] == pytest.approx(100 * row["head_ms"] / row["backbone_ms"])
-    assert row["infer_peak_mb"] >= 0 and row["train_peak_mb"] >= 0
+    # quick mode shares one process: memory growth there is not the model's, so not reported
+    assert row["infer_peak_mb"] is None and row["train_peak_mb"] is None
+    assert "not measured" in row["memory_method"]
     document = json.loads(path.read_text())
     assert document["models"][0]["model"] == "resnet18-os32" and document["meta"]["quick"]
     report = render_markdown(document)

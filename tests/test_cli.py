@@ -267,7 +267,7 @@ def test_predict_writes_keypoints_json(smoke_checkpoint, tmp_path):
     assert cli.main(["predict", str(image)]) == 2  # neither a checkpoint nor an ONNX file
 
 
-def test_predict_box_and_joints_options(smoke_checkpoint, tmp_path, capsys):
+def test_predict_box_and_joints_options(smoke_checkpoint, tmp_path, capsys, caplog):
     import cv2
     import numpy as np
 
@@ -279,7 +279,10 @@ def test_predict_box_and_joints_options(smoke_checkpoint, tmp_path, capsys):
     assert people[0]["box"] == [5.0, 10.0, 30.0, 50.0]
     # a box outside the image is reported for that image and the exit code says so
     assert cli.main(["predict", str(image), "--checkpoint", ckpt, "--box", "500,10,30,50"]) == 1
-    assert "lies outside the 60x80 image" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "lies outside the 60x80 image" in caplog.text  # predict() names it (stderr)
+    assert "lies outside the 60x80 image" in json.loads(captured.out)["errors"][0]["error"]
+    assert captured.err.strip().splitlines()[-1].startswith("dsntpose: 1 of 1 inputs failed")
     for args, message in [
         (["--box", "1,2,3"], "--box: expected 4 numbers x,y,w,h"),
         (["--box", "a,b,c,d"], "--box: expected x,y,w,h numbers"),
