@@ -211,3 +211,16 @@ def test_imagenet_weights_load_at_every_stride_without_classifier() -> None:
         net = efficientnet_lite(0, output_stride=stride, weights="imagenet")
         assert net._fc is None
         assert net._conv_stem.weight.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "the file is empty"), (b"not a torch file", "not a readable PyTorch weights file")],
+)
+def test_unreadable_weights_file_is_one_line(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "w.pth"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        efficientnet_lite(0, weights=path)
+    with pytest.raises(ValueError, match="is a folder"):
+        efficientnet_lite(0, weights=tmp_path)

@@ -92,8 +92,10 @@ class ModelConfig:
             raise ValueError(f"model.num_stacks: must be >= 1, got {self.num_stacks}")
         if self.temperature <= 0:
             raise ValueError(f"model.temperature: must be > 0, got {self.temperature}")
-        if self.input_size % 32:
-            raise ValueError(f"model.input_size: must be a multiple of 32, got {self.input_size}")
+        if self.input_size < 32 or self.input_size % 32:
+            raise ValueError(
+                f"model.input_size: must be a positive multiple of 32 px, got {self.input_size}"
+            )
 
     @property
     def num_joints(self) -> int:

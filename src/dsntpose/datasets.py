@@ -60,6 +60,14 @@ def require_root(run: RunConfig) -> Path:
     root = Path(d.root).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"data.root {root} does not exist. {how}")
+    from dsntpose.data.download import UNVERIFIED
+
+    marker = root / UNVERIFIED
+    if marker.is_file():
+        problem = " ".join(marker.read_text().split())[:300]
+        raise FileNotFoundError(
+            f"data.root {root} failed its checksum verification ({problem}); fetch it again. {how}"
+        )
     needed = ["joints.mat", "images"] if d.dataset == "lsp" else ["valid.h5"]
     for name in needed:
         if not (root / name).exists():

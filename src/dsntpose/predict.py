@@ -668,13 +668,8 @@ def predict(
         if pending_crops >= batch_size:
             flush()
     flush()
-    if failed:
-        log.warning(
-            "%d of %d images failed: %s",
-            failed,
-            len(paths),
-            "; ".join(e["error"] for e in errors),
-        )
+    if failed:  # each one was named as it was skipped
+        log.warning("%d of %d images failed", failed, len(paths))
     result = PredictResult(people, errors)
     if output is not None:
         Path(output).parent.mkdir(parents=True, exist_ok=True)

@@ -184,8 +184,8 @@ def load_image(path: str | os.PathLike[str], max_pixels: int = MAX_IMAGE_PIXELS)
     size = _image_header_size(data, str(path))
     if size is not None and size[0] * size[1] > max_pixels:
         raise ValueError(
-            f"{path}: image of {size[0]}x{size[1]} px exceeds the {max_pixels} px limit "
-            "(max_pixels)"
+            f"image of {size[0]}x{size[1]} px exceeds the {max_pixels} px limit "
+            f"(max_pixels): {path}"
         )
     if data[:2] == b"\xff\xd8":
         _check_jpeg(data, str(path))
@@ -199,7 +199,10 @@ def load_image(path: str | os.PathLike[str], max_pixels: int = MAX_IMAGE_PIXELS)
     if image is None:
         raise OSError(f"cannot decode image: {path}")
     if image.shape[0] * image.shape[1] > max_pixels:
-        raise ValueError(f"{path}: image of {image.shape[1]}x{image.shape[0]} px exceeds the limit")
+        raise ValueError(
+            f"image of {image.shape[1]}x{image.shape[0]} px exceeds the {max_pixels} px limit "
+            f"(max_pixels): {path}"
+        )
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 

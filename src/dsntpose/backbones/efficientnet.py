@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dsntpose.backbones.resnet import load_state_by_key, unwrap_checkpoint
+from dsntpose.backbones.resnet import load_state_by_key, read_weights
 
 __all__ = [
     "LITE_INPUT_MEAN",
@@ -324,11 +324,11 @@ def efficientnet_lite(
         path, source = lite_weights_path(variant), f"ImageNet efficientnet-lite{variant} weights"
     else:
         path, source = Path(weights), str(weights)
-        if not path.is_file():
+        if not path.exists():
             raise FileNotFoundError(
                 f"weights file {path} does not exist (use None, 'imagenet' or a checkpoint path)"
             )
-    state = unwrap_checkpoint(torch.load(path, map_location="cpu", weights_only=True), source)
+    state = read_weights(path, source)
     if not classifier:
         state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
     load_state_by_key(model, state, source, f"efficientnet-lite{variant}")

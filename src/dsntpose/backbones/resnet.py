@@ -278,6 +278,24 @@ class ResNetBackbone(nn.Module):
         return f"depth={self.depth}, output_stride={self.stride}"
 
 
+def read_weights(path: Path, source: str) -> dict[str, Tensor]:
+    """The state_dict in the weights file ``path`` (``torch.load(weights_only=True)``), with
+    every failure (a folder, an empty, truncated or foreign file, pickled objects) as one
+    ``ValueError`` line naming ``source``."""
+    if path.is_dir():
+        raise ValueError(f"weights {source}: is a folder, not a weights file")
+    if path.stat().st_size == 0:
+        raise ValueError(f"weights {source}: the file is empty")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises RuntimeError, UnpicklingError, EOFError, ...
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise ValueError(
+            f"weights {source}: not a readable PyTorch weights file ({first})"
+        ) from None
+    return unwrap_checkpoint(obj, source)
+
+
 def unwrap_checkpoint(obj: object, source: str) -> dict[str, Tensor]:
     """A bare state_dict, or the one under ``"state_dict"`` / ``"model"``."""
     if isinstance(obj, dict):
@@ -387,10 +405,10 @@ def resnet(
         load_resnet_weights(model, _imagenet_state(depth), f"ImageNet resnet{depth} weights")
         return model
     path = Path(weights)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(
             f"weights file {path} does not exist (use None, 'imagenet' or a checkpoint path)"
         )
-    state = unwrap_checkpoint(torch.load(path, map_location="cpu", weights_only=True), str(path))
+    state = read_weights(path, str(path))
     load_resnet_weights(model, state, str(path))
     return model

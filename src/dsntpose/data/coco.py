@@ -346,8 +346,8 @@ class COCOKeypoints(PoseDataset):
         absent = sorted({r[4] for r in rows if not os.path.isfile(r[4])})
         if absent and not skip_missing:
             raise FileNotFoundError(
-                f"image not found: {absent[0]} ({len(absent)} images absent; pass "
-                "skip_missing=True to skip them)"
+                f"image not found: {absent[0]} ({len(absent)} images absent; check image_root, "
+                "or build COCOKeypoints(..., skip_missing=True) to leave their people out)"
             )
         if absent:
             warnings.warn(
