@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "src" / "dsntpose" / "configs"
 HEADS = {"dsnt_js": ("dsnt", "js"), "heatmap": ("heatmap", "none"), "fc": ("fc", "none")}
 CROP = {32: 160, 16: 160, 8: 160}
 

@@ -340,3 +340,22 @@ def test_demo_trains_evaluates_and_draws(tmp_path, capsys):
     for name in ("predictions.png", "training_curves.png", "last.ckpt", "config.yaml"):
         assert (out / name).is_file(), name
     assert f"demo: predictions drawn in {out / 'predictions.png'}" in printed
+
+
+def test_config_by_name_uses_the_shipped_recipe(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no configs/ folder here: the name must come from the package
+    argv = cli.resolve_config_names(["train", "--config", "synthetic_smoke", "--print_config"])
+    assert Path(argv[2]).is_file() and Path(argv[2]).name == "synthetic_smoke.yaml"
+    assert cli.resolve_config_names(["train", "--config=synthetic_smoke"])[1].endswith(".yaml")
+    assert "lsp_efficientnet_lite0_s16_dsnt_js" in cli.packaged_configs()
+    assert cli.main(["train", "--config", "no_such_recipe"]) == 2
+    assert "shipped: " in capsys.readouterr().err
+
+
+def test_version_and_module_entry_point():
+    done = subprocess.run(
+        [sys.executable, "-m", "dsntpose", "--version"], capture_output=True, text=True, check=False
+    )
+    import dsntpose
+
+    assert done.returncode == 0 and done.stdout.strip() == f"dsntpose {dsntpose.__version__}"

@@ -5,4 +5,4 @@ data, evaluation, training, export) builds on them. Heavy modules are imported l
 command-line interface, so ``import dsntpose`` stays cheap.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the one place the version is written (pyproject reads it)

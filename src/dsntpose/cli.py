@@ -737,6 +737,38 @@ def _one_line(err: BaseException) -> str:
     )
 
 
+def packaged_configs() -> dict[str, Path]:
+    """The recipes shipped in the package (``dsntpose/configs/*.yaml``) by name."""
+    from importlib import resources
+
+    folder = Path(str(resources.files("dsntpose") / "configs"))
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def resolve_config_names(argv: list[str]) -> list[str]:
+    """``--config NAME`` (no such file, no folder in it) -> the packaged recipe ``NAME.yaml``,
+    so ``--config lsp_efficientnet_lite0_s16_dsnt_js`` works from any folder."""
+    out = list(argv)
+    for i, arg in enumerate(out):
+        if arg == "--config" and i + 1 < len(out):
+            index, value = i + 1, out[i + 1]
+        elif arg.startswith("--config="):
+            index, value = i, arg.split("=", 1)[1]
+        else:
+            continue
+        if Path(value).exists() or "/" in value or "\\" in value:
+            continue
+        known = packaged_configs()
+        name = value.removesuffix(".yaml")
+        if name not in known:
+            raise ValueError(
+                f"--config {value}: no such file, and no shipped recipe of that name; shipped: "
+                f"{', '.join(known)}"
+            )
+        out[index] = str(known[name]) if index == i + 1 else f"--config={known[name]}"
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``dsntpose`` with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
 
@@ -755,7 +787,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "models": cmd_models,
     }
     try:
-        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        args = parser.parse_args(resolve_config_names(list(sys.argv[1:] if argv is None else argv)))
         return commands[args.command](args[args.command])
     except (argparse.ArgumentError, ValueError, FileNotFoundError, KeyError) as err:
         print(f"dsntpose: error: {_one_line(err)}", file=sys.stderr)
