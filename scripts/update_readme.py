@@ -10,6 +10,9 @@ Each section sits between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` in R
   (``experiments/report.py``)
 * ``predictions``: the prediction grid's caption and picture
   (``experiments/report.py --predictions RUN_DIR ...``)
+* ``demo``: ``docs/results/demo_*.json`` (the ``summary.json`` a ``make demo`` run writes)
+* ``shipped``: ``docs/results/model_card.json`` (``scripts/ship_model.py``) and
+  ``docs/results/peers.json`` (``benchmarks/peers.py``)
 
 So no figure in the README is typed by hand.
 """
@@ -47,6 +50,62 @@ def replace(readme: str, name: str, body: str) -> str:
     return pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), readme)
 
 
+def demo_table(paths: list[Path]) -> str:
+    import json
+
+    rows = [json.loads(p.read_text()) for p in paths]
+    lines = [
+        "Measured on this project's 2-core machine (`make demo`, the run's `summary.json`; "
+        "`.venv` already built):",
+        "",
+        "| `make demo` | model | training | whole command | PCK@0.2 |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        what = "`DATA=` LSP" if r["data"] == "lsp" else "synthetic set"
+        lines.append(
+            f"| {what} | {r['model']}, {r['input_size']} px | {r['steps']} steps, "
+            f"{r['train_seconds']} s | {r['total_seconds']} s | {r['pck20']:.1f}% on "
+            f"{r['images']} {r['split']} images |"
+        )
+    return "\n".join(lines)
+
+
+def shipped_summary(card_path: Path) -> str:
+    import json
+
+    c = json.loads(card_path.read_text())
+    lat = c["latency_ms"]
+    text = (
+        f"On the 1000 LSP test images (PCK@0.2 of the torso, every annotated joint, boxes from "
+        f"the annotations): **{c['lsp_test_pck20']:.1f}%**, **{c['lsp_test_pck20_flip']:.1f}%** "
+        f"with the flip test; {c['params_m']:.2f}M parameters, {c['input_size']} px crops; "
+        f"batch-1 CPU latency of the network {lat['model_batch1']:.1f} ms "
+        f"({c['machine']['threads']} threads, {c['machine']['cpu']}, a shared machine). "
+        f"Trained {c['training']['epoch']} epochs ({c['training'].get('wall_minutes', '?')} "
+        "minutes)."
+    )
+    peers = REPO / "docs" / "results" / "peers.json"
+    if peers.is_file():
+        text += "\n\n" + peers_summary(json.loads(peers.read_text()))
+    return text
+
+
+def peers_summary(p: dict) -> str:
+    """One paragraph from benchmarks/peers.py's JSON (its own ``summary`` when it has one)."""
+    pck, lat = p["pck"], p["latency"]["results"]
+    ours, flip, mp = (pck[k]["visible"]["total"] for k in ("ours", "ours_flip", "mediapipe"))
+    return (
+        f"Against MediaPipe BlazePose (full, its own detector) in the same run "
+        f"(`benchmarks/peers.py`, [docs/results/peers.md](docs/results/peers.md)), on the 12 "
+        f"limb joints of LSP test, visible joints: ours {ours:.1f}% ({flip:.1f}% with flip, "
+        f"person boxes from the annotations) against MediaPipe's {mp:.1f}%; batch-1 latency, "
+        f"interleaved, {p['latency']['threads']} thread: ours {lat['ours']['median_ms']:.1f} ms "
+        f"({lat['ours_flip']['median_ms']:.1f} ms with flip), MediaPipe "
+        f"{lat['mediapipe']['median_ms']:.1f} ms."
+    )
+
+
 def main() -> int:
     readme_path = REPO / "README.md"
     readme = readme_path.read_text()
@@ -67,6 +126,12 @@ def main() -> int:
     if caption.is_file():
         grid = f"{caption.read_text().strip()}\n\n![predictions](docs/results/predictions.png)"
         readme = replace(readme, "predictions", grid)
+    demos = sorted((REPO / "docs" / "results").glob("demo_*.json"))
+    if demos:
+        readme = replace(readme, "demo", demo_table(demos))
+    card = REPO / "docs" / "results" / "model_card.json"
+    if card.is_file():
+        readme = replace(readme, "shipped", shipped_summary(card))
     readme_path.write_text(readme)
     print(f"updated {readme_path}")
     return 0

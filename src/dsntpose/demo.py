@@ -8,7 +8,9 @@ learning rate with it) when the machine turns out faster or slower.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import json
 import math
 import time
 from collections import Counter
@@ -159,10 +161,25 @@ def run_demo(
     total = time.perf_counter() - start
     print()
     print(f"demo: {result.global_step} training steps in {trained:.0f} s; {total:.0f} s in all")
+    split = "test" if data_root else "validation"
     print(
         f"demo: PCK@0.2 {evaluation.result.total:.1f}% on {len(evaluation.preds_px)} "
-        f"validation images of {what}"
+        f"{split} images of {what}"
     )
+    summary = {
+        "data": "lsp" if data_root else "synthetic",
+        "model": f"{run.model.backbone}-os{run.model.output_stride} (ImageNet weights), DSNT + JS",
+        "input_size": run.model.input_size,
+        "steps": result.global_step,
+        "epochs": run_epochs(paths.metrics_csv),
+        "train_seconds": round(trained),
+        "total_seconds": round(total),
+        "threads": torch.get_num_threads(),
+        "pck20": round(float(evaluation.result.total), 2),
+        "images": len(evaluation.preds_px),
+        "split": split,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"demo: predictions drawn in {picture} (white: ground truth, red: error)")
     print(f"demo: training curves in {curves}")
     print(
@@ -214,6 +231,15 @@ class TimeBudget(L.Callback):
             for scheduler in schedulers:  # stepped after this hook: epoch `milestone` is low
                 scheduler.milestones = Counter([max(done, last - self.final_epochs)])
         trainer.fit_loop.max_epochs = done + max(0, more)
+
+
+def run_epochs(metrics_csv: Path) -> int | None:
+    """The epochs a run's CSV log records (None without a log)."""
+    if not metrics_csv.is_file():
+        return None
+    with metrics_csv.open() as f:
+        epochs = [int(r["epoch"]) for r in csv.DictReader(f) if r.get("epoch")]
+    return max(epochs) + 1 if epochs else None
 
 
 def pick_cpu_threads(run: RunConfig, candidates: Sequence[int] | None = None) -> tuple[int, float]:
