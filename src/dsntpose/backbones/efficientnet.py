@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dsntpose.backbones.resnet import load_state_by_key, read_weights
+from dsntpose.config import EFFICIENTNET_STRIDES as OUTPUT_STRIDES
 
 __all__ = [
     "LITE_INPUT_MEAN",
@@ -54,7 +55,6 @@ __all__ = [
 
 # (width multiplier, depth multiplier, ImageNet resolution, dropout) of each Lite variant.
 LITE_VARIANTS = {0: (1.0, 1.0, 224, 0.2), 1: (1.0, 1.1, 240, 0.2), 2: (1.1, 1.2, 260, 0.3)}
-OUTPUT_STRIDES = (8, 16, 32)
 # The input normalisation the weights were trained with, on RGB in [0, 255]: (x - 127) / 128.
 LITE_INPUT_MEAN = 127.0 / 255.0
 LITE_INPUT_STD = 128.0 / 255.0

@@ -28,6 +28,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from dsntpose.config import OUTPUT_STRIDES
+
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -52,7 +54,6 @@ IMAGENET_URLS = {
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-OUTPUT_STRIDES = (4, 8, 16, 32)
 STEM_STRIDE = 4  # conv1 (stride 2) then maxpool (stride 2)
 
 
