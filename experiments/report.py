@@ -259,6 +259,9 @@ def sweep_a(lines: list[str]) -> None:
             pts = sorted((r["heatmap_px"], r["pck20"]) for r in rows if r["strategy"] == s)
             ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=STRATEGY_NAMES[s])
         ax.set_xscale("log", base=2)
+        sides = sorted({int(r["heatmap_px"]) for r in rows})
+        ax.set_xticks(sides, [str(v) for v in sides])  # the map sides run, not powers of 2
+        ax.minorticks_off()
         ax.set_title("LSP, ResNet-18 from scratch, 96 px crops")
     lines += ["![PCK against heatmap resolution](results/pck_vs_resolution.png)", ""]
 
