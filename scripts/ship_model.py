@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -36,16 +35,6 @@ CARD_JSON = REPO / "docs" / "results" / "model_card.json"
 CARD_MD = REPO / "docs" / "model_card.md"
 RELIABILITY_PNG = REPO / "docs" / "images" / "reliability.png"
 BINS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0001)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def training_facts(checkpoint: Path) -> dict[str, Any]:
@@ -164,16 +153,28 @@ def table(result: Any) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", required=True, type=Path)
+    parser.add_argument("--checkpoint", type=Path, help="required unless --render")
     parser.add_argument("--data_root", default=str(REPO.parent / "shared" / "data" / "lsp"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--no-ship", action="store_true", help="measure only, write no weights")
+    parser.add_argument("--note", default="", help="how this run was trained, for the card")
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite the card from its JSON (and --note)"
+    )
     args = parser.parse_args()
-    if not args.checkpoint.is_file():
+    if args.render:
+        record = json.loads(CARD_JSON.read_text())
+        if args.note:
+            record["note"] = args.note
+            CARD_JSON.write_text(json.dumps(record, indent=2) + "\n")
+        CARD_MD.write_text(render(record))
+        return 0
+    if args.checkpoint is None or not args.checkpoint.is_file():
         raise SystemExit(f"error: checkpoint {args.checkpoint} does not exist")
     torch.set_num_threads(args.threads)
 
+    from dsntpose.bench import cpu_name as bench_cpu_name
     from dsntpose.model import load_checkpoint, model_name
     from dsntpose.zoo import save_half
 
@@ -225,7 +226,7 @@ def main() -> int:
         "training": training_facts(args.checkpoint),
         "data": "LSP images 1-1000 + LSP-extended 1-9000 less 500 held out for validation; "
         "test: LSP images 1001-2000",
-        "machine": {"cpu": cpu_name(), "threads": args.threads, "torch": torch.__version__},
+        "machine": {"cpu": bench_cpu_name(), "threads": args.threads, "torch": torch.__version__},
         "lsp_test_pck20": round(float(plain.result.total), 2),
         "lsp_test_pck20_flip": round(float(flipped.result.total), 2),
         "lsp_test_pck20_float32": round(float(plain32.result.total), 2),
@@ -241,6 +242,7 @@ def main() -> int:
         },
         "reliability": rel,
         "date": time.strftime("%Y-%m-%d"),
+        "note": args.note,
     }
     CARD_JSON.parent.mkdir(parents=True, exist_ok=True)
     CARD_JSON.write_text(json.dumps(record, indent=2) + "\n")
@@ -278,13 +280,12 @@ def render(r: dict[str, Any]) -> str:
         f"schedule, warm-up {rec['optim']['warmup_steps']} steps, batch "
         f"{rec['data']['batch_size']}, {rec['train']['epochs']} epochs, float32, channels-last.",
         f"* **Training**: {t['epoch']} epochs, {t['global_step']} steps on "
-        f"{r['machine']['cpu']} (2 cores, shared with a second training run and development "
-        f"work; one thread, two from epoch 4): median {t.get('train_images_per_s_median', '?')} "
-        f"images/s, so about {t.get('train_minutes_at_median_speed', '?')} minutes of training; "
+        f"{r['machine']['cpu']}: median {t.get('train_images_per_s_median', '?')} images/s, so "
+        f"about {t.get('train_minutes_at_median_speed', '?')} minutes of training; "
         f"{t.get('wall_minutes', '?')} minutes wall clock from the run folder's creation to the "
-        "last checkpoint (validation and two resumes included; the schedule was shortened from 8 "
-        "to 6 epochs at the second). Validation PCK@0.2 on the held-out images by epoch: "
-        f"{', '.join(map(str, t.get('val_pck_by_epoch', [])))}.",
+        "last checkpoint (validation and any resumes included). Validation PCK@0.2 on the "
+        f"held-out images by epoch: {', '.join(map(str, t.get('val_pck_by_epoch', [])))}."
+        + (f" {r['note']}" if r.get("note") else ""),
         "",
         "## Accuracy on the 1000 LSP test images",
         "",

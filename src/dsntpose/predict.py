@@ -53,7 +53,14 @@ from torch import nn
 
 from dsntpose.config import ModelConfig
 from dsntpose.data.joints import JointSet
-from dsntpose.predictor import MAX_IMAGE_PIXELS, Person, Predictor, check_box, load_image
+from dsntpose.predictor import (
+    MAX_IMAGE_PIXELS,
+    Person,
+    Predictor,
+    box_values,
+    check_box,
+    load_image,
+)
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -140,19 +147,6 @@ def list_images(images: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
     return paths
 
 
-def _as_box(value: Any, where: str) -> Box:
-    """``(x, y, w, h)`` floats from a 4-sequence, or a one-line ``ValueError``."""
-    try:
-        box = tuple(float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: a box must be 4 numbers [x, y, w, h], got {value!r}") from None
-    if len(box) != 4 or not np.isfinite(box).all():
-        raise ValueError(f"{where}: a box must be 4 finite numbers [x, y, w, h], got {value!r}")
-    if box[2] <= 0 or box[3] <= 0:
-        raise ValueError(f"{where}: box width and height must be > 0, got {value!r}")
-    return box[0], box[1], box[2], box[3]
-
-
 def _load_json(source: str | os.PathLike[str], what: str) -> Any:
     where = str(source)
     try:
@@ -181,7 +175,7 @@ def read_boxes(source: str | os.PathLike[str] | Mapping[str, Any]) -> dict[str, 
             raise ValueError(f"{where}: {name}: expected [[x, y, w, h], ...], got {value!r}")
         nested = all(isinstance(v, (list, tuple)) for v in value)
         items = value if nested else [value]  # [] is an image with nobody to predict
-        boxes[str(name)] = [_as_box(v, f"{where}: {name}") for v in items]
+        boxes[str(name)] = [box_values(v, f"{where}: {name}") for v in items]
     return boxes
 
 
@@ -226,7 +220,7 @@ def read_detections(
             continue
         if not score >= score_threshold:
             continue
-        box = _as_box(det["bbox"], f"{where}: detection {k}")
+        box = box_values(det["bbox"], f"{where}: detection {k}")
         kept.setdefault(image_id, []).append((score, box))
     return {i: [b for _, b in sorted(v, key=lambda sb: -sb[0])] for i, v in kept.items()}
 
@@ -291,7 +285,7 @@ class _Boxes:
         elif isinstance(data, list) and not data and self.source != "boxes":
             self.by_id = {}  # an empty detections file: nobody anywhere
         else:
-            self.single = _as_box(data, "box")
+            self.single = box_values(data, "box")
         self.ids = ids
         self.by_base: dict[str, int] = {}
         if ids:

@@ -42,7 +42,15 @@ from dsntpose.config import ModelConfig
 from dsntpose.data.joints import JointSet, get_joint_set
 from dsntpose.data.transforms import crop_matrix, invert_affine, warp_image
 
-__all__ = ["MAX_IMAGE_PIXELS", "Person", "Predictor", "as_rgb_image", "check_box", "load_image"]
+__all__ = [
+    "MAX_IMAGE_PIXELS",
+    "Person",
+    "Predictor",
+    "as_rgb_image",
+    "box_values",
+    "check_box",
+    "load_image",
+]
 
 # Refuse images above this many pixels (a decoded 100 MP image is 300 MB); see load_image.
 MAX_IMAGE_PIXELS = 100_000_000
@@ -288,12 +296,9 @@ def _tensor_image(image: Tensor, max_pixels: int, where: str) -> np.ndarray:
     return np.ascontiguousarray(np.clip(array, 0.0, 1.0))
 
 
-def check_box(value: Any, width: int, height: int, where: str = "box") -> Box:
-    """``(x, y, w, h)`` floats of a box that overlaps the ``width`` x ``height`` image.
-
-    Raises:
-        ValueError: not 4 finite numbers, ``w``/``h`` not > 0, or entirely outside the image.
-    """
+def box_values(value: Any, where: str = "box") -> Box:
+    """``(x, y, w, h)`` floats from a 4-sequence of real, finite numbers with ``w, h > 0``, or a
+    one-line ``ValueError`` naming ``where``."""
     if isinstance(value, (np.ndarray, list, tuple)) and np.iscomplexobj(value):
         raise ValueError(f"{where}: a box must be 4 real numbers [x, y, w, h], got {value!r}")
     try:
@@ -302,9 +307,18 @@ def check_box(value: Any, width: int, height: int, where: str = "box") -> Box:
         raise ValueError(f"{where}: a box must be 4 numbers [x, y, w, h], got {value!r}") from None
     if len(box) != 4 or not np.isfinite(box).all():
         raise ValueError(f"{where}: a box must be 4 finite numbers [x, y, w, h], got {value!r}")
-    x, y, w, h = box
-    if w <= 0 or h <= 0:
+    if box[2] <= 0 or box[3] <= 0:
         raise ValueError(f"{where}: box width and height must be > 0, got {value!r}")
+    return box  # type: ignore[return-value]
+
+
+def check_box(value: Any, width: int, height: int, where: str = "box") -> Box:
+    """``(x, y, w, h)`` floats of a box that overlaps the ``width`` x ``height`` image.
+
+    Raises:
+        ValueError: not 4 finite numbers, ``w``/``h`` not > 0, or entirely outside the image.
+    """
+    x, y, w, h = box_values(value, where)
     # overlap of the box's pixel span with the image's [-0.5, W - 0.5] x [-0.5, H - 0.5]
     if x >= width or y >= height or x + w <= 0 or y + h <= 0:
         raise ValueError(
