@@ -150,6 +150,9 @@ def config_hash(values: Mapping[str, Any]) -> str:
     core = deep_merge(
         values, {"train": {"out_dir": None, "progress_bar": None}, "data": {"root": None}}
     )
+    if core["train"].get("init_from", None) is None:
+        # a field added after the first records: at its default it leaves their hashes as they were
+        core["train"].pop("init_from", None)
     return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:16]
 
 

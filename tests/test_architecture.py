@@ -35,7 +35,7 @@ ALLOWED: dict[str, set[str]] = {
     "bench": {"config", "export", "model", "ops", "heads"},
     "training": {
         "config", "data", "datasets", "evaluate", "heads", "inference", "metrics", "model",
-        "ops", "viz",
+        "ops", "viz", "zoo",
     },
     "demo": {"config", "inference", "model", "training", "viz"},
 }  # fmt: skip

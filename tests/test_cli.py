@@ -369,3 +369,36 @@ def test_version_and_module_entry_point():
     import dsntpose
 
     assert done.returncode == 0 and done.stdout.strip() == f"dsntpose {dsntpose.__version__}"
+
+
+def test_fine_tuning_starts_from_the_checkpoint(smoke_checkpoint, tmp_path, capsys):
+    import torch
+
+    from dsntpose.model import load_checkpoint
+    from dsntpose.training import PoseModule
+
+    trained = load_checkpoint(smoke_checkpoint)[0].state_dict()
+    config = load_config(smoke_checkpoint.parent / "config.yaml").to_dict()
+    config["train"]["init_from"] = str(smoke_checkpoint)
+    started = PoseModule(config).model.state_dict()
+    assert all(torch.equal(started[k], v) for k, v in trained.items())
+    fresh = PoseModule(config, initialise=False).model.state_dict()  # what a resume builds
+    assert not all(torch.equal(fresh[k], v) for k, v in trained.items())
+
+    args = ["train", "--config", str(REPO / "configs" / "synthetic_smoke.yaml")]
+    args += ["--data.synthetic_train", "16", "--train.epochs", "1", "--train.progress_bar", "false"]
+    out = tmp_path / "tuned"
+    tuned = [*args, "--train.out_dir", str(out), "--train.init_from", str(smoke_checkpoint)]
+    assert cli.main(tuned) == 0
+    assert load_config(out / "config.yaml").train.init_from == str(smoke_checkpoint)
+
+    missing = [*args, "--train.out_dir", str(tmp_path / "x"), "--train.init_from", "no/such.pt"]
+    assert cli.main(missing) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("dsntpose: error: no/such.pt: no such checkpoint file, and not a")
+    assert not (tmp_path / "x").exists()
+
+    other = [*args, "--train.out_dir", str(tmp_path / "y"), "--model.joints", "mpii"]
+    other += ["--data.dataset", "synthetic", "--train.init_from", str(smoke_checkpoint)]
+    assert cli.main(other) == 2
+    assert "does not fit model" in capsys.readouterr().err

@@ -345,6 +345,11 @@ class TrainConfig:
         progress_bar: show Lightning's progress bar (loss and images per second).
         channels_last: keep the network and its input in channels-last memory order (the faster
             layout on a CPU for EfficientNet-Lite; ``dsntpose bench`` times both layouts).
+        init_from: fine-tune: start the whole network (backbone and head) from a trained model,
+            a dsntpose checkpoint file or the name of a shipped model (``lsp_efficientnet_lite0``),
+            instead of ``model.weights``. The model section must build the same network (its
+            tensors are loaded strictly); optimiser, schedule and epochs start afresh. A resumed
+            run reads its own ``last.ckpt`` instead.
     """
 
     epochs: int = 120
@@ -363,9 +368,12 @@ class TrainConfig:
     deterministic: bool = False
     progress_bar: bool = True
     channels_last: bool = False
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         _check_positive("train.epochs", self.epochs)
+        if self.init_from is not None and not str(self.init_from).strip():
+            raise ValueError("train.init_from: must name a checkpoint file or a shipped model")
         check_choice("train.precision", self.precision, PRECISIONS)
         check_choice("train.accelerator", self.accelerator, ACCELERATORS)
         check_choice("train.strategy", self.strategy, STRATEGIES)

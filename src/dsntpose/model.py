@@ -43,6 +43,7 @@ __all__ = [
     "CoordRegressionModel",
     "build_model",
     "load_checkpoint",
+    "load_initial_weights",
     "load_model",
     "model_config",
     "model_name",
@@ -467,6 +468,36 @@ def load_checkpoint(
         raise ValueError(f"{path} does not fit {cfg.backbone}/{cfg.head}: {'; '.join(problems)}")
     model.load_state_dict(state)
     return model.to(map_location).eval(), cfg, dict(config)
+
+
+def load_initial_weights(model: nn.Module, cfg: ModelConfig, path: str | Path) -> ModelConfig:
+    """Fine-tuning's start: copy every tensor of a trained network into ``model``.
+
+    Args:
+        model: the freshly built network of ``cfg`` (:func:`build_model`), float32.
+        cfg: its configuration.
+        path: a dsntpose checkpoint (a training run's ``best.ckpt``, a :func:`save_model` file
+            or a shipped model; half-precision tensors are cast to the model's float32).
+
+    Returns:
+        The checkpoint's :class:`~dsntpose.config.ModelConfig`.
+
+    Raises:
+        FileNotFoundError, ValueError: as :func:`load_checkpoint`; and a ``ValueError`` naming
+            both networks when the checkpoint's does not fit ``model`` (another backbone,
+            stride, head or joint set: its tensors are loaded strictly).
+    """
+    trained, trained_cfg, _ = load_checkpoint(path)
+    state = trained.state_dict()
+    problems = _state_problems(model, state, cfg)
+    if problems:
+        raise ValueError(
+            f"train.init_from: {path} holds a {model_name(trained_cfg)} network for "
+            f"{trained_cfg.joints} joints, which does not fit model {model_name(cfg)} for "
+            f"{cfg.joints} joints: {'; '.join(problems[:2])}"
+        )
+    model.load_state_dict(state)
+    return trained_cfg
 
 
 def load_model(

@@ -63,8 +63,15 @@ from dsntpose.evaluate import PCKResult, protocol_for
 from dsntpose.heads import HeadOutput
 from dsntpose.inference import predict_batch
 from dsntpose.metrics import PCKMetric
-from dsntpose.model import atomic_torch_save, build_model, nonfinite_tensors, read_torch_file
+from dsntpose.model import (
+    atomic_torch_save,
+    build_model,
+    load_initial_weights,
+    nonfinite_tensors,
+    read_torch_file,
+)
 from dsntpose.ops import normalized_to_pixel
+from dsntpose.zoo import checkpoint_path
 
 __all__ = [
     "EpochSampler",
@@ -270,11 +277,17 @@ class PoseModule(L.LightningModule):
     :class:`dsntpose.evaluate.PCKMetric`, summed over all devices; ``val/pck`` is its total.
     """
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
+    def __init__(self, config: Mapping[str, Any], *, initialise: bool = True) -> None:
+        """``config``: the run config dict; ``initialise``: apply ``train.init_from`` (off when
+        a checkpoint of this run is about to replace every tensor anyway)."""
         super().__init__()
         self.cfg = RunConfig.from_dict(config)
         self.save_hyperparameters({"config": self.cfg.to_dict()})
         self.model = build_model(self.cfg.model)
+        if initialise and self.cfg.train.init_from is not None:
+            load_initial_weights(
+                self.model, self.cfg.model, checkpoint_path(self.cfg.train.init_from)
+            )
         if self.cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.joint_set = get_joint_set(self.cfg.model.joints)
@@ -1026,7 +1039,7 @@ def fit(
 
     Raises:
         ValueError: the resume checkpoint holds a different model (the fields are named).
-        FileNotFoundError: data or the named checkpoint is missing.
+        FileNotFoundError: data, the named checkpoint or ``train.init_from`` is missing.
         TrainingDiverged: a non-finite loss, gradient, weight or BatchNorm statistic; no
             checkpoint with non-finite tensors is ever written, and the message names the
             last one this run verified.
@@ -1036,6 +1049,8 @@ def fit(
     paths = run_paths(out)
     if run.data.dataset != "synthetic":
         require_root(run)  # fail before anything starts
+    if run.train.init_from is not None:
+        checkpoint_path(run.train.init_from)
     _prepare_out_dir(out)
     rank = int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0")) or 0)
     lock = run_lock(out) if rank == 0 else contextlib.nullcontext()
@@ -1051,7 +1066,7 @@ def fit(
             )
         _set_aside_damaged(paths.best)
         L.seed_everything(run.train.seed, workers=True, verbose=False)
-        module = PoseModule(run.to_dict())
+        module = PoseModule(run.to_dict(), initialise=ckpt is None)
         with _quiet_lightning():
             trainer = make_trainer(run, extra_callbacks, resumed=resumed, **trainer_overrides)
             if trainer.is_global_zero:

@@ -21,7 +21,14 @@ from typing import Any
 
 import torch
 
-__all__ = ["DEFAULT_MODEL", "PRETRAINED", "load_pretrained", "pretrained_path", "save_half"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "PRETRAINED",
+    "checkpoint_path",
+    "load_pretrained",
+    "pretrained_path",
+    "save_half",
+]
 
 # name -> file under dsntpose/weights/
 PRETRAINED = {"lsp_efficientnet_lite0": "lsp_efficientnet_lite0.pt"}
@@ -43,6 +50,24 @@ def pretrained_path(name: str = DEFAULT_MODEL) -> Path:
         raise FileNotFoundError(
             f"the shipped model {name!r} is not installed ({path} is missing); reinstall "
             "dsntpose, or pass a checkpoint"
+        )
+    return path
+
+
+def checkpoint_path(source: str | Path) -> Path:
+    """The file ``source`` names: a shipped model's name (``lsp_efficientnet_lite0``) or a path.
+
+    Raises:
+        FileNotFoundError: neither a shipped model nor an existing file (the message lists the
+            shipped models).
+    """
+    if str(source) in PRETRAINED:
+        return pretrained_path(str(source))
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no such checkpoint file, and not a shipped model "
+            f"({', '.join(sorted(PRETRAINED))})"
         )
     return path
 
