@@ -21,7 +21,7 @@ import time
 import torch
 import yaml
 
-from experiments.run import HERE, RESULTS, cells, deep_merge, sweep_file
+from experiments.run import RESULTS, base_values, cells, deep_merge, sweep_file
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,13 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 
-    base = yaml.safe_load((HERE / "base_lsp.yaml").read_text())
     models, rows, axes_names = {}, {}, {}
     todo = []
     for sweep in args.sweeps:
         path = sweep_file(sweep)
-        todo += [(path.stem, *cell) for cell in cells(yaml.safe_load(path.read_text()))]
-    for sweep_name, cell_id, axes, _seed, overrides in todo:
+        spec = yaml.safe_load(path.read_text())
+        base = base_values(spec)  # each sweep's own recipe: its backbone and crop size
+        todo += [(path.stem, base, *cell) for cell in cells(spec)]
+    for sweep_name, base, cell_id, axes, _seed, overrides in todo:
         name = (sweep_name, cell_id.rsplit("-seed", 1)[0])
         if name in models:
             continue

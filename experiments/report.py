@@ -211,10 +211,12 @@ def claim(
     evidence: Callable[[], str],
     margin: Callable[[], float] | None = None,
     precisions: Iterable[str] = (),
+    noise: Callable[[Iterable[str]], tuple[float, str] | None] | None = None,
 ) -> str:
     """One line on one of the paper's orderings; ``margin`` (the PCK@0.2 difference the
     verdict rests on) marks a verdict within the measured seed noise, the noise of
-    ``precisions`` (those of the runs compared; see :func:`seed_noise`)."""
+    ``precisions`` (those of the runs compared; see :func:`seed_noise`, or ``noise``, a
+    function of the same form for another regime's runs)."""
     try:
         held = test()
         gap = abs(margin()) if margin is not None else None
@@ -223,9 +225,10 @@ def claim(
     if held is None:
         return f"* {text}: **not yet measured** (its cells have not finished)."
     verdict = "held" if held else "did not hold"
-    noise = seed_noise(precisions) if gap is not None else None  # reads the CSVs: if needed
-    if gap is not None and noise is not None and gap <= noise[0]:
-        verdict += f", by {gap:.1f}: within the seed noise of {noise[0]:.1f} ({noise[1]})"
+    noise_of = seed_noise if noise is None else noise
+    measured = noise_of(precisions) if gap is not None else None  # reads the CSVs: if needed
+    if gap is not None and measured is not None and gap <= measured[0]:
+        verdict += f", by {gap:.1f}: within the seed noise of {measured[0]:.1f} ({measured[1]})"
     return f"* {text}: **{verdict}** here ({evidence()})."
 
 
@@ -300,8 +303,25 @@ def sweep_a(lines: list[str]) -> None:
                     color=colour.get(r["strategy"]),
                     label=f"2-stack hourglass (d), {STRATEGY_NAMES[r['strategy']]}",
                 )
-            if hourglass:
-                ax.legend(fontsize=7)
+            from experiments.report_pretrained import latency_points
+
+            pretrained = latency_points()  # the paper's regime, timed in the same run
+            for s in STRATEGY_NAMES:
+                pts = sorted((ms, pck, stride) for ms, pck, k, stride in pretrained if k == s)
+                if pts:
+                    ax.plot(
+                        [p[0] for p in pts],
+                        [p[1] for p in pts],
+                        "s--",
+                        color=colour.get(s),
+                        label=f"Lite0 from ImageNet, {STRATEGY_NAMES[s]}",
+                    )
+                    for x, y, lbl in pts:
+                        ax.annotate(
+                            lbl, (x, y), fontsize=6, xytext=(2, 2), textcoords="offset points"
+                        )
+            if hourglass or pretrained:
+                ax.legend(fontsize=6 if pretrained else 7)
             ax.set_xscale("log")
             ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
             ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -1173,15 +1193,31 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="finished run folders to draw on the same test images, a row each",
     )
+    parser.add_argument(
+        "--no-readme",
+        action="store_true",
+        help="leave README.md alone (by default its generated sections are rewritten too)",
+    )
     args = parser.parse_args(argv)
+    from experiments import report_pretrained
+
     lines = [
         "# Results: the paper's comparisons on LSP",
         "",
         "Produced by `experiments/report.py` from the sweep results in `docs/results/` (each cell's",
-        "config and metrics as JSON, one CSV per sweep), which `experiments/run.py` writes. Data: Leeds",
-        "Sports Pose, images 1-1000 to train and 1001-2000 to test, PCK of the torso (right shoulder",
-        "to left hip). Every model starts from random initialisation: no ImageNet weights can be",
-        "downloaded here, which the paper's ResNets had. The recipe (`experiments/base_lsp.yaml`):",
+        "config and metrics as JSON, one CSV per sweep), which `experiments/run.py` writes, in two",
+        "regimes: the paper's (ImageNet weights, about 10,000 training images) and, before it, from",
+        "random initialisation on 1000 images. Data: Leeds Sports Pose, tested on images 1001-2000,",
+        "PCK of the torso (right shoulder to left hip).",
+        "",
+    ]
+    report_pretrained.section(lines)
+    lines += [
+        "## From random initialisation: ResNet-18 on LSP's 1000 training images",
+        "",
+        "Images 1-1000 to train and 1001-2000 to test. Every model starts from random",
+        "initialisation: no ImageNet weights for ResNets can be had here, which the paper's",
+        "ResNets had. The recipe (`experiments/base_lsp.yaml`):",
         "ResNet-18, 96 px crops, 10 epochs of RMSprop at lr 1e-3 (x0.1 after epoch 8), batch 16,",
         "the paper's augmentation, on a 2-core CPU: bf16 autocast where the CPU has native",
         "bfloat16 (AMX), float32 where it has not (AVX2 only, on which bf16 is ~16x slower);",
@@ -1203,6 +1239,11 @@ def main(argv: list[str] | None = None) -> int:
         predictions_section(lines)
     DOC.write_text("\n".join(lines) + "\n")
     print(f"wrote {DOC}")
+    if not args.no_readme:  # the README quotes this page: keep the two in step
+        import runpy
+
+        script = RESULTS.parents[1] / "scripts" / "update_readme.py"
+        return int(runpy.run_path(str(script), run_name="update_readme")["main"]())
     return 0
 
 

@@ -92,6 +92,30 @@ def cells(spec: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, str], int, d
         yield f"{name}-seed{seed}", dict(zip(axes, labels)), int(seed), overrides
 
 
+def base_values(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The common recipe a sweep names (``base``; default ``base_lsp.yaml``, from scratch)."""
+    return yaml.safe_load((HERE / spec.get("base", "base_lsp.yaml")).read_text())
+
+
+def cell_values(
+    base: Mapping[str, Any],
+    overrides: Mapping[str, Any],
+    seed: int,
+    run_dir: str | Path,
+    data_root: str,
+    lspet_root: str,
+) -> dict[str, Any]:
+    """A cell's whole run config as nested dicts: the base recipe, the cell's ``overrides``
+    (from :func:`cells`), its seed and run folder, and where the data is (LSP-extended only
+    for a base that trains on it)."""
+    return deep_merge(
+        base,
+        overrides,
+        {"data": {"root": data_root}, "train": {"seed": seed, "out_dir": str(run_dir)}},
+        {"data": {"lspet_root": lspet_root}} if base.get("data", {}).get("lspet_root") else {},
+    )
+
+
 def evaluate_test(
     checkpoint: Path, data_root: str, flip_mode: str | None = None, *, flip: bool = False
 ) -> Any:
@@ -148,8 +172,15 @@ def config_hash(values: Mapping[str, Any]) -> str:
     import hashlib
 
     core = deep_merge(
-        values, {"train": {"out_dir": None, "progress_bar": None}, "data": {"root": None}}
+        values,
+        {
+            "train": {"out_dir": None, "progress_bar": None},
+            # where the data lives is not part of the recipe (a checkout elsewhere must find
+            # the same twins); which data is, through data.dataset and the split fields
+            "data": {"root": None, "image_root": None, "lspet_root": None},
+        },
     )
+    core["data"]["lspet"] = bool(values.get("data", {}).get("lspet_root"))
     if core["train"].get("init_from", None) is None:
         # a field added after the first records: at its default it leaves their hashes as they were
         core["train"].pop("init_from", None)
@@ -157,10 +188,16 @@ def config_hash(values: Mapping[str, Any]) -> str:
 
 
 def finished_twin(digest: str) -> dict[str, Any] | None:
-    """A finished record of any sweep with the same config hash (identical runs run once)."""
+    """A finished record of any sweep with the same config hash (identical runs run once).
+
+    A record matches by the hash it stored (its recipe's, before any change of precision for
+    the machine) or by the hash of the config it ran, recomputed, so that records written
+    before a change to :func:`config_hash` still match."""
     for path in sorted(RESULTS.glob("*/*.json")):
         record = json.loads(path.read_text())
-        if record.get("config_hash") == digest:
+        if "same_run_as" in record or "config" not in record:
+            continue
+        if digest in (record.get("config_hash"), config_hash(record["config"])):
             return record
     return None
 
@@ -297,8 +334,7 @@ def run_sweep(name: str, args: argparse.Namespace) -> None:
 
     path = sweep_file(name)
     spec = yaml.safe_load(path.read_text())
-    # a sweep names its common recipe (default base_lsp.yaml: the from-scratch regime)
-    base = yaml.safe_load((HERE / spec.get("base", "base_lsp.yaml")).read_text())
+    base = base_values(spec)
     flip = bool(spec.get("flip", False))  # score with the flip test (the paper's protocol)
     sweep = path.stem
     for cell_id, axes, seed, overrides in cells(spec):
@@ -326,17 +362,7 @@ def run_sweep(name: str, args: argparse.Namespace) -> None:
             if result_path.is_file():  # finished by another process since the check above
                 print(f"[skip] {sweep}/{cell_id} (finished)", flush=True)
                 continue
-            values = deep_merge(
-                base,
-                overrides,
-                {
-                    "data": {"root": args.data_root},
-                    "train": {"seed": seed, "out_dir": str(run_dir)},
-                },
-                {"data": {"lspet_root": args.lspet_root}}
-                if base.get("data", {}).get("lspet_root")
-                else {},
-            )
+            values = cell_values(base, overrides, seed, run_dir, args.data_root, args.lspet_root)
             run = RunConfig.from_dict(values)
             digest = config_hash(run.to_dict())
             twin = finished_twin(digest)

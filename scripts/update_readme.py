@@ -6,7 +6,8 @@ Each section sits between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` in R
 
 * ``ops-bench``: ``docs/bench_ops.md`` (``benchmarks/ops.py --markdown docs/bench_ops.md``)
 * ``model-bench``: the paper's comparison from ``docs/bench.md`` (``benchmarks/models.py``)
-* ``results``: the orderings and sweep (a) table from ``docs/results.md``
+* ``results``: both regimes' orderings and the from-scratch sweep (a) table from
+  ``docs/results.md``
   (``experiments/report.py``)
 * ``predictions``: the prediction grid's caption and picture
   (``experiments/report.py --predictions RUN_DIR ...``)
@@ -123,7 +124,21 @@ def main() -> int:
     table = section(results, "PCK@0.2 (%), LSP test set:", "PCK@0.1")
     status = section(results, "## (a) Output strategy x heatmap resolution", "PCK@0.2")
     status = status[0].lower() + status[1:].rstrip(".")
-    body = f"{orderings}\n\nSweep (a), PCK@0.2 (%) on the LSP test set ({status}):\n\n{table}"
+    pretrained = section(results, "### Which of the paper's orderings held", "### ")
+    spent = section(results, "## In the paper's regime", "### ").splitlines()
+    budget = next((s for s in spent if "Training spent so far" in s), "")
+    budget = budget[budget.find("Training spent so far") :].split(" `python", 1)[0].rstrip(".")
+    pa_table = section(results, "PCK@0.2 (%), LSP test set, flip test:", "PCK@0.1")
+    pa_status = section(results, "### (a) Output strategy", "PCK@0.2").split(";", 1)[0]
+    body = (
+        "In the paper's regime (EfficientNet-Lite0 from ImageNet weights, LSP + LSP-extended, "
+        f"128 px crops, 3 epochs, flip test; {budget[0].lower() + budget[1:]}):\n\n{pretrained}"
+        f"\n\nSweep (pa), PCK@0.2 (%) on the LSP test set with the flip test ({pa_status}; "
+        f"the others are listed in docs/results.md):\n\n{pa_table}"
+        "\n\nFrom random initialisation (ResNet-18, LSP's 1000 training images, 96 px crops, 10 "
+        f"epochs):\n\n{orderings}\n\nSweep (a) from scratch, PCK@0.2 (%) on the LSP test set "
+        f"({status}):\n\n{table}"
+    )
     readme = replace(readme, "results", body)
     caption = REPO / "docs" / "results" / "predictions.txt"
     if caption.is_file():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import cv2
@@ -50,6 +51,14 @@ def test_config_hash_ignores_where_a_run_writes():
     b = {"train": {"out_dir": "y", "seed": 0}, "data": {"root": "/b"}}
     c = {"train": {"out_dir": "y", "seed": 1}, "data": {"root": "/b"}}
     assert run.config_hash(a) == run.config_hash(b) != run.config_hash(c)
+    # where LSP-extended lives is no part of the recipe; whether it is used is
+    d = {"train": {"out_dir": "x", "seed": 0}, "data": {"root": "/a", "lspet_root": "/e/lspet"}}
+    e = {"train": {"out_dir": "x", "seed": 0}, "data": {"root": "/a", "lspet_root": "lspet"}}
+    assert run.config_hash(d) == run.config_hash(e) != run.config_hash(a)
+    # a field added later leaves earlier hashes alone at its default, not otherwise
+    f = {"train": {"out_dir": "x", "seed": 0, "init_from": None}, "data": {"root": "/a"}}
+    g = {"train": {"out_dir": "x", "seed": 0, "init_from": "m.pt"}, "data": {"root": "/a"}}
+    assert run.config_hash(f) == run.config_hash(a) != run.config_hash(g)
 
 
 def test_report_merges_seeds_into_means(tmp_path, monkeypatch):
@@ -677,3 +686,121 @@ def test_experiment_scripts_turn_bad_input_into_one_error_line():
     with pytest.raises(SystemExit) as exc:
         run.run_cli(lambda: 0)
     assert exc.value.code == 0
+
+
+# ---- the paper's regime (experiments/report_pretrained.py)
+
+
+def pretrained_sweeps(tmp_path: Path, monkeypatch) -> dict:
+    """Two small pretrained-regime sweeps in ``tmp_path``, the report reading from there."""
+    from experiments import report_pretrained as rp
+
+    specs = {
+        "pa_strategy": {
+            "base": "base_pretrained.yaml",
+            "grid": {
+                "stride": {
+                    "s32": {"model": {"output_stride": 32}},
+                    "s8": {"model": {"output_stride": 8}},
+                },
+                "strategy": {
+                    "dsnt_js": {"model": {"head": "dsnt"}, "loss": {"regularizer": "js"}},
+                    "heatmap": {"model": {"head": "heatmap"}},
+                },
+            },
+        },
+        "pf_newops": {
+            "base": "base_pretrained.yaml",
+            "grid": {
+                "stride": {"s32": {"model": {"output_stride": 32}}},
+                "op": {
+                    "dsnt_js": {"model": {"coords": "dsnt"}, "loss": {"regularizer": "js"}},
+                    "debiased": {"model": {"coords": "debiased"}, "loss": {"regularizer": "js"}},
+                },
+            },
+        },
+    }
+    for name, spec in specs.items():
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    for module in (report, run, rp):
+        monkeypatch.setattr(module, "RESULTS", tmp_path)
+    monkeypatch.setattr(rp, "sweep_file", lambda name: tmp_path / f"{name}.yaml")
+    monkeypatch.setattr(rp, "SWEEPS", {k: rp.SWEEPS[k] for k in specs})
+    return specs
+
+
+def finish(tmp_path: Path, spec: dict, sweep: str, cell: str, pck20: float, minutes: float):
+    """Write the record and CSV row of a finished cell, as run.py does."""
+    from dsntpose.config import RunConfig
+
+    for cell_id, axes, seed, overrides in run.cells(spec):
+        if cell_id != cell:
+            continue
+        values = run.cell_values(run.base_values(spec), overrides, seed, "x", "lsp", "lspet")
+        config = RunConfig.from_dict(values).to_dict()
+        record = {
+            "sweep": sweep,
+            "cell": cell,
+            "axes": axes,
+            "seed": seed,
+            "heatmap_px": 128 // config["model"]["output_stride"],
+            "config_hash": run.config_hash(config),
+            "metrics": {"pck20": pck20, "pck10": pck20 / 3, "auc": pck20, "pck20_groups": {}},
+            "train_seconds": minutes * 60,
+            "steps": 1782,
+            "config": config,
+        }
+        (tmp_path / sweep).mkdir(exist_ok=True)
+        (tmp_path / sweep / f"{cell}.json").write_text(json.dumps(record))
+    run.write_csv(sweep)
+
+
+def test_pretrained_status_gives_the_minutes_each_unfinished_cell_needs(tmp_path, monkeypatch):
+    from experiments import report_pretrained as rp
+
+    specs = pretrained_sweeps(tmp_path, monkeypatch)
+    finish(tmp_path, specs["pa_strategy"], "pa_strategy", "s32-dsnt_js-seed0", 41.0, 20.0)
+    text, need = rp.status("pa_strategy")
+    assert text.startswith(
+        "1 of 4 cells finished; still to run: s32-heatmap-seed0 (~20 min, measured)"
+    )
+    # no s8 cell has finished: the calibration's throughput (28,500 samples at 4.5 img/s)
+    assert "s8-dsnt_js-seed0 (~106 min, estimated)" in text
+    assert need == pytest.approx(20 + 2 * 28500 / 4.5 / 60)
+    # (pf)'s plain cell is the same recipe as (pa)'s finished one: nothing to train
+    text, need = rp.status("pf_newops")
+    assert "s32-dsnt_js-seed0 (the same run as pa_strategy/s32-dsnt_js-seed0: no training)" in text
+    assert need == pytest.approx(20.0)
+    assert rp.spent_minutes() == pytest.approx(20.0)
+
+
+def test_pretrained_orderings_and_the_two_regimes(tmp_path, monkeypatch):
+    from experiments import report_pretrained as rp
+
+    specs = pretrained_sweeps(tmp_path, monkeypatch)
+    for cell, pck in (("s32-dsnt_js", 41.0), ("s32-heatmap", 23.6), ("s8-dsnt_js", 50.0)):
+        finish(tmp_path, specs["pa_strategy"], "pa_strategy", f"{cell}-seed0", pck, 20.0)
+    finish(tmp_path, specs["pa_strategy"], "pa_strategy", "s8-heatmap-seed0", 49.0, 100.0)
+    finish(tmp_path, specs["pf_newops"], "pf_newops", "s32-debiased-seed0", 44.0, 20.0)
+    monkeypatch.setattr(report, "seed_noise", lambda precisions: (2.0, "7 seed pairs"))
+    lines: list[str] = []
+    ours = rp.orderings(lines)
+    said = {rp.claim_text(x): rp.verdict_of(x) for x in ours}
+    # no seed pair in this regime yet: the from-scratch noise is used, and said to be
+    assert said["DSNT + JS beats heatmap matching at every resolution run"] == (
+        "held, by 1.0: within the seed noise of 2.0 (no seed pair of this regime yet: the "
+        "from-scratch 7 seed pairs)"
+    )
+    assert (
+        said["the gap from DSNT + JS to heatmap matching is largest at the lowest resolution"]
+        == "held"
+    )
+    # pf's plain DSNT + JS is pa's record, copied by run.py; here only the debiased cell ran
+    assert said["debiased DSNT + JS beats plain DSNT + JS at s32"] == "not yet measured"
+    finish(tmp_path, specs["pf_newops"], "pf_newops", "s32-dsnt_js-seed0", 41.0, 20.0)
+    said = {rp.claim_text(x): rp.verdict_of(x) for x in rp.orderings([])}
+    assert said["debiased DSNT + JS beats plain DSNT + JS at s32"] == "held"
+    lines = []
+    rp.regimes(lines, ours)
+    heat = next(x for x in lines if x.startswith("* Heatmap matching at s32"))
+    assert "4x4 cells, each 32 crop px wide" in heat and "16 crop px" in heat
