@@ -1,7 +1,8 @@
 """Same-run comparison of a dsntpose model and MediaPipe BlazePose on the 1000 LSP test images.
 
-    .venv/bin/python benchmarks/peers.py [--checkpoint PATH] [--data_root DIR] [--limit N]
-        [--threads N] [--rounds R] [--latency-images K] [--json FILE] [--markdown FILE] [--quick]
+    .venv/bin/python benchmarks/peers.py [--checkpoint PATH] [--also LABEL=CHECKPOINT ...]
+        [--data_root DIR] [--limit N] [--threads N] [--rounds R] [--latency-images K]
+        [--json FILE] [--markdown FILE] [--quick]
 
 Both models see the same images (LSP 1001-2000) in the same process tree and are scored by the
 same code:
@@ -23,6 +24,17 @@ same code:
   the annotations and is not timed). MediaPipe: BGR->RGB + ``Pose.process`` (detector +
   landmark model + its own pre/post-processing) + landmarks to px. JPEG decoding is the same
   for both and timed separately.
+* **More dsntpose models** (``--also LABEL=CHECKPOINT``, repeatable; any checkpoint of LSP
+  joints): each is scored and timed exactly as ours (plain and flip, both protocols, in the
+  same interleaved latency loop), as contenders ``also1``, ``also1_flip``, ... (``doc["also"]``
+  keeps their labels and checkpoints).
+* **Efficiency** (``doc["efficiency"]``): for each dsntpose network its parameters (millions),
+  multiply-adds of one batch-1 forward (GMACs) and peak inference memory (MiB), measured by
+  ``dsntpose.bench.measure_model`` alone in a fresh process at one thread, for the network of
+  the checkpoint's own ModelConfig. For MediaPipe the worker's peak resident-set growth
+  (``/proc/self/status`` VmHWM after minus VmRSS before) over loading its models and running
+  them, less the decoded images it holds, and the sizes of its two ``.tflite`` files; its
+  Python API exposes no parameter or MAC counts, so those are null.
 
 MediaPipe needs ``numpy<2``, so it runs in its own virtualenv (``.venv-mediapipe`` at the repo
 root, created with ``pip install mediapipe==0.10.21 "numpy<2" opencv-python-headless`` on first
@@ -48,6 +60,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -65,6 +78,8 @@ DEFAULT_MARKDOWN = REPO / "docs" / "results" / "peers.md"
 MEDIAPIPE_REQUIREMENTS = ("mediapipe==0.10.21", "numpy<2", "opencv-python-headless")
 ISSUE_MEDIAPIPE_PCK = 81.8  # the issue's figure: visible limb joints, PCK@0.2
 ISSUE_MEDIAPIPE_MS = 33.0
+# the two TFLite files BlazePose full runs (model_complexity=1), inside the mediapipe package
+MEDIAPIPE_MODEL_FILES = ("pose_detection.tflite", "pose_landmark_full.tflite")
 
 LSP_NAMES = (
     "r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "r_wrist", "r_elbow",
@@ -273,16 +288,64 @@ def _mediapipe_estimator() -> tuple[Callable[[np.ndarray], Any], dict[str, Any]]
     models = sorted(
         str(p.relative_to(package.parent)) for p in package.glob("pose_*/*.tflite") if p.is_file()
     )
+    sizes = {}
+    for name in MEDIAPIPE_MODEL_FILES:
+        found = sorted(Path(mp.__file__).parent.rglob(name))
+        sizes[name] = round(found[0].stat().st_size / 1e6, 3) if found else None
     info = {
         "mediapipe": mp.__version__,
         "api": "mediapipe.solutions.pose.Pose(static_image_mode=True, model_complexity=1, "
         "smooth_landmarks=False, enable_segmentation=False, min_detection_confidence=0.5)",
         "model": "BlazePose full (pose_detection.tflite + pose_landmark_full.tflite)",
         "model_files_in_wheel": models,
+        "model_file_sizes_mb": sizes,
         "threads": "TFLite + XNNPACK, 1 thread (MediaPipe's desktop default; not settable "
         "from the Python solution API)",
     }
     return estimate, info
+
+
+def _status_kb(field: str) -> int | None:
+    """A ``kB`` field of ``/proc/self/status`` (Linux), or None."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def rss_baseline() -> dict[str, Any]:
+    """The start of a peak-memory measurement of this process: its resident set now (VmRSS,
+    kB), its ``ru_maxrss`` (kB on Linux), and whether its peak (VmHWM) could be reset to the
+    current resident set (``/proc/self/clear_refs``; else VmHWM stays the lifetime peak)."""
+    import resource
+
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        reset = True
+    except OSError:
+        reset = False
+    return {
+        "rss_kb": _status_kb("VmRSS"),
+        "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "reset": reset,
+    }
+
+
+def rss_peak_growth(baseline: dict[str, Any]) -> tuple[float, str]:
+    """Peak resident-set growth since ``rss_baseline()`` in MiB, and how it was measured:
+    VmHWM now minus VmRSS then (``/proc/self/status``), else ``ru_maxrss`` now minus then."""
+    import resource
+
+    peak_kb = _status_kb("VmHWM")
+    if peak_kb is not None and baseline["rss_kb"] is not None:
+        peak = "reset at the start" if baseline["reset"] else "the process's lifetime peak"
+        how = f"/proc/self/status VmHWM after ({peak}) - VmRSS before"
+        return (peak_kb - baseline["rss_kb"]) / 1024, how
+    maxrss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return (maxrss_kb - baseline["maxrss_kb"]) / 1024, "resource.getrusage ru_maxrss after - before"
 
 
 def serve(
@@ -295,10 +358,13 @@ def serve(
     Requests: ``{"op": "load", "paths": [...]}`` (decode and keep the images; answers their
     sizes), ``{"op": "run", "index": i}`` (estimate on image ``i``: answers ``landmarks`` or
     null, ``ms`` wall and ``cpu_ms`` process CPU time of BGR->RGB + estimate + mapping to px),
-    ``{"op": "quit"}``. An error answers ``{"error": message}``.
+    ``{"op": "memory"}`` (the process's peak resident-set growth in MiB since just before
+    ``make_estimator()``, i.e. over loading the model and everything run since, and the MiB of
+    the decoded images it holds), ``{"op": "quit"}``. An error answers ``{"error": message}``.
     """
     import cv2
 
+    baseline = rss_baseline()
     estimate, info = make_estimator()
     info = {**info, "opencv": cv2.__version__, "numpy": np.__version__, "python": sys.version}
     images: list[np.ndarray] = []
@@ -325,6 +391,10 @@ def serve(
                         raise OSError(f"cannot read image {path}")
                     images.append(image)
                 answer({"sizes": [[int(im.shape[1]), int(im.shape[0])] for im in images]})
+            elif op == "memory":
+                growth, method = rss_peak_growth(baseline)
+                held = sum(im.nbytes for im in images) / 2**20
+                answer({"peak_growth_mib": growth, "images_mib": held, "method": method})
             elif op == "run":
                 bgr = images[int(req["index"])]
                 t0, c0 = time.perf_counter(), time.process_time()
@@ -351,10 +421,14 @@ def serve(
 
 def worker_main() -> None:
     """``python peers.py --mediapipe-worker``: serve on stdin/stdout. MediaPipe's and TFLite's
-    own messages are sent to stderr so that stdout carries only the protocol."""
+    own messages are sent to stderr so that stdout carries only the protocol. MediaPipe is
+    imported here, before ``serve`` takes its memory baseline: the library's import (about
+    110 MiB of RSS) is not the model's memory."""
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # C-level prints go to stderr
     sys.stdout = sys.stderr
+    import mediapipe  # noqa: F401
+
     serve(sys.stdin, protocol, _mediapipe_estimator)
 
 
@@ -443,6 +517,10 @@ class MediaPipeWorker:
         )
         return joints, msg["landmarks"] is not None, float(msg["ms"]), float(msg["cpu_ms"])
 
+    def memory(self) -> dict[str, Any]:
+        """The worker's ``memory`` answer: ``peak_growth_mib``, ``images_mib``, ``method``."""
+        return self.request(op="memory")
+
     def close(self) -> None:
         try:
             self.request(op="quit")
@@ -457,7 +535,7 @@ def load_ours(checkpoint: Path | None) -> tuple[Any, Any, str]:
 
     if checkpoint is not None:
         try:
-            model, cfg, _ = load_checkpoint(checkpoint)
+            model, cfg, _ = load_checkpoint(checkpoint, joints="lsp")
         except (FileNotFoundError, ValueError) as error:
             raise PeersError(str(error)) from None
         return model, cfg, str(checkpoint)
@@ -505,6 +583,133 @@ class Ours:
                 coords = self.model(x).coords
         out = self.back_project(coords[0].double(), self.invert_affine(matrix), self.size)
         return out.numpy()
+
+
+def parse_also(items: Sequence[str]) -> list[tuple[str, Path]]:
+    """The ``--also LABEL=CHECKPOINT`` values as ``[(label, path)]`` (split at the first ``=``;
+    labels unique and not empty); a malformed one is a PeersError."""
+    out: list[tuple[str, Path]] = []
+    for item in items:
+        label, sep, path = item.partition("=")
+        label, path = label.strip(), path.strip()
+        if not sep or not label or not path:
+            raise PeersError(
+                f"--also {item!r}: expected LABEL=CHECKPOINT, e.g. "
+                '--also "stage 1=runs/stage1_lsp_efficientnet_lite0.pt"'
+            )
+        if label in (seen for seen, _ in out):
+            raise PeersError(f"--also: the label {label!r} is given twice")
+        out.append((label, Path(path)))
+    return out
+
+
+def load_also(items: Sequence[str]) -> list[dict[str, Any]]:
+    """The extra dsntpose models of ``--also``: ``{"key": "also<i>", "label", "checkpoint",
+    "model", "cfg"}`` each, loaded as ``load_ours`` loads one (LSP joints required)."""
+    extras = []
+    for number, (label, path) in enumerate(parse_also(items), 1):
+        try:
+            model, cfg, _ = load_ours(path)
+        except PeersError as error:
+            raise PeersError(f"--also {label}: {error}") from None
+        extras.append(
+            {
+                "key": f"also{number}",
+                "label": label,
+                "checkpoint": str(path),
+                "model": model,
+                "cfg": cfg,
+            }
+        )
+    return extras
+
+
+def _measure_dsntpose(checkpoint: str | None, threads: int, calls: int = 5) -> dict[str, Any]:
+    """Parameters, multiply-adds and peak memory of a dsntpose model, in this process.
+
+    Memory is measured as MediaPipe's is (``rss_peak_growth`` in its worker): the resident
+    set's peak above a baseline taken after the libraries are imported, over loading the
+    model from ``checkpoint`` (None: the shipped model) and ``calls`` flip-test forwards
+    (batch 2, the way ours runs per person). Multiply-adds come from
+    ``dsntpose.bench.measure_model`` on the checkpoint's own network (its joint set and
+    activation). Clean only in a fresh process (``measure_efficiency``).
+    """
+    import torch
+
+    from dsntpose import bench
+    from dsntpose.model import model_name
+
+    torch.set_num_threads(threads)
+    baseline = rss_baseline()
+    model, cfg, _ = load_ours(None if checkpoint is None else Path(checkpoint))
+    x = torch.rand(2, 3, cfg.input_size, cfg.input_size)
+    with torch.inference_mode():
+        for _ in range(calls):
+            model(x)
+    peak, method = rss_peak_growth(baseline)
+    del model
+    row = bench.measure_model(
+        model_name(cfg), config=cfg, threads=threads, phases=("timing",), repeats=2, warmup=1,
+        throughput_batch=2, throughput_repeats=1,
+    )  # fmt: skip
+    return {
+        "params_m": row["params_m"],
+        "gmacs": row["gmacs"],
+        "head_gmacs": row["head_gmacs"],
+        "peak_memory_mib": peak,
+        "memory_method": method,
+        "input_size": cfg.input_size,
+        "threads": threads,
+        "calls": calls,
+    }
+
+
+def measure_efficiency(checkpoint: str | None, threads: int = 1) -> dict[str, Any]:
+    """Parameters (millions), multiply-adds of one batch-1 forward (GMACs) and peak memory
+    (MiB) of a dsntpose model: ``_measure_dsntpose`` in a fresh process, so that no other
+    model's peak hides this one's, at ``threads`` torch threads."""
+    from dsntpose.bench import _in_fresh_process
+
+    row = _in_fresh_process(_measure_dsntpose, checkpoint=checkpoint, threads=threads)
+    peak = row["peak_memory_mib"]
+    return {
+        "params_m": round(row["params_m"], 4),
+        "gmacs": round(row["gmacs"], 4),
+        "head_gmacs": round(row["head_gmacs"], 5),
+        "peak_memory_mib": None if peak is None or math.isnan(peak) else round(peak, 1),
+        "input_size": row["input_size"],
+        "threads": row["threads"],
+        "memory_method": row["memory_method"],
+        "how": f"fresh process, {row['threads']} thread; MACs of one batch-1 "
+        f"{row['input_size']} px forward (torch FlopCounterMode, GFLOPs / 2; flip doubles "
+        f"them); memory: {row['memory_method']} above the process with torch and dsntpose "
+        f"imported, over loading the model and {row['calls']} flip-test forwards (batch 2), "
+        "as MediaPipe's worker measures its own",
+    }
+
+
+def mediapipe_efficiency(
+    info: dict[str, Any], memory: dict[str, Any], images: int, calls: int
+) -> dict[str, Any]:
+    """MediaPipe's efficiency entry from the worker's ``info`` and ``memory`` answers: peak
+    memory (MiB) less the decoded images the worker holds, the .tflite file sizes (MB,
+    10^6 bytes); parameters and MACs null (its Python API does not expose them)."""
+    growth, held = float(memory["peak_growth_mib"]), float(memory["images_mib"])
+    return {
+        "params_m": None,
+        "gmacs": None,
+        "peak_memory_mib": round(growth - held, 1),
+        "peak_rss_growth_mib": round(growth, 1),
+        "decoded_images_mib": round(held, 1),
+        "memory_method": memory["method"],
+        "model_file_sizes_mb": info.get("model_file_sizes_mb", {}),
+        "how": f"worker process, {memory['method']}: loading the model and {calls} calls on "
+        f"{images} images, less the {held:.1f} MiB of decoded images it holds (the library's "
+        "import is before the baseline)",
+        "note": "MediaPipe's Python API exposes neither the parameter count nor the "
+        "multiply-adds of its TFLite models: null here; the sizes of its two .tflite files "
+        "stand in for the model's size.",
+    }
 
 
 def predict_ours_dataset(
@@ -566,13 +771,14 @@ def _fmt(v: float | None, digits: int = 1) -> str:
 
 
 def render_markdown(doc: dict[str, Any]) -> str:
-    """The report as markdown: the PCK tables (both protocols) and the latency table."""
+    """The report as markdown: the PCK tables (both protocols), the latency table and, where
+    the document has them, the efficiency table; a row per contender, ``--also`` ones too."""
     rows = doc["pck"]
-    labels = {
-        "ours": "dsntpose (annotation box)",
-        "ours_flip": "dsntpose + flip (annotation box)",
-        "mediapipe": "MediaPipe BlazePose full (own detector)",
-    }
+    names = {"ours": "dsntpose", **{e["key"]: e["label"] for e in doc.get("also", [])}}
+    labels = {"mediapipe": "MediaPipe BlazePose full (own detector)"}
+    for key, name in names.items():
+        labels[key] = f"{name} (annotation box)"
+        labels[f"{key}_flip"] = f"{name} + flip (annotation box)"
     groups = list(GROUPS)
     lines = [
         "# dsntpose against MediaPipe BlazePose on LSP test",
@@ -584,6 +790,11 @@ def render_markdown(doc: dict[str, Any]) -> str:
         f"* Ours: {doc['ours']['model']} ({doc['ours']['backbone']}, {doc['ours']['input_size']} px"
         "), **given the person box from the annotations** (joint box + 20% margin, as "
         "`dsntpose.data.LSP`).",
+        *(
+            f"* {e['label']}: {e['checkpoint']} ({e['backbone']}, {e['input_size']} px, "
+            f"{e['head']} head, output stride {e['output_stride']}), the same annotation boxes."
+            for e in doc.get("also", [])
+        ),
         f"* MediaPipe {doc['mediapipe']['mediapipe']}: `{doc['mediapipe']['api']}`, **whole image, "
         f"finds the person itself**; no detection on {doc['mediapipe']['no_detection']} images "
         "(all their joints count as misses).",
@@ -650,6 +861,43 @@ def render_markdown(doc: dict[str, Any]) -> str:
     for name, ratio in lat["ratios"].items():
         lines.append(f"* {name}: {ratio:.2f}x")
     lines += ["", f"Threads: {lat['threading']}", ""]
+    efficiency = doc.get("efficiency")
+    if efficiency:
+        names["mediapipe"] = "MediaPipe BlazePose full (detector + landmark model)"
+        lines += [
+            "## Efficiency",
+            "",
+            "Parameters, multiply-adds at batch 1 and peak inference memory; each dsntpose "
+            "network measured alone in a fresh process.",
+            "",
+            "| model | params M | GMACs | peak memory MiB | how measured |",
+            "|---|---:|---:|---:|---|",
+        ]
+        for key, e in efficiency.items():
+            lines.append(
+                f"| {names.get(key, key)} | "
+                + " | ".join(
+                    "n/a" if e[k] is None else f"{e[k]:.{d}f}"
+                    for k, d in (("params_m", 2), ("gmacs", 3), ("peak_memory_mib", 1))
+                )
+                + f" | {e['how']} |"
+            )
+        lines.append("")
+        files = efficiency.get("mediapipe", {}).get("model_file_sizes_mb")
+        if files:
+            lines.append(
+                "MediaPipe's model files: "
+                + ", ".join(f"{name} {_fmt(mb, 2)} MB" for name, mb in files.items())
+                + " (1 MB = 10^6 bytes)."
+            )
+            lines.append("")
+        lines += [f"* {e['note']}" for e in efficiency.values() if e.get("note")]
+        lines += [
+            "* The memory figures are not measured alike: dsntpose's is the growth of one "
+            "flip-test forward with the model already built (its float32 weights, 4 bytes per "
+            "parameter, are not in it); MediaPipe's includes loading its models.",
+            "",
+        ]
     if doc.get("notes"):
         lines += ["## Notes", ""] + [f"* {n}" for n in doc["notes"]] + [""]
     lines.append(f"Command: `{doc['command']}`")
@@ -666,6 +914,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data_root", type=Path, default=DEFAULT_DATA_ROOT)
     parser.add_argument(
         "--checkpoint", type=Path, help="Lightning or save_model file (default: shipped model)"
+    )
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="LABEL=CHECKPOINT",
+        help="one more dsntpose model (LSP joints), scored and timed as ours (repeatable)",
     )
     parser.add_argument("--limit", type=int, help="only the first N test images")
     parser.add_argument("--threads", type=int, default=1, help="torch/OpenCV threads of ours")
@@ -711,6 +966,9 @@ def check_inputs(args: argparse.Namespace) -> None:
     """Fail early, with one line, on inputs that cannot work."""
     if args.checkpoint is not None and not args.checkpoint.is_file():
         raise PeersError(f"checkpoint not found: {args.checkpoint}")
+    for label, path in parse_also(args.also):
+        if not path.is_file():
+            raise PeersError(f"--also {label}: checkpoint not found: {path}")
     root = args.data_root
     if not (root / "joints.mat").is_file() or not (root / "images").is_dir():
         raise PeersError(
@@ -730,6 +988,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cv2.setNumThreads(args.threads)
     machine = machine_info(args.threads)
     model, cfg, model_desc = load_ours(args.checkpoint)
+    extras = load_also(args.also)
+    # every dsntpose contender: key -> (model, cfg); "ours" first
+    dsnt = {"ours": (model, cfg), **{e["key"]: (e["model"], e["cfg"]) for e in extras}}
     try:
         data = LSP(args.data_root, "test", size=cfg.input_size)
     except (FileNotFoundError, ValueError) as error:
@@ -751,22 +1012,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         detected = np.zeros(n, dtype=bool)
         for i in range(n):
             mp_preds[i], detected[i], _, _ = worker.run(i)
-        ours = predict_ours_dataset(model, cfg, args.data_root, n)
-        pck = {
-            "ours": score_both(ours["plain"], gt, visible, missing),
-            "ours_flip": score_both(ours["flip"], gt, visible, missing),
-            "mediapipe": score_both(mp_preds, gt, visible, missing),
-        }
+        preds: dict[str, np.ndarray] = {}
+        for key, (m, c) in dsnt.items():
+            both = predict_ours_dataset(m, c, args.data_root, n)
+            preds[key], preds[f"{key}_flip"] = both["plain"], both["flip"]
+        preds["mediapipe"] = mp_preds
+        pck = {key: score_both(p, gt, visible, missing) for key, p in preds.items()}
         # diagnostic: only the images where MediaPipe found a person (visible protocol)
         d = detected
         pck_detected = (
             {
                 key: score(p[d], gt[d], visible[d] & ~missing[d], torso_sizes(gt[d]))
-                for key, p in (
-                    ("ours", ours["plain"]),
-                    ("ours_flip", ours["flip"]),
-                    ("mediapipe", mp_preds),
-                )
+                for key, p in preds.items()
             }
             if d.any()
             else {}
@@ -777,7 +1034,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         k = min(args.latency_images, n)
         timed = np.unique(np.linspace(0, n - 1, k).round().astype(int)).tolist()
         contenders: dict[str, Callable[[int], tuple[float, float]]] = {}
-        pipelines = {"ours": Ours(model, cfg, flip=False), "ours_flip": Ours(model, cfg, flip=True)}
+        pipelines: dict[str, Ours] = {}
+        for key, (m, c) in dsnt.items():
+            pipelines[key] = Ours(m, c, flip=False)
+            pipelines[f"{key}_flip"] = Ours(m, c, flip=True)
 
         def ours_timer(pipe: Ours) -> Callable[[int], tuple[float, float]]:
             def timer(i: int) -> tuple[float, float]:
@@ -791,9 +1051,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             contenders[key] = ours_timer(pipe)
         contenders["mediapipe"] = lambda i: worker.run(i)[2:]
 
-        # the timed pipeline must give what the batched evaluation gave
-        check = pipelines["ours"](bgr[0], data.centers[0], float(data.sides[0]))
-        pipeline_gap = float(np.nanmax(np.abs(check - ours["plain"][0])))
+        # the timed pipeline must give what the batched evaluation gave (px, first image)
+        pipeline_gap = {}
+        for key in dsnt:
+            check = pipelines[key](bgr[0], data.centers[0], float(data.sides[0]))
+            pipeline_gap[key] = float(np.nanmax(np.abs(check - preds[key][0])))
 
         names = list(contenders)
         for i in timed[: args.warmup]:
@@ -812,8 +1074,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             t0 = time.perf_counter()
             cv2.imread(paths[i], cv2.IMREAD_COLOR)
             decode.append(1e3 * (time.perf_counter() - t0))
+        mp_memory = worker.memory()
     finally:
         worker.close()
+
+    # -- efficiency: each dsntpose network alone in a fresh process, 1 thread
+    efficiency = {}
+    sources = {"ours": args.checkpoint, **{e["key"]: e["checkpoint"] for e in extras}}
+    for key in dsnt:
+        print(f"[peers] efficiency of {key} ...", file=sys.stderr)
+        source = sources[key]
+        efficiency[key] = measure_efficiency(None if source is None else str(source), threads=1)
+    calls = n + args.rounds * len(timed) + min(args.warmup, len(timed))
+    efficiency["mediapipe"] = mediapipe_efficiency(worker.info, mp_memory, n, calls)
 
     results = {}
     for name in names:
@@ -828,12 +1101,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             mp_med / results["ours_flip"]["median_ms"], 3
         ),
     }
+    for e in extras:
+        for suffix, what in (("", ""), ("_flip", " + flip")):
+            ratios[f"MediaPipe / {e['label']}{what} (median)"] = round(
+                mp_med / results[e["key"] + suffix]["median_ms"], 3
+            )
     notes = [
         "Ours gets the person box from the annotations (a test-time oracle box); MediaPipe "
         "finds the person itself, and its latency includes that detector. The accuracy "
         "comparison is therefore not like for like: it favours ours.",
-        f"The timed pipeline of ours matches the batched evaluation to {pipeline_gap:.2e} px "
-        "on the first image.",
+        f"The timed pipeline of ours matches the batched evaluation to "
+        f"{pipeline_gap['ours']:.2e} px on the first image"
+        + "".join(f" ({e['label']}: {pipeline_gap[e['key']]:.2e} px)" for e in extras)
+        + ".",
         "Latency is of this machine under its load at the time (load average at start "
         f"{machine['load_average_at_start']}, at end {[round(v, 2) for v in os.getloadavg()]}).",
     ]
@@ -855,7 +1135,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         notes.append(
             f"Ours is {args.checkpoint}, a checkpoint of a training run (not the final model)."
         )
-    cmd = "benchmarks/peers.py " + " ".join(sys.argv[1:]) if sys.argv[1:] else "benchmarks/peers.py"
+    cmd = (
+        "benchmarks/peers.py " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "benchmarks/peers.py"
+    )
     doc = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": f".venv/bin/python {cmd}",
@@ -888,6 +1170,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "boxes": "from the annotations: square around the labelled joints + 20% margin "
             "(dsntpose.data.LSP)",
         },
+        "also": [
+            {
+                "key": e["key"],
+                "label": e["label"],
+                "checkpoint": e["checkpoint"],
+                "backbone": e["cfg"].backbone,
+                "input_size": e["cfg"].input_size,
+                "head": e["cfg"].head,
+                "output_stride": getattr(e["cfg"], "output_stride", None),
+            }
+            for e in extras
+        ],
         "mediapipe": {
             **worker.info,
             "boxes": "none: whole image, its own person detector",
@@ -921,6 +1215,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "decode": summarize_ms(decode),
             "ratios": ratios,
         },
+        "efficiency": efficiency,
         "notes": notes,
     }
     return doc

@@ -546,7 +546,7 @@ def headline(lines: list[str]) -> None:
         for ckpt, entry in also.items():
             if f"/{cell}/" in ckpt.replace("\\", "/"):
                 wanted[cell] = entry
-    command = ".venv/bin/python benchmarks/peers.py " + " ".join(
+    command = ".venv/bin/python benchmarks/peers.py --threads 1 " + " ".join(
         f'--also "{cell}=runs/experiments/{cell}/last.ckpt"' for cell in (best_dsnt, best_heat)
     )
     if any(v is None for v in wanted.values()):
@@ -556,16 +556,16 @@ def headline(lines: list[str]) -> None:
             "",
         ]
         return
-    headline_table(
-        lines, doc, [(wanted[best_dsnt], "best DSNT"), (wanted[best_heat], "best heatmap")], command
-    )
+    shipped = {"key": "ours", "label": doc.get("ours", {}).get("model", "shipped model")}
+    entries = [(wanted[best_dsnt], "best DSNT cell"), (wanted[best_heat], "best heatmap cell")]
+    headline_table(lines, doc, [*entries, (shipped, "the shipped model")], command)
 
 
 def headline_table(
     lines: list[str], doc: dict[str, Any], entries: list[tuple[dict[str, Any], str]], command: str
 ) -> None:
     groups = ("Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle")
-    keys = [(e["key"] + "_flip", f"{what}: {e['label']} (flip)") for e, what in entries]
+    keys = [(e["key"] + "_flip", f"{what}, {e['label']} (flip)") for e, what in entries]
     keys.append(("mediapipe", "MediaPipe BlazePose full (own detector)"))
     pck = doc["pck"]
     lat = doc["latency"]["results"]
@@ -590,7 +590,7 @@ def headline_table(
             f"| {label} | "
             + " | ".join(cells_)
             + f" | **{res['total']:.1f}** | {fmt(ms)} | {fmt(e.get('params_m'), 2)} | "
-            f"{fmt(e.get('gmacs'), 2)} | {fmt(e.get('peak_mb'), 0)} |"
+            f"{fmt(e.get('gmacs'), 2)} | {fmt(e.get('peak_memory_mib'), 0)} |"
         )
     lines += [
         f"Measured in one run of `{command}` ({doc['date']}, {doc['machine'].get('cpu', '')}, "

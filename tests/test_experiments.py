@@ -804,3 +804,62 @@ def test_pretrained_orderings_and_the_two_regimes(tmp_path, monkeypatch):
     rp.regimes(lines, ours)
     heat = next(x for x in lines if x.startswith("* Heatmap matching at s32"))
     assert "4x4 cells, each 32 crop px wide" in heat and "16 crop px" in heat
+
+
+def test_headline_reads_one_peers_run_for_the_best_cells(tmp_path, monkeypatch):
+    from experiments import report_pretrained as rp
+
+    specs = pretrained_sweeps(tmp_path, monkeypatch)
+    for cell, pck in (("s32-dsnt_js", 41.0), ("s32-heatmap", 23.6), ("s8-heatmap", 30.0)):
+        finish(tmp_path, specs["pa_strategy"], "pa_strategy", f"{cell}-seed0", pck, 20.0)
+    lines: list[str] = []
+    rp.headline(lines)
+    assert "Not yet measured for the current best cells" in lines[2]
+    assert '--also "pa_strategy/s8-heatmap-seed0=runs/experiments/' in lines[2]
+
+    def result(total: float) -> dict:
+        groups = dict.fromkeys(("Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle"), total)
+        return {"visible": {"groups": groups, "total": total}}
+
+    keys = {"ours": 60.0, "also1": 41.0, "also2": 30.0, "mediapipe": 78.0}
+    doc = {
+        "date": "2026-12-01T00:00:00+00:00",
+        "machine": {"cpu": "Test CPU"},
+        "data": {"images": 1000},
+        "ours": {"model": "shipped model lsp_efficientnet_lite0"},
+        "also": [
+            {
+                "key": "also1",
+                "label": "d",
+                "checkpoint": "runs/experiments/pa_strategy/s32-dsnt_js-seed0/last.ckpt",
+            },
+            {
+                "key": "also2",
+                "label": "h",
+                "checkpoint": "runs/experiments/pa_strategy/s8-heatmap-seed0/last.ckpt",
+            },
+        ],
+        "pck": {
+            **{f"{k}_flip": result(v) for k, v in keys.items() if k != "mediapipe"},
+            "mediapipe": result(78.0),
+        },
+        "latency": {
+            "threads": 1,
+            "results": {f"{k}_flip": {"median_ms": 30.0} for k in keys}
+            | {"mediapipe": {"median_ms": 30.1}},
+        },
+        "efficiency": {k: {"params_m": 3.39, "gmacs": 0.39, "peak_memory_mib": 64.0} for k in keys}
+        | {"mediapipe": {"params_m": None, "gmacs": None, "peak_memory_mib": 116.0}},
+    }
+    (tmp_path / "peers.json").write_text(json.dumps(doc))
+    lines = []
+    rp.headline(lines)
+    rows = [x for x in lines if x.startswith("| ")][1:]
+    assert [r.split(" | ")[0] for r in rows] == [
+        "| best DSNT cell, d (flip)",
+        "| best heatmap cell, h (flip)",
+        "| the shipped model, shipped model lsp_efficientnet_lite0 (flip)",
+        "| MediaPipe BlazePose full (own detector)",
+    ]
+    assert "| **41.0** | 30.0 | 3.39 | 0.39 | 64 |" in rows[0]
+    assert rows[3].endswith("| **78.0** | 30.1 | – | – | 116 |")

@@ -9,6 +9,7 @@ import importlib.util
 import io
 import json
 import math
+import mmap
 import sys
 from pathlib import Path
 
@@ -264,3 +265,172 @@ def test_markdown_renders() -> None:
     assert "**100.0**" in text and "annotation box" in text and "own detector" in text
     assert "on the 3 images where MediaPipe found a person" in text
     assert not math.isnan(both["all"]["total"])
+
+
+# --------------------------------------------------------------------------------------------
+# --also (more dsntpose models), the worker's memory answer, efficiency
+# --------------------------------------------------------------------------------------------
+
+
+def test_parse_also() -> None:
+    """``LABEL=CHECKPOINT``, split at the first ``=``; a label may hold spaces and brackets."""
+    got = peers.parse_also(["best cell (pa s16)=runs/a=b/last.ckpt", " stage 1 = x.pt "])
+    assert got == [("best cell (pa s16)", Path("runs/a=b/last.ckpt")), ("stage 1", Path("x.pt"))]
+    for bad in (["no_label.ckpt"], ["=x.pt"], ["label="], ["a=x.pt", "a=y.pt"]):
+        with pytest.raises(peers.PeersError):
+            peers.parse_also(bad)
+
+
+def test_also_without_equals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run_main("--also", str(tmp_path / "x.ckpt"), capsys=capsys)
+    assert code == 2
+    assert err.strip().count("\n") == 0 and "LABEL=CHECKPOINT" in err
+
+
+def test_also_missing_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run_main("--also", f"stage 1={tmp_path / 'nope.ckpt'}", capsys=capsys)
+    assert code == 2
+    assert err.strip().count("\n") == 0
+    assert "--also stage 1: checkpoint not found" in err
+
+
+def test_also_bad_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A file that is no dsntpose checkpoint fails in one line, before MediaPipe starts."""
+    torch = pytest.importorskip("torch")
+    zoo = pytest.importorskip("dsntpose.zoo")
+    try:
+        zoo.pretrained_path()  # the main model: the shipped one
+    except FileNotFoundError:
+        pytest.skip("no shipped model installed")
+    root = tmp_path / "lsp"
+    (root / "images").mkdir(parents=True)
+    (root / "joints.mat").write_bytes(b"")  # check_inputs only looks for the files
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    threads = torch.get_num_threads()
+    try:
+        code, err = run_main("--data_root", str(root), "--also", f"x={bad}", capsys=capsys)
+    finally:
+        torch.set_num_threads(threads)  # run() sets --threads (1) for the process
+    assert code == 2
+    assert err.strip().count("\n") == 0 and err.startswith("peers.py: error: --also x: ")
+
+
+def test_worker_memory_answer(tmp_path: Path) -> None:
+    """``memory``: peak RSS growth since before the estimator was made, and the decoded images
+    held (MiB)."""
+    cv2 = pytest.importorskip("cv2")
+    path = tmp_path / "im.png"
+    cv2.imwrite(str(path), np.zeros((64, 128, 3), dtype=np.uint8))
+    held = []
+
+    def make() -> tuple[object, dict[str, str]]:
+        model = mmap.mmap(-1, 8 * 2**20)  # an 8 MiB "model" in new pages (not malloc's free
+        model.write(b"x" * len(model))  # memory, which may be resident already), touched
+        held.append(model)
+        return (lambda rgb: None), {"mediapipe": "fake", "threads": "1"}
+
+    requests = [{"op": "load", "paths": [str(path)]}, {"op": "memory"}, {"op": "quit"}]
+    stdin = io.StringIO("".join(json.dumps(r) + "\n" for r in requests))
+    stdout = io.StringIO()
+    peers.serve(stdin, stdout, make)
+    answer = [json.loads(line) for line in stdout.getvalue().splitlines()][2]
+    assert answer["images_mib"] == pytest.approx(64 * 128 * 3 / 2**20)
+    assert answer["peak_growth_mib"] >= 7.0
+    assert "VmHWM" in answer["method"] or "ru_maxrss" in answer["method"]
+
+
+def test_measure_dsntpose_uses_the_checkpoint_config(tmp_path) -> None:
+    """The figures are of the checkpoint's network (LSP joints, its crop size), and its peak
+    memory covers loading the model, as MediaPipe's does."""
+    torch = pytest.importorskip("torch")
+    from dsntpose.config import ModelConfig
+    from dsntpose.model import build_model, save_model
+
+    cfg = ModelConfig(backbone="efficientnet_lite0", output_stride=16, joints="lsp", input_size=64)
+    model = build_model(cfg)
+    path = save_model(model, tmp_path / "m.pt", cfg)
+    threads = torch.get_num_threads()
+    try:
+        row = peers._measure_dsntpose(str(path), threads=1, calls=1)
+    finally:
+        torch.set_num_threads(threads)
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    assert row["params_m"] == pytest.approx(params)
+    assert row["input_size"] == 64 and row["threads"] == 1
+    assert row["gmacs"] > row["head_gmacs"] > 0
+    weights_mib = params * 1e6 * 4 / 2**20
+    assert row["peak_memory_mib"] > 0.9 * weights_mib  # the loaded float32 weights at least
+
+
+def test_markdown_with_an_extra_model() -> None:
+    """An ``--also`` contender gets a row in every table; the efficiency table renders with
+    MediaPipe's null parameters and MACs as n/a."""
+    gt, _ = people(3)
+    both = peers.score_both(gt, gt, np.ones((3, 14), bool), np.zeros((3, 14), bool))
+    timing = {**peers.summarize_ms([1.0, 2.0]), "cpu_median_ms": 1.5}
+    ours_eff = {"params_m": 3.39, "gmacs": 0.123, "peak_memory_mib": 12.5, "how": "fresh"}
+    doc = {
+        "date": "today",
+        "command": "peers.py",
+        "machine": {"cpu": "cpu", "usable_cores": 2, "load_average_at_start": [0.0]},
+        "data": {"images": 3, "first": "im1001.jpg", "last": "im1003.jpg"},
+        "ours": {"model": "m", "backbone": "b", "input_size": 160},
+        "also": [
+            {
+                "key": "also1",
+                "label": "stage 1",
+                "checkpoint": "runs/s1.pt",
+                "backbone": "efficientnet_lite0",
+                "input_size": 160,
+                "head": "dsnt",
+                "output_stride": 16,
+            }
+        ],
+        "mediapipe": {"mediapipe": "0", "api": "api", "no_detection": 0},
+        "pck": {
+            "ours": both,
+            "ours_flip": both,
+            "also1": both,
+            "also1_flip": both,
+            "mediapipe": both,
+        },
+        "latency": {
+            "threads": 1,
+            "images": 2,
+            "rounds": 1,
+            "warmup": 0,
+            "included": "x",
+            "results": {
+                k: timing for k in ("ours", "ours_flip", "also1", "also1_flip", "mediapipe")
+            },
+            "decode": timing,
+            "ratios": {"r": 1.0},
+            "threading": "t",
+        },
+        "efficiency": {
+            "ours": ours_eff,
+            "also1": {**ours_eff, "params_m": 5.0},
+            "mediapipe": {
+                "params_m": None,
+                "gmacs": None,
+                "peak_memory_mib": 40.0,
+                "how": "worker",
+                "model_file_sizes_mb": {"pose_detection.tflite": 2.959},
+                "note": "not exposed",
+            },
+        },
+        "notes": ["n"],
+        "pck_detected_only": {"images": 3, "results": {"also1": both["visible"]}},
+    }
+    text = peers.render_markdown(doc)
+    assert "* stage 1: runs/s1.pt (efficientnet_lite0, 160 px, dsnt head" in text
+    # two PCK tables and the latency table, plain and flip
+    assert text.count("| stage 1 (annotation box) |") == 3
+    assert text.count("| stage 1 + flip (annotation box) |") == 3
+    assert "stage 1 (annotation box) 100.0%" in text  # the detected-only diagnostic
+    efficiency = text.split("## Efficiency", 1)[1]
+    assert "| dsntpose | 3.39 | 0.123 | 12.5 | fresh |" in efficiency
+    assert "| stage 1 | 5.00 | 0.123 | 12.5 | fresh |" in efficiency
+    assert "| n/a | n/a | 40.0 | worker |" in efficiency
+    assert "pose_detection.tflite 2.96 MB" in efficiency and "* not exposed" in efficiency

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import copy
+import dataclasses
 import json
 import math
 import multiprocessing
@@ -60,7 +61,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from dsntpose.config import LossConfig
+from dsntpose.config import LossConfig, ModelConfig
 from dsntpose.model import CoordRegressionModel, build_model, model_config
 
 __all__ = [
@@ -197,6 +198,7 @@ def measure_model(
     threads: int | None = None,
     phases: Sequence[str] = ("timing", "infer_memory", "train_memory"),
     memory_format: str | None = None,
+    config: ModelConfig | None = None,
 ) -> dict[str, Any]:
     """Measure one model in this process (see the module docstring for the fields).
 
@@ -214,6 +216,8 @@ def measure_model(
             figures are only clean when measured first in a fresh process, so
             :func:`run_bench` runs each in its own.
         memory_format: the format for the memory phases (``timing`` chooses it itself).
+        config: the network to measure, instead of the one ``name`` stands for (a trained
+            checkpoint's, with its joint set and activation; ``name`` then only labels the row).
 
     Returns:
         A dict of the figures measured (``nan`` for the phases not run).
@@ -225,7 +229,9 @@ def measure_model(
     throughput_batch = throughput_batch or (32 if cuda else 8)
     throughput_repeats = throughput_repeats or (repeats if cuda else 2)
     train_batch = train_batch or (8 if cuda else 2)
-    cfg = model_config(name, input_size=input_size)
+    cfg = model_config(name, input_size=input_size) if config is None else config
+    if cfg.weights is not None:
+        cfg = dataclasses.replace(cfg, weights=None)  # figures do not depend on the weights
     torch.manual_seed(0)
     model = build_model(cfg).to(dev).eval()
     size = cfg.input_size
