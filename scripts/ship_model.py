@@ -1,6 +1,7 @@
 """Turn a trained checkpoint into the shipped model and write its model card.
 
     python scripts/ship_model.py --checkpoint runs/RUN/best.ckpt [--data_root DIR] [--threads 2]
+        [--previous CARD.json]   # a fine-tuned run: the card of the model it started from
 
 1. Writes ``src/dsntpose/weights/lsp_efficientnet_lite0.pt`` (half-precision weights and the run
    config, at most 15 MB; :func:`dsntpose.zoo.save_half`).
@@ -162,6 +163,12 @@ def main() -> int:
     parser.add_argument(
         "--render", action="store_true", help="only rewrite the card from its JSON (and --note)"
     )
+    parser.add_argument(
+        "--previous",
+        type=Path,
+        help="the card JSON of the model a fine-tuning run (train.init_from) started from, "
+        "kept in this card as its first stage",
+    )
     args = parser.parse_args()
     if args.render:
         record = json.loads(CARD_JSON.read_text())
@@ -179,6 +186,13 @@ def main() -> int:
     from dsntpose.zoo import save_half
 
     model32, cfg, config = load_checkpoint(args.checkpoint)
+    init_from = config.get("train", {}).get("init_from")
+    if init_from and args.previous is None:
+        raise SystemExit(
+            f"error: {args.checkpoint} was fine-tuned from {init_from}: pass --previous with "
+            "the card JSON of that model, so the card says how it was trained"
+        )
+    previous = json.loads(args.previous.read_text()) if args.previous else None
     shipped = SHIPPED if not args.no_ship else REPO / "runs" / "shipped_candidate.pt"
     save_half(args.checkpoint, shipped, extra={"source": str(args.checkpoint)})
     size_mb = shipped.stat().st_size / 2**20
@@ -244,6 +258,13 @@ def main() -> int:
         "date": time.strftime("%Y-%m-%d"),
         "note": args.note,
     }
+    if previous is not None:
+        record["previous"] = {
+            k: previous[k]
+            for k in ("model", "recipe", "training", "lsp_test_pck20", "lsp_test_pck20_flip",
+                      "note", "previous", "machine")
+            if k in previous
+        }  # fmt: skip
     CARD_JSON.parent.mkdir(parents=True, exist_ok=True)
     CARD_JSON.write_text(json.dumps(record, indent=2) + "\n")
     if not args.no_ship:
@@ -258,9 +279,83 @@ def main() -> int:
     return 0
 
 
+def stages(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """The records of the runs that made the model, first to last (``previous`` links)."""
+    chain = [r]
+    while chain[0].get("previous"):
+        chain.insert(0, chain[0]["previous"])
+    return chain
+
+
+def recipe_text(rec: dict[str, Any]) -> str:
+    loss = rec["loss"]
+    reg = (
+        f"DSNT + {loss['regularizer'].upper()} (lambda {loss['reg_weight']}, sigma "
+        f"{loss['sigma']} px)"
+        if loss.get("regularizer", "none") != "none"
+        else "DSNT"
+    )
+    return (
+        f"{reg}, {rec['optim']['optimizer']} lr {rec['optim']['lr']}, "
+        f"{rec['optim']['schedule']} schedule, warm-up {rec['optim']['warmup_steps']} steps, "
+        f"batch {rec['data']['batch_size']}, {rec['train']['epochs']} epochs, float32, "
+        "channels-last"
+    )
+
+
+def training_text(t: dict[str, Any], cpu: str) -> str:
+    return (
+        f"{t['epoch']} epochs, {t['global_step']} steps on {cpu}: median "
+        f"{t.get('train_images_per_s_median', '?')} images/s, so about "
+        f"{t.get('train_minutes_at_median_speed', '?')} minutes of training; "
+        f"{t.get('wall_minutes', '?')} minutes wall clock from the run folder's creation to the "
+        "last checkpoint (validation and any resumes included). Validation PCK@0.2 on the "
+        f"held-out images by epoch: {', '.join(map(str, t.get('val_pck_by_epoch', [])))}."
+    )
+
+
+def training_lines(r: dict[str, Any]) -> list[str]:
+    """The card's recipe and training bullets: one pair per stage of a fine-tuned model."""
+    chain = stages(r)
+    cpu = r["machine"]["cpu"]
+    if len(chain) == 1:
+        return [
+            "* **Recipe**: `configs/lsp_efficientnet_lite0_s16_dsnt_js.yaml`: "
+            + recipe_text(r["recipe"])
+            + ".",
+            "* **Training**: "
+            + training_text(r["training"], cpu)
+            + (f" {r['note']}" if r.get("note") else ""),
+        ]
+    out = []
+    for number, stage in enumerate(chain, 1):
+        start = (
+            "from ImageNet weights, `configs/lsp_efficientnet_lite0_s16_dsnt_js.yaml`"
+            if number == 1
+            else f"fine-tuned from stage {number - 1} (`train.init_from`; stage {number - 1} "
+            f"scored {stage_score(chain[number - 2])} on LSP test)"
+        )
+        out.append(
+            f"* **Stage {number}**: {start}: {recipe_text(stage['recipe'])}. "
+            + training_text(stage["training"], stage.get("machine", {}).get("cpu", cpu))
+            + (f" {stage['note']}" if stage.get("note") else "")
+        )
+    total = sum(float(s["training"].get("train_minutes_at_median_speed", 0)) for s in chain)
+    epochs = sum(int(s["training"]["epoch"]) for s in chain)
+    out.append(
+        f"* **Training in all**: {epochs} epochs over {len(chain)} stages, about {total:.0f} "
+        "minutes of training on the 2-core CPU."
+    )
+    return out
+
+
+def stage_score(r: dict[str, Any]) -> str:
+    return f"{r['lsp_test_pck20']:.1f}% PCK@0.2, {r['lsp_test_pck20_flip']:.1f}% with flip"
+
+
 def render(r: dict[str, Any]) -> str:
     """docs/model_card.md from the record."""
-    t, lat, rec = r["training"], r["latency_ms"], r["recipe"]
+    lat, rec = r["latency_ms"], r["recipe"]
     lines = [
         "# Model card: `lsp_efficientnet_lite0`, the shipped DSNT pose model",
         "",
@@ -274,18 +369,7 @@ def render(r: dict[str, Any]) -> str:
         f"{r['params_m']:.2f}M parameters, 14 LSP joints. Weights stored in half precision: "
         f"{r['size_mb']:.1f} MB, read with `torch.load(weights_only=True)`.",
         f"* **Data**: {r['data']}. The paper's augmentation (scale, rotation, flip, colour).",
-        f"* **Recipe**: `configs/lsp_efficientnet_lite0_s16_dsnt_js.yaml`: DSNT + JS "
-        f"(lambda {rec['loss']['reg_weight']}, sigma {rec['loss']['sigma']} px), "
-        f"{rec['optim']['optimizer']} lr {rec['optim']['lr']}, {rec['optim']['schedule']} "
-        f"schedule, warm-up {rec['optim']['warmup_steps']} steps, batch "
-        f"{rec['data']['batch_size']}, {rec['train']['epochs']} epochs, float32, channels-last.",
-        f"* **Training**: {t['epoch']} epochs, {t['global_step']} steps on "
-        f"{r['machine']['cpu']}: median {t.get('train_images_per_s_median', '?')} images/s, so "
-        f"about {t.get('train_minutes_at_median_speed', '?')} minutes of training; "
-        f"{t.get('wall_minutes', '?')} minutes wall clock from the run folder's creation to the "
-        "last checkpoint (validation and any resumes included). Validation PCK@0.2 on the "
-        f"held-out images by epoch: {', '.join(map(str, t.get('val_pck_by_epoch', [])))}."
-        + (f" {r['note']}" if r.get("note") else ""),
+        *training_lines(r),
         "",
         "## Accuracy on the 1000 LSP test images",
         "",
