@@ -667,10 +667,23 @@ def _measure_dsntpose(checkpoint: str | None, threads: int, calls: int = 5) -> d
 def measure_efficiency(checkpoint: str | None, threads: int = 1) -> dict[str, Any]:
     """Parameters (millions), multiply-adds of one batch-1 forward (GMACs) and peak memory
     (MiB) of a dsntpose model: ``_measure_dsntpose`` in a fresh process, so that no other
-    model's peak hides this one's, at ``threads`` torch threads."""
-    from dsntpose.bench import _in_fresh_process
+    model's peak hides this one's, at ``threads`` torch threads.
 
-    row = _in_fresh_process(_measure_dsntpose, checkpoint=checkpoint, threads=threads)
+    Raises:
+        PeersError: the child process failed (its last error line is given).
+    """
+    import subprocess
+
+    # this file run again as its own worker (as for MediaPipe), so that the child finds the
+    # function however this module was imported
+    command = [sys.executable, str(Path(__file__).resolve()), "--efficiency-worker"]
+    command += ["--threads", str(threads)] + (["--checkpoint", checkpoint] if checkpoint else [])
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise PeersError(f"measuring {checkpoint or 'the shipped model'} failed: {last}")
+    row = json.loads(lines[-1])
     peak = row["peak_memory_mib"]
     return {
         "params_m": round(row["params_m"], 4),
@@ -948,6 +961,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--note", action="append", default=[], help="a line for the report's notes (repeatable)"
     )
     parser.add_argument("--mediapipe-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--efficiency-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.limit = args.limit or 50
@@ -1225,6 +1239,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.mediapipe_worker:
         worker_main()
+        return 0
+    if args.efficiency_worker:  # measure_efficiency's child: one JSON line on stdout
+        checkpoint = None if args.checkpoint is None else str(args.checkpoint)
+        print(json.dumps(_measure_dsntpose(checkpoint, args.threads)))
         return 0
     try:
         doc = run(args)
