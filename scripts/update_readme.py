@@ -83,13 +83,30 @@ def shipped_summary(card_path: Path) -> str:
         f"with the flip test; {c['params_m']:.2f}M parameters, {c['input_size']} px crops; "
         f"batch-1 CPU latency of the network {lat['model_batch1']:.1f} ms "
         f"({c['machine']['threads']} threads, {c['machine']['cpu']}, a shared machine). "
-        f"Trained {c['training']['epoch']} epochs ({c['training'].get('wall_minutes', '?')} "
-        "minutes of wall clock on the shared 2-core machine; the model card has the details)."
+        + trained(c)
     )
     peers = REPO / "docs" / "results" / "peers.json"
     if peers.is_file():
         text += "\n\n" + peers_summary(json.loads(peers.read_text()))
     return text
+
+
+def trained(card: dict) -> str:
+    """How long the shipped model trained: its run, and the runs it was fine-tuned from."""
+    chain = [card]
+    while chain[0].get("previous"):
+        chain.insert(0, chain[0]["previous"])
+    epochs = sum(int(c["training"]["epoch"]) for c in chain)
+    wall = sum(float(c["training"].get("wall_minutes", 0)) for c in chain)
+    stages = (
+        f" in {len(chain)} stages (the last fine-tuned from the one before)"
+        if len(chain) > 1
+        else ""
+    )
+    return (
+        f"Trained {epochs} epochs{stages}, {wall:.0f} minutes of wall clock on the shared "
+        "2-core machine; the model card has the details."
+    )
 
 
 def peers_summary(p: dict) -> str:
