@@ -88,6 +88,11 @@ def shipped_summary(card_path: Path) -> str:
     peers = REPO / "docs" / "results" / "peers.json"
     if peers.is_file():
         text += "\n\n" + peers_summary(json.loads(peers.read_text()))
+    card_md = (REPO / "docs" / "model_card.md").read_text()
+    goals = section(card_md, "## Against the project's targets")
+    if goals:
+        text += "\n\nAgainst the project's targets (from the [model card](docs/model_card.md)):\n\n"
+        text += goals
     return text
 
 
