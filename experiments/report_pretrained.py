@@ -187,6 +187,73 @@ def pclaim(text: str, test: Callable[[], bool | None], evidence: Callable[[], st
     return claim(text, test, evidence, noise=pretrained_noise, **kw)
 
 
+# ---------------------------------------------------------------------------- seeds
+
+
+def close_pairs(margin: float = 3.0) -> list[tuple[str, str, float, bool]]:
+    """The pairs the orderings compare whose PCK@0.2 lie within ``margin`` of each other:
+    ``(sweep/point, sweep/point, gap, both have a second seed)``. Compared are the strategies
+    at one stride (pa), the activations (pb), the regularisers (pc), and each new op against
+    plain DSNT + JS at its stride (pf)."""
+
+    def rows(sweep: str) -> list[dict[str, Any]]:
+        return read_csv(sweep)
+
+    pairs: list[tuple[dict[str, Any], dict[str, Any], str]] = []
+    pa = rows("pa_strategy")
+    for stride in STRIDES:
+        here = [r for r in pa if r["stride"] == stride]
+        pairs += [(x, y, "pa_strategy") for i, x in enumerate(here) for y in here[i + 1 :]]
+    for sweep in ("pb_activation", "pc_regularizer"):
+        here = rows(sweep)
+        pairs += [(x, y, sweep) for i, x in enumerate(here) for y in here[i + 1 :]]
+    pf = rows("pf_newops")
+    for r in pf:
+        plain = [p for p in pf if p["stride"] == r["stride"] and p["op"] == "dsnt_js"]
+        if r["op"] != "dsnt_js" and plain:
+            pairs.append((r, plain[0], "pf_newops"))
+    out = []
+    for x, y, sweep in pairs:
+        gap = abs(x["pck20"] - y["pck20"])
+        if gap <= margin:
+            seeded = x.get("seeds", 1) > 1 and y.get("seeds", 1) > 1
+            out.append((f"{sweep}/{point(x)}", f"{sweep}/{point(y)}", gap, seeded))
+    return out
+
+
+def seeds_paragraph(lines: list[str], margin: float = 3.0) -> None:
+    """Which compared pairs lie within ``margin`` PCK and whether their second seeds ran."""
+    pairs = close_pairs(margin)
+    if not pairs:
+        lines += [
+            f"No two compared cells finished so far lie within {margin:g} PCK@0.2 of each "
+            "other, so no second seed is needed yet.",
+            "",
+        ]
+        return
+    todo = [(a, b, g) for a, b, g, seeded in pairs if not seeded]
+    text = (
+        f"Compared pairs within {margin:g} PCK@0.2 of each other (each needs a second seed, "
+        "`extra_seeds` in its sweep file): "
+        + "; ".join(
+            f"{a} and {b} ({g:.1f} apart{', both seeded' if s else ''})" for a, b, g, s in pairs
+        )
+        + "."
+    )
+    if todo:
+        need = 0.0
+        cells_ = {c for a, b, _ in todo for c in (a, b)}
+        for cell in sorted(cells_):
+            rec = records().get(f"{cell}-seed0")
+            if rec is not None:
+                samples = int(rec["steps"]) * int(rec["config"]["data"]["batch_size"])
+                need += minutes_at(rec["config"]["model"]["output_stride"], samples)[0]
+        text += (
+            f" Second seeds still to run: {len(cells_)} cells, about {need:.0f} min of training."
+        )
+    lines += [text, ""]
+
+
 # ---------------------------------------------------------------------------- orderings
 
 
@@ -632,6 +699,7 @@ def section(lines: list[str]) -> None:
     ]
     ours = orderings(lines)
     lines.append("")
+    seeds_paragraph(lines)
     regimes(lines, ours)
     tables(lines)
     headline(lines)

@@ -801,6 +801,12 @@ def test_pretrained_orderings_and_the_two_regimes(tmp_path, monkeypatch):
     said = {rp.claim_text(x): rp.verdict_of(x) for x in rp.orderings([])}
     assert said["debiased DSNT + JS beats plain DSNT + JS at s32"] == "held"
     lines = []
+    rp.seeds_paragraph(lines)
+    assert "pa_strategy/s8-dsnt_js and pa_strategy/s8-heatmap (1.0 apart)" in lines[0]
+    assert "pf_newops/s32-debiased and pf_newops/s32-dsnt_js (3.0 apart)" in lines[0]
+    # each at its stride's median minutes: s8 60 (20 and 100), s32 20
+    assert lines[0].endswith("Second seeds still to run: 4 cells, about 160 min of training.")
+    lines = []
     rp.regimes(lines, ours)
     heat = next(x for x in lines if x.startswith("* Heatmap matching at s32"))
     assert "4x4 cells, each 32 crop px wide" in heat and "16 crop px" in heat
