@@ -152,6 +152,42 @@ def table(result: Any) -> dict[str, float]:
     return {n: round(float(v), 2) for n, v in zip(result.joint_set.names, result.per_joint)}
 
 
+def latency_record(ms: tuple[float, ...], rounds: int) -> dict[str, Any]:
+    model_ms, model_flip_ms, pipeline_ms = ms
+    return {
+        "model_batch1": round(model_ms, 2),
+        "model_batch1_flip": round(model_flip_ms, 2),
+        "predictor_image_flip": round(pipeline_ms, 2),
+        "rounds": rounds,
+    }
+
+
+def measure_latency(
+    model: Any, size: int, shipped: Path, args: argparse.Namespace
+) -> tuple[float, float, float]:
+    """Batch-1 latency in ms of the network on a crop, with the flip test, and of the whole
+    ``Predictor`` call on a decoded LSP image with a box (median of ``args.rounds``)."""
+    import cv2
+
+    from dsntpose.data import LSP, get_joint_set
+    from dsntpose.inference import flip_test
+    from dsntpose.predictor import Predictor
+
+    test = LSP(args.data_root, "test", size=size)
+    crop = torch.rand(1, 3, size, size).contiguous(memory_format=torch.channels_last)
+    joints = get_joint_set("lsp")
+    model = model.eval().to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        model_ms = latency_ms(lambda: model(crop), args.rounds)
+        model_flip_ms = latency_ms(lambda: flip_test(model, crop, joints), args.rounds)
+    image = cv2.imread(test.image_paths[0])
+    j = test.joints[0]
+    box = (*(j.min(0) - 10), *(j.max(0) - j.min(0) + 20))
+    predictor = Predictor.from_checkpoint(shipped, "cpu", True)
+    pipeline_ms = latency_ms(lambda: predictor(image, [box]), args.rounds)
+    return model_ms, model_flip_ms, pipeline_ms
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, help="required unless --render")
@@ -169,7 +205,27 @@ def main() -> int:
         help="the card JSON of the model a fine-tuning run (train.init_from) started from, "
         "kept in this card as its first stage",
     )
+    parser.add_argument(
+        "--latency-only",
+        action="store_true",
+        help="only remeasure the shipped model's latency (at --threads) into the card",
+    )
     args = parser.parse_args()
+    if args.latency_only:
+        torch.set_num_threads(args.threads)
+        from dsntpose.bench import cpu_name
+        from dsntpose.zoo import load_pretrained
+
+        record = json.loads(CARD_JSON.read_text())
+        model, cfg, _ = load_pretrained()
+        record["latency_ms"] = latency_record(
+            measure_latency(model, cfg.input_size, SHIPPED, args), args.rounds
+        )
+        record["machine"] = {"cpu": cpu_name(), "threads": args.threads, "torch": torch.__version__}
+        CARD_JSON.write_text(json.dumps(record, indent=2) + "\n")
+        CARD_MD.write_text(render(record))
+        print(json.dumps(record["latency_ms"]))
+        return 0
     if args.render:
         record = json.loads(CARD_JSON.read_text())
         if args.note:
@@ -205,27 +261,7 @@ def main() -> int:
     from dsntpose.zoo import load_pretrained
 
     model, _, _ = load_pretrained() if not args.no_ship else load_checkpoint(shipped)
-    crop = torch.rand(1, 3, cfg.input_size, cfg.input_size)
-    from dsntpose.data import get_joint_set
-    from dsntpose.inference import flip_test
-
-    joints = get_joint_set(cfg.joints)
-    model = model.eval().to(memory_format=torch.channels_last)
-    crop = crop.contiguous(memory_format=torch.channels_last)
-    with torch.no_grad():
-        model_ms = latency_ms(lambda: model(crop), args.rounds)
-        model_flip_ms = latency_ms(lambda: flip_test(model, crop, joints), args.rounds)
-    from dsntpose.data import LSP
-    from dsntpose.predictor import Predictor
-
-    test = LSP(args.data_root, "test", size=cfg.input_size)
-    import cv2
-
-    image = cv2.imread(test.image_paths[0])
-    j = test.joints[0]
-    box = (*(j.min(0) - 10), *(j.max(0) - j.min(0) + 20))
-    predictor = Predictor.from_checkpoint(shipped, "cpu", True)
-    pipeline_ms = latency_ms(lambda: predictor(image, [box]), args.rounds)
+    model_ms, model_flip_ms, pipeline_ms = measure_latency(model, cfg.input_size, shipped, args)
     rel = reliability(flipped)
     plot_reliability(rel, RELIABILITY_PNG)
 
@@ -248,12 +284,7 @@ def main() -> int:
         "per_joint_flip": table(flipped.result),
         "groups": {k: round(float(v), 2) for k, v in plain.result.groups.items()},
         "groups_flip": {k: round(float(v), 2) for k, v in flipped.result.groups.items()},
-        "latency_ms": {
-            "model_batch1": round(model_ms, 2),
-            "model_batch1_flip": round(model_flip_ms, 2),
-            "predictor_image_flip": round(pipeline_ms, 2),
-            "rounds": args.rounds,
-        },
+        "latency_ms": latency_record((model_ms, model_flip_ms, pipeline_ms), args.rounds),
         "reliability": rel,
         "date": time.strftime("%Y-%m-%d"),
         "note": args.note,
