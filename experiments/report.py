@@ -40,16 +40,22 @@ STRATEGY_NAMES = {
 
 
 @contextlib.contextmanager
-def plot(name: str, xlabel: str, ylabel: str, legend_size: int = 8) -> Iterator[Any]:
-    """Axes to draw on; on leaving the block they get labels, a grid and a legend, and the
-    figure is saved as ``docs/results/<name>``."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+def plot(
+    name: str, xlabel: str, ylabel: str, legend_size: int = 8, outside: bool = False
+) -> Iterator[Any]:
+    """Axes to draw on; on leaving the block they get labels, a grid and a legend (right of
+    the axes with ``outside``, for plots with many series), and the figure is saved as
+    ``docs/results/<name>``."""
+    fig, ax = plt.subplots(figsize=(8.0 if outside else 5.5, 3.8))
     try:
         yield ax
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=legend_size)
+        if outside:
+            ax.legend(fontsize=legend_size, loc="center left", bbox_to_anchor=(1.02, 0.5))
+        else:
+            ax.legend(fontsize=legend_size)
         fig.tight_layout()
         fig.savefig(RESULTS / name, dpi=110)
     finally:
@@ -277,7 +283,10 @@ def sweep_a(lines: list[str]) -> None:
     if latency:
         xlabel = "latency at batch 1, CPU (ms)"
         colour: dict[str, str] = {}
-        with plot("pck_vs_latency.png", xlabel, "PCK@0.2 (%)") as ax:
+        from experiments.report_pretrained import latency_points
+
+        pretrained = latency_points()  # the paper's regime, timed in the same run
+        with plot("pck_vs_latency.png", xlabel, "PCK@0.2 (%)", 7, outside=bool(pretrained)) as ax:
             for s in order:
                 pts = sorted(
                     (
@@ -303,9 +312,6 @@ def sweep_a(lines: list[str]) -> None:
                     color=colour.get(r["strategy"]),
                     label=f"2-stack hourglass (d), {STRATEGY_NAMES[r['strategy']]}",
                 )
-            from experiments.report_pretrained import latency_points
-
-            pretrained = latency_points()  # the paper's regime, timed in the same run
             for s in STRATEGY_NAMES:
                 pts = sorted((ms, pck, stride) for ms, pck, k, stride in pretrained if k == s)
                 if pts:
@@ -320,8 +326,6 @@ def sweep_a(lines: list[str]) -> None:
                         ax.annotate(
                             lbl, (x, y), fontsize=6, xytext=(2, 2), textcoords="offset points"
                         )
-            if hourglass or pretrained:
-                ax.legend(fontsize=6 if pretrained else 7)
             ax.set_xscale("log")
             ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
             ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
