@@ -212,12 +212,22 @@ def close_pairs(margin: float = 3.0) -> list[tuple[str, str, float, bool]]:
         plain = [p for p in pf if p["stride"] == r["stride"] and p["op"] == "dsnt_js"]
         if r["op"] != "dsnt_js" and plain:
             pairs.append((r, plain[0], "pf_newops"))
-    out = []
+    done = records()
+
+    def canonical(sweep: str, row: dict[str, Any]) -> str:
+        """The point's own id, or that of the identical run it is a copy of."""
+        rec = done.get(f"{sweep}/{row['cell'].split('+')[0]}") or {}
+        twin = rec.get("same_run_as")
+        return twin.rsplit("-seed", 1)[0] if twin else f"{sweep}/{point(row)}"
+
+    out, seen = [], set()
     for x, y, sweep in pairs:
         gap = abs(x["pck20"] - y["pck20"])
-        if gap <= margin:
+        a, b = canonical(sweep, x), canonical(sweep, y)
+        if gap <= margin and frozenset((a, b)) not in seen:
+            seen.add(frozenset((a, b)))
             seeded = x.get("seeds", 1) > 1 and y.get("seeds", 1) > 1
-            out.append((f"{sweep}/{point(x)}", f"{sweep}/{point(y)}", gap, seeded))
+            out.append((a, b, gap, seeded))
     return out
 
 
