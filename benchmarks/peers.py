@@ -306,7 +306,8 @@ def _mediapipe_estimator() -> tuple[Callable[[np.ndarray], Any], dict[str, Any]]
 
 
 def _status_kb(field: str) -> int | None:
-    """A ``kB`` field of ``/proc/self/status`` (Linux), or None."""
+    """A ``kB`` field of ``/proc/self/status`` (Linux), or None. (``dsntpose.bench`` has the
+    same reader; the MediaPipe worker runs this file without dsntpose or torch installed.)"""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith(field + ":"):

@@ -489,37 +489,31 @@ def differences() -> list[str]:
                 "at any map size."
             )
             break
-    fc = [s for s in STRIDES if ("fc", s) in a_new and ("dsnt", s) in a_new]
-    if fc:
-        out.append(
-            "DSNT minus FC, pretrained: "
-            + ", ".join(
-                f"{s} {a_new[('dsnt', s)]['pck20'] - a_new[('fc', s)]['pck20']:+.1f}" for s in fc
+
+    def both(title: str, ours: str, other: str) -> list[str]:
+        """``ours`` minus ``other`` (PCK@0.2) at each stride, in this regime then from scratch;
+        the strides where this regime has both cells."""
+        here = [s for s in STRIDES if (ours, s) in a_new and (other, s) in a_new]
+        if here:
+            out.append(
+                f"{title}, pretrained: "
+                + ", ".join(
+                    f"{s} {a_new[(ours, s)]['pck20'] - a_new[(other, s)]['pck20']:+.1f}"
+                    for s in here
+                )
+                + "; from scratch: "
+                + ", ".join(
+                    f"{s} {a_old[(ours, s)]['pck20'] - a_old[(other, s)]['pck20']:+.1f}"
+                    for s in here
+                    if (ours, s) in a_old and (other, s) in a_old
+                )
+                + "."
             )
-            + "; from scratch: "
-            + ", ".join(
-                f"{s} {a_old[('dsnt', s)]['pck20'] - a_old[('fc', s)]['pck20']:+.1f}"
-                for s in fc
-                if ("dsnt", s) in a_old and ("fc", s) in a_old
-            )
-            + "."
-        )
-    js = [s for s in STRIDES if ("dsnt_js", s) in a_new and ("dsnt", s) in a_new]
+        return here
+
+    both("DSNT minus FC", "dsnt", "fc")
+    js = both("JS against no regulariser", "dsnt_js", "dsnt")
     if js:
-        out.append(
-            "JS against no regulariser, pretrained: "
-            + ", ".join(
-                f"{s} {a_new[('dsnt_js', s)]['pck20'] - a_new[('dsnt', s)]['pck20']:+.1f}"
-                for s in js
-            )
-            + "; from scratch: "
-            + ", ".join(
-                f"{s} {a_old[('dsnt_js', s)]['pck20'] - a_old[('dsnt', s)]['pck20']:+.1f}"
-                for s in js
-                if ("dsnt_js", s) in a_old and ("dsnt", s) in a_old
-            )
-            + "."
-        )
         gain = {s: a_new[("dsnt_js", s)]["pck20"] - a_new[("dsnt", s)]["pck20"] for s in js}
         hurt = [s for s in js if gain[s] < 0]
         if hurt:
