@@ -167,6 +167,23 @@ def evaluate_cell(checkpoint: Path, data_root: str, flip: bool = False) -> dict[
     return out
 
 
+# (section, key, default) of config fields added after the first experiment records.
+ADDED_FIELDS = (
+    ("train", "init_from", None),
+    ("model", "presence", False),
+    ("loss", "presence_weight", 0.1),
+    ("loss", "visibility_weight", 0.1),
+    ("data", "mpii_crops_root", None),
+    ("data", "coco_root", None),
+    ("data", "mix_weights", {}),
+    ("data", "negatives", 0.0),
+    ("data", "whole_prob", 0.0),
+    ("data", "loose_prob", 0.0),
+    ("data", "loose_scale", 1.0),
+    ("data", "shift", 0.0),
+)
+
+
 def config_hash(values: Mapping[str, Any]) -> str:
     """A hash of everything that decides a run's result (not where it writes or logs)."""
     import hashlib
@@ -181,9 +198,10 @@ def config_hash(values: Mapping[str, Any]) -> str:
         },
     )
     core["data"]["lspet"] = bool(values.get("data", {}).get("lspet_root"))
-    if core["train"].get("init_from", None) is None:
-        # a field added after the first records: at its default it leaves their hashes as they were
-        core["train"].pop("init_from", None)
+    # fields added after the first records: at their defaults they leave those hashes as they were
+    for section, key, default in ADDED_FIELDS:
+        if section in core and core[section].get(key, default) == default:
+            core[section].pop(key, None)
     return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -55,6 +55,10 @@ class ModelConfig:
         joints: joint set, ``mpii`` (16) or ``lsp`` (14).
         weights: backbone weights: None (random), ``"imagenet"`` or a local file path.
         input_size: side of the square input crop in pixels (224 for ResNets, 256 hourglass).
+        presence: add the two small heads of whole-photo pose beside the maps: a person-presence
+            logit (pooled features) and per-joint visibility logits (features pooled under each
+            joint's map); see :class:`dsntpose.heads.PresenceHead`. Needs a DSNT or FC head on
+            a ResNet or EfficientNet-Lite.
     """
 
     backbone: str = "resnet34"
@@ -68,9 +72,15 @@ class ModelConfig:
     joints: str = "mpii"
     weights: str | None = None
     input_size: int = 224
+    presence: bool = False
 
     def __post_init__(self) -> None:
         check_choice("model.backbone", self.backbone, BACKBONES)
+        if self.presence and (self.backbone == "hourglass" or self.head == "heatmap"):
+            raise ValueError(
+                "model.presence: the presence and visibility heads need a ResNet or "
+                f"EfficientNet-Lite with a dsnt or fc head, got {self.backbone!r} / {self.head!r}"
+            )
         check_choice("model.head", self.head, HEADS)
         check_choice("model.activation", self.activation, ACTIVATIONS)
         check_choice("model.coords", self.coords, COORDS)
@@ -122,6 +132,9 @@ class LossConfig:
         coord_loss: the DSNT/FC coordinate loss: ``euclidean`` (the paper's) or ``rle`` (the
             residual log-likelihood of Li et al. 2021 in its flow-free Laplace form, with each
             joint's scale the spread of its own map, so the loss also shapes the map).
+        presence_weight: weight of the person-presence binary cross-entropy (``model.presence``).
+        visibility_weight: weight of the per-joint visibility binary cross-entropy
+            (``model.presence``), averaged over the joints whose visibility is known.
     """
 
     regularizer: str = "js"
@@ -129,6 +142,8 @@ class LossConfig:
     sigma: float = 1.0
     heatmap_sigma: float = 1.0
     coord_loss: str = "euclidean"
+    presence_weight: float = 0.1
+    visibility_weight: float = 0.1
 
     def __post_init__(self) -> None:
         check_choice("loss.regularizer", self.regularizer, REGULARIZERS)
@@ -137,9 +152,12 @@ class LossConfig:
             raise ValueError("loss.sigma and loss.heatmap_sigma must be > 0 (heatmap pixels)")
         if self.reg_weight < 0:
             raise ValueError(f"loss.reg_weight: must be >= 0, got {self.reg_weight}")
+        _check_positive("loss.presence_weight", self.presence_weight, allow_zero=True)
+        _check_positive("loss.visibility_weight", self.visibility_weight, allow_zero=True)
 
 
-DATASETS = ("synthetic", "lsp", "mpii")
+DATASETS = ("synthetic", "lsp", "mpii", "mixed")
+MIX_SOURCES = ("lsp", "lspet", "mpii_crops")
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 SCHEDULES = ("step", "cosine")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
@@ -147,7 +165,12 @@ ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true")
 
 # The joint set each data set's labels use (``model.joints`` must agree).
-DATASET_JOINTS = {"synthetic": ("mpii", "lsp"), "lsp": ("lsp",), "mpii": ("mpii",)}
+DATASET_JOINTS = {
+    "synthetic": ("mpii", "lsp"),
+    "lsp": ("lsp",),
+    "mpii": ("mpii",),
+    "mixed": ("mpii",),
+}
 
 
 def _check_positive(key: str, value: float, *, allow_zero: bool = False) -> None:
@@ -199,15 +222,32 @@ class DataConfig:
     The crop side is ``model.input_size``; it is not repeated here.
 
     Attributes:
-        dataset: ``synthetic`` (generated stick figures, no download), ``lsp`` or ``mpii``.
+        dataset: ``synthetic`` (generated stick figures, no download), ``lsp``, ``mpii`` or
+            ``mixed`` (LSP 1-1000, LSP-extended and the MPII training crops as one training
+            set in MPII's 16 joints, mapped by name, with framing and negatives for
+            whole-photo pose: :mod:`dsntpose.data.mixed`; tested on LSP 1001-2000).
         root: data folder. LSP: the folder holding ``images/`` and ``joints.mat`` (see
             ``dsntpose data lsp``). MPII: the folder holding the annotation files. Unused by
             ``synthetic``.
         image_root: MPII only: the folder of the MPII images (``images/*.jpg``); defaults to
             ``root/images``.
-        lspet_root: LSP only: an LSP-extended folder (``joints.mat`` and ``images/``) whose
+        lspet_root: LSP and mixed: an LSP-extended folder (``joints.mat`` and ``images/``) whose
             images join LSP's training images (the standard LSP protocol: LSP 1-1000 plus
             LSPET for training, LSP 1001-2000 for testing). None: LSP alone.
+        mpii_crops_root: mixed: the MPII training crops (``person_keypoints_mpii_train.json``
+            and ``images/``). None: left out.
+        coco_root: mixed: a COCO folder (``annotations/person_keypoints_val2017.json``,
+            ``val2017/``) whose regions away from every annotated person join the negatives
+            (every third image kept for validation). None: left out.
+        mix_weights: mixed: draws per epoch of each source (``lsp``, ``lspet``,
+            ``mpii_crops``) as a multiple of its size (default 1 each; 2 shows each person of
+            that source twice an epoch, 0.5 a fixed half).
+        negatives: mixed: background crops (no person) per person crop, for the presence
+            score.
+        whole_prob, loose_prob, loose_scale, shift: mixed: the framing of training crops
+            (:class:`dsntpose.data.mixed.Framing`): the whole image with probability
+            ``whole_prob``, a loose crop (side x ``2 ** U(0, loose_scale)``, centre moved by up
+            to ``shift`` of the side) with probability ``loose_prob``, else the annotation box.
         val_holdout: hold out this many training images (a fixed draw, the same for every run
             and seed) for validation, model and checkpoint selection, so that the test split
             is touched only for final numbers. 0: validate on the test split (LSP 1001-2000,
@@ -233,6 +273,14 @@ class DataConfig:
     root: str | None = None
     image_root: str | None = None
     lspet_root: str | None = None
+    mpii_crops_root: str | None = None
+    coco_root: str | None = None
+    mix_weights: dict[str, float] = field(default_factory=dict)
+    negatives: float = 0.0
+    whole_prob: float = 0.0
+    loose_prob: float = 0.0
+    loose_scale: float = 1.0
+    shift: float = 0.0
     val_holdout: int = 0
     augment: bool = True
     scale_sigma: float = AUGMENT_DEFAULTS["scale_sigma"]
@@ -254,10 +302,40 @@ class DataConfig:
         check_choice("data.dataset", self.dataset, DATASETS)
         check_augmentation(self, "data.")
         _check_positive("data.val_holdout", self.val_holdout, allow_zero=True)
-        if self.lspet_root is not None and self.dataset != "lsp":
+        if self.lspet_root is not None and self.dataset not in ("lsp", "mixed"):
             raise ValueError(
-                f"data.lspet_root: LSP-extended joins data.dataset 'lsp' only, got {self.dataset!r}"
+                "data.lspet_root: LSP-extended joins data.dataset 'lsp' or 'mixed' only, got "
+                f"{self.dataset!r}"
             )
+        mixed_only = {
+            "mpii_crops_root": self.mpii_crops_root is not None,
+            "coco_root": self.coco_root is not None,
+            "mix_weights": bool(self.mix_weights),
+            "negatives": self.negatives != 0,
+            "whole_prob": self.whole_prob != 0,
+            "loose_prob": self.loose_prob != 0,
+        }
+        for key, used in mixed_only.items():
+            if used and self.dataset != "mixed":
+                raise ValueError(f"data.{key}: needs data.dataset 'mixed', got {self.dataset!r}")
+        if not isinstance(self.mix_weights, Mapping):
+            raise ValueError(
+                f"data.mix_weights: expected a mapping source -> weight, got {self.mix_weights!r}"
+            )
+        self.mix_weights = {str(k): float(v) for k, v in self.mix_weights.items()}
+        for key, weight in self.mix_weights.items():
+            check_choice("data.mix_weights", key, MIX_SOURCES)
+            _check_positive(f"data.mix_weights.{key}", weight, allow_zero=True)
+        _check_positive("data.negatives", self.negatives, allow_zero=True)
+        _check_probability("data.whole_prob", self.whole_prob)
+        _check_probability("data.loose_prob", self.loose_prob)
+        if self.whole_prob + self.loose_prob > 1:
+            raise ValueError(
+                "data.whole_prob + data.loose_prob: must be at most 1, got "
+                f"{self.whole_prob + self.loose_prob!r}"
+            )
+        _check_positive("data.loose_scale", self.loose_scale, allow_zero=True)
+        _check_positive("data.shift", self.shift, allow_zero=True)
         _check_positive("data.batch_size", self.batch_size)
         _check_positive("data.num_workers", self.num_workers, allow_zero=True)
         for key in ("train_subset", "val_subset"):

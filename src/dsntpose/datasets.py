@@ -44,7 +44,7 @@ def _augment_for(run: RunConfig) -> Augment | bool:
 def require_root(run: RunConfig) -> Path:
     """``data.root`` as a folder, or ``FileNotFoundError`` saying what to download where."""
     d = run.data
-    if d.dataset == "lsp":
+    if d.dataset in ("lsp", "mixed"):
         how = (
             "LSP (2000 images + joints.mat): run `dsntpose data lsp --data.root DIR` (downloads "
             "http://sam.johnson.io/research/lsp_dataset.zip) and pass --data.root DIR"
@@ -68,7 +68,7 @@ def require_root(run: RunConfig) -> Path:
         raise FileNotFoundError(
             f"data.root {root} failed its checksum verification ({problem}); fetch it again. {how}"
         )
-    needed = ["joints.mat", "images"] if d.dataset == "lsp" else ["valid.h5"]
+    needed = ["joints.mat", "images"] if d.dataset in ("lsp", "mixed") else ["valid.h5"]
     for name in needed:
         if not (root / name).exists():
             raise FileNotFoundError(f"data.root {root} has no {name}. {how}")
@@ -145,6 +145,8 @@ def _build_splits(
         ]
         plain_parts = [Synthetic(d.synthetic_train, size=size, joints=joints, seed=seed)]
         test: PoseDataset | None = val
+    elif d.dataset == "mixed":
+        return _build_mixed(run, augment, need_test=need_test)
     elif d.dataset == "lsp":
         root = require_root(run)
         train_parts = [LSP(root, "train", size=size, augment=augment, seed=seed)]
@@ -192,10 +194,130 @@ def build_test_set(run: RunConfig) -> Dataset[dict[str, Any]]:
             d.synthetic_val, size=size, joints=run.model.joints, seed=run.train.seed + 1
         )
     root = require_root(run)
+    if d.dataset == "mixed":
+        return _lsp_test_mixed(root, size)
     if d.dataset == "lsp":
         return LSP(root, "test", size=size)
     image_root = Path(d.image_root).expanduser() if d.image_root else root / "images"
     return MPII(root / "valid.h5", image_root, "all", size=size)
+
+
+def _lsp_test_mixed(root: Path, size: int) -> Dataset[dict[str, Any]]:
+    """LSP images 1001-2000 in MPII's joints (by name: neck as upper_neck, no pelvis/thorax),
+    annotation-box crops: the test split of ``data.dataset: mixed``."""
+    from dsntpose.data.joints import MPII_JOINTS
+    from dsntpose.data.mixed import MixedPeople
+
+    return MixedPeople([("lsp", LSP(root, "test", size=size))], MPII_JOINTS, size=size)
+
+
+def _build_mixed(
+    run: RunConfig, augment: Augment | bool, *, need_test: bool
+) -> tuple[Dataset[dict[str, Any]], Dataset[dict[str, Any]], Dataset[dict[str, Any]] | None]:
+    """The splits of ``data.dataset: mixed`` (:mod:`dsntpose.data.mixed`): LSP 1-1000,
+    LSP-extended (``data.lspet_root``) and the MPII training crops (``data.mpii_crops_root``)
+    as one set in MPII's joints; ``data.val_holdout`` people held out (fixed draw) with the
+    negatives of their own images (and every third COCO background) for validation."""
+    from dsntpose.data.coco import COCOKeypoints
+    from dsntpose.data.joints import MPII_JOINTS
+    from dsntpose.data.mixed import (
+        Framing,
+        MixedPeople,
+        coco_backgrounds,
+        mpii_crop_other_people,
+    )
+
+    d, size, seed = run.data, run.model.input_size, run.train.seed
+    root = require_root(run)
+    sources: list[tuple[str, Any]] = [("lsp", LSP(root, "train", size=size))]
+    others: dict[str, list[np.ndarray]] = {}
+    if d.lspet_root is not None:
+        sources.append(
+            ("lspet", LSP(_require_lspet(d.lspet_root), "all", size=size, extended=True))
+        )
+    if d.mpii_crops_root is not None:
+        crops = Path(d.mpii_crops_root).expanduser()
+        ann = crops / "person_keypoints_mpii_train.json"
+        if not ann.is_file() or not (crops / "images").is_dir():
+            raise FileNotFoundError(
+                f"data.mpii_crops_root {crops} must hold person_keypoints_mpii_train.json and images/"
+            )
+        people = COCOKeypoints(ann, crops / "images", size=size, margin=0.2)
+        boxes = mpii_crop_other_people(ann)
+        others["mpii_crops"] = [boxes.get(int(i), np.zeros((0, 4))) for i in people.image_ids]
+        sources.append(("mpii_crops", people))
+    train_bg = val_bg = None
+    if d.coco_root is not None:
+        coco = Path(d.coco_root).expanduser()
+        ann = coco / "annotations" / "person_keypoints_val2017.json"
+        if not ann.is_file() or not (coco / "val2017").is_dir():
+            raise FileNotFoundError(
+                f"data.coco_root {coco} must hold annotations/person_keypoints_val2017.json and val2017/"
+            )
+        backgrounds = coco_backgrounds(ann, coco / "val2017")
+        keep = [k % 3 != 2 for k in range(len(backgrounds.image_paths))]
+        train_bg = _select(backgrounds, keep)
+        val_bg = _select(backgrounds, [not k for k in keep])
+    sizes = [len(source.joints) for _, source in sources]
+    if d.val_holdout:
+        train_picks, val_picks = holdout_picks(sizes, d.val_holdout)
+    else:
+        train_picks, val_picks = [(p, i) for p, n in enumerate(sizes) for i in range(n)], []
+    train_picks = _weighted(train_picks, [name for name, _ in sources], d.mix_weights, seed)
+    framing = Framing(d.whole_prob, d.loose_prob, d.loose_scale, d.shift)
+    common = {"joint_set": MPII_JOINTS, "other_people": others, "size": size}
+    train = MixedPeople(
+        sources,
+        picks=train_picks,
+        negatives=round(d.negatives * len(train_picks)),
+        backgrounds=train_bg,
+        augment=augment,
+        framing=framing,
+        seed=seed,
+        **common,
+    )
+    test = _lsp_test_mixed(root, size) if need_test or not val_picks else None
+    if not val_picks:
+        return train, test, test
+    val = MixedPeople(
+        sources,
+        picks=val_picks,
+        negatives=round(d.negatives * len(val_picks)),
+        backgrounds=val_bg,
+        seed=seed + 1,
+        **common,
+    )
+    return train, val, test
+
+
+def _select(images: Any, keep: Sequence[bool]) -> Any:
+    """The :class:`~dsntpose.data.mixed.NegativeImages` of ``images`` where ``keep``."""
+    from dsntpose.data.mixed import NegativeImages
+
+    return NegativeImages(
+        [p for p, k in zip(images.image_paths, keep) if k],
+        [a for a, k in zip(images.avoid, keep) if k],
+    )
+
+
+def _weighted(
+    picks: list[tuple[int, int]], names: list[str], weights: dict[str, float], seed: int
+) -> list[tuple[int, int]]:
+    """``picks`` with each source's people repeated ``weight`` times (default 1): the whole
+    part of a weight repeats everyone, the fraction adds a fixed draw (seeded) of its people."""
+    out: list[tuple[int, int]] = []
+    for part, name in enumerate(names):
+        mine = [pick for pick in picks if pick[0] == part]
+        weight = weights.get(name, 1.0)
+        whole, frac = int(weight), weight - int(weight)
+        out += mine * whole
+        extra = round(frac * len(mine))
+        if extra:
+            order = np.random.default_rng([HOLDOUT_SEED, seed, part]).permutation(len(mine))
+            out += [mine[k] for k in sorted(order[:extra].tolist())]
+    if not out:
+        raise ValueError("data.mix_weights: every source has weight 0; nothing to train on")
+    return out
 
 
 def _require_lspet(folder: str) -> Path:

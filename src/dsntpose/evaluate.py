@@ -47,6 +47,7 @@ __all__ = [
     "PCKCurve",
     "PCKResult",
     "Protocol",
+    "auroc",
     "normalized_distances",
     "pck",
     "pck_curve",
@@ -436,11 +437,38 @@ class Protocol(NamedTuple):
     threshold: float
 
 
+def auroc(scores: ArrayLike, labels: ArrayLike) -> float:
+    """Area under the ROC curve of ``scores`` for binary ``labels`` (1 positive, 0 negative):
+    the probability that a random positive scores above a random negative, ties counting
+    half (the Mann-Whitney statistic). NaN when either class is absent.
+
+    Args:
+        scores: ``(N,)`` real scores (any monotone scale: logits or probabilities).
+        labels: ``(N,)`` 0/1.
+    """
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    y = np.asarray(labels, dtype=np.float64).reshape(-1)
+    if s.shape != y.shape:
+        raise ValueError(f"auroc: scores {s.shape} and labels {y.shape} differ in shape")
+    if not np.isin(y, (0.0, 1.0)).all():
+        raise ValueError("auroc: labels must be 0 or 1")
+    if not np.isfinite(s).all():
+        raise ValueError("auroc: scores must be finite")
+    positives, negatives = int(y.sum()), int(len(y) - y.sum())
+    if positives == 0 or negatives == 0:
+        return math.nan
+    from scipy.stats import rankdata
+
+    ranks = rankdata(s)  # average ranks: ties count half
+    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
 def protocol_for(dataset: str) -> Protocol:
-    """MPII: PCKh@0.5 of the head size; LSP and the synthetic set: PCK@0.2 of the torso."""
+    """MPII: PCKh@0.5 of the head size; LSP, the mixed set (LSP, LSP-extended, MPII crops)
+    and the synthetic set: PCK@0.2 of the torso."""
     if dataset == "mpii":
         return Protocol("PCKh", 0.5)
-    if dataset in ("lsp", "synthetic", "coco"):
+    if dataset in ("lsp", "synthetic", "coco", "mixed"):
         return Protocol("PCK", 0.2)
     raise ValueError(f"data.dataset: no evaluation protocol for {dataset!r}")
 

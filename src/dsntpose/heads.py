@@ -47,9 +47,11 @@ __all__ = [
     "FlipMode",
     "HeadOutput",
     "HeatmapHead",
+    "PresenceHead",
     "check_flip_mode",
     "default_flip_mode",
     "merge_views",
+    "presence_loss",
 ]
 
 FlipMode = Literal["logits", "coords", "heatmaps"]
@@ -68,6 +70,9 @@ class HeadOutput(NamedTuple):
         confidence: ``(B, J)`` in ``[0, 1]``, one score per joint.
         aux: earlier stacks' ``HeadOutput``s, earliest first (stacked hourglass in training
             mode, for intermediate supervision); ``()`` otherwise.
+        presence: ``(B,)`` person-presence logits (a model built with ``presence``, see
+            :class:`PresenceHead`), else None.
+        visibility: ``(B, J)`` per-joint visibility logits (the same models), else None.
     """
 
     coords: Tensor
@@ -75,6 +80,8 @@ class HeadOutput(NamedTuple):
     logits: Tensor
     confidence: Tensor
     aux: tuple = ()
+    presence: Tensor | None = None
+    visibility: Tensor | None = None
 
 
 def _check_channels(features: Tensor, channels: int, head: str) -> None:
@@ -117,6 +124,80 @@ def _coordinate_loss(out: HeadOutput, target: Tensor, mask: Tensor, cfg: LossCon
     if cfg.regularizer != "none":
         losses = losses + cfg.reg_weight * _regularizer(out.heatmaps, target, cfg)
     return ops.average_loss(losses, mask)
+
+
+class PresenceHead(nn.Module):
+    """Whole-photo extras beside the joint maps: is a person there, and is each joint visible.
+
+    * presence: the features averaged over ``H x W`` -> ``Linear(C, 1)``: one logit per image,
+      high when the crop shows a person (trained against background crops).
+    * visibility: for joint ``j``, the features averaged under its probability map (what the
+      network sees where it puts the joint; the map is detached, so this head does not bend
+      the localisation) -> a per-joint linear score: one logit per joint, high when the joint
+      is in view and not occluded.
+
+    Args:
+        in_channels: feature channels ``C``.
+        num_joints: ``J``.
+
+    ``forward(features (B, C, H, W), probs (B, J, H, W)) -> (presence (B,), visibility (B, J))``
+    logits (apply a sigmoid for probabilities).
+    """
+
+    def __init__(self, in_channels: int, num_joints: int) -> None:
+        super().__init__()
+        if in_channels < 1 or num_joints < 1:
+            raise ValueError(
+                f"PresenceHead needs in_channels >= 1 and num_joints >= 1, got {in_channels}, {num_joints}"
+            )
+        self.presence = nn.Linear(in_channels, 1)
+        self.visibility_weight = nn.Parameter(torch.randn(num_joints, in_channels) * 0.01)
+        self.visibility_bias = nn.Parameter(torch.zeros(num_joints))
+
+    def forward(self, features: Tensor, probs: Tensor) -> tuple[Tensor, Tensor]:
+        _check_channels(features, self.presence.in_features, "PresenceHead")
+        if (
+            probs.shape[-2:] != features.shape[-2:]
+            or probs.shape[1] != self.visibility_bias.numel()
+        ):
+            raise ValueError(
+                f"PresenceHead: maps {tuple(probs.shape)} do not fit features {tuple(features.shape)}"
+            )
+        presence = self.presence(features.mean(dim=(2, 3))).squeeze(1)
+        weights = probs.detach().to(features.dtype).flatten(2)  # (B, J, HW)
+        pooled = torch.bmm(weights, features.flatten(2).transpose(1, 2))  # (B, J, C)
+        visibility = (pooled * self.visibility_weight).sum(-1) + self.visibility_bias
+        return presence, visibility
+
+
+def presence_loss(out: HeadOutput, batch_targets: dict[str, Tensor], cfg: LossConfig) -> Tensor:
+    """``cfg.presence_weight`` x the presence binary cross-entropy (mean over the images with
+    ``presence_mask`` 1) plus ``cfg.visibility_weight`` x the visibility binary cross-entropy
+    (mean over the joints with ``visible_mask`` 1); 0 for a term without targets.
+
+    ``batch_targets`` holds ``presence`` ``(B,)``, ``presence_mask`` ``(B,)``, ``visible``
+    ``(B, J)`` and ``visible_mask`` ``(B, J)`` (see :mod:`dsntpose.data.mixed`)."""
+    if out.presence is None or out.visibility is None:
+        raise ValueError("presence_loss: the model has no presence head (model.presence)")
+    bce = nn.functional.binary_cross_entropy_with_logits
+    total = out.coords.new_zeros(())
+    pairs = (
+        (out.presence, "presence", "presence_mask", cfg.presence_weight),
+        (out.visibility, "visible", "visible_mask", cfg.visibility_weight),
+    )
+    for logits, key, mask_key, weight in pairs:
+        target = batch_targets[key].to(logits.dtype)
+        mask = batch_targets[mask_key].to(logits.dtype)
+        if tuple(target.shape) != tuple(logits.shape) or tuple(mask.shape) != tuple(logits.shape):
+            raise ValueError(
+                f"{key} and {mask_key} must be {tuple(logits.shape)}, got "
+                f"{tuple(target.shape)} and {tuple(mask.shape)}"
+            )
+        losses = bce(logits.float(), target.float(), reduction="none")
+        count = mask.sum()
+        if weight and count > 0:
+            total = total + weight * (losses * mask).sum() / count
+    return total
 
 
 def check_flip_mode(head: nn.Module, mode: str) -> None:

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from dsntpose.backbones import StackedHourglass, efficientnet_lite, resnet
 from dsntpose.config import BACKBONES, HEADS, JOINT_SETS, LossConfig, ModelConfig, check_choice
-from dsntpose.heads import DSNTHead, FCHead, HeadOutput, HeatmapHead
+from dsntpose.heads import DSNTHead, FCHead, HeadOutput, HeatmapHead, PresenceHead, presence_loss
 
 __all__ = [
     "CoordRegressionModel",
@@ -72,10 +72,19 @@ class CoordRegressionModel(nn.Module):
     and ``aux`` is ``()``, which saves the work the answer does not need.
     """
 
-    def __init__(self, backbone: nn.Module, head: nn.Module) -> None:
+    def __init__(
+        self, backbone: nn.Module, head: nn.Module, presence: PresenceHead | None = None
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
+        if presence is not None:  # registered only when present: old checkpoints load as before
+            self.presence = presence
+
+    @property
+    def has_presence(self) -> bool:
+        """Whether the model reports person presence and joint visibility."""
+        return "presence" in self._modules
 
     def forward(self, images: Tensor) -> HeadOutput:
         if images.dim() != 4 or images.shape[1] != 3:
@@ -84,13 +93,22 @@ class CoordRegressionModel(nn.Module):
             )
         features = self.backbone(images)
         if isinstance(features, Tensor):
-            return self.head(features)
+            out: HeadOutput = self.head(features)
+            if self.has_presence:
+                presence, visibility = self.presence(features, out.heatmaps)
+                out = out._replace(presence=presence, visibility=visibility)
+            return out
         *earlier, last = features
         aux = tuple(self.head(f) for f in earlier) if self.training else ()
         return self.head(last)._replace(aux=aux)
 
     def loss(
-        self, output: HeadOutput, target: Tensor, mask: Tensor, cfg: LossConfig | None = None
+        self,
+        output: HeadOutput,
+        target: Tensor,
+        mask: Tensor,
+        cfg: LossConfig | None = None,
+        extra: Mapping[str, Tensor] | None = None,
     ) -> Tensor:
         """The training loss of ``output`` as a scalar: the head's own loss
         (``self.head.loss``, see :mod:`dsntpose.heads`), summed over the stacks of a stacked
@@ -106,6 +124,10 @@ class CoordRegressionModel(nn.Module):
             target: ``(B, J, 2)`` normalised ``(x, y)`` ground truth.
             mask: ``(B, J)``, 1 (or ``True``) for joints that count, 0 for missing ones.
             cfg: the loss settings (default ``LossConfig()``).
+            extra: for a model with presence and visibility heads, the batch's ``presence``,
+                ``presence_mask``, ``visible`` and ``visible_mask`` (see
+                :func:`dsntpose.heads.presence_loss`, added to the head's loss); None or
+                without those keys: the coordinate loss alone.
 
         Returns:
             A scalar tensor (0 when every joint is masked).
@@ -121,7 +143,10 @@ class CoordRegressionModel(nn.Module):
         target = torch.where(mask[..., None] > 0, target, torch.zeros_like(target))
         stacks = (*output.aux, output)
         losses = [self.head.loss(out, target, mask, cfg) for out in stacks]
-        return torch.stack(losses).sum()
+        total = torch.stack(losses).sum()
+        if self.has_presence and extra is not None and "presence" in extra:
+            total = total + presence_loss(output, dict(extra), cfg or LossConfig())
+        return total
 
 
 def build_model(cfg: ModelConfig) -> CoordRegressionModel:
@@ -173,7 +198,8 @@ def build_model(cfg: ModelConfig) -> CoordRegressionModel:
         head = DSNTHead(
             in_channels, joints, cfg.activation, cfg.temperature, cfg.coords, cfg.local_radius
         )
-    return CoordRegressionModel(backbone, head)
+    presence = PresenceHead(in_channels, joints) if cfg.presence and in_channels else None
+    return CoordRegressionModel(backbone, head, presence)
 
 
 def model_config(name: str, *, input_size: int | None = None, joints: str = "mpii") -> ModelConfig:
@@ -473,6 +499,12 @@ def load_checkpoint(
 def load_initial_weights(model: nn.Module, cfg: ModelConfig, path: str | Path) -> ModelConfig:
     """Fine-tuning's start: copy every tensor of a trained network into ``model``.
 
+    The backbone must be the same network. The head may predict another joint set: its
+    per-joint tensors are carried over **by joint name** (:func:`dsntpose.data.joints.joint_map`:
+    an LSP model starts MPII's upper_neck from its neck; pelvis and thorax keep their fresh
+    initialisation). Presence and visibility heads (``model.presence``) that the trained network
+    lacks keep their fresh initialisation too.
+
     Args:
         model: the freshly built network of ``cfg`` (:func:`build_model`), float32.
         cfg: its configuration.
@@ -485,10 +517,34 @@ def load_initial_weights(model: nn.Module, cfg: ModelConfig, path: str | Path) -
     Raises:
         FileNotFoundError, ValueError: as :func:`load_checkpoint`; and a ``ValueError`` naming
             both networks when the checkpoint's does not fit ``model`` (another backbone,
-            stride, head or joint set: its tensors are loaded strictly).
+            stride or head).
     """
+    from dsntpose.data.joints import get_joint_set, joint_map
+
     trained, trained_cfg, _ = load_checkpoint(path)
-    state = trained.state_dict()
+    state = dict(trained.state_dict())
+    own = model.state_dict()
+    if trained_cfg.joints != cfg.joints:
+        mapping = joint_map(get_joint_set(trained_cfg.joints), get_joint_set(cfg.joints))
+        pairs = [(dst, src) for dst, src in enumerate(mapping) if src >= 0]
+        for key, value in list(state.items()):
+            mine = own.get(key)
+            joint_tensor = (
+                key.startswith("head.")
+                and mine is not None
+                and value.dim() >= 1
+                and value.shape[0] == trained_cfg.num_joints
+                and mine.shape[0] == cfg.num_joints
+                and value.shape[1:] == mine.shape[1:]
+            )
+            if joint_tensor and pairs:
+                merged = mine.clone()
+                dst, src = zip(*pairs)
+                merged[list(dst)] = value[list(src)].to(merged.dtype)
+                state[key] = merged
+    for key, value in own.items():
+        if key.startswith("presence.") and key not in state:
+            state[key] = value
     problems = _state_problems(model, state, cfg)
     if problems:
         raise ValueError(

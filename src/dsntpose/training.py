@@ -220,7 +220,13 @@ def _float32(out: HeadOutput) -> HeadOutput:
     """``out`` with every tensor (and every earlier stack's) in float32."""
     aux = tuple(_float32(a) for a in out.aux)
     return HeadOutput(
-        out.coords.float(), out.heatmaps.float(), out.logits.float(), out.confidence.float(), aux
+        out.coords.float(),
+        out.heatmaps.float(),
+        out.logits.float(),
+        out.confidence.float(),
+        aux,
+        None if out.presence is None else out.presence.float(),
+        None if out.visibility is None else out.visibility.float(),
     )
 
 
@@ -299,6 +305,7 @@ class PoseModule(L.LightningModule):
         self.train_set: Dataset[dict[str, Any]] | None = None
         self.val_set: Dataset[dict[str, Any]] | None = None
         self._vis: dict[str, Tensor] | None = None
+        self._presence_scores: list[tuple[Tensor, ...]] = []
         self._num_validations = 0
         self._step_end: float | None = None
         self._ips: float | None = None
@@ -385,7 +392,7 @@ class PoseModule(L.LightningModule):
         """The head's loss, computed in float32 outside autocast."""
         with torch.autocast(self.device.type, enabled=False):
             return self.model.loss(
-                _float32(out), batch["joints"].float(), batch["mask"].float(), self.cfg.loss
+                _float32(out), batch["joints"].float(), batch["mask"].float(), self.cfg.loss, batch
             )
 
     def _images(self, batch: Mapping[str, Tensor]) -> Tensor:
@@ -456,6 +463,17 @@ class PoseModule(L.LightningModule):
             ~batch["joints_missing"].bool(),
             batch["norm_size"],
         )
+        if out.presence is not None and "presence" in batch:
+            self._presence_scores.append(
+                (
+                    out.presence.detach().float().cpu(),
+                    batch["presence"].float().cpu(),
+                    batch["presence_mask"].float().cpu(),
+                    out.visibility.detach().float().cpu(),
+                    batch["visible"].float().cpu(),
+                    batch["visible_mask"].float().cpu(),
+                )
+            )
         if batch_idx == 0:
             size = tuple(images.shape[-2:])
             crop_px = normalized_to_pixel(coords, size)
@@ -472,6 +490,9 @@ class PoseModule(L.LightningModule):
         result = PCKResult(protocol.metric, protocol.threshold, self.joint_set, correct, counts)
         self.last_result = result
         self.log(MONITOR, result.total)
+        extra = self._presence_metrics()
+        for key, value in extra.items():
+            self.log(f"val/{key}", value)
         for group, value in result.groups.items():
             self.log(f"val/pck_{group.lower()}", value)
         if self.trainer.sanity_checking:
@@ -480,12 +501,32 @@ class PoseModule(L.LightningModule):
         if self.trainer.is_global_zero:
             path = run_paths(self.cfg.train.out_dir).val_metrics
             path.parent.mkdir(parents=True, exist_ok=True)
-            record = {"epoch": self.current_epoch, "step": self.global_step, **result.to_dict()}
+            record = {
+                "epoch": self.current_epoch,
+                "step": self.global_step,
+                **result.to_dict(),
+                **{k: None if math.isnan(v) else v for k, v in extra.items()},
+            }
             path.write_text(json.dumps(record, indent=2))
             every = self.cfg.train.vis_every
             if every and self._vis is not None and (self._num_validations - 1) % every == 0:
                 self._log_predictions()
         self._vis = None
+
+    def _presence_metrics(self) -> dict[str, float]:
+        """AUROC of the presence score (person crops against background crops) and of the
+        visibility scores (visible against occluded or out-of-crop joints) over this
+        validation's batches (this device's; empty for a model without those heads)."""
+        from dsntpose.evaluate import auroc
+
+        gathered, self._presence_scores = self._presence_scores, []
+        if not gathered:
+            return {}
+        p, pt, pm, v, vt, vm = (torch.cat(parts) for parts in zip(*gathered))
+        return {
+            "presence_auroc": auroc(p[pm > 0].numpy(), pt[pm > 0].numpy()),
+            "visibility_auroc": auroc(v[vm > 0].numpy(), vt[vm > 0].numpy()),
+        }
 
     def _log_predictions(self) -> None:
         """Draw the first validation crops with predictions and ground truth; save and log."""

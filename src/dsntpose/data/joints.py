@@ -141,6 +141,29 @@ LSP_JOINTS = JointSet(
 JOINT_SETS = {"mpii": MPII_JOINTS, "lsp": LSP_JOINTS}
 
 
+# Joints that two data sets label alike under different names (LSP's "neck" is the point MPII
+# calls "upper_neck": the top of the neck, below the chin).
+JOINT_ALIASES = {"neck": "upper_neck", "upper_neck": "neck"}
+
+
+def joint_map(source: JointSet, target: JointSet) -> tuple[int, ...]:
+    """For each joint of ``target``, the index of the ``source`` joint with the same name (or
+    its :data:`JOINT_ALIASES` name), ``-1`` where ``source`` has no such joint.
+
+    Example: ``joint_map(LSP_JOINTS, MPII_JOINTS)`` maps MPII's 16 joints onto LSP's 14 (pelvis
+    and thorax ``-1``, upper_neck from LSP's neck).
+    """
+    found = []
+    for name in target.names:
+        if name in source.names:
+            found.append(source.names.index(name))
+        elif JOINT_ALIASES.get(name) in source.names:
+            found.append(source.names.index(JOINT_ALIASES[name]))
+        else:
+            found.append(-1)
+    return tuple(found)
+
+
 def get_joint_set(name: str) -> JointSet:
     """The :class:`JointSet` called ``name`` (``"mpii"`` or ``"lsp"``, case-insensitive)."""
     try:
