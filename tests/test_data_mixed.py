@@ -187,13 +187,13 @@ def test_framing_and_config_checks_name_the_field() -> None:
         Framing(whole_prob=1.5)
     with pytest.raises(ValueError, match="at most 1"):
         Framing(whole_prob=0.6, loose_prob=0.6)
-    with pytest.raises(ValueError, match="data.negatives: needs data.dataset 'mixed'"):
+    with pytest.raises(ValueError, match=r"data\.negatives: needs data\.dataset 'mixed'"):
         DataConfig(dataset="lsp", negatives=0.1)
-    with pytest.raises(ValueError, match="data.mix_weights"):
+    with pytest.raises(ValueError, match=r"data\.mix_weights"):
         DataConfig(dataset="mixed", mix_weights={"coco": 1.0})
-    with pytest.raises(ValueError, match="model.presence"):
+    with pytest.raises(ValueError, match=r"model\.presence"):
         ModelConfig(backbone="hourglass", presence=True)
-    with pytest.raises(ValueError, match="model.joints"):
+    with pytest.raises(ValueError, match=r"model\.joints"):
         RunConfig.from_dict({"data": {"dataset": "mixed"}, "model": {"joints": "lsp"}})
 
 
