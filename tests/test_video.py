@@ -62,7 +62,9 @@ def test_video_results_follow_the_blob_and_the_output_is_a_video(
     ok, frame = capture.read()
     capture.release()
     assert ok and frame.shape == (HEIGHT, WIDTH, 3)
-    assert (frame.astype(int).std(axis=2) > 10).any()  # the coloured skeleton is drawn (faintly: low confidence)
+    assert (
+        frame.astype(int).std(axis=2) > 10
+    ).any()  # the coloured skeleton is drawn (faintly: low confidence)
 
 
 def test_tracking_boxes_and_coco_results(video: Path, tmp_path: Path) -> None:
