@@ -513,7 +513,7 @@ def _expectations(p: Tensor, normalized: bool = True) -> Tensor:
     b, j = p.shape[:2]
     grid = _cell_grid(p.shape[2:], normalized, p.dtype, p.device)
     cols = p.reshape(b * j, grid.shape[1]).t()
-    return _mm_fp(grid, cols).t().reshape(b, j, grid.shape[0])
+    return _mm_fp(grid, cols).t().contiguous().view(b, j, grid.shape[0])
 
 
 def _expectations_grad(g: Tensor, spatial: Sequence[int], normalized: bool) -> Tensor:
