@@ -198,8 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         "split": f"validation: {int(people.sum())} held-out people, {int((~people).sum())} background crops; "
         "fitted on even positions, measured on odd",
         "calibration": [round(float(w), 5) for w in weights],
-        "joints_fitted": int(len(y_fit)),
-        "joints_measured": int(len(y_test)),
+        "joints_fitted": len(y_fit),
+        "joints_measured": len(y_test),
         "accuracy_pck20": round(float(y_test.mean()) * 100, 2),
         "joint_auroc_before": round(auroc(before, y_test), 4),
         "joint_ece_before": round(expected_calibration_error(before, y_test), 4),
