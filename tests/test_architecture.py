@@ -20,7 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "backbones": {"config"},  # the output strides a config may name
     "data": {"config"},  # the augmentation defaults and their check
     "heads": {"ops", "config"},
-    "model": {"backbones", "config", "heads"},
+    "model": {"backbones", "config", "data", "heads"},  # data: the joint tables (fine-tuning by name)
     "evaluate": {"data", "config"},
     "mpii_files": {"evaluate"},
     "metrics": set(),

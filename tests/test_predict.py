@@ -242,7 +242,7 @@ def test_no_boxes_warns_that_the_whole_image_is_one_person(
     path = write_rgb(tmp_path / "a.png", blob_image(30, 30, 10.0, 10.0))
     with caplog.at_level(logging.WARNING, logger="dsntpose.predict"):
         predict(blob_model(), path, config=BLOB_CONFIG)
-    assert "whole image is taken as one person" in caplog.text
+    assert "the model finds one person per image" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="dsntpose.predict"):
         predict(blob_model(), path, (0, 0, 30, 30), config=BLOB_CONFIG)

@@ -147,12 +147,13 @@ def flip_test(
         )
     flip_index = list(joint_set.flip_index)
     coords, confidence = merge_views(out, out_flip, flip_index, mode, decode)
-    if out.visibility is None or out_flip.visibility is None:
+    visibility = getattr(out, "visibility", None)
+    if visibility is None or getattr(out_flip, "visibility", None) is None:
         return FlipOutput(coords, confidence)
     # the heads' calibrated joint confidences, averaged like the scores they come from
     confidence = 0.5 * (out.confidence + out_flip.confidence[:, flip_index])
     presence = 0.5 * (out.presence + out_flip.presence)
-    visibility = 0.5 * (out.visibility + out_flip.visibility[:, flip_index])
+    visibility = 0.5 * (visibility + out_flip.visibility[:, flip_index])
     return FlipOutput(coords, confidence, presence, visibility)
 
 
