@@ -532,7 +532,7 @@ class MediaPipeWorker:
 
 def load_ours(checkpoint: Path | None) -> tuple[Any, Any, str]:
     """``(model, model_cfg, description)``: the checkpoint, or the shipped model."""
-    from dsntpose.model import load_checkpoint
+    from dsntpose.checkpoint import load_checkpoint
 
     if checkpoint is not None:
         try:

@@ -374,7 +374,7 @@ def test_version_and_module_entry_point():
 def test_fine_tuning_starts_from_the_checkpoint(smoke_checkpoint, tmp_path, capsys):
     import torch
 
-    from dsntpose.model import load_checkpoint
+    from dsntpose.checkpoint import load_checkpoint
     from dsntpose.training import PoseModule
 
     trained = load_checkpoint(smoke_checkpoint)[0].state_dict()
