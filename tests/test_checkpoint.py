@@ -222,3 +222,90 @@ def test_load_any_opens_a_shipped_name_and_checkpoints(tmp_path: Path) -> None:
         load_any(tmp_path / "junk.pt")
     with pytest.raises(ValueError, match=r"but 14 joints \(lsp\) were asked for"):
         load_any(path, joints="lsp")
+
+
+# ---- the ONNX runner decodes and merges views with the head's own code ------------------------
+
+ONNX_SIZE = 64
+# (head, coords) of each exported tiny model; the runner must agree with torch for each, with
+# and without flip, in every flip mode the head lists.
+ONNX_CASES = [("dsnt", "dsnt"), ("dsnt", "debiased"), ("dsnt", "local"), ("heatmap", "dsnt")]
+
+
+def onnx_pair(head: str, coords: str, presence: bool = False) -> tuple[nn.Module, ModelConfig]:
+    """A fast-to-export model (two strided convs, 16 x 16 maps) with a real dsntpose head and
+    the ``ModelConfig`` that names that head's settings."""
+    from dsntpose.heads import DSNTHead, HeatmapHead, PresenceHead
+    from dsntpose.model import CoordRegressionModel
+
+    cfg = ModelConfig(
+        backbone="resnet18", joints="mpii", input_size=ONNX_SIZE, head=head, coords=coords
+    )
+    torch.manual_seed(0)
+    backbone = nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1),
+        nn.ReLU(),
+    )
+    module = DSNTHead(16, 16, coords=coords) if head == "dsnt" else HeatmapHead(16, 16)
+    extra = PresenceHead(16, 16) if presence else None
+    model = CoordRegressionModel(backbone, module, extra)
+    nn.init.normal_(model.head.conv.weight, std=10.0)  # peaky maps: decodes differ visibly
+    return model.eval(), cfg
+
+
+@pytest.fixture(scope="module", params=ONNX_CASES, ids=lambda c: f"{c[0]}-{c[1]}")
+def exported_pair(request, tmp_path_factory):
+    if not HAS_ONNX:
+        pytest.skip("onnx, onnxruntime and onnxscript (the [export] extra) are not installed")
+    from dsntpose.export import export_onnx
+
+    model, cfg = onnx_pair(*request.param)
+    path = tmp_path_factory.mktemp("onnx") / f"{cfg.head}-{cfg.coords}.onnx"
+    export_onnx(model, path, config=cfg, check=False)
+    return model, cfg, load_any(path)
+
+
+def test_onnx_and_torch_agree_for_every_coords_and_flip_mode(exported_pair) -> None:
+    from dsntpose.data.joints import get_joint_set
+    from dsntpose.inference import flip_test
+    from dsntpose.predictor import Predictor
+
+    model, cfg, loaded = exported_pair
+    assert loaded.kind == "onnx" and loaded.config == cfg
+    runner, joint_set = loaded.model, get_joint_set(cfg.joints)
+    images = torch.rand(3, 3, ONNX_SIZE, ONNX_SIZE, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref, got = model(images), runner(images)
+        torch.testing.assert_close(got.coords, ref.coords, atol=1e-4, rtol=0)
+        assert runner.head.flip_modes == model.head.flip_modes
+        for mode in model.head.flip_modes:
+            want = flip_test(model, images, joint_set, mode)
+            have = flip_test(runner, images, joint_set, mode)
+            torch.testing.assert_close(have.coords, want.coords, atol=1e-4, rtol=0)
+            torch.testing.assert_close(have.confidence, want.confidence, atol=1e-4, rtol=0)
+    for flip in (False, True):  # the predictor: the head's default flip mode
+        want = Predictor(model, cfg, flip=flip).forward_crops(images)
+        have = Predictor(runner, cfg, flip=flip).forward_crops(images)
+        torch.testing.assert_close(have[0], want[0], atol=1e-4, rtol=0)
+
+
+@pytest.mark.skipif(not HAS_ONNX, reason="the [export] extra is not installed")
+def test_presence_and_visibility_are_exported_and_returned(tmp_path: Path) -> None:
+    from dsntpose.export import check_parity, export_onnx
+
+    model, cfg = onnx_pair("dsnt", "dsnt", presence=True)
+    cfg = dataclasses.replace(cfg, presence=True)
+    path = export_onnx(model, tmp_path / "presence.onnx", config=cfg, check=False)
+    loaded = load_any(path)
+    images = torch.rand(2, 3, ONNX_SIZE, ONNX_SIZE)
+    with torch.no_grad():
+        ref, got = model(images), loaded.model(images)
+    assert got.presence is not None and got.visibility is not None
+    assert got.presence.shape == (2,) and got.visibility.shape == (2, 16)
+    torch.testing.assert_close(got.presence, ref.presence, atol=1e-4, rtol=0)
+    torch.testing.assert_close(got.visibility, ref.visibility, atol=1e-4, rtol=0)
+    report = check_parity(model, path)
+    assert report.presence < 1e-3 and report.coords < 1e-4

@@ -354,7 +354,7 @@ class Predictor:
 
     Args:
         model: a torch model returning a ``HeadOutput`` (``CoordRegressionModel``), or an
-            :class:`~dsntpose.export.OnnxModel`.
+            :class:`~dsntpose.checkpoint.OnnxModel`.
         config: its :class:`~dsntpose.config.ModelConfig` (joint set, input size, head).
         device: device for the crops (default: where the model's parameters are; CPU for ONNX).
         flip: average with the mirrored crop (:func:`dsntpose.evaluate.flip_test`, in the
@@ -418,7 +418,7 @@ class Predictor:
         """Load a checkpoint (or an ``.onnx`` file) once.
 
         Args:
-            path: a checkpoint from ``dsntpose train`` / :func:`dsntpose.model.save_model`, an
+            path: a checkpoint from ``dsntpose train`` / :func:`dsntpose.checkpoint.save_model`, an
                 exported ``.onnx`` file, or None for the model shipped with the package
                 (:func:`dsntpose.zoo.pretrained_path`).
             device: where the model runs (``"cpu"``, ``"cuda"``).

@@ -94,7 +94,7 @@ class SafeCheckpointIO(TorchCheckpointIO):
     Before a checkpoint is written, every floating-point tensor of its ``state_dict`` (the
     weights and the BatchNorm buffers) must be finite: otherwise nothing is written and the
     run stops with :class:`TrainingDiverged` (a checkpoint is never poisoned). The file is
-    written atomically on its own filesystem (:func:`dsntpose.model.atomic_torch_save`:
+    written atomically on its own filesystem (:func:`dsntpose.checkpoint.atomic_torch_save`:
     a temporary file beside it, ``fsync``, rename), so a full disk or a kill leaves the
     previous complete file, never a truncated one under the final name.
 
