@@ -645,10 +645,10 @@ def cmd_export(args: Namespace) -> int:
         raise ValueError("export: give the .onnx file to write once: OUT.onnx or --output OUT.onnx")
     output = args.out if args.out is not None else args.output
     _check_output_file("export: output", output)
-    refuse_inputs(output, [args.checkpoint], "export: output")
-    loaded = load_any(args.checkpoint)
+    loaded = load_any(args.checkpoint)  # a shipped model's name, a .ckpt or a .pt
     if loaded.kind != "torch":
         raise ValueError(f"export: {loaded.source} is already an ONNX file; give a checkpoint")
+    refuse_inputs(output, [loaded.source], "export: output")
     model, cfg = loaded.model, loaded.config
     print(
         f"export: tracing {cfg.backbone}/{cfg.head} to ONNX (this takes a while)", file=sys.stderr
