@@ -28,7 +28,7 @@ Optimiser, scheduler, step counters and the global RNG states are in the checkpo
 """
 
 from dsntpose.datasets import build_datasets
-from dsntpose.training.launch import FitResult, fit, make_trainer
+from dsntpose.training.launch import THREADS_FILE_ENV, FitResult, ThreadsFromFile, fit, make_trainer
 from dsntpose.training.module import (
     EpochSampler,
     PoseModule,
@@ -55,12 +55,14 @@ __all__ = [
     "BEST",
     "LAST",
     "MONITOR",
+    "THREADS_FILE_ENV",
     "EpochSampler",
     "FitResult",
     "PoseModule",
     "RunFolderBusy",
     "RunPaths",
     "SafeCheckpointIO",
+    "ThreadsFromFile",
     "TrainingDiverged",
     "build_datasets",
     "check_resume",
