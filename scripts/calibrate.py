@@ -136,11 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, default=REPO / "docs" / "images" / "calibration.png")
     args = parser.parse_args(argv)
 
+    from dsntpose.checkpoint import load_checkpoint, save_model
     from dsntpose.config import RunConfig
     from dsntpose.data.joints import get_joint_set
     from dsntpose.datasets import build_split
     from dsntpose.evaluate import auroc
-    from dsntpose.checkpoint import load_checkpoint, save_model
 
     torch.set_num_threads(1)
     try:

@@ -835,4 +835,3 @@ def _square_box(center: np.ndarray, side: float) -> Box:
         float(side),
         float(side),
     )
-
