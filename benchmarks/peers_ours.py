@@ -50,7 +50,7 @@ def joints_had(source: Any, target: Any, present: Sequence[str] | None = None) -
 
 def load_ours(checkpoint: Path | None) -> tuple[Any, Any, str]:
     """``(model, model_cfg, description)``: the checkpoint (any joint set), or the shipped model."""
-    from dsntpose.model import load_checkpoint
+    from dsntpose.checkpoint import load_checkpoint
 
     if checkpoint is not None:
         try:

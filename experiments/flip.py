@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         if name in done:
             continue
         if heatmap_px is None:
-            from dsntpose.model import load_checkpoint
+            from dsntpose.checkpoint import load_checkpoint
 
             heatmap_px = load_checkpoint(checkpoint)[1].heatmap_size
         row: dict[str, object] = {"cell": name, "heatmap_px": heatmap_px}

@@ -89,8 +89,8 @@ def measure(checkpoint: Path, data_root: str) -> dict[str, float]:
     from torch.utils.data import DataLoader
 
     from dsntpose import ops
+    from dsntpose.checkpoint import load_checkpoint
     from dsntpose.config import RunConfig
-    from dsntpose.model import load_checkpoint
     from dsntpose.training import build_datasets
 
     model, _, config = load_checkpoint(checkpoint)

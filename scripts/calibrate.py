@@ -15,7 +15,7 @@ people (even positions); the other half (odd positions) measures the result:
   with the flip test;
 * presence: AUROC between the person crops and the background crops.
 
-It writes the calibrated model (:func:`dsntpose.model.save_model`, the checkpoint's full run
+It writes the calibrated model (:func:`dsntpose.checkpoint.save_model`, the checkpoint's full run
 config kept), the figures as JSON and a reliability diagram.
 """
 
@@ -136,11 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, default=REPO / "docs" / "images" / "calibration.png")
     args = parser.parse_args(argv)
 
+    from dsntpose.checkpoint import load_checkpoint, save_model
     from dsntpose.config import RunConfig
     from dsntpose.data.joints import get_joint_set
     from dsntpose.datasets import build_split
     from dsntpose.evaluate import auroc
-    from dsntpose.model import load_checkpoint, save_model
 
     torch.set_num_threads(1)
     try:
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         "reliability": reliability(after, y_test),
         "reliability_before": reliability(before, y_test),
     }
-    save_model(model, args.out, config)
+    save_model(model, args.out, config, inputs=[args.checkpoint])
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(record, indent=2) + "\n")
     _plot(record, args.plot)

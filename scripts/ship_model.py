@@ -4,7 +4,7 @@
         [--previous CARD.json]   # a fine-tuned run: the card of the model it started from
 
 1. Writes ``src/dsntpose/weights/lsp_efficientnet_lite0.pt`` (half-precision weights and the run
-   config, at most 15 MB; :func:`dsntpose.zoo.save_half`).
+   config, at most 15 MB; :func:`dsntpose.checkpoint.save_half`).
 2. Evaluates *that file* (what users get) on the 1000 LSP test images, with and without the
    flip test: PCK@0.2 of the torso (right shoulder to left hip), every annotated joint, per joint
    and per group, exactly as ``dsntpose eval`` does; and the float32 checkpoint, to show what
@@ -238,8 +238,8 @@ def main() -> int:
     torch.set_num_threads(args.threads)
 
     from dsntpose.bench import cpu_name as bench_cpu_name
-    from dsntpose.model import load_checkpoint, model_name
-    from dsntpose.zoo import save_half
+    from dsntpose.checkpoint import load_checkpoint, save_half
+    from dsntpose.model import model_name
 
     model32, cfg, config = load_checkpoint(args.checkpoint)
     init_from = config.get("train", {}).get("init_from")

@@ -20,30 +20,33 @@ ALLOWED: dict[str, set[str]] = {
     "backbones": {"config"},  # the output strides a config may name
     "data": {"config"},  # the augmentation defaults and their check
     "heads": {"ops", "config"},
-    "model": {"backbones", "config", "data", "heads"},  # data: the joint tables (fine-tuning by name)
+    "model": {"backbones", "config", "heads"},
+    "checkpoint": {"config", "heads", "model"},  # file formats: read, write, ship, load_any
     "evaluate": {"data", "config"},
     "mpii_files": {"evaluate"},
     "metrics": set(),
     "datasets": {"config", "data"},
-    "inference": {"ops", "config", "data", "datasets", "evaluate", "heads", "model"},
-    "zoo": {"config", "model"},
-    "export": {"config", "heads", "model"},
+    "inference": {"ops", "checkpoint", "config", "data", "datasets", "evaluate", "heads", "model"},
+    "zoo": {"checkpoint", "config", "model"},
+    "export": {"checkpoint", "config", "heads", "model"},
     "viz": {"data", "config"},
-    "predictor": {"ops", "config", "data", "export", "heads", "inference", "model", "zoo"},
-    "predict": {"config", "data", "export", "predictor", "viz", "model"},
+    "predictor": {
+        "ops", "checkpoint", "config", "data", "export", "heads", "inference", "model", "zoo",
+    },
+    "predict": {"checkpoint", "config", "data", "export", "predictor", "viz", "model"},
     "video": {"data", "predictor", "viz"},
-    "bench": {"config", "export", "model", "ops", "heads"},
+    "bench": {"checkpoint", "config", "export", "model", "ops", "heads"},
     "training": {
-        "config", "data", "datasets", "evaluate", "heads", "inference", "metrics", "model",
-        "ops", "viz", "zoo",
+        "checkpoint", "config", "data", "datasets", "evaluate", "heads", "inference", "metrics",
+        "model", "ops", "viz", "zoo",
     },
     "demo": {"config", "inference", "model", "training", "viz"},
 }  # fmt: skip
 ANYTHING = {"cli", "__main__", "__init__"}
 # The core: everything a user needs to build, train without Lightning, evaluate and predict.
 CORE = [
-    "ops", "config", "backbones", "data", "heads", "model", "evaluate", "mpii_files", "datasets",
-    "inference", "zoo", "export", "viz", "predictor", "predict", "video",
+    "ops", "config", "backbones", "data", "heads", "model", "checkpoint", "evaluate", "mpii_files",
+    "datasets", "inference", "zoo", "export", "viz", "predictor", "predict", "video",
 ]  # fmt: skip
 
 

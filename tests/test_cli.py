@@ -320,6 +320,31 @@ def test_export_writes_onnx_that_matches(smoke_checkpoint, tmp_path):
     assert out.stat().st_size > 1_000_000
 
 
+@pytest.mark.slow
+def test_export_takes_the_shipped_model_by_name(tmp_path):
+    out = tmp_path / "m.onnx"
+    assert cli.main(["export", "--checkpoint", "lsp_efficientnet_lite0", str(out)]) == 0
+    assert out.stat().st_size > 1_000_000
+
+
+def test_export_resolves_the_shipped_name_and_never_writes_onto_its_input(
+    smoke_checkpoint, tmp_path, capsys
+):
+    # the name is opened (the error comes from the exporter, not "does not exist")
+    args = ["export", "--checkpoint", "lsp_efficientnet_lite0", str(tmp_path / "m.onnx")]
+    assert cli.main([*args, "--opset", "999"]) == 2
+    assert "opset: 999 is not supported" in capsys.readouterr().err
+    ckpt = tmp_path / "w.pt"
+    ckpt.write_bytes(smoke_checkpoint.read_bytes())
+    before = ckpt.read_bytes()
+    for out in (ckpt, tmp_path / "." / "w.pt"):
+        assert cli.main(["export", "--checkpoint", str(ckpt), str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "w.pt is also an input" in err and len(err.strip().splitlines()) == 1, err
+    assert ckpt.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.pt"]
+
+
 def test_export_needs_exactly_one_output(smoke_checkpoint, capsys):
     ckpt = str(smoke_checkpoint)
     assert cli.main(["export", "--checkpoint", ckpt]) == 2
@@ -374,7 +399,7 @@ def test_version_and_module_entry_point():
 def test_fine_tuning_starts_from_the_checkpoint(smoke_checkpoint, tmp_path, capsys):
     import torch
 
-    from dsntpose.model import load_checkpoint
+    from dsntpose.checkpoint import load_checkpoint
     from dsntpose.training import PoseModule
 
     trained = load_checkpoint(smoke_checkpoint)[0].state_dict()
@@ -398,7 +423,8 @@ def test_fine_tuning_starts_from_the_checkpoint(smoke_checkpoint, tmp_path, caps
     assert err[-1].startswith("dsntpose: error: no/such.pt: no such checkpoint file, and not a")
     assert not (tmp_path / "x").exists()
 
-    other = [*args, "--train.out_dir", str(tmp_path / "y"), "--model.joints", "mpii"]
+    # another network does not fit (another joint set does: joints carry over by name)
+    other = [*args, "--train.out_dir", str(tmp_path / "y"), "--model.backbone", "resnet34"]
     other += ["--data.dataset", "synthetic", "--train.init_from", str(smoke_checkpoint)]
     assert cli.main(other) == 2
     assert "does not fit model" in capsys.readouterr().err

@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 import torch
 
+from dsntpose.checkpoint import save_model
 from dsntpose.config import DataConfig, LossConfig, ModelConfig, RunConfig
 from dsntpose.data.joints import LSP_JOINTS, MPII_JOINTS, joint_map
 from dsntpose.data.mixed import Framing, MixedPeople, NegativeImages, draw_negative, people_boxes
 from dsntpose.evaluate import auroc
 from dsntpose.heads import PresenceHead, presence_loss
-from dsntpose.model import build_model, load_initial_weights, save_model
+from dsntpose.model import build_model
+from dsntpose.training import load_initial_weights
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -14,16 +14,15 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 onnx = pytest.importorskip("onnx")
 
+from dsntpose.checkpoint import CONFIG_KEY, OnnxModel, save_model  # noqa: E402
 from dsntpose.config import ModelConfig  # noqa: E402
 from dsntpose.export import (  # noqa: E402
-    CONFIG_KEY,
-    OnnxModel,
     OnnxParityError,
     check_parity,
     export_onnx,
 )
 from dsntpose.heads import DSNTHead, HeadOutput  # noqa: E402
-from dsntpose.model import CoordRegressionModel, build_model, save_model  # noqa: E402
+from dsntpose.model import CoordRegressionModel, build_model  # noqa: E402
 from dsntpose.predict import predict  # noqa: E402
 
 SIZE = 64

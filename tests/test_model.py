@@ -1,8 +1,6 @@
-"""Tests for dsntpose.model: the model matrix, the loss per head, overfitting, checkpoints."""
+"""Tests for dsntpose.model: the model matrix, the loss per head, overfitting."""
 
 from __future__ import annotations
-
-import dataclasses
 
 import pytest
 import torch
@@ -12,12 +10,7 @@ from dsntpose import ops
 from dsntpose.backbones import StackedHourglass, resnet
 from dsntpose.config import LossConfig, ModelConfig
 from dsntpose.heads import DSNTHead, FCHead, HeadOutput, HeatmapHead
-from dsntpose.model import (
-    CoordRegressionModel,
-    build_model,
-    load_checkpoint,
-    save_model,
-)
+from dsntpose.model import CoordRegressionModel, build_model
 
 HEADS = ("dsnt", "heatmap", "fc")
 
@@ -361,120 +354,3 @@ def test_small_model_overfits_to_sub_pixel_error(head: str, steps: int, lr: floa
 
 
 # ---------------------------------------------------------------- checkpoints
-
-
-def tiny_config(**overrides: object) -> ModelConfig:
-    base = {"backbone": "resnet18", "output_stride": 16, "head": "dsnt", "input_size": 64}
-    return ModelConfig(**{**base, **overrides})
-
-
-def lightning_style_checkpoint(model: nn.Module, config: dict) -> dict:
-    """What a LightningModule holding the model as ``self.model`` saves (the parts we read)."""
-    return {
-        "epoch": 3,
-        "global_step": 120,
-        "pytorch-lightning_version": "2.5.0",
-        "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
-        "hyper_parameters": {"config": config},
-        "optimizer_states": [{"state": {}, "param_groups": [{"lr": 2.5e-4}]}],
-    }
-
-
-def test_save_and_load_round_trip(tmp_path) -> None:
-    cfg = tiny_config(head="fc", joints="lsp")
-    model = build_model(cfg).eval()
-    images = torch.rand(2, 3, 64, 64)
-    path = save_model(model, tmp_path / "sub" / "model.pt", cfg)
-    loaded, loaded_cfg, config = load_checkpoint(path)
-    assert loaded_cfg == cfg and config == {"model": dataclasses.asdict(cfg)}
-    assert not loaded.training
-    with torch.no_grad():
-        for a, b in zip(model(images)[:4], loaded(images)[:4]):
-            torch.testing.assert_close(a, b)
-
-
-def test_lightning_checkpoint_loads_and_keeps_the_run_config(tmp_path) -> None:
-    cfg = tiny_config(weights="imagenet")  # must not be downloaded: the checkpoint replaces it
-    model = build_model(dataclasses.replace(cfg, weights=None)).eval()
-    config = {"model": dataclasses.asdict(cfg), "loss": {"regularizer": "js"}, "data": {}}
-    torch.save(lightning_style_checkpoint(model, config), tmp_path / "last.ckpt")
-    loaded, loaded_cfg, full = load_checkpoint(tmp_path / "last.ckpt")
-    assert loaded_cfg.weights == "imagenet" and full["loss"] == {"regularizer": "js"}
-    for key, value in model.state_dict().items():
-        torch.testing.assert_close(loaded.state_dict()[key], value)
-
-
-def test_checkpoint_for_other_joints_says_so(tmp_path) -> None:
-    mpii = build_model(tiny_config(joints="mpii"))
-    lsp_config = {"model": dataclasses.asdict(tiny_config(joints="lsp"))}
-    torch.save(lightning_style_checkpoint(mpii, lsp_config), tmp_path / "bad.ckpt")
-    with pytest.raises(
-        ValueError,
-        match=r"checkpoint is for 16 joints \(mpii\) but its config says 14 joints \(lsp\)",
-    ):
-        load_checkpoint(tmp_path / "bad.ckpt")
-    path = save_model(mpii, tmp_path / "mpii.pt", tiny_config(joints="mpii"))
-    with pytest.raises(
-        ValueError,
-        match=r"checkpoint is for 16 joints \(mpii\) but 14 joints \(lsp\) were asked for",
-    ):
-        load_checkpoint(path, joints="lsp")
-    assert load_checkpoint(path, joints="mpii")[1].joints == "mpii"
-
-
-def test_mismatched_checkpoints_name_keys_and_shapes(tmp_path) -> None:
-    r18 = build_model(tiny_config())
-    torch.save(
-        lightning_style_checkpoint(
-            r18, {"model": dataclasses.asdict(tiny_config(backbone="resnet34"))}
-        ),
-        tmp_path / "depth.ckpt",
-    )
-    with pytest.raises(
-        ValueError, match=r"does not fit resnet34/dsnt: .*missing keys \(backbone\.layer1\.2"
-    ):
-        load_checkpoint(tmp_path / "depth.ckpt")
-    torch.save(
-        lightning_style_checkpoint(
-            r18, {"model": dataclasses.asdict(tiny_config(backbone="resnet50"))}
-        ),
-        tmp_path / "wide.ckpt",
-    )
-    with pytest.raises(
-        ValueError,
-        match=r"backbone\.layer1\.0\.conv1\.weight is \(64, 64, 3, 3\) but the model has \(64, 64, 1, 1\)",
-    ):
-        load_checkpoint(tmp_path / "wide.ckpt")
-
-
-def test_bad_checkpoint_files(tmp_path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"nowhere\.pt"):
-        load_checkpoint(tmp_path / "nowhere.pt")
-    torch.save({"weights": torch.zeros(1)}, tmp_path / "plain.pt")
-    with pytest.raises(ValueError, match="state_dict"):
-        load_checkpoint(tmp_path / "plain.pt")
-    torch.save({"state_dict": {}, "config": {"data": {}}}, tmp_path / "nomodel.pt")
-    with pytest.raises(ValueError, match="'model' section"):
-        load_checkpoint(tmp_path / "nomodel.pt")
-    model_section = {**dataclasses.asdict(tiny_config()), "depth": 18}
-    torch.save({"state_dict": {}, "config": {"model": model_section}}, tmp_path / "unknown.pt")
-    with pytest.raises(ValueError, match=r"unknown model config fields \['depth'\]"):
-        load_checkpoint(tmp_path / "unknown.pt")
-    torch.save(
-        {"state_dict": {"model.x": torch.zeros(1)}, "config": {"model": {"head": "gauss"}}},
-        tmp_path / "h.pt",
-    )
-    with pytest.raises(ValueError, match=r"model\.head"):
-        load_checkpoint(tmp_path / "h.pt")
-    torch.save(
-        {"state_dict": {"net.x": torch.zeros(1)}, "config": {"model": {}}}, tmp_path / "p.pt"
-    )
-    with pytest.raises(ValueError, match=r"no 'model\.\*' parameters"):
-        load_checkpoint(tmp_path / "p.pt")
-
-
-def test_checkpoint_with_arbitrary_objects_is_refused(tmp_path) -> None:
-    # e.g. the dataclass itself instead of a dict
-    torch.save({"state_dict": {}, "config": {"model": tiny_config()}}, tmp_path / "c.pt")
-    with pytest.raises(ValueError, match="weights_only"):
-        load_checkpoint(tmp_path / "c.pt")

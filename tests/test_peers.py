@@ -325,8 +325,9 @@ def test_measure_dsntpose_uses_the_checkpoint_config(tmp_path) -> None:
     """The figures are of the checkpoint's network (LSP joints, its crop size), and its peak
     memory, measured in a fresh process, covers loading the model, as MediaPipe's does."""
     pytest.importorskip("torch")
+    from dsntpose.checkpoint import save_model
     from dsntpose.config import ModelConfig
-    from dsntpose.model import build_model, save_model
+    from dsntpose.model import build_model
 
     cfg = ModelConfig(backbone="efficientnet_lite0", output_stride=16, joints="lsp", input_size=64)
     model = build_model(cfg)

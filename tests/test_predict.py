@@ -12,9 +12,10 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from dsntpose.checkpoint import save_model
 from dsntpose.config import ModelConfig
 from dsntpose.heads import DSNTHead
-from dsntpose.model import CoordRegressionModel, build_model, save_model
+from dsntpose.model import CoordRegressionModel, build_model
 from dsntpose.predict import list_images, predict, read_boxes
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

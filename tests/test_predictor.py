@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from dsntpose import zoo
+from dsntpose.checkpoint import save_model
 from dsntpose.config import ModelConfig
 from dsntpose.data.transforms import apply_affine
-from dsntpose.model import build_model, save_model
+from dsntpose.model import build_model
 from dsntpose.predict import predict
 from dsntpose.predictor import Person, Predictor, as_rgb_image, load_image
 from test_predict import BLOB_CONFIG, blob_image, blob_model, keypoints_xy
@@ -108,16 +109,16 @@ def test_predict_is_a_wrapper_over_the_same_predictor(
 def test_the_checkpoint_is_loaded_once(
     tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import dsntpose.model
+    import dsntpose.checkpoint
 
     calls = []
-    real = dsntpose.model.load_checkpoint
+    real = dsntpose.checkpoint.load_checkpoint
 
     def counting(*args, **kwargs):
         calls.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(dsntpose.model, "load_checkpoint", counting)
+    monkeypatch.setattr(dsntpose.checkpoint, "load_checkpoint", counting)
     predictor = Predictor.from_checkpoint(tiny_checkpoint)
     for seed in range(3):
         predictor(noise(seed=seed))

@@ -147,7 +147,7 @@ def _no_escape(fx: Files) -> None:
 
 
 def _diverged_files(fx: Files) -> None:
-    from dsntpose.model import nonfinite_tensors
+    from dsntpose.checkpoint import nonfinite_tensors
 
     out = fx.root / "diverged"
     for path in out.glob("*.ckpt"):  # every checkpoint left under a final name is finite
@@ -296,7 +296,7 @@ def test_checkpoint_io_refuses_nonfinite_tensors_and_names_no_bad_file(tmp_path:
 
 
 def test_a_full_disk_leaves_the_previous_checkpoint_whole(tmp_path: Path, monkeypatch) -> None:
-    from dsntpose import model as model_module
+    from dsntpose import checkpoint as checkpoint_module
     from dsntpose.training import SafeCheckpointIO
 
     io_ = SafeCheckpointIO()
@@ -311,7 +311,7 @@ def test_a_full_disk_leaves_the_previous_checkpoint_whole(tmp_path: Path, monkey
         f.write(buffer.getvalue()[:100])
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(model_module.torch, "save", full_disk)
+    monkeypatch.setattr(checkpoint_module.torch, "save", full_disk)
     with pytest.raises(OSError, match=r"could not write .*best\.ckpt: No space left"):
         io_.save_checkpoint({"global_step": 2, "state_dict": {"model.w": torch.zeros(3)}}, path)
     assert path.read_bytes() == before
@@ -319,7 +319,7 @@ def test_a_full_disk_leaves_the_previous_checkpoint_whole(tmp_path: Path, monkey
 
 
 def test_a_truncated_best_checkpoint_is_set_aside(tmp_path: Path, capsys) -> None:
-    from dsntpose.training import _set_aside_damaged, _whole
+    from dsntpose.training.run_folder import _set_aside_damaged, _whole
 
     path = tmp_path / "best.ckpt"
     torch.save({"x": torch.ones(1000)}, path)

@@ -139,7 +139,7 @@ def test_sampler_skip_applies_to_the_next_pass_only():
 
 
 def test_checkpoint_format(trained):
-    from dsntpose.model import load_checkpoint
+    from dsntpose.checkpoint import load_checkpoint
 
     run, result = trained
     assert result.global_step == STEPS_PER_EPOCH
@@ -263,7 +263,7 @@ def test_losses_are_float32_under_bf16_autocast():
 def test_bf16_on_a_cpu_without_native_bfloat16_warns(tmp_path, monkeypatch):
     import warnings
 
-    import dsntpose.training as training
+    import dsntpose.training.run_folder as training
 
     run = tiny_run(tmp_path, train={"precision": "bf16-mixed", "accelerator": "cpu"})
     monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: False)

@@ -367,7 +367,8 @@ def _runtimes(
         result["compile_max_diff"] = float((compiled(x).coords - reference).abs().max())
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            from dsntpose.export import OnnxModel, export_onnx
+            from dsntpose.checkpoint import OnnxModel
+            from dsntpose.export import export_onnx
         except ImportError as err:
             result["notes"].append(f"onnxruntime skipped: dsntpose.export unavailable ({err})")
         else:

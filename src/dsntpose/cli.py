@@ -396,7 +396,7 @@ def _check_weights_file(weights: object) -> None:
         return
     path = Path(weights).expanduser()
     if path.exists():
-        from dsntpose.model import check_torch_file
+        from dsntpose.checkpoint import check_torch_file
 
         check_torch_file(path, "model.weights")
 
@@ -638,20 +638,26 @@ def _predict_video(args: Namespace, predictor: Any, source: str, box: Any) -> in
 
 
 def cmd_export(args: Namespace) -> int:
+    from dsntpose.checkpoint import load_any, refuse_inputs
     from dsntpose.export import OnnxParityError, check_parity, export_onnx
-    from dsntpose.model import load_model
 
     if (args.out is None) == (args.output is None):
         raise ValueError("export: give the .onnx file to write once: OUT.onnx or --output OUT.onnx")
     output = args.out if args.out is not None else args.output
     _check_output_file("export: output", output)
-    model, cfg = load_model(args.checkpoint)
+    loaded = load_any(args.checkpoint)  # a shipped model's name, a .ckpt or a .pt
+    if loaded.kind != "torch":
+        raise ValueError(f"export: {loaded.source} is already an ONNX file; give a checkpoint")
+    refuse_inputs(output, [loaded.source], "export: output")
+    model, cfg = loaded.model, loaded.config
     print(
         f"export: tracing {cfg.backbone}/{cfg.head} to ONNX (this takes a while)", file=sys.stderr
     )
     start = time.perf_counter()
     try:
-        path = export_onnx(model, output, config=cfg, check=False, opset=args.opset)
+        path = export_onnx(
+            model, output, config=cfg, check=False, opset=args.opset, inputs=[loaded.source]
+        )
         print(f"export: wrote {path} in {time.perf_counter() - start:.0f} s", file=sys.stderr)
         if args.check:
             report = check_parity(model, path)

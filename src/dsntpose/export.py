@@ -6,16 +6,22 @@
 * input ``images`` ``(batch, 3, S, S)`` float32 RGB in ``[0, 1]``, the batch axis dynamic;
 * outputs ``coords`` ``(batch, J, 2)`` normalised ``(x, y)``, ``heatmaps`` ``(batch, J, H, W)``,
   ``logits`` ``(batch, J, H, W)`` and ``confidence`` ``(batch, J)``: the fields of
-  :class:`~dsntpose.heads.HeadOutput`;
+  :class:`~dsntpose.heads.HeadOutput`; a model with presence heads adds ``presence``
+  ``(batch,)`` and ``visibility`` ``(batch, J)`` logits;
 * metadata ``dsntpose.model_config``: the model's :class:`~dsntpose.config.ModelConfig` as
-  JSON (joint set, input size, head, activation), so the file alone is enough to predict.
+  JSON (joint set, input size, head, activation, coords), so the file alone is enough to
+  predict (:func:`dsntpose.checkpoint.onnx_metadata`).
+
+The file is written atomically (:func:`dsntpose.checkpoint.atomic_write`), never over the
+checkpoint it was exported from.
 
 It then runs the file on onnxruntime next to the torch model (:func:`check_parity`) and raises
 :class:`OnnxParityError` when the coordinates differ by more than ``1e-4`` normalised units
 (``1e-4`` of half the crop width: 0.011 px on a 224 px crop).
 
-:class:`OnnxModel` wraps an exported file so that ``OnnxModel(path)(images)`` returns the same
-``HeadOutput`` as the torch model; :func:`dsntpose.predict.predict` runs on it unchanged.
+:class:`dsntpose.checkpoint.OnnxModel` runs an exported file so that ``OnnxModel(path)(images)``
+returns the same ``HeadOutput`` as the torch model, and the flip test takes its decode from the
+same head class (:func:`dsntpose.checkpoint.load_any` opens either).
 
 onnx, onnxscript and onnxruntime (the ``[export]`` extra) are imported inside the functions.
 """
@@ -23,28 +29,30 @@ onnx, onnxscript and onnxruntime (the ``[export]`` extra) are imported inside th
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import json
 import logging
 import math
 import os
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
+from dsntpose.checkpoint import (
+    OnnxModel,
+    atomic_write,
+    load_model,
+    onnx_metadata,
+    refuse_inputs,
+)
 from dsntpose.config import ModelConfig
-from dsntpose.heads import HeadOutput
-from dsntpose.model import load_model
 
 __all__ = [
-    "CONFIG_KEY",
     "OUTPUT_NAMES",
-    "OnnxModel",
+    "PRESENCE_OUTPUTS",
     "OnnxParityError",
     "ParityReport",
     "check_parity",
@@ -55,7 +63,7 @@ log = logging.getLogger(__name__)
 
 INPUT_NAME = "images"
 OUTPUT_NAMES = ("coords", "heatmaps", "logits", "confidence")
-CONFIG_KEY = "dsntpose.model_config"
+PRESENCE_OUTPUTS = ("presence", "visibility")  # models built with model.presence only
 DEFAULT_ATOL = 1e-4  # normalised units
 
 
@@ -77,25 +85,29 @@ class ParityReport(NamedTuple):
     """Largest absolute differences, ONNX vs torch, over every checked batch.
 
     ``coords`` in normalised units; ``heatmaps`` in the maps' own units (probabilities for DSNT);
-    ``confidence`` in ``[0, 1]`` units; ``batch_sizes`` the batch sizes that were run.
+    ``confidence`` in ``[0, 1]`` units; ``batch_sizes`` the batch sizes that were run;
+    ``presence`` the presence and visibility logits' (0 for a model without them).
     """
 
     coords: float
     heatmaps: float
     confidence: float
     batch_sizes: tuple[int, ...]
+    presence: float = 0.0
 
 
 class _TupleOutputs(nn.Module):
-    """The model with its ``HeadOutput`` flattened to the exported outputs (no ``aux``)."""
+    """The model with its ``HeadOutput`` flattened to the exported outputs (no ``aux``;
+    ``presence`` and ``visibility`` when the model has them)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def forward(self, images: Tensor) -> tuple[Tensor, ...]:
         out = self.model(images)
-        return out.coords, out.heatmaps, out.logits, out.confidence
+        extra = (out.presence, out.visibility) if out.presence is not None else ()
+        return (out.coords, out.heatmaps, out.logits, out.confidence, *extra)
 
 
 @contextlib.contextmanager
@@ -119,19 +131,23 @@ def export_onnx(
     opset: int | None = None,
     atol: float = DEFAULT_ATOL,
     check_images: Tensor | None = None,
+    inputs: Iterable[str | os.PathLike[str]] = (),
 ) -> Path:
     """Export a model to one ONNX file with a dynamic batch axis, then prove parity.
 
     Args:
-        checkpoint_or_model: a checkpoint path or a model object (see :func:`load_model`).
-        out_path: the ``.onnx`` file to write (parent folders are created). Weights are stored
-            inside it (no external data file).
+        checkpoint_or_model: a checkpoint path or a model object (see
+            :func:`dsntpose.checkpoint.load_model`).
+        out_path: the ``.onnx`` file to write (parent folders are created; written
+            atomically). Weights are stored inside it (no external data file). It must not be
+            the checkpoint itself nor one of ``inputs`` (``ValueError``, nothing written).
         config: the ``ModelConfig`` of a model object (a checkpoint carries its own).
         check: run :func:`check_parity` after writing (batches 1 and 3).
         opset: ONNX opset version; ``None`` takes the exporter's default.
         atol: largest allowed coordinate difference, normalised units.
         check_images: optional ``(N, 3, S, S)`` real crops in ``[0, 1]`` for the parity check,
             used in addition to random images.
+        inputs: files the model was read from (for a model object), never written over.
 
     Returns:
         ``out_path``.
@@ -145,14 +161,18 @@ def export_onnx(
             f"opset: {opset} is not supported; the exporter writes opsets {MIN_OPSET} to "
             f"{max_opset()} (default: its own choice)"
         )
-    model, cfg = load_model(checkpoint_or_model, config)
+    inputs = list(inputs)
+    if not isinstance(checkpoint_or_model, nn.Module):
+        inputs.append(checkpoint_or_model)
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    refuse_inputs(out_path, inputs, "export: output")
+    model, cfg = load_model(checkpoint_or_model, config)
     size = cfg.input_size
     was_training = model.training
     model.eval()
     try:
         wrapper = _TupleOutputs(model).eval()
+        presence = bool(getattr(model, "has_presence", False))
         device = next(model.parameters(), torch.empty(0)).device
         example = torch.rand(2, 3, size, size, device=device)  # batch 2: no specialisation on 1
         start = time.perf_counter()
@@ -164,7 +184,7 @@ def export_onnx(
                 (example,),
                 dynamo=True,
                 input_names=[INPUT_NAME],
-                output_names=list(OUTPUT_NAMES),
+                output_names=list(OUTPUT_NAMES) + list(PRESENCE_OUTPUTS if presence else ()),
                 dynamic_shapes={"images": {0: torch.export.Dim("batch")}},
                 opset_version=opset,
                 external_data=False,
@@ -182,8 +202,13 @@ def export_onnx(
                 f"opset: asked for {opset}, but the exporter produced opset {written}; choose "
                 f"one between {MIN_OPSET} and {max_opset()}"
             )
-        program.model.metadata_props[CONFIG_KEY] = json.dumps(dataclasses.asdict(cfg))
-        program.save(out_path, external_data=False)
+        program.model.metadata_props.update(onnx_metadata(cfg))
+        atomic_write(
+            out_path,
+            lambda tmp: program.save(tmp, external_data=False),
+            inputs=inputs,
+            what="export: output",
+        )
         log.info("exported %s in %.1f s", out_path, time.perf_counter() - start)
         if check:
             report = check_parity(model, out_path, images=check_images, atol=atol)
@@ -238,7 +263,7 @@ def check_parity(
     was_training = model.training
     model.eval()
     device = next(model.parameters(), torch.empty(0)).device
-    worst = {"coords": 0.0, "heatmaps": 0.0, "confidence": 0.0}
+    worst = {"coords": 0.0, "heatmaps": 0.0, "confidence": 0.0, "presence": 0.0}
     try:
         for batch in batches:
             with torch.no_grad():
@@ -249,15 +274,25 @@ def check_parity(
                     "inf weights?); nothing to compare, and such a model must not be exported"
                 )
             got = runner(batch)
-            for name in worst:
-                a, b = getattr(ref, name).float().cpu(), getattr(got, name)
+            names = ["coords", "heatmaps", "confidence"]
+            if ref.presence is not None or got.presence is not None:
+                names += list(PRESENCE_OUTPUTS)
+            for name in names:
+                a, b = getattr(ref, name), getattr(got, name)
+                if a is None or b is None:
+                    raise OnnxParityError(
+                        f"{onnx_path}: ONNX parity check failed: {name} is an output of "
+                        f"{'torch' if b is None else 'the ONNX file'} only"
+                    )
+                a = a.float().cpu()
                 if a.shape != b.shape:
                     raise OnnxParityError(
                         f"{onnx_path}: ONNX parity check failed: {name} is {tuple(b.shape)}, "
                         f"torch gives {tuple(a.shape)} (batch {len(batch)})"
                     )
                 diff = float((a - b).abs().max())
-                worst[name] = max(worst[name], math.inf if math.isnan(diff) else diff)
+                key = "presence" if name in PRESENCE_OUTPUTS else name
+                worst[key] = max(worst[key], math.inf if math.isnan(diff) else diff)
             if not worst["coords"] <= atol:
                 raise OnnxParityError(
                     f"{onnx_path}: ONNX parity check failed: max |coords diff| "
@@ -266,71 +301,9 @@ def check_parity(
     finally:
         model.train(was_training)
     return ParityReport(
-        worst["coords"], worst["heatmaps"], worst["confidence"], tuple(len(b) for b in batches)
+        worst["coords"],
+        worst["heatmaps"],
+        worst["confidence"],
+        tuple(len(b) for b in batches),
+        worst["presence"],
     )
-
-
-class OnnxModel:
-    """An exported ``.onnx`` file on onnxruntime, called like the torch model.
-
-    Args:
-        path: a file written by :func:`export_onnx`.
-        providers: onnxruntime execution providers (default ``["CPUExecutionProvider"]``).
-
-    Attributes:
-        config: the ``ModelConfig`` stored in the file's metadata (``None`` for a file exported
-            by other means).
-        input_size: the static crop side ``S`` of the input, or ``None`` if it is dynamic.
-
-    ``model(images (B, 3, S, S) float in [0, 1]) -> HeadOutput`` with ``coords`` ``(B, J, 2)``,
-    ``heatmaps``, ``logits`` (``heatmaps`` again when the file has no ``logits`` output) and
-    ``confidence`` ``(B, J)``, as torch tensors on the device of ``images``.
-    """
-
-    def __init__(
-        self, path: str | os.PathLike[str], providers: Sequence[str] | None = None
-    ) -> None:
-        import onnxruntime as ort
-
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"ONNX file {self.path} does not exist")
-        try:
-            self.session = ort.InferenceSession(
-                str(self.path), providers=list(providers or ["CPUExecutionProvider"])
-            )
-        except Exception as err:  # onnxruntime raises its own unrelated exception types
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ValueError(f"{self.path}: not a loadable ONNX model: {first}") from err
-        inputs = self.session.get_inputs()
-        self.outputs = [o.name for o in self.session.get_outputs()]
-        needed = {"coords", "heatmaps", "confidence"}
-        if len(inputs) != 1 or not needed <= set(self.outputs):
-            raise ValueError(
-                f"{self.path}: expected one input and outputs {sorted(needed)} "
-                f"(a dsntpose export), got inputs {[i.name for i in inputs]}, outputs {self.outputs}"
-            )
-        self.input_name = inputs[0].name
-        shape = inputs[0].shape
-        self.input_size = shape[-1] if isinstance(shape[-1], int) else None
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.config = ModelConfig(**json.loads(meta[CONFIG_KEY])) if CONFIG_KEY in meta else None
-
-    def __call__(self, images: Tensor) -> HeadOutput:
-        if images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(
-                f"images must be (B, 3, S, S) RGB in [0, 1], got {tuple(images.shape)}"
-            )
-        if self.input_size is not None and tuple(images.shape[2:]) != (self.input_size,) * 2:
-            raise ValueError(
-                f"images must be (B, 3, {self.input_size}, {self.input_size}) for {self.path.name}, "
-                f"got {tuple(images.shape)}"
-            )
-        feed = {self.input_name: images.detach().to("cpu", torch.float32).numpy()}
-        values: dict[str, Any] = dict(zip(self.outputs, self.session.run(None, feed)))
-        out = {name: torch.from_numpy(v).to(images.device) for name, v in values.items()}
-        logits = out.get("logits", out["heatmaps"])
-        return HeadOutput(out["coords"], out["heatmaps"], logits, out["confidence"])
-
-    def __repr__(self) -> str:
-        return f"OnnxModel({str(self.path)!r})"

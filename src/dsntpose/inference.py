@@ -360,7 +360,7 @@ def evaluate_checkpoint(
     """Evaluate a checkpoint on a split of its data, PCK in original image pixels.
 
     Args:
-        checkpoint: a training checkpoint (or :func:`dsntpose.model.save_model` file holding a
+        checkpoint: a training checkpoint (or :func:`dsntpose.checkpoint.save_model` file holding a
             full run config, such as a shipped model).
         split: ``"test"`` (LSP images 1001-2000, MPII's standard validation people, the
             synthetic validation figures) or ``"val"`` (what training validated on: the
@@ -382,10 +382,10 @@ def evaluate_checkpoint(
         FileNotFoundError / ValueError: missing checkpoint or data, a checkpoint that does not
             fit its config, or a flip mode the head cannot merge by.
     """
+    from dsntpose.checkpoint import load_checkpoint
     from dsntpose.data import get_joint_set
     from dsntpose.datasets import build_split
     from dsntpose.heads import check_flip_mode
-    from dsntpose.model import load_checkpoint
 
     model, _, config = load_checkpoint(checkpoint, map_location=device)
     values = {k: dict(v) for k, v in config.items()}

@@ -347,7 +347,7 @@ def _make_predictor(
     **kwargs: Any,
 ) -> Predictor:
     """A :class:`Predictor` from any of the forms :func:`predict` takes."""
-    from dsntpose.export import OnnxModel, load_model
+    from dsntpose.checkpoint import OnnxModel, load_model
 
     if onnx is not None and checkpoint_or_model is not None:
         raise ValueError("give a checkpoint (or model) or an ONNX file, not both")
@@ -549,7 +549,7 @@ def predict(
 
     Args:
         checkpoint_or_model: a checkpoint path (``.onnx`` runs on onnxruntime), a torch model
-            (with ``config``), an :class:`~dsntpose.export.OnnxModel`, a ready
+            (with ``config``), an :class:`~dsntpose.checkpoint.OnnxModel`, a ready
             :class:`~dsntpose.predictor.Predictor`, or ``None`` when ``onnx`` is given.
         images: an image file, a folder of images, or a list of files and folders.
         boxes: ``None`` (the whole image is one person; a warning is logged), one

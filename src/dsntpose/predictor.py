@@ -38,7 +38,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from dsntpose import ops
 from dsntpose.config import ModelConfig
 from dsntpose.data.joints import JointSet, get_joint_set
 from dsntpose.data.transforms import crop_matrix, invert_affine, warp_image
@@ -370,7 +369,7 @@ class Predictor:
 
     Args:
         model: a torch model returning a ``HeadOutput`` (``CoordRegressionModel``), or an
-            :class:`~dsntpose.export.OnnxModel`.
+            :class:`~dsntpose.checkpoint.OnnxModel`.
         config: its :class:`~dsntpose.config.ModelConfig` (joint set, input size, head).
         device: device for the crops (default: where the model's parameters are; CPU for ONNX).
         flip: average with the mirrored crop (:func:`dsntpose.evaluate.flip_test`, in the
@@ -455,7 +454,7 @@ class Predictor:
         """Load a checkpoint (or an ``.onnx`` file) once.
 
         Args:
-            path: a checkpoint from ``dsntpose train`` / :func:`dsntpose.model.save_model`, an
+            path: a checkpoint from ``dsntpose train`` / :func:`dsntpose.checkpoint.save_model`, an
                 exported ``.onnx`` file, or None for the model shipped with the package
                 (:func:`dsntpose.zoo.pretrained_path`).
             device: where the model runs (``"cpu"``, ``"cuda"``).
@@ -477,12 +476,12 @@ class Predictor:
                     f"no shipped model to load: {err}. Pass a checkpoint path "
                     "(Predictor.from_checkpoint('run/last.ckpt'))"
                 ) from None
-        if Path(path).suffix.lower() == ".onnx":
-            return cls.from_onnx(path, flip=flip, joints=joints, **kwargs)
-        from dsntpose.export import load_model
+        from dsntpose.checkpoint import load_any
 
-        model, cfg = load_model(Path(path), joints=joints, map_location=device)
-        return cls(model, cfg, device=device, flip=flip, **kwargs)
+        loaded = load_any(path, joints=joints, map_location=device)
+        if loaded.kind == "onnx":
+            return cls(loaded.model, loaded.config, flip=flip, **kwargs)
+        return cls(loaded.model, loaded.config, device=device, flip=flip, **kwargs)
 
     @classmethod
     def from_onnx(
@@ -496,17 +495,10 @@ class Predictor:
     ) -> Predictor:
         """An exported ``.onnx`` file on onnxruntime (CPU); ``config`` only for files without a
         dsntpose config in their metadata."""
-        from dsntpose.export import OnnxModel
+        from dsntpose.checkpoint import load_onnx
 
-        runner = OnnxModel(path)
-        cfg = runner.config or config
-        if cfg is None:
-            raise ValueError(f"{runner.path}: no dsntpose config in its metadata: pass config=")
-        if joints is not None and joints != cfg.joints:
-            raise ValueError(
-                f"{runner.path}: the model is for joint set {cfg.joints!r}, not {joints!r}"
-            )
-        return cls(runner, cfg, flip=flip, **kwargs)
+        loaded = load_onnx(path, joints=joints, config=config)
+        return cls(loaded.model, loaded.config, flip=flip, **kwargs)
 
     # ---- the pipeline -------------------------------------------------------------------
 
@@ -525,19 +517,13 @@ class Predictor:
             ValueError: the model predicts another number of joints than its joint set has.
             TypeError: the model returned complex values.
         """
-        from dsntpose.heads import default_flip_mode
         from dsntpose.inference import flip_test
 
         joint_set = self.joint_set
         with torch.no_grad():
             crops = crops.to(self.device, torch.float32)
-            if self.flip:
-                if isinstance(self.model, nn.Module):
-                    out = flip_test(self.model, crops, joint_set)
-                else:  # ONNX: no head to ask, so the config names the flip mode
-                    mode = default_flip_mode(self.config.head, self.config.activation)
-                    decode = _decode_for(self.config) if mode == "logits" else None
-                    out = flip_test(self.model, crops, joint_set, mode, decode)
+            if self.flip:  # torch or ONNX: the head's own flip mode, decode and merge
+                out = flip_test(self.model, crops, joint_set)
             else:
                 out = self.model(crops)
         coords, confidence = out.coords, out.confidence
@@ -849,13 +835,3 @@ def _square_box(center: np.ndarray, side: float) -> Box:
         float(side),
         float(side),
     )
-
-
-def _decode_for(cfg: ModelConfig) -> Any:
-    """Logits -> (coords, confidence) with the configured activation (ONNX flip test)."""
-
-    def decode(logits: Tensor) -> tuple[Tensor, Tensor]:
-        probs = ops.normalize_heatmaps(logits, cfg.activation, temperature=cfg.temperature)
-        return ops.dsnt(probs), ops.heatmap_confidence(probs)
-
-    return decode

@@ -1,8 +1,10 @@
-"""The pose models shipped inside the package, and how a trained checkpoint becomes one.
+"""The pose models shipped inside the package: loading one by name, and the model listing.
 
-A shipped model is a plain :func:`dsntpose.model.save_model` file (the run config and a
-``model.*`` state_dict) with its floating-point tensors stored in half precision, under
-``dsntpose/weights/``. It is read with ``torch.load(weights_only=True)`` like any checkpoint
+A shipped model is a plain :func:`dsntpose.checkpoint.save_model` file (the run config and a
+``model.*`` state_dict) with its floating-point tensors stored in half precision
+(:func:`dsntpose.checkpoint.save_half`), under ``dsntpose/weights/``; the table of their names
+is :data:`dsntpose.checkpoint.PRETRAINED`, so that :func:`dsntpose.checkpoint.load_any` opens
+them by name. It is read with ``torch.load(weights_only=True)`` like any checkpoint
 and its tensors are cast back to float32 on loading. ``docs/model_card.md`` says how each was
 trained and how well it does.
 
@@ -15,61 +17,28 @@ Example:
 
 from __future__ import annotations
 
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from dsntpose.checkpoint import (
+    DEFAULT_MODEL,
+    MAX_SHIPPED_MB,
+    PRETRAINED,
+    checkpoint_path,
+    load_checkpoint,
+    pretrained_path,
+)
+
 __all__ = [
     "DEFAULT_MODEL",
+    "MAX_SHIPPED_MB",
     "PRETRAINED",
     "checkpoint_path",
     "load_pretrained",
+    "model_listing",
     "pretrained_path",
-    "save_half",
 ]
-
-# name -> file under dsntpose/weights/
-PRETRAINED = {"lsp_efficientnet_lite0": "lsp_efficientnet_lite0.pt"}
-DEFAULT_MODEL = "lsp_efficientnet_lite0"
-MAX_SHIPPED_MB = 15.0
-
-
-def pretrained_path(name: str = DEFAULT_MODEL) -> Path:
-    """The file of the shipped model ``name``.
-
-    Raises:
-        ValueError: ``name`` is not a shipped model (the message lists them).
-        FileNotFoundError: the package was installed without its weights file.
-    """
-    if name not in PRETRAINED:
-        raise ValueError(f"no shipped model {name!r}; shipped: {', '.join(sorted(PRETRAINED))}")
-    path = Path(str(resources.files("dsntpose") / "weights" / PRETRAINED[name]))
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"the shipped model {name!r} is not installed ({path} is missing); reinstall "
-            "dsntpose, or pass a checkpoint"
-        )
-    return path
-
-
-def checkpoint_path(source: str | Path) -> Path:
-    """The file ``source`` names: a shipped model's name (``lsp_efficientnet_lite0``) or a path.
-
-    Raises:
-        FileNotFoundError: neither a shipped model nor an existing file (the message lists the
-            shipped models).
-    """
-    if str(source) in PRETRAINED:
-        return pretrained_path(str(source))
-    path = Path(source)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: no such checkpoint file, and not a shipped model "
-            f"({', '.join(sorted(PRETRAINED))})"
-        )
-    return path
 
 
 def load_pretrained(
@@ -77,48 +46,9 @@ def load_pretrained(
 ) -> tuple[torch.nn.Module, Any, dict[str, Any]]:
     """``(model, model_config, run_config)`` of a shipped model, in eval mode, float32.
 
-    See :func:`dsntpose.model.load_checkpoint` for the values and errors.
+    See :func:`dsntpose.checkpoint.load_checkpoint` for the values and errors.
     """
-    from dsntpose.model import load_checkpoint
-
     return load_checkpoint(pretrained_path(name), map_location)
-
-
-def save_half(
-    checkpoint: str | Path, dest: str | Path, *, extra: dict[str, Any] | None = None
-) -> Path:
-    """Write a training checkpoint as a shipped model: float tensors in half precision.
-
-    Args:
-        checkpoint: a Lightning checkpoint from ``dsntpose train`` (or a ``save_model`` file).
-        dest: the output file.
-        extra: plain values stored beside the config under ``"card"`` (data, recipe, scores).
-
-    Returns:
-        ``dest``. Raises ``ValueError`` when it would exceed ``MAX_SHIPPED_MB`` or when a weight
-        is not finite (a diverged model is never shipped).
-    """
-    from dsntpose.model import load_checkpoint
-
-    model, _, config = load_checkpoint(checkpoint)
-    state = {}
-    for key, value in model.state_dict().items():
-        if value.is_floating_point():
-            if not torch.isfinite(value).all():
-                raise ValueError(f"{checkpoint}: {key} holds non-finite values; not shipped")
-            value = value.half()
-        state["model." + key] = value.detach().cpu().contiguous()
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    payload: dict[str, Any] = {"config": config, "state_dict": state}
-    if extra:
-        payload["card"] = dict(extra)
-    torch.save(payload, dest)
-    size_mb = dest.stat().st_size / 2**20
-    if size_mb > MAX_SHIPPED_MB:
-        dest.unlink()
-        raise ValueError(f"{dest}: {size_mb:.1f} MB exceeds the {MAX_SHIPPED_MB} MB limit")
-    return dest
 
 
 def model_listing() -> str:

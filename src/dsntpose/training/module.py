@@ -1,0 +1,547 @@
+"""The LightningModule: what one training step and one validation do.
+
+:class:`EpochSampler` fixes the order of the samples by ``(seed, epoch, rank)`` (the data sets
+come from :mod:`dsntpose.datasets`); :class:`PoseModule` runs the network, scores the head's
+loss in float32 and validates in original image pixels; :func:`lr_factor` is the cosine
+schedule; :func:`load_initial_weights` is fine-tuning's start (``train.init_from``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Iterator, Mapping
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from dsntpose.checkpoint import checkpoint_path, load_checkpoint, state_problems
+from dsntpose.config import ModelConfig, OptimConfig, RunConfig
+from dsntpose.data import get_joint_set, worker_init_fn
+from dsntpose.datasets import build_datasets
+from dsntpose.evaluate import PCKResult, protocol_for
+from dsntpose.heads import HeadOutput
+from dsntpose.inference import predict_batch
+from dsntpose.metrics import PCKMetric
+from dsntpose.model import build_model, model_name
+from dsntpose.ops import normalized_to_pixel
+from dsntpose.training.run_folder import MONITOR, TrainingDiverged, _kept_message, run_paths
+
+# --------------------------------------------------------------------------------------------
+# Sampling order (the data sets themselves come from dsntpose.datasets)
+
+
+class EpochSampler(Sampler[int]):
+    """This rank's share of the first ``num_samples`` indices, in an order fixed by the epoch.
+
+    The order depends only on ``(seed, epoch)`` (shuffled) or is ``0, 1, 2, ...``; rank ``r``
+    of ``W`` takes positions ``r, r + W, ...``. With ``pad`` (training) the list wraps around
+    so that every rank gets ``ceil(N / W)`` indices, as ``DistributedSampler`` does; without it
+    (validation) every sample is seen exactly once over all ranks.
+
+    ``set_epoch`` (Lightning calls it before every epoch) also sets the dataset's epoch, which
+    seeds its augmentation. ``skip(n)`` drops the first ``n`` indices of the next pass only:
+    a run resumed in the middle of an epoch continues where it stopped.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset[Any],
+        num_samples: int,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        pad: bool = True,
+        epoch: int = 0,
+    ) -> None:
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
+        self.dataset = dataset
+        self.num_samples = int(num_samples)
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        self.rank = rank
+        self.world_size = world_size
+        self.pad = pad
+        self._skip = 0
+        self.set_epoch(epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use ``epoch``'s order (and augmentation, when the dataset has ``set_epoch``)."""
+        self.epoch = int(epoch)
+        set_dataset_epoch = getattr(self.dataset, "set_epoch", None)
+        if callable(set_dataset_epoch):
+            set_dataset_epoch(self.epoch)
+
+    def skip(self, count: int) -> None:
+        """Leave out the first ``count`` indices of the next pass (resuming mid-epoch)."""
+        self._skip = max(0, int(count))
+
+    def indices(self) -> list[int]:
+        """This rank's full list for the current epoch (no skipping)."""
+        n, world = self.num_samples, self.world_size
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(n).tolist()
+        else:
+            order = list(range(n))
+        if self.pad:
+            total = math.ceil(n / world) * world
+            order += (order * math.ceil(total / n))[: total - n]
+        return order[self.rank :: world]
+
+    def __iter__(self) -> Iterator[int]:
+        order = self.indices()[self._skip :]
+        self._skip = 0
+        return iter(order)
+
+    def __len__(self) -> int:
+        if self.pad:
+            return math.ceil(self.num_samples / self.world_size)
+        return len(range(self.rank, self.num_samples, self.world_size))
+
+
+# --------------------------------------------------------------------------------------------
+# The LightningModule
+
+
+def _float32(out: HeadOutput) -> HeadOutput:
+    """``out`` with every tensor (and every earlier stack's) in float32."""
+    aux = tuple(_float32(a) for a in out.aux)
+    return HeadOutput(
+        out.coords.float(),
+        out.heatmaps.float(),
+        out.logits.float(),
+        out.confidence.float(),
+        aux,
+        None if out.presence is None else out.presence.float(),
+        None if out.visibility is None else out.visibility.float(),
+    )
+
+
+def _rng_states() -> dict[str, Any]:
+    """The global generators' states as tensors and plain values (``weights_only`` loadable)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 - saved for resume
+    states: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "python": list(random.getstate()),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: Mapping[str, Any]) -> None:
+    """Restore what :func:`_rng_states` saved."""
+    torch.set_rng_state(states["torch"])
+    name, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))  # noqa: NPY002
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def lr_factor(step: int, *, optim: OptimConfig, total_steps: int) -> float:
+    """The learning-rate multiplier after ``step`` optimiser steps (of ``total_steps``).
+
+    ``optim.schedule == "cosine"``: linear warm-up over ``optim.warmup_steps`` steps, then
+    cosine decay from 1 to ``optim.min_lr_ratio`` at ``total_steps``.
+    """
+    if optim.warmup_steps and step < optim.warmup_steps:
+        return (step + 1) / optim.warmup_steps
+    span = max(1, total_steps - optim.warmup_steps)
+    done = min(1.0, (step - optim.warmup_steps) / span)
+    return optim.min_lr_ratio + (1 - optim.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * done))
+
+
+class PoseModule(L.LightningModule):
+    """A coordinate regression model trained the way the paper did.
+
+    Args:
+        config: the full run config as plain dicts (``RunConfig.to_dict()``); it is saved in
+            every checkpoint as ``hyper_parameters["config"]``.
+
+    The network is ``self.model`` (:func:`dsntpose.model.build_model`). A training step scores
+    the head's output with ``CoordRegressionModel.loss`` in float32 (whatever the
+    precision), logs ``train/loss`` and ``train/ips`` (images per second on this device) and
+    stops the run with :class:`TrainingDiverged` on a non-finite loss or gradient. Validation
+    predicts (with the flip test if ``train.flip_test``), maps the crop coordinates back to the
+    original image pixels, and accumulates PCK (PCKh@0.5 for MPII, PCK@0.2 otherwise) in a
+    :class:`dsntpose.evaluate.PCKMetric`, summed over all devices; ``val/pck`` is its total.
+    """
+
+    def __init__(self, config: Mapping[str, Any], *, initialise: bool = True) -> None:
+        """``config``: the run config dict; ``initialise``: apply ``train.init_from`` (off when
+        a checkpoint of this run is about to replace every tensor anyway)."""
+        super().__init__()
+        self.cfg = RunConfig.from_dict(config)
+        self.save_hyperparameters({"config": self.cfg.to_dict()})
+        self.model = build_model(self.cfg.model)
+        if initialise and self.cfg.train.init_from is not None:
+            load_initial_weights(
+                self.model, self.cfg.model, checkpoint_path(self.cfg.train.init_from)
+            )
+        if self.cfg.train.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.joint_set = get_joint_set(self.cfg.model.joints)
+        self.val_pck = PCKMetric(
+            self.joint_set.num_joints,
+            threshold=protocol_for(self.cfg.data.dataset).threshold,
+            total_joints=self.joint_set.pck_total,
+        )
+        self.train_set: Dataset[dict[str, Any]] | None = None
+        self.val_set: Dataset[dict[str, Any]] | None = None
+        self._vis: dict[str, Tensor] | None = None
+        self._presence_scores: list[tuple[Tensor, ...]] = []
+        self._num_validations = 0
+        self._step_end: float | None = None
+        self._ips: float | None = None
+        self.last_result: PCKResult | None = None
+
+    def forward(self, images: Tensor) -> HeadOutput:
+        """``images`` ``(B, 3, S, S)`` RGB in ``[0, 1]`` -> the model's ``HeadOutput``."""
+        return self.model(images)
+
+    # ---- data ---------------------------------------------------------------------------
+
+    def setup(self, stage: str) -> None:
+        if self.train_set is None:
+            self.train_set, self.val_set = build_datasets(self.cfg)
+
+    def _loader(self, dataset: Dataset[Any], sampler: EpochSampler) -> DataLoader[Any]:
+        workers = self.cfg.data.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=self.cfg.data.batch_size,
+            sampler=sampler,
+            num_workers=workers,
+            worker_init_fn=worker_init_fn if workers else None,
+            pin_memory=self.device.type == "cuda",
+            drop_last=False,
+            persistent_workers=False,  # workers must see each epoch's set_epoch
+        )
+
+    def _start_position(self, num_batches: int) -> tuple[int, int]:
+        """``(epoch, batches to skip)`` of the first training pass of this ``fit``.
+
+        A fresh run or one resumed from an end-of-epoch checkpoint starts ``current_epoch`` at
+        batch 0. A checkpoint written at the end of training batch ``k`` (``processed >
+        completed``) continues that epoch after ``k`` batches, as Lightning's loop does; when
+        ``k`` was the epoch's last batch, Lightning goes straight on to the next epoch.
+        """
+        epoch = self.trainer.current_epoch
+        loop = self.trainer.fit_loop
+        if not loop.restarting:
+            return epoch, 0
+        progress = loop.epoch_loop.batch_progress.current
+        done = progress.completed + int(progress.processed > progress.completed)
+        if done >= num_batches:
+            return epoch + 1, 0
+        return epoch, done
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        assert self.train_set is not None
+        d, trainer = self.cfg.data, self.trainer
+        num = len(self.train_set)  # type: ignore[arg-type]
+        if d.train_subset is not None:
+            num = min(num, d.train_subset)
+        sampler = EpochSampler(
+            self.train_set,
+            num,
+            shuffle=True,
+            seed=self.cfg.train.seed,
+            rank=trainer.global_rank,
+            world_size=trainer.world_size,
+        )
+        epoch, skip = self._start_position(math.ceil(len(sampler) / d.batch_size))
+        sampler.set_epoch(epoch)
+        sampler.skip(skip * d.batch_size)
+        return self._loader(self.train_set, sampler)
+
+    def val_dataloader(self) -> DataLoader[Any]:
+        assert self.val_set is not None
+        num = len(self.val_set)  # type: ignore[arg-type]
+        if self.cfg.data.val_subset is not None:
+            num = min(num, self.cfg.data.val_subset)
+        sampler = EpochSampler(
+            self.val_set,
+            num,
+            shuffle=False,
+            rank=self.trainer.global_rank,
+            world_size=self.trainer.world_size,
+            pad=False,
+        )
+        return self._loader(self.val_set, sampler)
+
+    # ---- steps --------------------------------------------------------------------------
+
+    def _loss(self, out: HeadOutput, batch: Mapping[str, Tensor]) -> Tensor:
+        """The head's loss, computed in float32 outside autocast."""
+        with torch.autocast(self.device.type, enabled=False):
+            return self.model.loss(
+                _float32(out), batch["joints"].float(), batch["mask"].float(), self.cfg.loss, batch
+            )
+
+    def _images(self, batch: Mapping[str, Tensor]) -> Tensor:
+        """The batch's images, channels-last when ``train.channels_last``."""
+        images = batch["image"]
+        if self.cfg.train.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def training_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> Tensor:
+        images = self._images(batch)
+        loss = self._loss(self.model(images), batch)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(self._diverged(f"loss is {loss.item()}", batch))
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(images))
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        now = time.perf_counter()
+        if self._step_end is not None:
+            ips = len(batch["image"]) / max(now - self._step_end, 1e-9)
+            self._ips = ips if self._ips is None else 0.9 * self._ips + 0.1 * ips
+            self.log("train/ips", self._ips, prog_bar=True, batch_size=1)
+        self._step_end = now
+
+    def on_train_epoch_start(self) -> None:
+        self._step_end = None
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # With 16-mixed the grad scaler skips steps with infinite gradients by itself.
+        if self.trainer.precision == "16-mixed":
+            return
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if grads and not torch.isfinite(torch.stack([g.abs().max() for g in grads]).max()):
+            raise TrainingDiverged(self._diverged("a gradient is not finite", None))
+
+    def _diverged(self, what: str, batch: Mapping[str, Tensor] | None) -> str:
+        """The message of a :class:`TrainingDiverged`: what, where, and what is kept."""
+        kept = _kept_message(self.trainer)
+        where = f"epoch {self.current_epoch}, step {self.global_step}"
+        if batch is not None and "index" in batch:
+            where += f", samples {batch['index'][:8].tolist()}"
+        return (
+            f"training diverged: {what} at {where}. Stopped; {kept}. "
+            "Try a lower optim.lr (or another optim.gamma/schedule) or train.precision 32-true."
+        )
+
+    def validation_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
+        images = self._images(batch)
+        out = self.model(images)
+        self.log(
+            "val/loss",
+            self._loss(out, batch),
+            on_epoch=True,
+            sync_dist=True,
+            batch_size=len(images),
+        )
+        coords, image_px, _ = predict_batch(
+            self.model,
+            {**batch, "image": images},
+            self.joint_set,
+            flip=self.cfg.train.flip_test,
+            output=_float32(out),
+        )
+        self.val_pck.update(
+            image_px.to(batch["joints_image"].device),
+            batch["joints_image"],
+            ~batch["joints_missing"].bool(),
+            batch["norm_size"],
+        )
+        if out.presence is not None and "presence" in batch:
+            self._presence_scores.append(
+                (
+                    out.presence.detach().float().cpu(),
+                    batch["presence"].float().cpu(),
+                    batch["presence_mask"].float().cpu(),
+                    out.visibility.detach().float().cpu(),
+                    batch["visible"].float().cpu(),
+                    batch["visible_mask"].float().cpu(),
+                )
+            )
+        if batch_idx == 0:
+            size = tuple(images.shape[-2:])
+            crop_px = normalized_to_pixel(coords, size)
+            gt_px = normalized_to_pixel(batch["joints"].float(), size)
+            gt_px = torch.where(batch["mask"][..., None] > 0, gt_px, torch.nan)
+            self._vis = {"images": images[:8], "pred": crop_px[:8], "gt": gt_px[:8]}
+
+    def on_validation_epoch_end(self) -> None:
+        with self.val_pck.sync_context():  # counts summed over all devices
+            correct = self.val_pck.correct.cpu().numpy().copy()
+            counts = self.val_pck.total.cpu().numpy().copy()
+        self.val_pck.reset()
+        protocol = protocol_for(self.cfg.data.dataset)
+        result = PCKResult(protocol.metric, protocol.threshold, self.joint_set, correct, counts)
+        self.last_result = result
+        self.log(MONITOR, result.total)
+        extra = self._presence_metrics()
+        for key, value in extra.items():
+            self.log(f"val/{key}", value)
+        for group, value in result.groups.items():
+            self.log(f"val/pck_{group.lower()}", value)
+        if self.trainer.sanity_checking:
+            return
+        self._num_validations += 1
+        if self.trainer.is_global_zero:
+            path = run_paths(self.cfg.train.out_dir).val_metrics
+            path.parent.mkdir(parents=True, exist_ok=True)
+            record = {
+                "epoch": self.current_epoch,
+                "step": self.global_step,
+                **result.to_dict(),
+                **{k: None if math.isnan(v) else v for k, v in extra.items()},
+            }
+            path.write_text(json.dumps(record, indent=2))
+            every = self.cfg.train.vis_every
+            if every and self._vis is not None and (self._num_validations - 1) % every == 0:
+                self._log_predictions()
+        self._vis = None
+
+    def _presence_metrics(self) -> dict[str, float]:
+        """AUROC of the presence score (person crops against background crops) and of the
+        visibility scores (visible against occluded or out-of-crop joints) over this
+        validation's batches (this device's; empty for a model without those heads)."""
+        from dsntpose.evaluate import auroc
+
+        gathered, self._presence_scores = self._presence_scores, []
+        if not gathered:
+            return {}
+        p, pt, pm, v, vt, vm = (torch.cat(parts) for parts in zip(*gathered))
+        return {
+            "presence_auroc": auroc(p[pm > 0].numpy(), pt[pm > 0].numpy()),
+            "visibility_auroc": auroc(v[vm > 0].numpy(), vt[vm > 0].numpy()),
+        }
+
+    def _log_predictions(self) -> None:
+        """Draw the first validation crops with predictions and ground truth; save and log."""
+        from dsntpose.viz import prediction_picture, save_image
+
+        assert self._vis is not None
+        grid = prediction_picture(self._vis, self.joint_set)
+        save_image(
+            grid, run_paths(self.cfg.train.out_dir).vis / f"epoch_{self.current_epoch:03d}.png"
+        )
+        for logger in self.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image(
+                    "val/predictions", grid, self.global_step, dataformats="HWC"
+                )
+
+    # ---- optimiser and checkpoint extras ------------------------------------------------
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        o = self.cfg.optim
+        # two groups, head then backbone, logged as lr-<Optimizer>/head and /backbone
+        groups: list[dict[str, Any]] = [
+            {"params": list(self.model.head.parameters()), "lr": o.lr, "name": "head"},
+            {
+                "params": list(self.model.backbone.parameters()),
+                "lr": o.lr * o.backbone_lr_ratio,
+                "name": "backbone",
+            },
+        ]
+        groups = [g for g in groups if g["params"]]
+        optimizer: torch.optim.Optimizer
+        if o.optimizer == "rmsprop":
+            optimizer = torch.optim.RMSprop(groups, lr=o.lr, weight_decay=o.weight_decay)
+        elif o.optimizer == "adam":
+            optimizer = torch.optim.Adam(groups, lr=o.lr, weight_decay=o.weight_decay)
+        else:
+            optimizer = torch.optim.SGD(groups, lr=o.lr, momentum=0.9, weight_decay=o.weight_decay)
+        if o.schedule == "cosine":
+            total = max(1, int(self.trainer.estimated_stepping_batches))
+            factor = partial(lr_factor, optim=o, total_steps=total)
+            scheduler: Any = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+            }
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, o.milestones, o.gamma)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["rng_states"] = _rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "rng_states" in checkpoint:
+            _set_rng_states(checkpoint["rng_states"])
+
+
+def load_initial_weights(model: nn.Module, cfg: ModelConfig, path: str | Path) -> ModelConfig:
+    """Fine-tuning's start: copy every tensor of a trained network into ``model``.
+
+    The backbone must be the same network. The head may predict another joint set: its
+    per-joint tensors are carried over **by joint name** (:func:`dsntpose.data.joints.joint_map`:
+    an LSP model starts MPII's upper_neck from its neck; pelvis and thorax keep their fresh
+    initialisation). Presence and visibility heads (``model.presence``) that the trained network
+    lacks keep their fresh initialisation too.
+
+    Args:
+        model: the freshly built network of ``cfg`` (:func:`~dsntpose.model.build_model`).
+        cfg: its configuration.
+        path: a dsntpose checkpoint (a training run's ``best.ckpt``, a :func:`save_model` file
+            or a shipped model).
+
+    Returns:
+        The checkpoint's :class:`~dsntpose.config.ModelConfig`.
+
+    Raises:
+        FileNotFoundError, ValueError: as :func:`load_checkpoint`; and a ``ValueError`` naming
+            both networks when the checkpoint's does not fit ``model`` (another backbone,
+            stride or head).
+    """
+    from dsntpose.data.joints import get_joint_set, joint_map
+
+    trained, trained_cfg, _ = load_checkpoint(path)
+    state = dict(trained.state_dict())
+    own = model.state_dict()
+    if trained_cfg.joints != cfg.joints:
+        mapping = joint_map(get_joint_set(trained_cfg.joints), get_joint_set(cfg.joints))
+        pairs = [(dst, src) for dst, src in enumerate(mapping) if src >= 0]
+        for key, value in list(state.items()):
+            mine = own.get(key)
+            joint_tensor = (
+                key.startswith("head.")
+                and mine is not None
+                and value.dim() >= 1
+                and value.shape[0] == trained_cfg.num_joints
+                and mine.shape[0] == cfg.num_joints
+                and value.shape[1:] == mine.shape[1:]
+            )
+            if joint_tensor and pairs:
+                merged = mine.clone()
+                dst, src = zip(*pairs)
+                merged[list(dst)] = value[list(src)].to(merged.dtype)
+                state[key] = merged
+    for key, value in own.items():
+        if key.startswith("presence.") and key not in state:
+            state[key] = value
+    problems = state_problems(model, state, cfg)
+    if problems:
+        raise ValueError(
+            f"train.init_from: {path} holds a {model_name(trained_cfg)} network for "
+            f"{trained_cfg.joints} joints, which does not fit model {model_name(cfg)} for "
+            f"{cfg.joints} joints: {'; '.join(problems[:2])}"
+        )
+    model.load_state_dict(state)
+    return trained_cfg

@@ -1,0 +1,311 @@
+"""Tests for dsntpose.checkpoint: reading with its checks, atomic writes that never touch an
+input, half-precision shipping, load_any, and the ONNX runner's parity with torch."""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from dsntpose.checkpoint import (
+    STATE_PREFIX,
+    atomic_write,
+    load_any,
+    load_checkpoint,
+    pretrained_path,
+    save_half,
+    save_model,
+)
+from dsntpose.config import ModelConfig
+from dsntpose.model import build_model
+
+HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime", "onnxscript"))
+
+
+def tiny_config(**overrides: object) -> ModelConfig:
+    base = {"backbone": "resnet18", "output_stride": 16, "head": "dsnt", "input_size": 64}
+    return ModelConfig(**{**base, **overrides})
+
+
+def lightning_style_checkpoint(model: nn.Module, config: dict) -> dict:
+    """What a LightningModule holding the model as ``self.model`` saves (the parts we read)."""
+    return {
+        "epoch": 3,
+        "global_step": 120,
+        "pytorch-lightning_version": "2.5.0",
+        "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+        "hyper_parameters": {"config": config},
+        "optimizer_states": [{"state": {}, "param_groups": [{"lr": 2.5e-4}]}],
+    }
+
+
+def test_save_and_load_round_trip(tmp_path) -> None:
+    cfg = tiny_config(head="fc", joints="lsp")
+    model = build_model(cfg).eval()
+    images = torch.rand(2, 3, 64, 64)
+    path = save_model(model, tmp_path / "sub" / "model.pt", cfg)
+    loaded, loaded_cfg, config = load_checkpoint(path)
+    assert loaded_cfg == cfg and config == {"model": dataclasses.asdict(cfg)}
+    assert not loaded.training
+    with torch.no_grad():
+        for a, b in zip(model(images)[:4], loaded(images)[:4]):
+            torch.testing.assert_close(a, b)
+
+
+def test_lightning_checkpoint_loads_and_keeps_the_run_config(tmp_path) -> None:
+    cfg = tiny_config(weights="imagenet")  # must not be downloaded: the checkpoint replaces it
+    model = build_model(dataclasses.replace(cfg, weights=None)).eval()
+    config = {"model": dataclasses.asdict(cfg), "loss": {"regularizer": "js"}, "data": {}}
+    torch.save(lightning_style_checkpoint(model, config), tmp_path / "last.ckpt")
+    loaded, loaded_cfg, full = load_checkpoint(tmp_path / "last.ckpt")
+    assert loaded_cfg.weights == "imagenet" and full["loss"] == {"regularizer": "js"}
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value)
+
+
+def test_checkpoint_for_other_joints_says_so(tmp_path) -> None:
+    mpii = build_model(tiny_config(joints="mpii"))
+    lsp_config = {"model": dataclasses.asdict(tiny_config(joints="lsp"))}
+    torch.save(lightning_style_checkpoint(mpii, lsp_config), tmp_path / "bad.ckpt")
+    with pytest.raises(
+        ValueError,
+        match=r"checkpoint is for 16 joints \(mpii\) but its config says 14 joints \(lsp\)",
+    ):
+        load_checkpoint(tmp_path / "bad.ckpt")
+    path = save_model(mpii, tmp_path / "mpii.pt", tiny_config(joints="mpii"))
+    with pytest.raises(
+        ValueError,
+        match=r"checkpoint is for 16 joints \(mpii\) but 14 joints \(lsp\) were asked for",
+    ):
+        load_checkpoint(path, joints="lsp")
+    assert load_checkpoint(path, joints="mpii")[1].joints == "mpii"
+
+
+def test_mismatched_checkpoints_name_keys_and_shapes(tmp_path) -> None:
+    r18 = build_model(tiny_config())
+    torch.save(
+        lightning_style_checkpoint(
+            r18, {"model": dataclasses.asdict(tiny_config(backbone="resnet34"))}
+        ),
+        tmp_path / "depth.ckpt",
+    )
+    with pytest.raises(
+        ValueError, match=r"does not fit resnet34/dsnt: .*missing keys \(backbone\.layer1\.2"
+    ):
+        load_checkpoint(tmp_path / "depth.ckpt")
+    torch.save(
+        lightning_style_checkpoint(
+            r18, {"model": dataclasses.asdict(tiny_config(backbone="resnet50"))}
+        ),
+        tmp_path / "wide.ckpt",
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"backbone\.layer1\.0\.conv1\.weight is \(64, 64, 3, 3\) but the model has \(64, 64, 1, 1\)",
+    ):
+        load_checkpoint(tmp_path / "wide.ckpt")
+
+
+def test_bad_checkpoint_files(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.pt"):
+        load_checkpoint(tmp_path / "nowhere.pt")
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "plain.pt")
+    with pytest.raises(ValueError, match="state_dict"):
+        load_checkpoint(tmp_path / "plain.pt")
+    torch.save({"state_dict": {}, "config": {"data": {}}}, tmp_path / "nomodel.pt")
+    with pytest.raises(ValueError, match="'model' section"):
+        load_checkpoint(tmp_path / "nomodel.pt")
+    model_section = {**dataclasses.asdict(tiny_config()), "depth": 18}
+    torch.save({"state_dict": {}, "config": {"model": model_section}}, tmp_path / "unknown.pt")
+    with pytest.raises(ValueError, match=r"unknown model config fields \['depth'\]"):
+        load_checkpoint(tmp_path / "unknown.pt")
+    torch.save(
+        {"state_dict": {"model.x": torch.zeros(1)}, "config": {"model": {"head": "gauss"}}},
+        tmp_path / "h.pt",
+    )
+    with pytest.raises(ValueError, match=r"model\.head"):
+        load_checkpoint(tmp_path / "h.pt")
+    torch.save(
+        {"state_dict": {"net.x": torch.zeros(1)}, "config": {"model": {}}}, tmp_path / "p.pt"
+    )
+    with pytest.raises(ValueError, match=r"no 'model\.\*' parameters"):
+        load_checkpoint(tmp_path / "p.pt")
+
+
+def test_checkpoint_with_arbitrary_objects_is_refused(tmp_path) -> None:
+    # e.g. the dataclass itself instead of a dict
+    torch.save({"state_dict": {}, "config": {"model": tiny_config()}}, tmp_path / "c.pt")
+    with pytest.raises(ValueError, match="weights_only"):
+        load_checkpoint(tmp_path / "c.pt")
+
+
+# ---- atomic writes ---------------------------------------------------------------------------
+
+
+def test_atomic_write_leaves_the_old_file_and_no_temporary_on_failure(tmp_path: Path) -> None:
+    path = tmp_path / "w.pt"
+    path.write_bytes(b"old")
+
+    def half_then_full_disk(tmp: Path) -> None:
+        tmp.write_bytes(b"new, partly")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match=r"could not write .*w\.pt: No space left"):
+        atomic_write(path, half_then_full_disk)
+    assert path.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.pt"]
+    atomic_write(path, lambda tmp: tmp.write_bytes(b"new"))
+    assert path.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.pt"]
+
+
+def test_a_write_onto_an_input_is_refused(tmp_path: Path) -> None:
+    cfg = tiny_config()
+    path = save_model(build_model(cfg).eval(), tmp_path / "w.pt", cfg)
+    before = path.read_bytes()
+    (tmp_path / "sub").mkdir()
+    alias = tmp_path / "sub" / ".." / "w.pt"
+    for target in (path, alias):
+        with pytest.raises(ValueError, match=r"w\.pt is also an input of this command"):
+            save_half(path, target)
+        with pytest.raises(ValueError, match="also an input"):
+            save_model(build_model(cfg), target, cfg, inputs=[path])
+    assert path.read_bytes() == before
+
+
+# ---- half-precision shipping ------------------------------------------------------------------
+
+
+def test_save_half_writes_the_same_format_in_float16(tmp_path: Path) -> None:
+    cfg = tiny_config(backbone="efficientnet_lite0", output_stride=32, joints="lsp")
+    model = build_model(cfg).eval()
+    source = save_model(model, tmp_path / "run" / "best.pt", cfg)
+    shipped = save_half(source, tmp_path / "shipped.pt", extra={"score": 1.5})
+    payload = torch.load(shipped, weights_only=True)
+    assert payload["card"] == {"score": 1.5} and payload["config"]["model"]["joints"] == "lsp"
+    assert all(k.startswith(STATE_PREFIX) for k in payload["state_dict"])
+    floats = [v for v in payload["state_dict"].values() if v.is_floating_point()]
+    assert floats and all(v.dtype == torch.float16 for v in floats)
+    loaded, loaded_cfg, _ = load_checkpoint(shipped)
+    assert loaded_cfg == cfg and all(p.dtype == torch.float32 for p in loaded.parameters())
+    # a weight that half precision cannot hold is refused, and nothing is written
+    big = build_model(cfg).eval()
+    with torch.no_grad():
+        big.head.conv.weight[0, 0] = 1e6
+    save_model(big, tmp_path / "big.pt", cfg)
+    with pytest.raises(ValueError, match=r"head\.conv\.weight hold non-finite .* not shipped"):
+        save_half(tmp_path / "big.pt", tmp_path / "big_half.pt")
+    assert not (tmp_path / "big_half.pt").exists()
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+# ---- load_any ---------------------------------------------------------------------------------
+
+
+def test_load_any_opens_a_shipped_name_and_checkpoints(tmp_path: Path) -> None:
+    shipped = load_any("lsp_efficientnet_lite0")
+    assert shipped.kind == "torch" and shipped.source == pretrained_path()
+    assert shipped.config.joints == "lsp" and not shipped.model.training
+    cfg = tiny_config()
+    path = save_model(build_model(cfg).eval(), tmp_path / "m.ckpt", cfg)
+    loaded = load_any(path)
+    assert loaded.kind == "torch" and loaded.config == cfg and loaded.source == path
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.ckpt does not exist.*shipped model"):
+        load_any(tmp_path / "nowhere.ckpt")
+    with pytest.raises(ValueError, match=r"junk\.pt is not a PyTorch file"):
+        (tmp_path / "junk.pt").write_text("hello")
+        load_any(tmp_path / "junk.pt")
+    with pytest.raises(ValueError, match=r"but 14 joints \(lsp\) were asked for"):
+        load_any(path, joints="lsp")
+
+
+# ---- the ONNX runner decodes and merges views with the head's own code ------------------------
+
+ONNX_SIZE = 64
+# (head, coords) of each exported tiny model; the runner must agree with torch for each, with
+# and without flip, in every flip mode the head lists.
+ONNX_CASES = [("dsnt", "dsnt"), ("dsnt", "debiased"), ("dsnt", "local"), ("heatmap", "dsnt")]
+
+
+def onnx_pair(head: str, coords: str, presence: bool = False) -> tuple[nn.Module, ModelConfig]:
+    """A fast-to-export model (two strided convs, 16 x 16 maps) with a real dsntpose head and
+    the ``ModelConfig`` that names that head's settings."""
+    from dsntpose.heads import DSNTHead, HeatmapHead, PresenceHead
+    from dsntpose.model import CoordRegressionModel
+
+    cfg = ModelConfig(
+        backbone="resnet18", joints="mpii", input_size=ONNX_SIZE, head=head, coords=coords
+    )
+    torch.manual_seed(0)
+    backbone = nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2, padding=1),
+        nn.ReLU(),
+    )
+    module = DSNTHead(16, 16, coords=coords) if head == "dsnt" else HeatmapHead(16, 16)
+    extra = PresenceHead(16, 16) if presence else None
+    model = CoordRegressionModel(backbone, module, extra)
+    nn.init.normal_(model.head.conv.weight, std=10.0)  # peaky maps: decodes differ visibly
+    return model.eval(), cfg
+
+
+@pytest.fixture(scope="module", params=ONNX_CASES, ids=lambda c: f"{c[0]}-{c[1]}")
+def exported_pair(request, tmp_path_factory):
+    if not HAS_ONNX:
+        pytest.skip("onnx, onnxruntime and onnxscript (the [export] extra) are not installed")
+    from dsntpose.export import export_onnx
+
+    model, cfg = onnx_pair(*request.param)
+    path = tmp_path_factory.mktemp("onnx") / f"{cfg.head}-{cfg.coords}.onnx"
+    export_onnx(model, path, config=cfg, check=False)
+    return model, cfg, load_any(path)
+
+
+def test_onnx_and_torch_agree_for_every_coords_and_flip_mode(exported_pair) -> None:
+    from dsntpose.data.joints import get_joint_set
+    from dsntpose.inference import flip_test
+    from dsntpose.predictor import Predictor
+
+    model, cfg, loaded = exported_pair
+    assert loaded.kind == "onnx" and loaded.config == cfg
+    runner, joint_set = loaded.model, get_joint_set(cfg.joints)
+    images = torch.rand(3, 3, ONNX_SIZE, ONNX_SIZE, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref, got = model(images), runner(images)
+        torch.testing.assert_close(got.coords, ref.coords, atol=1e-4, rtol=0)
+        assert runner.head.flip_modes == model.head.flip_modes
+        for mode in model.head.flip_modes:
+            want = flip_test(model, images, joint_set, mode)
+            have = flip_test(runner, images, joint_set, mode)
+            torch.testing.assert_close(have.coords, want.coords, atol=1e-4, rtol=0)
+            torch.testing.assert_close(have.confidence, want.confidence, atol=1e-4, rtol=0)
+    for flip in (False, True):  # the predictor: the head's default flip mode
+        want = Predictor(model, cfg, flip=flip).forward_crops(images)
+        have = Predictor(runner, cfg, flip=flip).forward_crops(images)
+        torch.testing.assert_close(have[0], want[0], atol=1e-4, rtol=0)
+
+
+@pytest.mark.skipif(not HAS_ONNX, reason="the [export] extra is not installed")
+def test_presence_and_visibility_are_exported_and_returned(tmp_path: Path) -> None:
+    from dsntpose.export import check_parity, export_onnx
+
+    model, cfg = onnx_pair("dsnt", "dsnt", presence=True)
+    cfg = dataclasses.replace(cfg, presence=True)
+    path = export_onnx(model, tmp_path / "presence.onnx", config=cfg, check=False)
+    loaded = load_any(path)
+    images = torch.rand(2, 3, ONNX_SIZE, ONNX_SIZE)
+    with torch.no_grad():
+        ref, got = model(images), loaded.model(images)
+    assert got.presence is not None and got.visibility is not None
+    assert got.presence.shape == (2,) and got.visibility.shape == (2, 16)
+    torch.testing.assert_close(got.presence, ref.presence, atol=1e-4, rtol=0)
+    torch.testing.assert_close(got.visibility, ref.visibility, atol=1e-4, rtol=0)
+    report = check_parity(model, path)
+    assert report.presence < 1e-3 and report.coords < 1e-4
