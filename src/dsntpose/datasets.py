@@ -57,28 +57,22 @@ def _augment_for(run: RunConfig) -> Augment | bool:
     return Augment(**{f.name: getattr(d, f.name) for f in dataclasses.fields(Augment)})
 
 
-def require_root(run: RunConfig) -> Path:
-    """``data.root`` as a folder, or ``FileNotFoundError`` saying what to download where."""
+def require_root(run: RunConfig) -> Path | None:
+    """``data.root`` checked as its data set's spec says (a folder holding ``root_holds``, or
+    a file), or ``FileNotFoundError`` saying what to download where (the spec's ``how``).
+    None for a data set that reads no ``data.root`` (synthetic)."""
     d = run.data
-    if d.dataset == "coco":
-        how = "COCO: pass --data.root FILE.json (a COCO keypoints file) and --data.image_root DIR"
-        if d.root is None or not Path(d.root).expanduser().is_file():
-            raise FileNotFoundError(f"data.root {d.root} is not a COCO keypoints file. {how}")
-        return Path(d.root).expanduser()
-    if d.dataset in ("lsp", "mixed"):
-        how = (
-            "LSP (2000 images + joints.mat): run `dsntpose data lsp --data.root DIR` (downloads "
-            "http://sam.johnson.io/research/lsp_dataset.zip) and pass --data.root DIR"
-        )
-    else:
-        how = (
-            "MPII: run `dsntpose data mpii --data.root DIR` for the annotations, unpack the images "
-            "(mpii_human_pose_v1.tar.gz from http://human-pose.mpi-inf.mpg.de/) into DIR/images "
-            "or pass --data.image_root, and pass --data.root DIR"
-        )
+    spec = DATASETS[d.dataset]
+    if spec.root is None:
+        return None
+    how = spec.how
     if d.root is None:
         raise FileNotFoundError(f"data.root is not set for data.dataset {d.dataset!r}. {how}")
     root = Path(d.root).expanduser()
+    if spec.root == "file":
+        if not root.is_file():
+            raise FileNotFoundError(f"data.root {root} is not a file. {how}")
+        return root
     if not root.is_dir():
         raise FileNotFoundError(f"data.root {root} does not exist. {how}")
     from dsntpose.data.download import UNVERIFIED
@@ -89,10 +83,16 @@ def require_root(run: RunConfig) -> Path:
         raise FileNotFoundError(
             f"data.root {root} failed its checksum verification ({problem}); fetch it again. {how}"
         )
-    needed = ["joints.mat", "images"] if d.dataset in ("lsp", "mixed") else ["valid.h5"]
-    for name in needed:
+    for name in spec.root_holds:
         if not (root / name).exists():
             raise FileNotFoundError(f"data.root {root} has no {name}. {how}")
+    return root
+
+
+def _root(run: RunConfig) -> Path:
+    """:func:`require_root` for a data set that reads ``data.root``."""
+    root = require_root(run)
+    assert root is not None, f"data.dataset {run.data.dataset!r} reads no data.root"
     return root
 
 
@@ -196,7 +196,7 @@ def lsp_splits(run: RunConfig, need_test: bool) -> Splits:
     for validation and test."""
     d, size, seed = run.data, run.model.input_size, run.train.seed
     augment = _augment_for(run)
-    root = require_root(run)
+    root = _root(run)
     train_parts: list[PoseDataset] = [LSP(root, "train", size=size, augment=augment, seed=seed)]
     plain_parts: list[PoseDataset] = [LSP(root, "train", size=size)]
     if d.lspet_root is not None:
@@ -212,7 +212,7 @@ def lsp_splits(run: RunConfig, need_test: bool) -> Splits:
 
 def lsp_test(run: RunConfig) -> Dataset[dict[str, Any]]:
     """LSP images 1001-2000."""
-    return LSP(require_root(run), "test", size=run.model.input_size)
+    return LSP(_root(run), "test", size=run.model.input_size)
 
 
 def _mpii_images(run: RunConfig, root: Path) -> Path:
@@ -225,7 +225,7 @@ def mpii_splits(run: RunConfig, need_test: bool) -> Splits:
     """MPII's training people; its standard 2958 validation people for validation and test."""
     size, seed = run.model.input_size, run.train.seed
     augment = _augment_for(run)
-    root = require_root(run)
+    root = _root(run)
     image_root = _mpii_images(run, root)
     if not image_root.is_dir():
         raise FileNotFoundError(
@@ -243,7 +243,7 @@ def mpii_splits(run: RunConfig, need_test: bool) -> Splits:
 
 def mpii_test(run: RunConfig) -> Dataset[dict[str, Any]]:
     """MPII's standard validation people."""
-    root = require_root(run)
+    root = _root(run)
     return MPII(root / "valid.h5", _mpii_images(run, root), "all", size=run.model.input_size)
 
 
@@ -268,7 +268,7 @@ def _coco(run: RunConfig, **options: Any) -> PoseDataset:
     ``model.joints`` (the file's keypoint names must be that set's)."""
     from dsntpose.data.coco import COCOKeypoints
 
-    ann = require_root(run)
+    ann = _root(run)
     d = run.data
     images = Path(d.image_root).expanduser() if d.image_root else ann.parent / "images"
     if not images.is_dir():
@@ -299,7 +299,7 @@ def mixed_splits(run: RunConfig, need_test: bool) -> Splits:
 
 def mixed_test(run: RunConfig) -> Dataset[dict[str, Any]]:
     """LSP images 1001-2000 in MPII's joints (:func:`_lsp_test_mixed`)."""
-    return _lsp_test_mixed(require_root(run), run.model.input_size)
+    return _lsp_test_mixed(_root(run), run.model.input_size)
 
 
 def _lsp_test_mixed(root: Path, size: int) -> Dataset[dict[str, Any]]:
@@ -328,7 +328,7 @@ def _build_mixed(
     )
 
     d, size, seed = run.data, run.model.input_size, run.train.seed
-    root = require_root(run)
+    root = _root(run)
     sources: list[tuple[str, Any]] = [("lsp", LSP(root, "train", size=size))]
     others: dict[str, list[np.ndarray]] = {}
     if d.lspet_root is not None:

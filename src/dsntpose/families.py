@@ -197,6 +197,10 @@ class DatasetSpec:
         protocol: how it is scored.
         keys: the ``data.*`` keys only some data sets read (``lspet_root``, ...): config
             refuses such a key for a data set that does not list it.
+        root: what ``data.root`` names, ``"folder"`` or ``"file"``; None: nothing (the data
+            are generated).
+        root_holds: the entries a ``data.root`` folder must hold (checked before training).
+        how: where the data come from, for the error when they are missing.
     """
 
     splits: Callable[[RunConfig, bool], tuple[Any, Any, Any]]
@@ -204,6 +208,9 @@ class DatasetSpec:
     joints: tuple[str, ...]
     protocol: Protocol = PCK_TORSO
     keys: tuple[str, ...] = ()
+    root: str | None = "folder"
+    root_holds: tuple[str, ...] = ()
+    how: str = ""
 
 
 def _in_datasets(pick: Callable[[Any], Callable[..., Any]]) -> Callable[..., Any]:
@@ -217,6 +224,15 @@ def _in_datasets(pick: Callable[[Any], Callable[..., Any]]) -> Callable[..., Any
     return call
 
 
+LSP_HOW = (
+    "LSP (2000 images + joints.mat): run `dsntpose data lsp --data.root DIR` (downloads "
+    "http://sam.johnson.io/research/lsp_dataset.zip) and pass --data.root DIR"
+)
+MPII_HOW = (
+    "MPII: run `dsntpose data mpii --data.root DIR` for the annotations, unpack the images "
+    "(mpii_human_pose_v1.tar.gz from http://human-pose.mpi-inf.mpg.de/) into DIR/images "
+    "or pass --data.image_root, and pass --data.root DIR"
+)
 MIXED_KEYS = (
     "mpii_crops_root",
     "coco_root",
@@ -231,28 +247,37 @@ DATASETS: dict[str, DatasetSpec] = {
         splits=_in_datasets(lambda d: d.synthetic_splits),
         test=_in_datasets(lambda d: d.synthetic_test),
         joints=("mpii", "lsp"),
+        root=None,
     ),
     "lsp": DatasetSpec(
         splits=_in_datasets(lambda d: d.lsp_splits),
         test=_in_datasets(lambda d: d.lsp_test),
         joints=("lsp",),
         keys=("lspet_root",),
+        root_holds=("joints.mat", "images"),
+        how=LSP_HOW,
     ),
     "mpii": DatasetSpec(
         splits=_in_datasets(lambda d: d.mpii_splits),
         test=_in_datasets(lambda d: d.mpii_test),
         joints=("mpii",),
         protocol=PCKH_HEAD,
+        root_holds=("valid.h5",),
+        how=MPII_HOW,
     ),
     "mixed": DatasetSpec(
         splits=_in_datasets(lambda d: d.mixed_splits),
         test=_in_datasets(lambda d: d.mixed_test),
         joints=("mpii",),
         keys=("lspet_root", *MIXED_KEYS),
+        root_holds=("joints.mat", "images"),
+        how=LSP_HOW,
     ),
     "coco": DatasetSpec(
         splits=_in_datasets(lambda d: d.coco_splits),
         test=_in_datasets(lambda d: d.coco_test),
         joints=("lsp", "mpii"),
+        root="file",
+        how="COCO: pass --data.root FILE.json (a COCO keypoints file) and --data.image_root DIR",
     ),
 }
