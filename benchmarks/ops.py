@@ -1,37 +1,34 @@
-"""Benchmark dsntpose.ops against dsntnn 0.5.3 (the paper's library) in the same run.
+"""Benchmark dsntpose.ops against dsntnn 0.5.3 (the paper's library), forward+backward.
 
-Part 1, the ops, at B=32, J=16 and square maps of 7, 14, 28, 56 and 64 px, forward+backward:
+Rows (J=16 maps per sample, square maps, float32; every row times ours and dsntnn's in the same
+process, alternating):
 
-  (i)  flat softmax -> dsnt ("ops only": ours composed against dsntnn's)
-  (ii) flat softmax -> dsnt -> Euclidean loss + JS regulariser to the target Gaussian
-       (sigma 1 px) -> masked mean (the paper's training path): ours fused
-       (``ops.softmax_dsnt``, one autograd node), ours composed from the dsntnn-named ops, and
-       dsntnn's
+  ops          ``dsnt(flat_softmax(x))``, the op the package is named after, at 4-128 px and
+               batch 1, 8, 32 and 64
+  softmax      ``flat_softmax(x)`` alone                       } the per-op split, batch 32:
+  dsnt         ``dsnt(p)`` on a map that requires grad        } a regression in one op
+  losses       ``average_loss(euclidean_losses(c, t), mask)``  } shows in its own row
+  regulariser  ``js_reg_losses(p, t, 1.0)``                     }
+  train        the paper's training path, softmax -> DSNT -> Euclidean + JS (sigma 1 px) ->
+               masked mean: ours fused (``ops.softmax_dsnt``) against dsntnn's, at 7-64 px,
+               batch 32
 
-against a floor, a bare ``torch.softmax`` over the same maps, forward+backward.
+Timing: ``torch.utils.benchmark.Timer.blocked_autorange`` (``--min-run-time`` seconds per
+measurement), the two libraries of a row back to back and the rows in turn, for ``--rounds``
+rounds; a row's ratio is the median over rounds of dsntnn's time / ours (above 1: ours is
+faster). Each (regime, thread count) runs in its own child process:
 
-Each case is timed in two allocation regimes, switched inside the one process with glibc's
-``mallopt``:
+  fresh   a new process with glibc's default allocator: what a short script or the first
+          steps of training meet (large temporaries are new mmaps whose pages fault in until
+          glibc raises its mmap threshold)
+  steady  a new process whose mmap and trim thresholds are pinned high (``mallopt``: 1 GiB
+          each), so freed temporaries are reused: what a long training process meets, and
+          what a GPU's caching allocator gives
 
-  steady  mmap and trim thresholds pinned high (32 MiB / 1 GiB), so freed temporaries go back
-          to the heap and the next call reuses them. This is what a training process sees:
-          glibc raises its mmap threshold by itself to the size of the largest temporary
-          freed (up to 32 MiB), so after the first steps every map-sized temporary is
-          recycled; a GPU's caching allocator does the same.
-  fresh   both thresholds pinned at glibc's initial 128 KiB: every map-sized temporary is a
-          new mmap whose pages fault in on first touch (a short script, or the first step).
+on 1 thread (the child pinned to one core) and 2 threads. The summary quotes the WORST ratio
+of each row over batches, regimes and thread counts, with where it occurred.
 
-The figures to quote are the steady ones. Cases and regimes alternate inside every round
-(``torch.utils.benchmark``, median over rounds), so load on a shared machine hits all alike:
-trust the ratios, not the milliseconds.
-
-Part 2, what users feel: the share of a whole training step (forward, backward, RMSprop step)
-spent in the head and loss (1x1 conv, softmax, DSNT, Euclidean + JS, masked mean) for
-ResNet-18 and EfficientNet-Lite0 at output stride 8, dsntpose (``softmax_dsnt``) against
-dsntnn in the same run (steady regime). The head+loss time is measured on the backbone's
-features, detached, forward+backward.
-
-    python benchmarks/ops.py [--threads 2] [--rounds 7] [--quick] [--json FILE] [--markdown FILE]
+    python benchmarks/ops.py [--threads 1 2] [--rounds 5] [--quick] [--json F] [--markdown F]
 """
 
 from __future__ import annotations
@@ -42,6 +39,9 @@ import ctypes.util
 import json
 import os
 import statistics
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,278 +52,293 @@ from torch.utils import benchmark
 from dsntpose import ops
 from dsntpose.bench import cpu_name
 
-B, J = 32, 16
-SIZES = (7, 14, 28, 56, 64)
+J = 16
+OPS_SIZES = (4, 7, 14, 28, 56, 64, 128)
+OPS_BATCHES = (1, 8, 32, 64)
+SPLIT_SIZES = (4, 7, 14, 28, 56, 64, 128)
+TRAIN_SIZES = (7, 14, 28, 56, 64)
+SPLIT_BATCH = 32
+REGIMES = ("fresh", "steady")
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-REGIMES = ("steady", "fresh")
 
-Path_fn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+Fn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def _libc() -> ctypes.CDLL | None:
+def pin_steady() -> bool:
+    """Pin glibc's mmap and trim thresholds high; False where mallopt is not available."""
     name = ctypes.util.find_library("c")
     try:
-        lib = ctypes.CDLL(name or "libc.so.6")
-        lib.mallopt  # noqa: B018 (glibc only)
+        libc = ctypes.CDLL(name or "libc.so.6")
+        ok = libc.mallopt(M_MMAP_THRESHOLD, 1 << 30) and libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
     except (OSError, AttributeError):
-        return None
-    return lib
-
-
-LIBC = _libc()
-
-
-def set_regime(regime: str) -> bool:
-    """Pin glibc's thresholds for ``regime``; False where mallopt is not available."""
-    if LIBC is None:
         return False
-    if regime == "steady":
-        ok = LIBC.mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024)
-        ok &= LIBC.mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024)
-    else:
-        ok = LIBC.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
-        ok &= LIBC.mallopt(M_TRIM_THRESHOLD, 128 * 1024)
-        LIBC.malloc_trim(0)
     return bool(ok)
 
 
-# ------------------------------------------------------------------ part 1: the ops
+# ------------------------------------------------------------------ the rows' functions
+# each takes (x, t, m): x the leaf that requires grad, t targets (B, J, 2), m a mask (B, J)
 
 
-def ours_i(x: torch.Tensor, t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+def ops_ours(x: torch.Tensor, t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     return ops.dsnt(ops.flat_softmax(x))
 
 
-def dsntnn_i(x: torch.Tensor, t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+def ops_dsntnn(x: torch.Tensor, t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     return dsntnn.dsnt(dsntnn.flat_softmax(x))
 
 
-def fused_ii(x: torch.Tensor, t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+def softmax_ours(x: torch.Tensor, t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    return ops.flat_softmax(x)
+
+
+def softmax_dsntnn(x: torch.Tensor, t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    return dsntnn.flat_softmax(x)
+
+
+def dsnt_ours(x: torch.Tensor, t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    return ops.dsnt(x)
+
+
+def dsnt_dsntnn(x: torch.Tensor, t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    return dsntnn.dsnt(x)
+
+
+def losses_ours(x: torch.Tensor, t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    return ops.average_loss(ops.euclidean_losses(x, t), m)
+
+
+def losses_dsntnn(x: torch.Tensor, t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    return dsntnn.average_loss(dsntnn.euclidean_losses(x, t), m)
+
+
+def reg_ours(x: torch.Tensor, t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    return ops.js_reg_losses(x, t, 1.0)
+
+
+def reg_dsntnn(x: torch.Tensor, t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    return dsntnn.js_reg_losses(x, t, 1.0)
+
+
+def train_ours(x: torch.Tensor, t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     _, c, js = ops.softmax_dsnt(x, t, 1.0)
     assert js is not None
     return ops.average_loss(ops.euclidean_losses(c, t) + js, m)
 
 
-def composed_ii(x: torch.Tensor, t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    p = ops.flat_softmax(x)
-    c = ops.dsnt(p)
-    return ops.average_loss(ops.euclidean_losses(c, t) + ops.js_reg_losses(p, t, 1.0), m)
-
-
-def dsntnn_ii(x: torch.Tensor, t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+def train_dsntnn(x: torch.Tensor, t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     p = dsntnn.flat_softmax(x)
     c = dsntnn.dsnt(p)
     return dsntnn.average_loss(dsntnn.euclidean_losses(c, t) + dsntnn.js_reg_losses(p, t, 1.0), m)
 
 
-def floor(x: torch.Tensor, t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    return torch.softmax(x.flatten(2), -1)
-
-
-CASES: dict[str, Path_fn] = {
-    "floor": floor,
-    "i_ours": ours_i,
-    "i_dsntnn": dsntnn_i,
-    "ii_fused": fused_ii,
-    "ii_composed": composed_ii,
-    "ii_dsntnn": dsntnn_ii,
+#: row name -> (ours, dsntnn, what the leaf x is: "logits", "probs" or "coords")
+ROWS: dict[str, tuple[Fn, Fn, str]] = {
+    "ops": (ops_ours, ops_dsntnn, "logits"),
+    "softmax": (softmax_ours, softmax_dsntnn, "logits"),
+    "dsnt": (dsnt_ours, dsnt_dsntnn, "probs"),
+    "losses": (losses_ours, losses_dsntnn, "coords"),
+    "regulariser": (reg_ours, reg_dsntnn, "probs"),
+    "train": (train_ours, train_dsntnn, "logits"),
 }
 
 
-def fwd_bwd(fn: Path_fn, x: torch.Tensor, t: torch.Tensor, m: torch.Tensor) -> None:
-    x.grad = None
-    fn(x, t, m).sum().backward()
-
-
-def _timer(stmt: Callable[[], None], threads: int) -> benchmark.Timer:
-    return benchmark.Timer("stmt()", globals={"stmt": stmt}, num_threads=threads)
-
-
-def bench_size(size: int, rounds: int, threads: int, budget_s: float) -> dict[str, float]:
-    """Median ms per call of every case in every regime: keys ``{regime}:{case}``."""
-    g = torch.Generator().manual_seed(size)
-    x = torch.randn(B, J, size, size, generator=g, requires_grad=True)
-    t = torch.rand(B, J, 2, generator=g) * 1.8 - 0.9
-    m = (torch.rand(B, J, generator=g) > 0.1).float()
-    stmts = {k: (lambda fn=fn: fwd_bwd(fn, x, t, m)) for k, fn in CASES.items()}
-    number = {}
-    set_regime("steady")
-    for key, stmt in stmts.items():  # warm-up, and calls per measurement for ~budget_s
-        pilot = _timer(stmt, threads).timeit(3).median
-        number[key] = max(2, int(budget_s / max(pilot, 1e-6)))
-    times: dict[str, list[float]] = {}
-    for _ in range(rounds):
-        for regime in REGIMES:
-            set_regime(regime)
-            for key, stmt in stmts.items():
-                ms = _timer(stmt, threads).timeit(number[key]).median * 1e3
-                times.setdefault(f"{regime}:{key}", []).append(ms)
-    set_regime("steady")
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
-def ops_tables(rows: list[dict[str, float]]) -> str:
-    out = []
-    for regime in REGIMES:
-        r0 = f"{regime}:"
-        out.append(
-            f"**{regime}** allocation regime"
-            + (" (what training sees)" if regime == "steady" else "")
-        )
-        out.append("")
-        out.append(
-            "| map | (i) ms: ours / dsntnn | (i) ours vs dsntnn | (ii) ms: fused / composed / dsntnn "
-            "| (ii) fused vs dsntnn | (ii) composed vs dsntnn | floor ms | (ii) fused / floor |"
-        )
-        out.append("|" + "---|" * 8)
-        for r in rows:
-            g = {k.removeprefix(r0): v for k, v in r.items() if k.startswith(r0)}
-            out.append(
-                f"| {int(r['size'])}x{int(r['size'])} "
-                f"| {g['i_ours']:.2f} / {g['i_dsntnn']:.2f} | {g['i_dsntnn'] / g['i_ours']:.2f}x "
-                f"| {g['ii_fused']:.2f} / {g['ii_composed']:.2f} / {g['ii_dsntnn']:.2f} "
-                f"| {g['ii_dsntnn'] / g['ii_fused']:.2f}x | {g['ii_dsntnn'] / g['ii_composed']:.2f}x "
-                f"| {g['floor']:.2f} | {g['ii_fused'] / g['floor']:.2f} |"
-            )
-        out.append("")
-    return "\n".join(out)
-
-
-# ------------------------------------------------------------------ part 2: share of a step
-
-
-def _head_loss(lib: str) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
-    return fused_ii if lib == "dsntpose" else dsntnn_ii
-
-
-def bench_step_share(
-    backbone_name: str, batch: int, input_size: int, rounds: int, threads: int
-) -> dict[str, float | str]:
-    """Step and head+loss times (ms) for dsntpose and dsntnn, and the head+loss share."""
-    from dsntpose.config import ModelConfig
-    from dsntpose.model import build_model
-
-    torch.manual_seed(0)
-    cfg = ModelConfig(backbone=backbone_name, output_stride=8, joints="lsp", input_size=input_size)
-    model = build_model(cfg).train()
-    conv = model.head.conv
-    opt = torch.optim.RMSprop(model.parameters(), lr=1e-6)
-    images = torch.rand(batch, 3, input_size, input_size)
-    joints = cfg.num_joints
-    target = torch.rand(batch, joints, 2) * 1.8 - 0.9
-    mask = (torch.rand(batch, joints) > 0.1).float()
-    with torch.no_grad():
-        feats = model.backbone(images).detach()
-    map_px = int(conv(feats).shape[-1])
-
-    def step(lib: str) -> None:
-        opt.zero_grad(set_to_none=True)
-        logits = conv(model.backbone(images))
-        _head_loss(lib)(logits, target, mask).backward()
-        opt.step()
-
-    def head(lib: str) -> None:
-        f = feats.detach().requires_grad_()
-        _head_loss(lib)(conv(f), target, mask).backward()
-        conv.zero_grad(set_to_none=True)
-
-    set_regime("steady")
-    stmts = {
-        f"{kind}_{lib}": (lambda kind=kind, lib=lib: (step if kind == "step" else head)(lib))
-        for lib in ("dsntpose", "dsntnn")
-        for kind in ("step", "head")
-    }
-    for stmt in stmts.values():
-        stmt()  # warm-up
-    times: dict[str, list[float]] = {}
-    head_number = {}
-    for key, stmt in stmts.items():
-        if key.startswith("head"):
-            pilot = _timer(stmt, threads).timeit(3).median
-            head_number[key] = max(3, int(0.05 / max(pilot, 1e-6)))
-    for _ in range(rounds):
-        for key, stmt in stmts.items():
-            n = head_number.get(key, 1)
-            times.setdefault(key, []).append(_timer(stmt, threads).timeit(n).median * 1e3)
-    med = {k: statistics.median(v) for k, v in times.items()}
-    out: dict[str, float | str] = {"model": f"{backbone_name}-os8", "map_px": map_px}
-    out.update(med)
-    for lib in ("dsntpose", "dsntnn"):
-        out[f"share_{lib}"] = med[f"head_{lib}"] / med[f"step_{lib}"]
+def cases(quick: bool) -> list[tuple[str, int, int]]:
+    """``(row, batch, size)`` of every case."""
+    if quick:
+        return [("ops", 8, 7), ("ops", 32, 28), ("dsnt", 32, 28), ("train", 32, 14)]
+    out = [("ops", b, s) for s in OPS_SIZES for b in OPS_BATCHES]
+    for row in ("softmax", "dsnt", "regulariser"):
+        out += [(row, SPLIT_BATCH, s) for s in SPLIT_SIZES]
+    out += [("losses", SPLIT_BATCH, 0)]  # coordinates only: no map size
+    out += [("train", SPLIT_BATCH, s) for s in TRAIN_SIZES]
     return out
 
 
-def share_table(rows: list[dict[str, float | str]], batch: int, input_size: int) -> str:
+def inputs(
+    kind: str, batch: int, size: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    t = torch.rand(batch, J, 2, generator=g) * 1.8 - 0.9
+    m = (torch.rand(batch, J, generator=g) > 0.1).float()
+    if kind == "coords":
+        x = torch.rand(batch, J, 2, generator=g) * 2 - 1
+    else:
+        x = torch.randn(batch, J, size, size, generator=g)
+        if kind == "probs":
+            x = torch.softmax(x.flatten(2), -1).view_as(x)
+    return x.requires_grad_(), t, m
+
+
+def make_stmt(fn: Fn, x: torch.Tensor, t: torch.Tensor, m: torch.Tensor) -> Callable[[], None]:
+    def stmt() -> None:
+        torch.autograd.grad(fn(x, t, m).sum(), x)
+
+    return stmt
+
+
+def worker(regime: str, threads: int, rounds: int, min_run_time: float, quick: bool) -> dict:
+    """Time every case in this process; returns per-case lists of per-round times (s)."""
+    pinned = pin_steady() if regime == "steady" else False
+    if threads == 1 and hasattr(os, "sched_setaffinity"):
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpus[-1]})
+    torch.set_num_threads(threads)
+    todo = cases(quick)
+    stmts = {}
+    for i, (row, batch, size) in enumerate(todo):
+        ours, theirs, kind = ROWS[row]
+        x, t, m = inputs(kind, batch, size, seed=i)
+        # each library gets its own copy of the inputs, so neither reads the other's cache lines
+        x2 = x.detach().clone().requires_grad_()
+        stmts[(row, batch, size)] = (make_stmt(ours, x, t, m), make_stmt(theirs, x2, t, m))
+    times: dict[str, dict[str, list[float]]] = {}
+    for r in range(rounds):
+        for key, (s_ours, s_theirs) in stmts.items():
+            pair = [("ours", s_ours), ("dsntnn", s_theirs)]
+            if r % 2:  # alternate which library goes first
+                pair.reverse()
+            rec = times.setdefault("/".join(map(str, key)), {"ours": [], "dsntnn": []})
+            for lib, stmt in pair:
+                timer = benchmark.Timer("stmt()", globals={"stmt": stmt}, num_threads=threads)
+                rec[lib].append(timer.blocked_autorange(min_run_time=min_run_time).median)
+    return {"regime": regime, "threads": threads, "mallopt_pinned": pinned, "times": times}
+
+
+def run_child(regime: str, threads: int, args: argparse.Namespace) -> dict:
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        regime,
+        "--threads",
+        str(threads),
+        "--rounds",
+        str(args.rounds),
+        "--min-run-time",
+        str(args.min_run_time),
+    ] + (["--quick"] if args.quick else [])
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------ tables
+
+
+def ratios(run: dict) -> dict[str, float]:
+    """Per case: the median over rounds of dsntnn's time / ours."""
+    return {
+        k: statistics.median(d / o for d, o in zip(v["dsntnn"], v["ours"]))
+        for k, v in run["times"].items()
+    }
+
+
+def label(key: str) -> tuple[str, int, int]:
+    row, batch, size = key.split("/")
+    return row, int(batch), int(size)
+
+
+def tables(runs: list[dict]) -> tuple[str, str, dict]:
+    """The summary (worst ratio per row) and the full per-run tables, as markdown."""
+    per_run = {(r["regime"], r["threads"]): ratios(r) for r in runs}
+    keys = list(runs[0]["times"])
+    cols = list(per_run)
+    worst: dict[str, dict] = {}
+    for k in keys:
+        row, batch, size = label(k)
+        name = f"{row} {size} px" if size else row
+        for col in cols:
+            ratio = per_run[col][k]
+            w = worst.get(name)
+            if w is None or ratio < w["ratio"]:
+                worst[name] = {"ratio": ratio, "batch": batch, "regime": col[0], "threads": col[1]}
     lines = [
-        f"| model (batch {batch}, {input_size} px in) | map | step ms: dsntpose / dsntnn "
-        "| head+loss ms: dsntpose / dsntnn | head+loss share of the step: dsntpose / dsntnn |",
-        "|" + "---|" * 5,
+        "| row | map | worst ratio (dsntnn time / ours) | where: batch, regime, threads |",
+        "|---|---|---|---|",
     ]
-    for r in rows:
+    for name, w in worst.items():
+        row, _, px = name.partition(" ")
         lines.append(
-            f"| {r['model']} | {r['map_px']}x{r['map_px']} "
-            f"| {float(r['step_dsntpose']):.0f} / {float(r['step_dsntnn']):.0f} "
-            f"| {float(r['head_dsntpose']):.2f} / {float(r['head_dsntnn']):.2f} "
-            f"| {100 * float(r['share_dsntpose']):.1f}% / {100 * float(r['share_dsntnn']):.1f}% |"
+            f"| {row} | {px.replace(' px', '') + ' px' if px else '-'} | {w['ratio']:.2f}x "
+            f"| B={w['batch']}, {w['regime']}, {w['threads']} thr |"
         )
-    return "\n".join(lines)
+    summary = "\n".join(lines)
+    full = [
+        "| row | batch | map | " + " | ".join(f"{reg}, {thr} thr" for reg, thr in cols) + " |",
+        "|---|---|---|" + "---|" * len(cols),
+    ]
+    for k in keys:
+        row, batch, size = label(k)
+        cells = []
+        for col in cols:
+            run = next(r for r in runs if (r["regime"], r["threads"]) == col)
+            t = run["times"][k]
+            ms_o = statistics.median(t["ours"]) * 1e3
+            ms_d = statistics.median(t["dsntnn"]) * 1e3
+            cells.append(f"{per_run[col][k]:.2f}x ({ms_o:.3g} / {ms_d:.3g})")
+        full.append(f"| {row} | {batch} | {size or '-'} | " + " | ".join(cells) + " |")
+    return summary, "\n".join(full), worst
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=REGIMES)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--min-run-time", type=float, default=0.2, help="s per measurement")
     parser.add_argument("--quick", action="store_true", help="a CI-sized smoke run")
-    parser.add_argument("--no-models", action="store_true", help="skip part 2")
-    parser.add_argument("--batch", type=int, default=8, help="part 2 batch size")
-    parser.add_argument("--input-size", type=int, default=224, help="part 2 input size")
+    parser.add_argument("--conditions", default="", help="what else ran on the machine")
     parser.add_argument("--json", type=Path, default=None, help="write the results as JSON")
     parser.add_argument("--markdown", type=Path, default=None, help="write the tables")
+    parser.add_argument("--worker", choices=REGIMES, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
-        args.rounds, args.sizes, args.batch, args.input_size = 2, [7, 28], 2, 128
-    torch.set_num_threads(args.threads)
-    budget = 0.01 if args.quick else 0.03
+        args.rounds, args.min_run_time = 2, 0.05
+    if args.worker:
+        res = worker(args.worker, args.threads[0], args.rounds, args.min_run_time, args.quick)
+        print(json.dumps(res))
+        return res
 
-    rows = []
-    for size in args.sizes:
-        r = bench_size(size, args.rounds, args.threads, budget)
-        print(f"{size} px done", flush=True)
-        r["size"] = size
-        rows.append(r)
-    text = ops_tables(rows)
-    share_rows: list[dict[str, float | str]] = []
-    if not args.no_models:
-        for name in ("resnet18", "efficientnet_lite0"):
-            share_rows.append(
-                bench_step_share(
-                    name, args.batch, args.input_size, max(args.rounds // 2, 1), args.threads
-                )
-            )
-        text += "\n" + share_table(share_rows, args.batch, args.input_size) + "\n"
-    machine = f"{cpu_name()}, torch {torch.__version__}, {args.threads} threads"
-    note = (
-        f"Ops: B={B}, J={J}, forward+backward, median of {args.rounds} rounds in which every "
-        f"case and both regimes alternate; {machine}; mallopt "
-        f"{'available' if LIBC is not None else 'unavailable (regimes not pinned)'}; load "
-        f"average {os.getloadavg()[0]:.1f} at the end. X vs dsntnn = dsntnn's time / X's "
-        "(above 1: faster than dsntnn). (i) = flat softmax -> DSNT; (ii) = + Euclidean + JS "
-        "(sigma 1 px) -> masked mean; fused = `ops.softmax_dsnt`, composed = the dsntnn-named "
-        "ops; floor = bare softmax forward+backward."
+    start = time.time()
+    runs = []
+    for threads in args.threads:
+        for regime in args.regimes:
+            runs.append(run_child(regime, threads, args))
+            print(f"{regime}, {threads} thread(s) done", file=sys.stderr, flush=True)
+    summary, full, worst = tables(runs)
+    machine = (
+        f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, dsntnn "
+        f"{getattr(dsntnn, '__version__', '0.5.3')}"
     )
+    pinned = all(r["mallopt_pinned"] for r in runs if r["regime"] == "steady")
+    note = (
+        f"{machine}. J={J}, float32, forward+backward (`torch.autograd.grad`), "
+        f"`blocked_autorange(min_run_time={args.min_run_time})` per measurement, {args.rounds} "
+        "rounds with the two libraries alternating (which goes first swaps each round), a "
+        "row's ratio the median over rounds; each regime and thread count in its own fresh "
+        "child process (1 thread: pinned to one core); steady = glibc mmap/trim thresholds "
+        f"pinned at 1 GiB ({'mallopt applied' if pinned else 'mallopt NOT available'}). "
+        f"Load average {os.getloadavg()[0]:.2f} at the end; run took "
+        f"{(time.time() - start) / 60:.1f} min."
+        + (f" Conditions: {args.conditions}" if args.conditions else "")
+    )
+    text = (
+        "Worst ratio of each row over batches, regimes (fresh process, steady allocator) and "
+        "thread counts (above 1: ours is faster):\n\n"
+        f"{summary}\n\n{note}\n"
+    )
+    detail = f"## Every measurement\n\nratio (ours ms / dsntnn ms), median over rounds:\n\n{full}\n"
     print(text)
-    print(note)
+    print(detail)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"note": note, "rows": rows, "step_share": share_rows}
-        args.json.write_text(json.dumps(payload, indent=2))
+        args.json.write_text(json.dumps({"note": note, "worst": worst, "runs": runs}, indent=1))
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(text + "\n" + note + "\n")
-    return {"rows": rows, "step_share": share_rows, "note": note}
+        args.markdown.write_text(f"# benchmarks/ops.py\n\n{text}\n{detail}")
+    return {"worst": worst, "runs": runs, "note": note}
 
 
 if __name__ == "__main__":

@@ -140,7 +140,9 @@ def _machine() -> str:
 def _save(record: dict[str, Any]) -> None:
     """Add ``record`` to the results file (under an exclusive lock: two processes share it)."""
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with open(RESULTS.with_suffix(".lock"), "w") as handle:
+    import tempfile
+
+    with open(Path(tempfile.gettempdir()) / "dsntpose_whole_proxies.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         records = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
         records[record["cell"]] = record

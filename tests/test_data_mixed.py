@@ -187,13 +187,13 @@ def test_framing_and_config_checks_name_the_field() -> None:
         Framing(whole_prob=1.5)
     with pytest.raises(ValueError, match="at most 1"):
         Framing(whole_prob=0.6, loose_prob=0.6)
-    with pytest.raises(ValueError, match="data.negatives: needs data.dataset 'mixed'"):
+    with pytest.raises(ValueError, match=r"data\.negatives: needs data\.dataset 'mixed'"):
         DataConfig(dataset="lsp", negatives=0.1)
-    with pytest.raises(ValueError, match="data.mix_weights"):
+    with pytest.raises(ValueError, match=r"data\.mix_weights"):
         DataConfig(dataset="mixed", mix_weights={"coco": 1.0})
-    with pytest.raises(ValueError, match="model.presence"):
+    with pytest.raises(ValueError, match=r"model\.presence"):
         ModelConfig(backbone="hourglass", presence=True)
-    with pytest.raises(ValueError, match="model.joints"):
+    with pytest.raises(ValueError, match=r"model\.joints"):
         RunConfig.from_dict({"data": {"dataset": "mixed"}, "model": {"joints": "lsp"}})
 
 
@@ -298,3 +298,28 @@ def test_the_real_mixed_set_builds_in_mpii_joints() -> None:
     assert crop["mask"][MPII_JOINTS.index("pelvis")] in (0.0, 1.0)
     lsp = train[0]
     assert lsp["mask"][MPII_JOINTS.index("pelvis")] == 0 and lsp["presence"] == 1.0
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "../outside.jpg", "images/../../x.jpg", ""])
+def test_image_names_from_data_files_stay_inside_the_root(tmp_path: Path, name: str) -> None:
+    from dsntpose.data.coco import COCOKeypoints
+    from dsntpose.data.common import confined
+
+    with pytest.raises(ValueError, match="not a path inside"):
+        confined(tmp_path, name, "ann.json")
+    assert confined(tmp_path, "a/b.jpg", "ann.json") == tmp_path / "a" / "b.jpg"
+    coco = {
+        "images": [{"id": 1, "file_name": name, "width": 10, "height": 10}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 1,
+                "keypoints": [5, 5, 2] * 17,
+                "bbox": [0, 0, 9, 9],
+            }
+        ],
+        "categories": [{"id": 1, "name": "person", "keypoints": [f"j{k}" for k in range(17)]}],
+    }
+    with pytest.raises(ValueError, match="not a path inside"):
+        COCOKeypoints(coco, tmp_path)

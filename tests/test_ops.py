@@ -658,3 +658,82 @@ def test_compile_fullgraph_forward_backward() -> None:
     ref.backward()
     assert torch.allclose(out, ref, atol=1e-5)
     assert x.grad is not None and x2.grad is not None and torch.allclose(x.grad, x2.grad, atol=1e-5)
+
+
+# ------------------------------------------------------------------ dsnt's autograd node
+
+# 1-px axes, odd and even sizes, 1-D and 3-D maps, and maps on both sides of _MM_CELLS (the
+# backward's switch from one product to the broadcast outer sum)
+DSNT_SIZES = [(1,), (6,), (1, 1), (1, 5), (4, 4), (7, 6), (33, 40), (2, 1, 3), (3, 4, 5)]
+
+
+@pytest.mark.parametrize("size", DSNT_SIZES)
+@pytest.mark.parametrize("normalized", [True, False])
+def test_dsnt_node_gradcheck_and_gradgradcheck(size: tuple[int, ...], normalized: bool) -> None:
+    assert math.prod((33, 40)) > ops._MM_CELLS >= 7 * 6
+    g = torch.Generator().manual_seed(len(size))
+    p = torch.rand(1, 2, *size, generator=g, dtype=F64, requires_grad=True)
+    fn = lambda q: ops.dsnt(q, normalized_coordinates=normalized)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (p,))
+    assert torch.autograd.gradgradcheck(fn, (p,))
+
+
+@pytest.mark.parametrize("size", DSNT_SIZES)
+@pytest.mark.parametrize("normalized", [True, False])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "sliced", "channels_last"])
+def test_dsnt_node_values_and_gradients_are_dsntnns(
+    size: tuple[int, ...], normalized: bool, layout: str
+) -> None:
+    g = torch.Generator().manual_seed(sum(size))
+    base = torch.rand(3, 5, *size, generator=g, dtype=F64)
+    if layout == "transposed":  # same values, batch and joint strides swapped
+        base = base.transpose(0, 1).contiguous().transpose(0, 1)
+    elif layout == "sliced":  # every other joint of a larger tensor
+        base = torch.rand(3, 10, *size, generator=g, dtype=F64)[:, ::2]
+    elif layout == "channels_last":
+        if len(size) != 2:
+            pytest.skip("channels_last is a 4-D layout")
+        base = base.contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(3, 5, len(size), generator=g, dtype=F64)
+    out = {}
+    for name, fn in (("ours", ops.dsnt), ("dsntnn", dsntnn.dsnt)):
+        p = base.detach().clone(memory_format=torch.preserve_format).requires_grad_()
+        c = fn(p, normalized_coordinates=normalized)
+        (grad,) = torch.autograd.grad((c * weight).sum(), p)
+        out[name] = (c, grad)
+    assert out["ours"][0].shape == (3, 5, len(size)) and out["ours"][0].is_contiguous()
+    # the maps are not normalised (mass up to ~700, pixel coordinates up to 1e4): rounding
+    # of float64 sums of that size, in a different order than dsntnn's, is ~1e-12
+    assert torch.allclose(out["ours"][0], out["dsntnn"][0], rtol=1e-13, atol=1e-10)
+    assert torch.allclose(out["ours"][1], out["dsntnn"][1], rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("size", [(28, 28), (64, 64), (5, 6, 7)])
+def test_dsnt_node_in_the_composed_path_matches_dsntnn_in_float32(size: tuple[int, ...]) -> None:
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(4, 16, *size, generator=g) * 3
+    weight = torch.randn(4, 16, len(size), generator=g)
+    res = []
+    for lib in (ops, dsntnn):
+        xl = x.clone().requires_grad_()
+        c = lib.dsnt(lib.flat_softmax(xl))
+        res.append((c, torch.autograd.grad((c * weight).sum(), xl)[0]))
+    assert (res[0][0] - res[1][0]).abs().max() < 1e-6
+    assert (res[0][1] - res[1][1]).abs().max() < 1e-7
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_dsnt_node_low_precision_is_computed_in_float32(dtype: torch.dtype) -> None:
+    p32 = rand_probs(2, 3, 9, 8, dtype=torch.float32)
+    low = p32.to(dtype).requires_grad_()
+    c = ops.dsnt(low)
+    assert c.dtype == torch.float32
+    assert torch.allclose(c, ops.dsnt(low.detach().float()), atol=1e-7)
+    (grad,) = torch.autograd.grad(c.sum(), low)
+    assert grad.dtype == dtype
+    ref_in = low.detach().float().requires_grad_()
+    (ref_grad,) = torch.autograd.grad(dsntnn.dsnt(ref_in).sum(), ref_in)
+    assert torch.equal(grad, ref_grad.to(dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the grid product is not autocast
+        assert torch.equal(ops.dsnt(p32), ops.dsnt(p32.clone()).float())
+        assert ops.dsnt(p32).dtype == torch.float32

@@ -66,9 +66,11 @@ def test_whole_image_keypoints_land_on_the_blob(tmp_path: Path, flip: bool) -> N
     result = predict(blob_model(), [path], config=BLOB_CONFIG, flip=flip)
     assert result.errors == []
     (person,) = result.people
-    assert person["image"] == str(path) and person["box"] == [0, 0, 100, 60]
+    x, y, w, h = person["box"]  # no box given: the box of the joints found
+    assert person["image"] == str(path)
+    assert x - 0.3 <= 70.3 <= x + w + 0.3 and y - 0.3 <= 20.6 <= y + h + 0.3
     assert [k["name"] for k in person["keypoints"]][:2] == ["r_ankle", "r_knee"]
-    # the 100 px wide image is squeezed into 64 px: 1 crop px = 1.56 image px
+    # found on the whole image (100 px squeezed into 64 px), then refined on a crop around it
     np.testing.assert_allclose(keypoints_xy(person), np.tile([70.3, 20.6], (16, 1)), atol=0.3)
     assert all(0 <= k["confidence"] <= 1 for k in person["keypoints"])
     assert person["score"] == pytest.approx(
@@ -216,7 +218,6 @@ def test_draw_dir_upscales_small_images_and_adds_a_legend(tmp_path: Path) -> Non
     px, py = (x + 0.5) * scale - 0.5, (y + 0.5) * scale - 0.5
     pixel = drawn[round(py), round(px)].astype(int)
     assert abs(pixel[0] - pixel[1]) > 40  # coloured, not the white blob
-    assert drawn[0, 256].tolist() == [255, 255, 255]  # the whole-image box outline
     legend = drawn[:, 520:]
     assert legend.max() > 100 and (legend.std(axis=2) > 20).any()  # coloured text in the panel
     assert not drawn[:, 513:].any(axis=2)[400:].any()  # the panel's foot stays black

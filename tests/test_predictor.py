@@ -81,7 +81,10 @@ def test_keypoints_land_on_the_blob_for_boxes_and_batches() -> None:
     np.testing.assert_allclose(people[1].keypoints, np.tile([150.25, 80.75], (16, 1)), atol=0.15)
     batch = predictor([one, two], [None, np.array([[130, 60, 40, 40]])])
     assert [len(p) for p in batch] == [1, 1]
-    assert batch[0][0].box == (0.0, 0.0, 200.0, 120.0)  # no box: the whole image
+    # no box: the person is found (whole image, then a crop around the joints found)
+    np.testing.assert_allclose(batch[0][0].keypoints, np.tile([40.0, 50.0], (16, 1)), atol=0.15)
+    x, y, w, h = batch[0][0].box  # the box of the joints found
+    assert x <= 40.0 <= x + w and y <= 50.0 <= y + h
     np.testing.assert_allclose(batch[1][0].keypoints[0], [150.25, 80.75], atol=0.15)
     stacked = predictor(np.stack([one, one]), [(20, 30, 40, 40), []])
     assert len(stacked[0]) == 1 and stacked[1] == []

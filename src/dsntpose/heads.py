@@ -142,6 +142,12 @@ class PresenceHead(nn.Module):
 
     ``forward(features (B, C, H, W), probs (B, J, H, W)) -> (presence (B,), visibility (B, J))``
     logits (apply a sigmoid for probabilities).
+
+    :meth:`joint_confidence` turns a joint's visibility logit and its map's confidence into the
+    probability that the joint is placed correctly, through the buffer ``calibration``
+    ``(w_visibility, w_map, bias)``: ``sigmoid(w_visibility * visibility + w_map *
+    logit(map confidence) + bias)``. It starts as ``(1, 0, 0)`` (the visibility probability)
+    and is fitted after training on held-out people (``scripts/calibrate.py``).
     """
 
     def __init__(self, in_channels: int, num_joints: int) -> None:
@@ -153,6 +159,13 @@ class PresenceHead(nn.Module):
         self.presence = nn.Linear(in_channels, 1)
         self.visibility_weight = nn.Parameter(torch.randn(num_joints, in_channels) * 0.01)
         self.visibility_bias = nn.Parameter(torch.zeros(num_joints))
+        self.register_buffer("calibration", torch.tensor([1.0, 0.0, 0.0]))
+
+    def joint_confidence(self, visibility: Tensor, map_confidence: Tensor) -> Tensor:
+        """``(B, J)`` calibrated probability that each joint is right (see the class)."""
+        w_vis, w_map, bias = self.calibration.to(visibility.dtype).unbind()
+        p = map_confidence.to(visibility.dtype).clamp(1e-4, 1 - 1e-4)
+        return torch.sigmoid(w_vis * visibility + w_map * torch.log(p / (1 - p)) + bias)
 
     def forward(self, features: Tensor, probs: Tensor) -> tuple[Tensor, Tensor]:
         _check_channels(features, self.presence.in_features, "PresenceHead")

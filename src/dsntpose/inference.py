@@ -76,10 +76,14 @@ def back_project(
 
 
 class FlipOutput(NamedTuple):
-    """Flip-test prediction: ``coords`` ``(B, J, 2)`` normalised, ``confidence`` ``(B, J)``."""
+    """Flip-test prediction: ``coords`` ``(B, J, 2)`` normalised, ``confidence`` ``(B, J)``;
+    for a model with presence and visibility heads, ``presence`` ``(B,)`` and ``visibility``
+    ``(B, J)`` logits averaged over both views (else None)."""
 
     coords: Tensor
     confidence: Tensor
+    presence: Tensor | None = None
+    visibility: Tensor | None = None
 
 
 Decode = Callable[[Tensor], tuple[Tensor, Tensor]]
@@ -141,7 +145,15 @@ def flip_test(
             f"flip_test: the model predicts {out.coords.shape[1]} joints, joint set "
             f"{joint_set.name} has {joint_set.num_joints}"
         )
-    return FlipOutput(*merge_views(out, out_flip, list(joint_set.flip_index), mode, decode))
+    flip_index = list(joint_set.flip_index)
+    coords, confidence = merge_views(out, out_flip, flip_index, mode, decode)
+    if out.visibility is None or out_flip.visibility is None:
+        return FlipOutput(coords, confidence)
+    # the heads' calibrated joint confidences, averaged like the scores they come from
+    confidence = 0.5 * (out.confidence + out_flip.confidence[:, flip_index])
+    presence = 0.5 * (out.presence + out_flip.presence)
+    visibility = 0.5 * (out.visibility + out_flip.visibility[:, flip_index])
+    return FlipOutput(coords, confidence, presence, visibility)
 
 
 def predict_batch(
@@ -171,7 +183,7 @@ def predict_batch(
     """
     images = batch["image"]
     if flip:
-        coords, confidence = flip_test(model, images, joint_set, mode=mode)
+        coords, confidence = flip_test(model, images, joint_set, mode=mode)[:2]
     else:
         out = output if output is not None else model(images)
         coords, confidence = out.coords, out.confidence

@@ -96,7 +96,8 @@ class CoordRegressionModel(nn.Module):
             out: HeadOutput = self.head(features)
             if self.has_presence:
                 presence, visibility = self.presence(features, out.heatmaps)
-                out = out._replace(presence=presence, visibility=visibility)
+                confidence = self.presence.joint_confidence(visibility, out.confidence)
+                out = out._replace(presence=presence, visibility=visibility, confidence=confidence)
             return out
         *earlier, last = features
         aux = tuple(self.head(f) for f in earlier) if self.training else ()

@@ -80,8 +80,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 Box = tuple[float, float, float, float]
 BoxesArg = Box | Sequence[Any] | str | os.PathLike[str] | Mapping[str, Any] | None
 WHOLE_IMAGE_WARNING = (
-    "no person boxes given: each whole image is taken as one person (on a picture of several "
-    "people that gives one meaningless mean pose; pass boxes or a detections file)"
+    "no person boxes given: the model finds one person per image (on a picture of several "
+    "people pass boxes or a detections file)"
 )
 
 

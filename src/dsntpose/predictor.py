@@ -24,13 +24,14 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -44,12 +45,16 @@ from dsntpose.data.transforms import crop_matrix, invert_affine, warp_image
 
 __all__ = [
     "MAX_IMAGE_PIXELS",
+    "CropOutput",
     "Person",
     "Predictor",
     "as_rgb_image",
+    "body_square",
     "box_values",
     "check_box",
+    "keypoint_box",
     "load_image",
+    "whole_square",
 ]
 
 # Refuse images above this many pixels (a decoded 100 MP image is 300 MB); see load_image.
@@ -70,6 +75,10 @@ class Person:
         inverse: ``(2, 3)`` float64 affine, crop px -> image px.
         score: mean of the finite confidences (NaN if none is finite).
         names: the ``J`` joint names.
+        presence: probability that the crop shows a person (models with a presence head;
+            NaN otherwise).
+        visibility: ``(J,)`` probability that each joint is in view and not occluded (models
+            with a presence head), else None.
     """
 
     keypoints: np.ndarray
@@ -78,6 +87,8 @@ class Person:
     inverse: np.ndarray
     score: float
     names: tuple[str, ...]
+    presence: float = math.nan
+    visibility: np.ndarray | None = None
 
     @property
     def finite(self) -> bool:
@@ -90,19 +101,23 @@ class Person:
         {"box": [x, y, w, h], "score": 0.7,
          "keypoints": [{"name": "r_ankle", "x": 10.5, "y": 20.25, "confidence": 0.8}, ...]}
         """
-        return {
+        out: dict[str, Any] = {
             "box": [_num(v, digits) for v in self.box],
             "score": _num(self.score, 4),
-            "keypoints": [
-                {
-                    "name": name,
-                    "x": _num(self.keypoints[j, 0], digits),
-                    "y": _num(self.keypoints[j, 1], digits),
-                    "confidence": _num(self.confidence[j], 4),
-                }
-                for j, name in enumerate(self.names)
-            ],
         }
+        if math.isfinite(self.presence):
+            out["presence"] = _num(self.presence, 4)
+        out["keypoints"] = [
+            {
+                "name": name,
+                "x": _num(self.keypoints[j, 0], digits),
+                "y": _num(self.keypoints[j, 1], digits),
+                "confidence": _num(self.confidence[j], 4),
+                **({} if self.visibility is None else {"visible": _num(self.visibility[j], 4)}),
+            }
+            for j, name in enumerate(self.names)
+        ]
+        return out
 
 
 def _num(value: float, digits: int) -> float | None:
@@ -363,6 +378,13 @@ class Predictor:
         margin: crop side as a multiple of a given box's longer side.
         batch_size: crops per forward pass.
         max_pixels: larger images are refused.
+        min_presence: without a box, a model with a presence head reports nobody where the
+            presence probability is below this (see :meth:`find_people`).
+        max_passes: without a box, at most this many passes (whole image, then crops around
+            the joints found).
+        min_joint_score: joints whose confidence is below this do not shape the next crop.
+        track_keep: in tracking, the crop side never shrinks below this fraction of the
+            previous frame's.
 
     Use :meth:`from_checkpoint` (or :meth:`from_onnx`) to load a file.
     """
@@ -377,6 +399,10 @@ class Predictor:
         margin: float = 1.25,
         batch_size: int = 8,
         max_pixels: int = MAX_IMAGE_PIXELS,
+        min_presence: float = 0.5,
+        max_passes: int = 3,
+        min_joint_score: float = 0.3,
+        track_keep: float = 0.9,
     ) -> None:
         if not isinstance(config, ModelConfig):
             raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
@@ -392,6 +418,16 @@ class Predictor:
         self.joint_set: JointSet = get_joint_set(config.joints)
         self.flip, self.margin, self.batch_size = bool(flip), float(margin), int(batch_size)
         self.max_pixels = int(max_pixels)
+        if not 0.0 <= min_presence <= 1.0 or not 0.0 <= min_joint_score <= 1.0:
+            raise ValueError(
+                f"min_presence and min_joint_score must be in [0, 1], got {min_presence}, {min_joint_score}"
+            )
+        if max_passes < 1:
+            raise ValueError(f"max_passes must be >= 1, got {max_passes}")
+        if not 0.0 < track_keep <= 1.0:
+            raise ValueError(f"track_keep must be in (0, 1], got {track_keep}")
+        self.min_presence, self.max_passes = float(min_presence), int(max_passes)
+        self.min_joint_score, self.track_keep = float(min_joint_score), float(track_keep)
         if isinstance(model, nn.Module):
             model.eval()
             if device is not None:
@@ -474,34 +510,16 @@ class Predictor:
 
     # ---- the pipeline -------------------------------------------------------------------
 
-    def crop(self, image: np.ndarray, box: Box | None) -> tuple[np.ndarray, np.ndarray]:
-        """The model's input crop of one person.
-
-        Args:
-            image: ``(H, W, 3)`` RGB, uint8 or float32 (see :func:`as_rgb_image`).
-            box: ``(x, y, w, h)`` image px, or None for the whole image (no margin).
-
-        Returns:
-            ``crop`` ``(S, S, 3)`` of the image's dtype (outside the image: 0) and ``inverse``
-            ``(2, 3)`` crop px -> image px.
-        """
-        height, width = image.shape[:2]
-        if box is None:
-            x, y, w, h, scale = 0.0, 0.0, float(width), float(height), 1.0
-        else:
-            (x, y, w, h), scale = box, self.margin
-        center = (x + (w - 1) / 2, y + (h - 1) / 2)
-        matrix = crop_matrix(center, max(w, h) * scale, self.input_size)
-        return warp_image(image, matrix, self.input_size), invert_affine(matrix)
-
-    def forward_crops(self, crops: Tensor) -> tuple[Tensor, Tensor]:
+    def forward_crops(self, crops: Tensor) -> CropOutput:
         """Model (and flip test) on crops.
 
         Args:
             crops: ``(B, 3, S, S)`` float RGB in ``[0, 1]``.
 
         Returns:
-            coords ``(B, J, 2)`` normalised crop units and confidence ``(B, J)``, float64 CPU.
+            :class:`CropOutput`: coords ``(B, J, 2)`` normalised crop units, confidence
+            ``(B, J)``, and for a model with a presence head presence ``(B,)`` and visibility
+            ``(B, J)`` probabilities (else None); float64 on the CPU.
 
         Raises:
             ValueError: the model predicts another number of joints than its joint set has.
@@ -515,14 +533,15 @@ class Predictor:
             crops = crops.to(self.device, torch.float32)
             if self.flip:
                 if isinstance(self.model, nn.Module):
-                    coords, confidence = flip_test(self.model, crops, joint_set)
+                    out = flip_test(self.model, crops, joint_set)
                 else:  # ONNX: no head to ask, so the config names the flip mode
                     mode = default_flip_mode(self.config.head, self.config.activation)
                     decode = _decode_for(self.config) if mode == "logits" else None
-                    coords, confidence = flip_test(self.model, crops, joint_set, mode, decode)
+                    out = flip_test(self.model, crops, joint_set, mode, decode)
             else:
                 out = self.model(crops)
-                coords, confidence = out.coords, out.confidence
+        coords, confidence = out.coords, out.confidence
+        presence, visibility = getattr(out, "presence", None), getattr(out, "visibility", None)
         for label, value in (("coords", coords), ("confidence", confidence)):
             if value.is_complex():
                 raise TypeError(f"the model returned complex {label} ({value.dtype}); refused")
@@ -531,7 +550,19 @@ class Predictor:
                 f"the model predicts {coords.shape[1] if coords.dim() == 3 else tuple(coords.shape)} "
                 f"joints, joint set {joint_set.name} has {joint_set.num_joints}"
             )
-        return coords.detach().double().cpu(), confidence.detach().double().cpu()
+
+        def cpu(value: Tensor | None, sigmoid: bool = False) -> Tensor | None:
+            if value is None:
+                return None
+            value = torch.sigmoid(value.float()) if sigmoid else value
+            return value.detach().double().cpu()
+
+        return CropOutput(
+            cpu(coords),  # type: ignore[arg-type]
+            cpu(confidence),  # type: ignore[arg-type]
+            cpu(presence, sigmoid=True),
+            cpu(visibility, sigmoid=True),
+        )
 
     def predict_batch(
         self,
@@ -545,8 +576,9 @@ class Predictor:
         Args:
             images: ``N`` images, each in a form :func:`as_rgb_image` accepts (numpy BGR
                 unless ``rgb=True``, PIL, ``(3, H, W)`` tensor, path).
-            boxes: None (each whole image is one person), or ``N`` entries: None, one box
-                ``(x, y, w, h)`` or a list/``(K, 4)`` array of boxes (``[]``: nobody).
+            boxes: None (find the one person of each image: :meth:`find_people`), or ``N``
+                entries: None (find the person), one box ``(x, y, w, h)`` or a list/``(K, 4)``
+                array of boxes (``[]``: nobody).
             rgb: numpy arrays are RGB, not BGR.
 
         Returns:
@@ -559,46 +591,156 @@ class Predictor:
                 raise ValueError(
                     f"boxes: expected one entry per image ({len(images)}), got {len(boxes)}"
                 )
-        crops: list[np.ndarray] = []
-        owners: list[tuple[int, Box, np.ndarray]] = []
+        arrays: list[np.ndarray] = []
+        jobs: list[tuple[int, np.ndarray, float, Box]] = []  # image, centre, side, box
+        search: list[int] = []
         for i, image in enumerate(images):
             where = f"image {i}" if len(images) > 1 else "image"
             array = as_rgb_image(image, rgb, self.max_pixels, where)
+            arrays.append(array)
             height, width = array.shape[:2]
             chosen = _box_list(None if boxes is None else boxes[i], width, height, where)
-            for box in chosen if chosen is not None else [None]:
-                crop, inverse = self.crop(array, box)
-                crops.append(crop)
-                full: Box = box if box is not None else (0.0, 0.0, float(width), float(height))
-                owners.append((i, full, inverse))
+            if chosen is None:
+                search.append(i)
+                continue
+            for box in chosen:
+                x, y, w, h = box
+                center = np.array([x + (w - 1) / 2, y + (h - 1) / 2])
+                jobs.append((i, center, max(w, h) * self.margin, box))
         people: list[list[Person]] = [[] for _ in images]
-        if not crops:
-            return people
-        coords, confidence = self._run(crops)
-        from dsntpose.inference import back_project
-
-        inverse = np.stack([o[2] for o in owners])
-        joints_px = np.asarray(back_project(coords.numpy(), inverse, self.input_size))
-        conf = confidence.numpy()
-        for k, (i, box, inv) in enumerate(owners):
-            finite = conf[k][np.isfinite(conf[k])]
-            score = float(finite.mean()) if finite.size else math.nan
-            people[i].append(
-                Person(joints_px[k].copy(), conf[k].copy(), box, inv, score, self.joint_set.names)
-            )
+        for (i, *_), person in zip(jobs, self._predict_squares(arrays, jobs)):
+            people[i].append(person)
+        for i, person in zip(search, self.find_people([arrays[i] for i in search])):
+            if person is not None:
+                people[i].append(person)
         return people
 
-    def _run(self, crops: list[np.ndarray]) -> tuple[Tensor, Tensor]:
-        """``(S, S, 3)`` crops (uint8 or float32 [0, 1]) -> coords and confidence, batched."""
-        coords_list, conf_list = [], []
+    def _square(
+        self, image: np.ndarray, center: np.ndarray, side: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The model's input crop: the square of ``side`` image px around ``center``."""
+        matrix = crop_matrix(center, side, self.input_size)
+        return warp_image(image, matrix, self.input_size), invert_affine(matrix)
+
+    def _predict_squares(
+        self, arrays: Sequence[np.ndarray], jobs: Sequence[tuple[int, np.ndarray, float, Box]]
+    ) -> list[Person]:
+        """One :class:`Person` per ``(image, centre, side, box)`` job: the model on that square."""
+        if not jobs:
+            return []
+        crops, inverses = zip(*(self._square(arrays[i], c, side) for i, c, side, _ in jobs))
+        out = self._run(list(crops))
+        from dsntpose.inference import back_project
+
+        inverse = np.stack(inverses)
+        joints_px = np.asarray(back_project(out.coords.numpy(), inverse, self.input_size))
+        conf = out.confidence.numpy()
+        found = []
+        for k, (_, _, _, box) in enumerate(jobs):
+            finite = conf[k][np.isfinite(conf[k])]
+            score = float(finite.mean()) if finite.size else math.nan
+            found.append(
+                Person(
+                    joints_px[k].copy(),
+                    conf[k].copy(),
+                    box,
+                    inverse[k],
+                    score,
+                    self.joint_set.names,
+                    math.nan if out.presence is None else float(out.presence[k]),
+                    None if out.visibility is None else out.visibility[k].numpy().copy(),
+                )
+            )
+        return found
+
+    def find_people(
+        self, arrays: Sequence[np.ndarray], start: Sequence[Person | None] | None = None
+    ) -> list[Person | None]:
+        """The one person of each image, found without a box (whole-photo pose).
+
+        The first pass sees the whole image (the square around it, zero-padded) or, where
+        ``start`` gives the previous frame's person, the square around that person's confident
+        joints (:func:`body_square`; the side never below ``track_keep`` of that person's
+        crop). Each further pass crops the square around the confident joints of the pass
+        before, until the square stops moving (centre within 5% of the side, side within 10%)
+        or ``max_passes`` passes ran. A model with a presence head reports no person (None)
+        where the last pass's presence is below ``min_presence``; a tracked start whose
+        presence falls below it is searched again from the whole image.
+
+        Args:
+            arrays: ``(H, W, 3)`` RGB images.
+            start: per image, a :class:`Person` to start from (video tracking) or None.
+
+        Returns:
+            per image, the :class:`Person` (its ``box`` is the box of its confident joints) or
+            None.
+        """
+        arrays = list(arrays)
+        state: list[tuple[np.ndarray, float] | None] = []
+        for k, array in enumerate(arrays):
+            previous = None if start is None else start[k]
+            square = None
+            if previous is not None:
+                square = body_square(previous.keypoints, previous.confidence, self.min_joint_score)
+                if square is not None:
+                    _, _, pw, ph = previous.box
+                    floor = self.track_keep * max(pw, ph) * BODY_MARGIN
+                    square = (square[0], max(square[1], floor))
+            state.append(square if square is not None else whole_square(*array.shape[:2]))
+        tracked = [start is not None and start[k] is not None for k in range(len(arrays))]
+        results: list[Person | None] = [None] * len(arrays)
+        pending = list(range(len(arrays)))
+        for step in range(self.max_passes):
+            if not pending:
+                break
+            jobs = []
+            for k in pending:
+                center, side = state[k]  # type: ignore[misc]
+                jobs.append((k, center, side, _square_box(center, side)))
+            found = self._predict_squares(arrays, jobs)
+            still = []
+            for k, person in zip(pending, found):
+                results[k] = person
+                lost = math.isfinite(person.presence) and person.presence < self.min_presence
+                if lost and tracked[k]:  # the tracked person is gone: search the whole frame
+                    tracked[k] = False
+                    state[k] = whole_square(*arrays[k].shape[:2])
+                    still.append(k)
+                    continue
+                square = body_square(person.keypoints, person.confidence, self.min_joint_score)
+                if square is None or step == self.max_passes - 1:
+                    continue
+                center, side = state[k]  # type: ignore[misc]
+                moved = np.abs(square[0] - center).max() > 0.05 * side
+                resized = not 1 / 1.1 <= square[1] / side <= 1.1
+                if moved or resized:
+                    state[k] = square
+                    still.append(k)
+            pending = still
+        answers: list[Person | None] = []
+        for person in results:
+            if person is None or (
+                math.isfinite(person.presence) and person.presence < self.min_presence
+            ):
+                answers.append(None)
+                continue
+            box = keypoint_box(person.keypoints, person.confidence, self.min_joint_score)
+            answers.append(person if box is None else dataclasses.replace(person, box=box))
+        return answers
+
+    def _run(self, crops: list[np.ndarray]) -> CropOutput:
+        """``(S, S, 3)`` crops (uint8 or float32 [0, 1]) -> the model's outputs, batched."""
+        parts = []
         for start in range(0, len(crops), self.batch_size):
             chunk = np.stack(crops[start : start + self.batch_size]).transpose(0, 3, 1, 2)
             batch = torch.from_numpy(np.ascontiguousarray(chunk))
             batch = batch.float() / 255.0 if batch.dtype == torch.uint8 else batch.float()
-            coords, confidence = self.forward_crops(batch)
-            coords_list.append(coords)
-            conf_list.append(confidence)
-        return torch.cat(coords_list), torch.cat(conf_list)
+            parts.append(self.forward_crops(batch))
+
+        def join(values: Sequence[Tensor | None]) -> Tensor | None:
+            return None if values[0] is None else torch.cat(values)  # type: ignore[arg-type]
+
+        return CropOutput(*(join(v) for v in zip(*parts)))  # type: ignore[arg-type]
 
     def predict_image(self, image: Any, boxes: Any = None, *, rgb: bool = False) -> list[Person]:
         """Predict the people of one image (see :meth:`predict_batch` for the forms)."""
@@ -626,6 +768,87 @@ class Predictor:
             f"Predictor({type(self.model).__name__}, joints={self.config.joints!r}, "
             f"input_size={self.input_size}, flip={self.flip}, device={str(self.device)!r})"
         )
+
+
+class CropOutput(NamedTuple):
+    """The model's answer on crops (float64, CPU): ``coords`` ``(B, J, 2)`` normalised,
+    ``confidence`` ``(B, J)``, and (presence head) ``presence`` ``(B,)`` and ``visibility``
+    ``(B, J)`` probabilities, else None."""
+
+    coords: Tensor
+    confidence: Tensor
+    presence: Tensor | None = None
+    visibility: Tensor | None = None
+
+
+# The crop side around a person's joints, as a multiple of their extent: the training box
+# (dsntpose.data.LSP and the mixed set: the joint box plus 20% of its longer side each side).
+BODY_MARGIN = 1.4
+
+
+def whole_square(height: int, width: int) -> tuple[np.ndarray, float]:
+    """``(centre, side)`` of the square that just holds an ``H x W`` image (image px)."""
+    return np.array([(width - 1) / 2, (height - 1) / 2]), float(max(height, width))
+
+
+def body_square(
+    keypoints: np.ndarray,
+    confidence: np.ndarray,
+    min_score: float = 0.3,
+    min_joints: int = 3,
+    margin: float = BODY_MARGIN,
+) -> tuple[np.ndarray, float] | None:
+    """``(centre, side)`` image px of the square around a person's confident joints: centred on
+    their box, side ``margin`` times its longer side (at least 16 px); None when fewer than
+    ``min_joints`` finite joints score ``min_score`` or more.
+
+    Args:
+        keypoints: ``(J, 2)`` image px. confidence: ``(J,)``.
+    """
+    box = keypoint_box(keypoints, confidence, min_score, min_joints)
+    if box is None:
+        return None
+    x, y, w, h = box
+    return np.array([x + (w - 1) / 2, y + (h - 1) / 2]), max(16.0, margin * max(w, h))
+
+
+def keypoint_box(
+    keypoints: np.ndarray,
+    confidence: np.ndarray,
+    min_confidence: float = 0.2,
+    min_joints: int = 3,
+) -> Box | None:
+    """The ``(x, y, w, h)`` box of the confident, finite keypoints (None when fewer than
+    ``min_joints`` qualify).
+
+    Args:
+        keypoints: ``(J, 2)`` image px. confidence: ``(J,)``.
+        min_confidence: joints below this are ignored.
+    """
+    keypoints, confidence = np.asarray(keypoints, np.float64), np.asarray(confidence, np.float64)
+    if keypoints.ndim != 2 or keypoints.shape[1] != 2 or confidence.shape != keypoints.shape[:1]:
+        raise ValueError(
+            f"keypoints must be (J, 2) and confidence (J,), got {keypoints.shape}, {confidence.shape}"
+        )
+    good = (
+        np.isfinite(keypoints).all(axis=1)
+        & np.isfinite(confidence)
+        & (confidence >= min_confidence)
+    )
+    if good.sum() < min_joints:
+        return None
+    low, high = keypoints[good].min(axis=0), keypoints[good].max(axis=0)
+    return float(low[0]), float(low[1]), float(high[0] - low[0] + 1), float(high[1] - low[1] + 1)
+
+
+def _square_box(center: np.ndarray, side: float) -> Box:
+    """The square ``(centre, side)`` as an ``(x, y, w, h)`` box."""
+    return (
+        float(center[0] - (side - 1) / 2),
+        float(center[1] - (side - 1) / 2),
+        float(side),
+        float(side),
+    )
 
 
 def _decode_for(cfg: ModelConfig) -> Any:

@@ -8,14 +8,16 @@ Who is predicted in a frame:
 
 * with ``boxes`` (one ``(x, y, w, h)`` box for every frame, or a function
   ``boxes(frame_index, frame_bgr) -> boxes`` such as a person detector): those people;
-* without, **one person per frame**. With ``track=False`` (the default) it is the whole frame,
-  as for a still image without a box. With ``track=True`` the box of a frame is the box of the
-  previous frame's keypoints (confidence >= ``track_min_confidence``), with the predictor's
-  crop margin around it, so a person who fills a small part of the frame is followed at a
-  useful scale; the whole frame is used again for the first frame and whenever the previous
-  person scored below ``track_min_score``, had fewer than 3 confident joints, or their box is
-  smaller than 8 px or off the frame. Tracking is a convenience for one person, not a tracker
-  of several.
+* without, **one person per frame**, found as in a still image without a box
+  (:meth:`~dsntpose.predictor.Predictor.find_people`: the whole frame, then crops around the
+  joints found). With ``track=True`` the first pass of a frame is the square around the previous
+  frame's confident joints instead, with a side that never shrinks below
+  ``predictor.track_keep`` of the previous crop (so the margin cannot shrink away over a slow
+  pan); the whole frame is searched again for the first frame, whenever the previous person
+  scored below ``track_min_score`` or had fewer than 3 confident joints, and (a model with a
+  presence head) when the tracked person's presence drops (a scene cut). A frame where a
+  presence model finds nobody has no person. Tracking is a convenience for one person, not a
+  tracker of several.
 
 Results (``results_path``): ``"jsonl"`` (the default, or any suffix but ``.json``) writes one
 JSON line per frame, ``{"frame": i, "time_s": t, "people": [Person.to_dict(), ...]}`` (non-finite
@@ -36,9 +38,9 @@ from typing import Any, NamedTuple
 import cv2
 import numpy as np
 
-from dsntpose.predictor import Person, Predictor
+from dsntpose.predictor import Person, Predictor, as_rgb_image, keypoint_box
 
-__all__ = ["VideoResult", "keypoint_box", "predict_video"]
+__all__ = ["VideoResult", "keypoint_box", "predict_video"]  # keypoint_box: from the predictor
 
 log = logging.getLogger(__name__)
 
@@ -63,34 +65,6 @@ class VideoResult(NamedTuple):
     out_path: Path | None
     results_path: Path | None
     nonfinite: int
-
-
-def keypoint_box(
-    keypoints: np.ndarray, confidence: np.ndarray, min_confidence: float = 0.2
-) -> tuple[float, float, float, float] | None:
-    """The ``(x, y, w, h)`` box (predict's convention) of the confident, finite keypoints.
-
-    Args:
-        keypoints: ``(J, 2)`` image px. confidence: ``(J,)``.
-        min_confidence: joints below this are ignored.
-
-    Returns:
-        the box, or None when fewer than 3 joints qualify.
-    """
-    keypoints, confidence = np.asarray(keypoints, np.float64), np.asarray(confidence, np.float64)
-    if keypoints.ndim != 2 or keypoints.shape[1] != 2 or confidence.shape != keypoints.shape[:1]:
-        raise ValueError(
-            f"keypoints must be (J, 2) and confidence (J,), got {keypoints.shape}, {confidence.shape}"
-        )
-    good = (
-        np.isfinite(keypoints).all(axis=1)
-        & np.isfinite(confidence)
-        & (confidence >= min_confidence)
-    )
-    if good.sum() < 3:
-        return None
-    low, high = keypoints[good].min(axis=0), keypoints[good].max(axis=0)
-    return float(low[0]), float(low[1]), float(high[0] - low[0] + 1), float(high[1] - low[1] + 1)
 
 
 def _open(source: str | os.PathLike[str] | int) -> cv2.VideoCapture:
@@ -143,7 +117,6 @@ def predict_video(
     boxes: Sequence[float] | BoxesFn | None = None,
     track: bool = False,
     track_min_score: float = 0.2,
-    track_min_confidence: float = 0.2,
     results_format: str | None = None,
     max_frames: int | None = None,
     fps: float | None = None,
@@ -160,7 +133,8 @@ def predict_video(
         boxes: one ``(x, y, w, h)`` box for every frame, or ``f(frame_index, frame_bgr)``
             returning the frame's boxes (None: one person, see ``track``).
         track: without ``boxes``, crop around the previous frame's keypoints.
-        track_min_score, track_min_confidence: when tracking falls back to the whole frame.
+        track_min_score: a previous person scoring below this is not tracked (the whole frame
+            is searched).
         results_format: ``"jsonl"`` or ``"coco"`` (default: ``"coco"`` for a ``.json`` file).
         max_frames: stop after this many frames.
         fps: frame rate of the output video (default: the source's, else 30).
@@ -219,18 +193,14 @@ def predict_video(
                 )
                 if not writer.isOpened():
                     raise OSError(f"cannot write video {out_path} (mp4v at {width}x{height})")
-            frame_boxes: Any = None
-            if callable(boxes):
-                frame_boxes = boxes(frames, frame)
-            elif boxes is not None:
-                frame_boxes = boxes
-            elif track and previous is not None and previous.score >= track_min_score:
-                box = keypoint_box(previous.keypoints, previous.confidence, track_min_confidence)
-                if box is not None and box[2] >= 8 and box[3] >= 8:
-                    x, y, w, h = box
-                    if x < width and y < height and x + w > 0 and y + h > 0:
-                        frame_boxes = box
-            people = predictor.predict_image(frame, frame_boxes)
+            if callable(boxes) or boxes is not None:
+                frame_boxes = boxes(frames, frame) if callable(boxes) else boxes
+                people = predictor.predict_image(frame, frame_boxes)
+            else:
+                follow = track and previous is not None and previous.score >= track_min_score
+                rgb = as_rgb_image(frame, False, predictor.max_pixels, f"frame {frames}")
+                found = predictor.find_people([rgb], [previous if follow else None])[0]
+                people = [] if found is None else [found]
             previous = people[0] if len(people) == 1 else None
             if any(not p.finite for p in people):
                 nonfinite += 1
