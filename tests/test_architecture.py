@@ -16,18 +16,21 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "dsntpose"
 # function-local imports included). The CLI and __main__ may import anything.
 ALLOWED: dict[str, set[str]] = {
     "ops": set(),
-    "config": set(),
-    "backbones": {"config"},  # the output strides a config may name
+    # the families' dicts: torch-free; each entry's factory imports its code when called
+    # (config: type names only, under TYPE_CHECKING)
+    "families": {"backbones", "config", "heads", "datasets"},
+    "config": {"families", "data"},  # validates against the families' dicts and JOINT_SETS
+    "backbones": {"families"},  # the output strides each backbone's spec supports
     "data": {"config"},  # the augmentation defaults and their check
-    "heads": {"ops", "config"},
-    "model": {"backbones", "config", "heads"},
+    "heads": {"ops", "config", "families"},
+    "model": {"backbones", "config", "families", "heads"},
     "checkpoint": {"config", "heads", "model"},  # file formats: read, write, ship, load_any
-    "evaluate": {"data", "config"},
+    "evaluate": {"data", "config", "families"},
     "mpii_files": {"evaluate"},
     "metrics": set(),
-    "datasets": {"config", "data"},
+    "datasets": {"config", "data", "families"},
     "inference": {"ops", "checkpoint", "config", "data", "datasets", "evaluate", "heads", "model"},
-    "zoo": {"checkpoint", "config", "model"},
+    "zoo": {"checkpoint", "config", "families", "model"},
     "export": {"checkpoint", "config", "heads", "model"},
     "viz": {"data", "config"},
     "predictor": {
@@ -45,8 +48,8 @@ ALLOWED: dict[str, set[str]] = {
 ANYTHING = {"cli", "__main__", "__init__"}
 # The core: everything a user needs to build, train without Lightning, evaluate and predict.
 CORE = [
-    "ops", "config", "backbones", "data", "heads", "model", "checkpoint", "evaluate", "mpii_files",
-    "datasets", "inference", "zoo", "export", "viz", "predictor", "predict", "video",
+    "ops", "families", "config", "backbones", "data", "heads", "model", "checkpoint", "evaluate",
+    "mpii_files", "datasets", "inference", "zoo", "export", "viz", "predictor", "predict", "video",
 ]  # fmt: skip
 
 
@@ -106,6 +109,23 @@ def test_the_core_imports_without_lightning() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_config_and_the_family_dicts_import_without_torch() -> None:
+    """Config validation and the CLI's choices read the families' dicts: those, and a whole
+    default run config, must not pull in torch, numpy or OpenCV."""
+    code = (
+        "import sys\n"
+        "from dsntpose.config import RunConfig\n"
+        "from dsntpose.families import BACKBONES, DATASETS, HEADS\n"
+        "from dsntpose.data.joints import JOINT_SETS\n"
+        "RunConfig.from_dict({'model': {'joints': 'lsp'}, 'data': {'dataset': 'coco'}})\n"
+        "print(sorted(m for m in ('torch', 'numpy', 'cv2') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr[-2000:]
 
 
 def test_a_layer_violation_is_caught(tmp_path: Path) -> None:

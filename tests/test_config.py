@@ -51,7 +51,7 @@ def test_dict_round_trip_is_plain_and_exact():
         ({"model": {"head": "argmax"}}, "model.head", "'dsnt', 'heatmap', 'fc'"),
         ({"model": {"output_stride": 2}}, "model.output_stride", "4, 8, 16, 32"),
         ({"loss": {"regularizer": "l2"}}, "loss.regularizer", "'none', 'var', 'kl', 'js'"),
-        ({"data": {"dataset": "coco"}}, "data.dataset", "'synthetic', 'lsp', 'mpii'"),
+        ({"data": {"dataset": "crowdpose"}}, "data.dataset", "'synthetic', 'lsp', 'mpii'"),
         ({"optim": {"optimizer": "lbfgs"}}, "optim.optimizer", "'rmsprop', 'adam', 'sgd'"),
         ({"train": {"precision": "64-true"}}, "train.precision", "'32-true', 'bf16-mixed'"),
         ({"train": {"accelerator": "tpu"}}, "train.accelerator", "'cpu', 'gpu'"),

@@ -63,15 +63,23 @@ def _parser(description: str) -> ArgumentParser:
 def _choices() -> dict[str, tuple[object, ...]]:
     """The allowed values of the config keys that take one of a list."""
     from dsntpose import config as c
+    from dsntpose.data.joints import JOINT_SETS
+    from dsntpose.families import BACKBONES, DATASETS, HEADS
 
+    strides: dict[tuple[int, ...], list[str]] = {}
+    for name, spec in BACKBONES.items():
+        if spec.strides:
+            strides.setdefault(spec.strides, []).append(name)
     return {
-        "model.backbone": c.BACKBONES,
-        "model.head": c.HEADS,
+        "model.backbone": tuple(BACKBONES),
+        "model.head": tuple(HEADS),
         "model.activation": c.ACTIVATIONS,
-        "model.joints": c.JOINT_SETS,
-        "model.output_stride": (*c.OUTPUT_STRIDES, "(EfficientNet-Lite: 8, 16, 32)"),
+        "model.joints": tuple(JOINT_SETS),
+        "model.output_stride": tuple(
+            f"{', '.join(map(str, s))} ({', '.join(names)})" for s, names in strides.items()
+        ),
         "loss.regularizer": c.REGULARIZERS,
-        "data.dataset": c.DATASETS,
+        "data.dataset": tuple(DATASETS),
         "optim.optimizer": c.OPTIMIZERS,
         "optim.schedule": c.SCHEDULES,
         "train.precision": c.PRECISIONS,

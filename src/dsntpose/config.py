@@ -4,6 +4,11 @@ Field names equal the keyword arguments of the code they configure, so a YAML fi
 dotted overrides (``--model.output_stride 16``) and Python code all speak the same names. This
 module imports nothing heavy and never the CLI; validation happens in ``__post_init__`` so a bad
 value fails where it is written, with the key and the allowed values in the message.
+
+The names a key may take for a family (``model.backbone``, ``model.head``, ``model.joints``,
+``data.dataset``) and what each member supports (output strides, joint sets, data keys) come
+from the families' own dicts (:mod:`dsntpose.families`, :data:`dsntpose.data.joints.JOINT_SETS`),
+read at validation time; both import without torch.
 """
 
 from __future__ import annotations
@@ -13,17 +18,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
-EFFICIENTNETS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
-BACKBONES = (*RESNETS, *EFFICIENTNETS, "hourglass")
-HEADS = ("dsnt", "heatmap", "fc")
 ACTIVATIONS = ("softmax", "abs", "relu", "sigmoid")
 REGULARIZERS = ("none", "var", "kl", "js")
 COORDS = ("dsnt", "debiased", "local")
 COORD_LOSSES = ("euclidean", "rle")
-JOINT_SETS = ("mpii", "lsp")
-OUTPUT_STRIDES = (4, 8, 16, 32)
-EFFICIENTNET_STRIDES = (8, 16, 32)
 
 
 def check_choice(key: str, value: object, allowed: tuple[object, ...]) -> None:
@@ -75,13 +73,18 @@ class ModelConfig:
     presence: bool = False
 
     def __post_init__(self) -> None:
-        check_choice("model.backbone", self.backbone, BACKBONES)
-        if self.presence and (self.backbone == "hourglass" or self.head == "heatmap"):
+        from dsntpose.data.joints import JOINT_SETS
+        from dsntpose.families import BACKBONES, HEADS, get
+
+        backbone = get(BACKBONES, self.backbone, "model.backbone")
+        head = get(HEADS, self.head, "model.head")
+        if self.presence and (backbone.maps or not head.presence):
+            takes = [name for name, spec in HEADS.items() if spec.presence]
             raise ValueError(
-                "model.presence: the presence and visibility heads need a ResNet or "
-                f"EfficientNet-Lite with a dsnt or fc head, got {self.backbone!r} / {self.head!r}"
+                "model.presence: the presence and visibility heads need a backbone with "
+                f"features (not per-stack maps, as the hourglass's) and a head with probability "
+                f"maps ({', '.join(map(repr, takes))}), got {self.backbone!r} / {self.head!r}"
             )
-        check_choice("model.head", self.head, HEADS)
         check_choice("model.activation", self.activation, ACTIVATIONS)
         check_choice("model.coords", self.coords, COORDS)
         if self.coords == "debiased" and self.activation != "softmax":
@@ -89,15 +92,16 @@ class ModelConfig:
                 f"model.coords: 'debiased' corrects the softmax's bias; model.activation is "
                 f"{self.activation!r} (use softmax, or coords dsnt)"
             )
-        if self.coords != "dsnt" and self.head != "dsnt":
-            raise ValueError(f"model.coords: {self.coords!r} needs model.head 'dsnt'")
+        if self.coords not in head.coords:
+            readers = [name for name, spec in HEADS.items() if self.coords in spec.coords]
+            raise ValueError(
+                f"model.coords: {self.coords!r} needs model.head {' or '.join(map(repr, readers))}"
+            )
         if self.local_radius < 1:
             raise ValueError(f"model.local_radius: must be >= 1 cell, got {self.local_radius}")
-        check_choice("model.joints", self.joints, JOINT_SETS)
-        if self.backbone in EFFICIENTNETS:
-            check_choice("model.output_stride", self.output_stride, EFFICIENTNET_STRIDES)
-        elif self.backbone != "hourglass":
-            check_choice("model.output_stride", self.output_stride, OUTPUT_STRIDES)
+        get(JOINT_SETS, self.joints, "model.joints")
+        if backbone.strides:
+            check_choice("model.output_stride", self.output_stride, backbone.strides)
         if self.num_stacks < 1:
             raise ValueError(f"model.num_stacks: must be >= 1, got {self.num_stacks}")
         if self.temperature <= 0:
@@ -109,11 +113,16 @@ class ModelConfig:
 
     @property
     def num_joints(self) -> int:
-        return {"mpii": 16, "lsp": 14}[self.joints]
+        from dsntpose.data.joints import JOINT_SETS
+
+        return len(JOINT_SETS[self.joints].names)
 
     @property
     def stride(self) -> int:
-        return 4 if self.backbone == "hourglass" else self.output_stride
+        from dsntpose.families import BACKBONES
+
+        spec = BACKBONES[self.backbone]
+        return spec.fixed_stride if spec.maps else self.output_stride
 
     @property
     def heatmap_size(self) -> int:
@@ -156,21 +165,12 @@ class LossConfig:
         _check_positive("loss.visibility_weight", self.visibility_weight, allow_zero=True)
 
 
-DATASETS = ("synthetic", "lsp", "mpii", "mixed")
 MIX_SOURCES = ("lsp", "lspet", "mpii_crops")
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 SCHEDULES = ("step", "cosine")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true")
-
-# The joint set each data set's labels use (``model.joints`` must agree).
-DATASET_JOINTS = {
-    "synthetic": ("mpii", "lsp"),
-    "lsp": ("lsp",),
-    "mpii": ("mpii",),
-    "mixed": ("mpii",),
-}
 
 
 def _check_positive(key: str, value: float, *, allow_zero: bool = False) -> None:
@@ -225,12 +225,16 @@ class DataConfig:
         dataset: ``synthetic`` (generated stick figures, no download), ``lsp``, ``mpii`` or
             ``mixed`` (LSP 1-1000, LSP-extended and the MPII training crops as one training
             set in MPII's 16 joints, mapped by name, with framing and negatives for
-            whole-photo pose: :mod:`dsntpose.data.mixed`; tested on LSP 1001-2000).
+            whole-photo pose: :mod:`dsntpose.data.mixed`; tested on LSP 1001-2000) or
+            ``coco`` (the people of a COCO keypoints file whose keypoint names are those of
+            ``model.joints``; validated and tested on the same file unless
+            ``val_holdout``). The names are :data:`dsntpose.families.DATASETS`'s.
         root: data folder. LSP: the folder holding ``images/`` and ``joints.mat`` (see
-            ``dsntpose data lsp``). MPII: the folder holding the annotation files. Unused by
-            ``synthetic``.
-        image_root: MPII only: the folder of the MPII images (``images/*.jpg``); defaults to
-            ``root/images``.
+            ``dsntpose data lsp``). MPII: the folder holding the annotation files. COCO: the
+            keypoints JSON file. Unused by ``synthetic``.
+        image_root: MPII: the folder of the MPII images (``images/*.jpg``); defaults to
+            ``root/images``. COCO: the folder the file's ``file_name`` entries are relative to;
+            defaults to ``images/`` beside the file.
         lspet_root: LSP and mixed: an LSP-extended folder (``joints.mat`` and ``images/``) whose
             images join LSP's training images (the standard LSP protocol: LSP 1-1000 plus
             LSPET for training, LSP 1001-2000 for testing). None: LSP alone.
@@ -299,15 +303,14 @@ class DataConfig:
     synthetic_val: int = 512
 
     def __post_init__(self) -> None:
-        check_choice("data.dataset", self.dataset, DATASETS)
+        from dsntpose.families import DATASETS, get
+
+        get(DATASETS, self.dataset, "data.dataset")
         check_augmentation(self, "data.")
         _check_positive("data.val_holdout", self.val_holdout, allow_zero=True)
-        if self.lspet_root is not None and self.dataset not in ("lsp", "mixed"):
-            raise ValueError(
-                "data.lspet_root: LSP-extended joins data.dataset 'lsp' or 'mixed' only, got "
-                f"{self.dataset!r}"
-            )
-        mixed_only = {
+        # the keys only some data sets read (each data set's spec lists its own)
+        used = {
+            "lspet_root": self.lspet_root is not None,
             "mpii_crops_root": self.mpii_crops_root is not None,
             "coco_root": self.coco_root is not None,
             "mix_weights": bool(self.mix_weights),
@@ -315,9 +318,13 @@ class DataConfig:
             "whole_prob": self.whole_prob != 0,
             "loose_prob": self.loose_prob != 0,
         }
-        for key, used in mixed_only.items():
-            if used and self.dataset != "mixed":
-                raise ValueError(f"data.{key}: needs data.dataset 'mixed', got {self.dataset!r}")
+        for key in (k for k, on in used.items() if on):
+            if key not in DATASETS[self.dataset].keys:
+                readers = [name for name, spec in DATASETS.items() if key in spec.keys]
+                raise ValueError(
+                    f"data.{key}: needs data.dataset {' or '.join(map(repr, readers))}, got "
+                    f"{self.dataset!r}"
+                )
         if not isinstance(self.mix_weights, Mapping):
             raise ValueError(
                 f"data.mix_weights: expected a mapping source -> weight, got {self.mix_weights!r}"
@@ -489,15 +496,19 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
-        allowed = DATASET_JOINTS[self.data.dataset]
+        from dsntpose.families import BACKBONES, DATASETS
+
+        allowed = DATASETS[self.data.dataset].joints
         if self.model.joints not in allowed:
             raise ValueError(
                 f"model.joints: {self.model.joints!r} does not match data.dataset "
                 f"{self.data.dataset!r}; choose one of {', '.join(map(repr, allowed))}"
             )
-        if self.model.backbone == "hourglass" and self.model.input_size % 64:
+        multiple = BACKBONES[self.model.backbone].input_multiple
+        if self.model.input_size % multiple:
             raise ValueError(
-                f"model.input_size: the hourglass needs a multiple of 64, got {self.model.input_size}"
+                f"model.input_size: the {self.model.backbone} needs a multiple of {multiple}, "
+                f"got {self.model.input_size}"
             )
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
@@ -553,3 +564,25 @@ def load_config(path: str | Path) -> RunConfig:
         return RunConfig.from_dict(values)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
+
+
+# Names that moved to the families' own dicts (dsntpose.families, dsntpose.data.joints): read
+# from there, as tuples, for code written against the old constants.
+def __getattr__(name: str) -> Any:
+    from dsntpose.data.joints import JOINT_SETS
+    from dsntpose.families import BACKBONES, DATASETS, EFFICIENTNET_STRIDES, HEADS, RESNET_STRIDES
+
+    views: dict[str, Any] = {
+        "BACKBONES": tuple(BACKBONES),
+        "RESNETS": tuple(n for n in BACKBONES if n.startswith("resnet")),
+        "EFFICIENTNETS": tuple(n for n in BACKBONES if n.startswith("efficientnet")),
+        "HEADS": tuple(HEADS),
+        "DATASETS": tuple(DATASETS),
+        "JOINT_SETS": tuple(JOINT_SETS),
+        "OUTPUT_STRIDES": RESNET_STRIDES,
+        "EFFICIENTNET_STRIDES": EFFICIENTNET_STRIDES,
+        "DATASET_JOINTS": {name: spec.joints for name, spec in DATASETS.items()},
+    }
+    if name in views:
+        return views[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,10 @@
 """The data sets a run config names: training, validation and test splits at the crop size.
 
 The one place where ``RunConfig.data`` turns into :mod:`dsntpose.data` objects, used by
-training, evaluation and the experiment scripts (no Lightning needed).
+training, evaluation and the experiment scripts (no Lightning needed). Each data set is a pair
+of functions here, ``<name>_splits(run, need_test)`` and ``<name>_test(run)``, and one entry of
+:data:`dsntpose.families.DATASETS` (its joint sets, protocol and keys) that points at them;
+:func:`build_datasets`, :func:`build_test_set` and :func:`build_split` go through that dict.
 """
 
 from __future__ import annotations
@@ -19,15 +22,28 @@ from dsntpose.data import LSP, MPII
 from dsntpose.data.common import PoseConcat, PoseDataset
 from dsntpose.data.synthetic import Synthetic
 from dsntpose.data.transforms import Augment
+from dsntpose.families import DATASETS
 
 __all__ = [
     "HOLDOUT_SEED",
     "build_datasets",
     "build_split",
     "build_test_set",
+    "coco_splits",
+    "coco_test",
     "holdout_picks",
+    "lsp_splits",
+    "lsp_test",
+    "mixed_splits",
+    "mixed_test",
+    "mpii_splits",
+    "mpii_test",
     "require_root",
+    "synthetic_splits",
+    "synthetic_test",
 ]
+
+Splits = tuple[Dataset[dict[str, Any]], Dataset[dict[str, Any]], Dataset[dict[str, Any]] | None]
 
 SPLITS = ("train", "val", "test")
 
@@ -41,23 +57,22 @@ def _augment_for(run: RunConfig) -> Augment | bool:
     return Augment(**{f.name: getattr(d, f.name) for f in dataclasses.fields(Augment)})
 
 
-def require_root(run: RunConfig) -> Path:
-    """``data.root`` as a folder, or ``FileNotFoundError`` saying what to download where."""
+def require_root(run: RunConfig) -> Path | None:
+    """``data.root`` checked as its data set's spec says (a folder holding ``root_holds``, or
+    a file), or ``FileNotFoundError`` saying what to download where (the spec's ``how``).
+    None for a data set that reads no ``data.root`` (synthetic)."""
     d = run.data
-    if d.dataset in ("lsp", "mixed"):
-        how = (
-            "LSP (2000 images + joints.mat): run `dsntpose data lsp --data.root DIR` (downloads "
-            "http://sam.johnson.io/research/lsp_dataset.zip) and pass --data.root DIR"
-        )
-    else:
-        how = (
-            "MPII: run `dsntpose data mpii --data.root DIR` for the annotations, unpack the images "
-            "(mpii_human_pose_v1.tar.gz from http://human-pose.mpi-inf.mpg.de/) into DIR/images "
-            "or pass --data.image_root, and pass --data.root DIR"
-        )
+    spec = DATASETS[d.dataset]
+    if spec.root is None:
+        return None
+    how = spec.how
     if d.root is None:
         raise FileNotFoundError(f"data.root is not set for data.dataset {d.dataset!r}. {how}")
     root = Path(d.root).expanduser()
+    if spec.root == "file":
+        if not root.is_file():
+            raise FileNotFoundError(f"data.root {root} is not a file. {how}")
+        return root
     if not root.is_dir():
         raise FileNotFoundError(f"data.root {root} does not exist. {how}")
     from dsntpose.data.download import UNVERIFIED
@@ -68,10 +83,16 @@ def require_root(run: RunConfig) -> Path:
         raise FileNotFoundError(
             f"data.root {root} failed its checksum verification ({problem}); fetch it again. {how}"
         )
-    needed = ["joints.mat", "images"] if d.dataset in ("lsp", "mixed") else ["valid.h5"]
-    for name in needed:
+    for name in spec.root_holds:
         if not (root / name).exists():
             raise FileNotFoundError(f"data.root {root} has no {name}. {how}")
+    return root
+
+
+def _root(run: RunConfig) -> Path:
+    """:func:`require_root` for a data set that reads ``data.root``."""
+    root = require_root(run)
+    assert root is not None, f"data.dataset {run.data.dataset!r} reads no data.root"
     return root
 
 
@@ -129,77 +150,156 @@ def holdout_picks(sizes: Sequence[int], count: int) -> tuple[list[tuple[int, int
     return train, [pick for k, pick in enumerate(picks) if k in held]
 
 
-def _build_splits(
-    run: RunConfig, *, need_test: bool = True
-) -> tuple[Dataset[dict[str, Any]], Dataset[dict[str, Any]], Dataset[dict[str, Any]] | None]:
+def _build_splits(run: RunConfig, *, need_test: bool = True) -> Splits:
     """``(train, val, test)``: see :func:`build_datasets` and :func:`build_test_set`."""
-    d, size, seed = run.data, run.model.input_size, run.train.seed
-    augment = _augment_for(run)
-    train_parts: list[PoseDataset]
-    plain_parts: list[PoseDataset]
-    if d.dataset == "synthetic":
-        joints = run.model.joints
-        val = Synthetic(d.synthetic_val, size=size, joints=joints, seed=seed + 1)
-        train_parts = [
-            Synthetic(d.synthetic_train, size=size, joints=joints, augment=augment, seed=seed)
-        ]
-        plain_parts = [Synthetic(d.synthetic_train, size=size, joints=joints, seed=seed)]
-        test: PoseDataset | None = val
-    elif d.dataset == "mixed":
-        return _build_mixed(run, augment, need_test=need_test)
-    elif d.dataset == "lsp":
-        root = require_root(run)
-        train_parts = [LSP(root, "train", size=size, augment=augment, seed=seed)]
-        plain_parts = [LSP(root, "train", size=size)]
-        if d.lspet_root is not None:
-            extended = _require_lspet(d.lspet_root)
-            # a seed of its own, so that LSP image i and LSPET image i are augmented differently
-            train_parts.append(
-                LSP(extended, "all", size=size, augment=augment, seed=seed + 1, extended=True)
-            )
-            plain_parts.append(LSP(extended, "all", size=size, extended=True))
-        test = LSP(root, "test", size=size) if need_test or not d.val_holdout else None
-        val = test
-    else:
-        root = require_root(run)
-        image_root = Path(d.image_root).expanduser() if d.image_root else root / "images"
-        if not image_root.is_dir():
-            raise FileNotFoundError(
-                f"data.image_root {image_root} does not exist: unpack the MPII images "
-                "(mpii_human_pose_v1.tar.gz from http://human-pose.mpi-inf.mpg.de/) there"
-            )
-        annotations = _mpii_annotations(root)
-        train_parts = [
-            MPII(annotations, image_root, "train", size=size, augment=augment, seed=seed)
-        ]
-        plain_parts = [MPII(annotations, image_root, "train", size=size)]
-        test = MPII(root / "valid.h5", image_root, "all", size=size)
-        val = test
-    if d.val_holdout:
+    return DATASETS[run.data.dataset].splits(run, need_test)  # type: ignore[no-any-return]
+
+
+def _finish(
+    run: RunConfig,
+    train_parts: list[PoseDataset],
+    plain_parts: list[PoseDataset],
+    test: Dataset[dict[str, Any]] | None,
+) -> Splits:
+    """The splits from the training parts (augmented, and the same unaugmented) and the test
+    set, which is also the validation set unless ``data.val_holdout`` images of the training
+    parts (a fixed draw) are held out for it."""
+    if run.data.val_holdout:
         sizes = [len(part) for part in train_parts]  # type: ignore[arg-type]
-        train_picks, val_picks = holdout_picks(sizes, d.val_holdout)
+        train_picks, val_picks = holdout_picks(sizes, run.data.val_holdout)
         return PoseConcat(train_parts, train_picks), PoseConcat(plain_parts, val_picks), test
     train = train_parts[0] if len(train_parts) == 1 else PoseConcat(train_parts)
-    assert val is not None
-    return train, val, test
+    assert test is not None
+    return train, test, test
+
+
+def synthetic_splits(run: RunConfig, need_test: bool) -> Splits:
+    """Generated figures: ``data.synthetic_train`` / ``synthetic_val`` samples, different
+    seeds; validation and test are the same figures."""
+    d, size, seed, joints = run.data, run.model.input_size, run.train.seed, run.model.joints
+    augment = _augment_for(run)
+    train: list[PoseDataset] = [
+        Synthetic(d.synthetic_train, size=size, joints=joints, augment=augment, seed=seed)
+    ]
+    plain: list[PoseDataset] = [Synthetic(d.synthetic_train, size=size, joints=joints, seed=seed)]
+    return _finish(run, train, plain, synthetic_test(run))
+
+
+def synthetic_test(run: RunConfig) -> Dataset[dict[str, Any]]:
+    """The synthetic validation figures."""
+    d, size = run.data, run.model.input_size
+    return Synthetic(d.synthetic_val, size=size, joints=run.model.joints, seed=run.train.seed + 1)
+
+
+def lsp_splits(run: RunConfig, need_test: bool) -> Splits:
+    """LSP images 1-1000 (with LSP-extended's when ``data.lspet_root``) for training, 1001-2000
+    for validation and test."""
+    d, size, seed = run.data, run.model.input_size, run.train.seed
+    augment = _augment_for(run)
+    root = _root(run)
+    train_parts: list[PoseDataset] = [LSP(root, "train", size=size, augment=augment, seed=seed)]
+    plain_parts: list[PoseDataset] = [LSP(root, "train", size=size)]
+    if d.lspet_root is not None:
+        extended = _require_lspet(d.lspet_root)
+        # a seed of its own, so that LSP image i and LSPET image i are augmented differently
+        train_parts.append(
+            LSP(extended, "all", size=size, augment=augment, seed=seed + 1, extended=True)
+        )
+        plain_parts.append(LSP(extended, "all", size=size, extended=True))
+    test = LSP(root, "test", size=size) if need_test or not d.val_holdout else None
+    return _finish(run, train_parts, plain_parts, test)
+
+
+def lsp_test(run: RunConfig) -> Dataset[dict[str, Any]]:
+    """LSP images 1001-2000."""
+    return LSP(_root(run), "test", size=run.model.input_size)
+
+
+def _mpii_images(run: RunConfig, root: Path) -> Path:
+    """``data.image_root`` (default ``root/images``)."""
+    d = run.data
+    return Path(d.image_root).expanduser() if d.image_root else root / "images"
+
+
+def mpii_splits(run: RunConfig, need_test: bool) -> Splits:
+    """MPII's training people; its standard 2958 validation people for validation and test."""
+    size, seed = run.model.input_size, run.train.seed
+    augment = _augment_for(run)
+    root = _root(run)
+    image_root = _mpii_images(run, root)
+    if not image_root.is_dir():
+        raise FileNotFoundError(
+            f"data.image_root {image_root} does not exist: unpack the MPII images "
+            "(mpii_human_pose_v1.tar.gz from http://human-pose.mpi-inf.mpg.de/) there"
+        )
+    annotations = _mpii_annotations(root)
+    train_parts: list[PoseDataset] = [
+        MPII(annotations, image_root, "train", size=size, augment=augment, seed=seed)
+    ]
+    plain_parts: list[PoseDataset] = [MPII(annotations, image_root, "train", size=size)]
+    test = MPII(root / "valid.h5", image_root, "all", size=size)
+    return _finish(run, train_parts, plain_parts, test)
+
+
+def mpii_test(run: RunConfig) -> Dataset[dict[str, Any]]:
+    """MPII's standard validation people."""
+    root = _root(run)
+    return MPII(root / "valid.h5", _mpii_images(run, root), "all", size=run.model.input_size)
+
+
+def coco_splits(run: RunConfig, need_test: bool) -> Splits:
+    """The people of a COCO keypoints file (``data.root``; images in ``data.image_root``,
+    default ``images/`` beside the file) in ``model.joints``: with ``data.val_holdout`` some
+    are held out for validation, else validation and test are all of them, unaugmented."""
+    augment = _augment_for(run)
+    train: list[PoseDataset] = [_coco(run, augment=augment, seed=run.train.seed)]
+    plain: list[PoseDataset] = [_coco(run)]
+    test = _coco(run) if need_test or not run.data.val_holdout else None
+    return _finish(run, train, plain, test)
+
+
+def coco_test(run: RunConfig) -> Dataset[dict[str, Any]]:
+    """The people of the COCO keypoints file, unaugmented."""
+    return _coco(run)
+
+
+def _coco(run: RunConfig, **options: Any) -> PoseDataset:
+    """:class:`~dsntpose.data.coco.COCOKeypoints` on ``data.root`` in the joint set
+    ``model.joints`` (the file's keypoint names must be that set's)."""
+    from dsntpose.data.coco import COCOKeypoints
+
+    ann = _root(run)
+    d = run.data
+    images = Path(d.image_root).expanduser() if d.image_root else ann.parent / "images"
+    if not images.is_dir():
+        raise FileNotFoundError(
+            f"data.image_root {images} does not exist: it must be the folder the COCO file's "
+            "file_name entries are relative to"
+        )
+    people = COCOKeypoints(ann, images, size=run.model.input_size, **options)
+    if people.joint_set.name != run.model.joints:
+        raise ValueError(
+            f"data.root {ann}: its keypoints are {people.joint_set.name!r} "
+            f"({len(people.joint_set.names)} joints), not model.joints {run.model.joints!r}"
+        )
+    return people
 
 
 def build_test_set(run: RunConfig) -> Dataset[dict[str, Any]]:
     """The split that final numbers are reported on: LSP images 1001-2000, MPII's standard
     validation people, or the synthetic validation figures (whatever ``data.val_holdout``).
     Only the test files are needed (no training images, no LSP-extended)."""
-    d, size = run.data, run.model.input_size
-    if d.dataset == "synthetic":
-        return Synthetic(
-            d.synthetic_val, size=size, joints=run.model.joints, seed=run.train.seed + 1
-        )
-    root = require_root(run)
-    if d.dataset == "mixed":
-        return _lsp_test_mixed(root, size)
-    if d.dataset == "lsp":
-        return LSP(root, "test", size=size)
-    image_root = Path(d.image_root).expanduser() if d.image_root else root / "images"
-    return MPII(root / "valid.h5", image_root, "all", size=size)
+    return DATASETS[run.data.dataset].test(run)  # type: ignore[no-any-return]
+
+
+def mixed_splits(run: RunConfig, need_test: bool) -> Splits:
+    """The splits of ``data.dataset: mixed`` (:func:`_build_mixed`)."""
+    return _build_mixed(run, _augment_for(run), need_test=need_test)
+
+
+def mixed_test(run: RunConfig) -> Dataset[dict[str, Any]]:
+    """LSP images 1001-2000 in MPII's joints (:func:`_lsp_test_mixed`)."""
+    return _lsp_test_mixed(_root(run), run.model.input_size)
 
 
 def _lsp_test_mixed(root: Path, size: int) -> Dataset[dict[str, Any]]:
@@ -228,7 +328,7 @@ def _build_mixed(
     )
 
     d, size, seed = run.data, run.model.input_size, run.train.seed
-    root = require_root(run)
+    root = _root(run)
     sources: list[tuple[str, Any]] = [("lsp", LSP(root, "train", size=size))]
     others: dict[str, list[np.ndarray]] = {}
     if d.lspet_root is not None:

@@ -36,12 +36,13 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from torch import Tensor
 
 from dsntpose.data.joints import LSP_JOINTS, MPII_JOINTS, JointSet
+from dsntpose.families import DATASETS, Protocol
 
 __all__ = [
     "PCKCurve",
@@ -429,14 +430,6 @@ def pck(
 # --------------------------------------------------------------------------------------------
 
 
-class Protocol(NamedTuple):
-    """How a data set is scored: ``metric`` (``"PCKh"`` or ``"PCK"``) at ``threshold``
-    (in head sizes or torso sizes)."""
-
-    metric: str
-    threshold: float
-
-
 def auroc(scores: ArrayLike, labels: ArrayLike) -> float:
     """Area under the ROC curve of ``scores`` for binary ``labels`` (1 positive, 0 negative):
     the probability that a random positive scores above a random negative, ties counting
@@ -464,13 +457,12 @@ def auroc(scores: ArrayLike, labels: ArrayLike) -> float:
 
 
 def protocol_for(dataset: str) -> Protocol:
-    """MPII: PCKh@0.5 of the head size; LSP, the mixed set (LSP, LSP-extended, MPII crops)
-    and the synthetic set: PCK@0.2 of the torso."""
-    if dataset == "mpii":
-        return Protocol("PCKh", 0.5)
-    if dataset in ("lsp", "synthetic", "coco", "mixed"):
-        return Protocol("PCK", 0.2)
-    raise ValueError(f"data.dataset: no evaluation protocol for {dataset!r}")
+    """The protocol of the data set ``dataset`` (its :data:`dsntpose.families.DATASETS`
+    entry's): MPII: PCKh@0.5 of the head size; LSP, COCO files, the mixed set (LSP,
+    LSP-extended, MPII crops) and the synthetic set: PCK@0.2 of the torso."""
+    if dataset not in DATASETS:
+        raise ValueError(f"data.dataset: no evaluation protocol for {dataset!r}")
+    return DATASETS[dataset].protocol
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ Every head returns the same :class:`HeadOutput`, and every head owns its strateg
 loss (``head.loss``), how logits decode to coordinates (``head.decode``), what the flip test
 averages (``head.flip_mode``) and how two views merge (:func:`merge_views`). The model,
 training, evaluation, prediction and export never ask which head they hold; adding a head
-touches this file and its test. The heads are the paper's three output strategies (Nibali et
+is a class in a file of its own (with ``from_config``, ``default_flip_mode``, ``flip_modes``,
+``decode`` and ``loss``), one entry in :data:`dsntpose.families.HEADS` and its test. The heads are the paper's three output strategies (Nibali et
 al. 2018, section 5; the authors' ``dsnt-pose2d`` code):
 
 * :class:`DSNTHead` — 1x1 conv (no bias) -> activation normalised over ``H x W`` (softmax by
@@ -38,10 +39,9 @@ import torch
 from torch import Tensor, nn
 
 from dsntpose import ops
-from dsntpose.config import ACTIVATIONS, COORDS, HEADS, LossConfig, check_choice
+from dsntpose.config import ACTIVATIONS, COORDS, LossConfig, ModelConfig, check_choice
 
 __all__ = [
-    "HEAD_CLASSES",
     "DSNTHead",
     "FCHead",
     "FlipMode",
@@ -268,6 +268,14 @@ class DSNTHead(nn.Module):
     name = "dsnt"
     flip_modes: tuple[FlipMode, ...] = ("logits", "coords")
 
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, in_channels: int | None) -> DSNTHead:
+        """The head ``cfg`` describes on ``in_channels`` feature channels."""
+        return cls(
+            in_channels, cfg.num_joints, cfg.activation, cfg.temperature, cfg.coords,
+            cfg.local_radius,
+        )  # fmt: skip
+
     @staticmethod
     def default_flip_mode(activation: str = "softmax") -> FlipMode:
         """Average the pre-activation maps and decode once (``"logits"``, as the paper's code),
@@ -355,6 +363,11 @@ class HeatmapHead(nn.Module):
     name = "heatmap"
     flip_modes: tuple[FlipMode, ...] = ("heatmaps", "coords")
 
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, in_channels: int | None) -> HeatmapHead:
+        """The head ``cfg`` describes on ``in_channels`` feature channels."""
+        return cls(in_channels, cfg.num_joints)
+
     @staticmethod
     def default_flip_mode(activation: str = "softmax") -> FlipMode:
         """Average the two views' raw maps, then decode once (``"heatmaps"``)."""
@@ -435,6 +448,12 @@ class FCHead(nn.Module):
         self.conv = _joint_maps(in_channels, num_joints)
         self.fc = nn.Linear(height * width, 2)
 
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, in_channels: int | None) -> FCHead:
+        """The head ``cfg`` describes (for ``cfg.heatmap_size`` maps, so that model accepts
+        ``cfg.input_size`` crops only)."""
+        return cls(in_channels, cfg.num_joints, cfg.heatmap_size, cfg.activation, cfg.temperature)
+
     def forward(self, features: Tensor) -> HeadOutput:
         _check_channels(features, self.in_channels or self.num_joints, "FCHead")
         if tuple(features.shape[-2:]) != self.heatmap_size:
@@ -479,18 +498,16 @@ class FCHead(nn.Module):
         )
 
 
-# The head classes by configuration name (``ModelConfig.head``, names from config.HEADS).
-HEAD_CLASSES: dict[str, type[DSNTHead] | type[HeatmapHead] | type[FCHead]] = dict(
-    zip(HEADS, (DSNTHead, HeatmapHead, FCHead), strict=True)
-)
-
-
 def default_flip_mode(head: str, activation: str = "softmax") -> FlipMode:
-    """What the flip test averages for the head named ``head`` (``dsnt``, ``heatmap``, ``fc``)
-    with ``activation``: the class's own ``default_flip_mode``."""
-    if head not in HEAD_CLASSES:
-        raise ValueError(f"head: expected 'dsnt', 'heatmap' or 'fc', got {head!r}")
-    return HEAD_CLASSES[head].default_flip_mode(activation)
+    """What the flip test averages for the head named ``head`` (a name of
+    :data:`dsntpose.families.HEADS`) with ``activation``: the class's own ``default_flip_mode``."""
+    from dsntpose.families import HEADS
+
+    if head not in HEADS:
+        names = [repr(name) for name in HEADS]
+        listed = ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
+        raise ValueError(f"head: expected {listed}, got {head!r}")
+    return HEADS[head].load().default_flip_mode(activation)  # type: ignore[attr-defined,no-any-return]
 
 
 def merge_views(

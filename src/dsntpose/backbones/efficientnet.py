@@ -40,8 +40,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dsntpose.backbones.dilation import stage_plan
 from dsntpose.backbones.resnet import load_state_by_key, read_weights
-from dsntpose.config import EFFICIENTNET_STRIDES as OUTPUT_STRIDES
+from dsntpose.families import EFFICIENTNET_STRIDES as OUTPUT_STRIDES
 
 __all__ = [
     "LITE_INPUT_MEAN",
@@ -174,17 +175,14 @@ def _block_plan(variant: int, output_stride: int) -> list[tuple[int, int, int, i
     """``(in_ch, out_ch, kernel, stride, expand, dilation)`` of every block, in order."""
     width, depth, _, _ = LITE_VARIANTS[variant]
     plan = []
-    in_ch, running, dilation = STEM_CHANNELS, 2, 1
+    in_ch = STEM_CHANNELS
     last = len(_GROUPS) - 1
-    for index, group in enumerate(_GROUPS):
+    strides = [group.stride for group in _GROUPS]
+    stages = stage_plan(strides, output_stride, start=2, allowed=OUTPUT_STRIDES)
+    for index, (group, (stride, first_dilation, dilation)) in enumerate(zip(_GROUPS, stages)):
         # Lite keeps the first and last groups' repeat counts unscaled.
         repeats = group.repeats if index in (0, last) else math.ceil(depth * group.repeats)
         out_ch = _round_channels(group.out, width)
-        stride, first_dilation = group.stride, dilation
-        if running * stride > output_stride:
-            dilation, stride = dilation * stride, 1
-        else:
-            running *= stride
         for r in range(repeats):
             if r == 0:
                 plan.append((in_ch, out_ch, group.kernel, stride, group.expand, first_dilation))
@@ -217,11 +215,6 @@ class EfficientNetLite(nn.Module):
         super().__init__()
         if variant not in LITE_VARIANTS:
             raise ValueError(f"EfficientNet-Lite variant must be 0, 1 or 2, got {variant!r}")
-        if output_stride not in OUTPUT_STRIDES:
-            raise ValueError(
-                f"output_stride must be one of {', '.join(map(str, OUTPUT_STRIDES))} for "
-                f"EfficientNet-Lite, got {output_stride!r}"
-            )
         self.variant = variant
         self.stride = output_stride
         self.out_channels = HEAD_CHANNELS

@@ -5,7 +5,8 @@ exactly torchvision's names and shapes for the feature layers (``conv1``, ``bn1`
 ``layer1`` .. ``layer4``), so a torchvision ImageNet checkpoint loads by key. The pose backbone
 has no ``avgpool``/``fc``: a checkpoint's ``fc.*`` entries are ignored when loading.
 
-``output_stride`` (32, 16, 8 or 4) is turned into dilation in one loop (:func:`_stage_plan`): a
+``output_stride`` (32, 16, 8 or 4) is turned into dilation by the backbones' one loop
+(:func:`dsntpose.backbones.dilation.stage_plan`): a
 stage whose stride would take the running stride past ``output_stride`` keeps stride 1 and
 multiplies the dilation instead. As in torchvision's and timm's dilated ResNets, the first
 block of a dilated stage uses the previous dilation in the conv that would have been strided,
@@ -28,7 +29,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from dsntpose.config import OUTPUT_STRIDES
+from dsntpose.backbones.dilation import stage_plan
+from dsntpose.families import RESNET_STRIDES
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -158,35 +160,11 @@ _ARCHS: dict[int, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, int, int
 }
 
 
-def _check_depth_and_stride(depth: int, output_stride: int) -> None:
+def _check_depth(depth: int) -> None:
     if depth not in _ARCHS:
         raise ValueError(
             f"ResNet depth must be one of {', '.join(map(str, _ARCHS))}, got {depth!r}"
         )
-    if output_stride not in OUTPUT_STRIDES:
-        raise ValueError(
-            f"output_stride must be one of {', '.join(map(str, OUTPUT_STRIDES))}, "
-            f"got {output_stride!r}"
-        )
-
-
-def _stage_plan(output_stride: int) -> list[tuple[int, int, int]]:
-    """Per stage ``(stride, first_dilation, dilation)`` for layer1..layer4.
-
-    The running stride starts at the stem's 4; each later stage halves the size unless that
-    would exceed ``output_stride``, in which case it keeps stride 1 and doubles the dilation.
-    E.g. ``output_stride=8`` -> ``[(1, 1, 1), (2, 1, 1), (1, 1, 2), (1, 2, 4)]``.
-    """
-    plan = []
-    running, dilation = STEM_STRIDE, 1
-    for stage_stride in (1, 2, 2, 2):
-        first_dilation = dilation
-        if running * stage_stride > output_stride:
-            dilation *= stage_stride
-            stage_stride = 1
-        running *= stage_stride
-        plan.append((stage_stride, first_dilation, dilation))
-    return plan
 
 
 class ResNetBackbone(nn.Module):
@@ -212,7 +190,8 @@ class ResNetBackbone(nn.Module):
 
     def __init__(self, depth: int, output_stride: int = 32) -> None:
         super().__init__()
-        _check_depth_and_stride(depth, output_stride)
+        _check_depth(depth)
+        plan = stage_plan((1, 2, 2, 2), output_stride, start=STEM_STRIDE, allowed=RESNET_STRIDES)
         block, counts = _ARCHS[depth]
         self.depth = depth
         self.stride = output_stride
@@ -225,7 +204,7 @@ class ResNetBackbone(nn.Module):
         in_ch = 64
         stages = []
         for planes, count, (stride, first_dilation, dilation) in zip(
-            (64, 128, 256, 512), counts, _stage_plan(output_stride)
+            (64, 128, 256, 512), counts, plan
         ):
             blocks = [block(in_ch, planes, stride, first_dilation, dilation)]
             in_ch = planes * block.expansion
