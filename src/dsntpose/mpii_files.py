@@ -572,6 +572,7 @@ def eval_command(
     check_frame_offset: bool = True,
     people: Path | None = None,
     image_root: Path | None = None,
+    root: Path | None = None,
     bootstrap: int = 2000,
 ) -> PCKResult:
     """``dsntpose eval --preds``: PCKh of an MPII prediction file, printed as a table or JSON,
@@ -587,14 +588,28 @@ def eval_command(
         check_frame_offset: refuse files that look 0-based (:func:`check_frame`).
         people: score only the people this file lists (:func:`read_people`).
         image_root: score only the people whose frames are in this folder.
+        root: an MPII folder (``dsntpose data mpii``'s, or ../shared/data/mpii): the default
+            ``gt`` is its ground-truth file and, when it has an ``images/`` folder, only the
+            people whose frames are there are scored (names from its ``valid.h5``).
         bootstrap: resamples for the intervals (0: none).
 
     Returns:
         The :class:`PCKResult` (also printed to stdout; how many people were scored goes to
         stderr).
     """
+    valid_h5 = None
+    if root is not None:
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"MPII folder not found: {root}")
+        found = [root / n for n in GT_FILE_NAMES if (root / n).is_file()]
+        if gt is None and found:
+            gt = found[0]
+        if image_root is None and (root / "images").is_dir():
+            image_root = root / "images"
+        valid_h5 = root / "valid.h5"
     result, subset = score_predictions(
-        preds, gt, threshold, people=people, image_root=image_root,
+        preds, gt, threshold, people=people, image_root=image_root, valid_h5=valid_h5,
         check_frame_offset=check_frame_offset, bootstrap=bootstrap,
     )  # fmt: skip
     print(result.to_json() if json else result, file=sys.stdout)
