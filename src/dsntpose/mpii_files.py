@@ -437,17 +437,13 @@ def read_people(path: str | os.PathLike[str], num_people: int) -> np.ndarray:
     return out
 
 
-def people_with_frames(
-    image_names: list[str], image_root: str | os.PathLike[str]
-) -> np.ndarray:
+def people_with_frames(image_names: list[str], image_root: str | os.PathLike[str]) -> np.ndarray:
     """Rows whose frame is a file in ``image_root`` (``(K,)`` int64, ascending)."""
     root = Path(image_root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root}")
     present = {entry.name for entry in root.iterdir()}
-    return np.asarray(
-        [i for i, name in enumerate(image_names) if name in present], dtype=np.int64
-    )
+    return np.asarray([i for i, name in enumerate(image_names) if name in present], dtype=np.int64)
 
 
 @dataclass(frozen=True)
