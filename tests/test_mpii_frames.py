@@ -276,3 +276,67 @@ def test_shipped_lsp_model_on_mpii_frames(capsys: pytest.CaptureFixture[str]) ->
     assert out["counts"]["upper_neck"] > 0 and out["intervals"]["people"] == 6
     assert "6 of the 2958 validation people" in captured.err and "on 14 MPII joints" in captured.err
     assert "detections_our_format.mat" in captured.err
+
+
+# --------------------------------------------------------------------------------------------
+# The table in docs/results.md (experiments/mpii_table.py)
+# --------------------------------------------------------------------------------------------
+
+
+def _row(label: str, total: float, scored: list[str] | None) -> dict:
+    names = list(MPII_JOINTS.names)
+    groups = {g: total for g in MPII_JOINTS.pck_groups}
+    return {
+        "label": label,
+        "file": f"{label}.h5",
+        "people": 264,
+        "groups": groups,
+        "total": total,
+        "joints": {n: (None if scored and n not in scored else total) for n in names},
+        "intervals": {
+            "groups": {g: [total - 2, total + 2] for g in groups},
+            "total": [total - 1.5, total + 1.5],
+            "joints": {n: [total - 3, total + 3] for n in names},
+        },
+        "joints_scored": scored,
+        "model": {
+            "backbone": "efficientnet_lite0",
+            "head": "dsnt",
+            "input_size": 160,
+            "heatmap_size": 10,
+        },
+        "trained_on": "lsp",
+        "efficiency": {"flip_latency_ms": 40.0, "infer_peak_mb": 70.0},
+    }
+
+
+def test_mpii_table_section_and_its_place_in_the_results_page() -> None:
+    from experiments import mpii_table as mt
+
+    lsp = [n for n in MPII_JOINTS.names if n not in ("pelvis", "thorax")]
+    doc = {
+        "meta": {
+            "command": "python -m experiments.mpii_table",
+            "date": "2026-12-06",
+            "efficiency": {"machine": "cpu", "threads": 1},
+        },
+        "models": [_row("shipped", 49.3, lsp)],
+        "published": [_row("Tompson", 83.5, None)],
+        "missing_cells": [
+            {"sweep": "pa_strategy", "cell": "s16-dsnt-seed0", "minutes": 35.8},
+            {"sweep": "a_strategy", "cell": "s4-dsnt-seed0", "minutes": 20.0},
+        ],
+    }
+    lines: list[str] = []
+    mt.section(lines, doc)
+    text = "\n".join(lines)
+    assert text.startswith(mt.HEADER) and "264 of the 2958" in text
+    assert "**49.3 (47.8-50.8)**" in text and "**83.5 (82.0-85.0)**" in text
+    assert "14 (no pelvis, thorax; neck as upper_neck)" in text and "| all 16 |" in text
+    assert "| pelvis | – |" in text
+    assert "2 experiment cells" in text and "56 min in all" in text
+    assert "* pa_strategy: s16-dsnt-seed0 35.8" in text
+    page = "# Results\n\nintro\n\n## Next\n\nbody\n"
+    once = mt.replace_section(page, lines)
+    assert once.index(mt.HEADER) < once.index("## Next") and once.endswith("body\n")
+    assert mt.replace_section(once, lines) == once  # rerunning replaces, never duplicates
