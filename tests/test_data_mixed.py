@@ -298,3 +298,28 @@ def test_the_real_mixed_set_builds_in_mpii_joints() -> None:
     assert crop["mask"][MPII_JOINTS.index("pelvis")] in (0.0, 1.0)
     lsp = train[0]
     assert lsp["mask"][MPII_JOINTS.index("pelvis")] == 0 and lsp["presence"] == 1.0
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "../outside.jpg", "images/../../x.jpg", ""])
+def test_image_names_from_data_files_stay_inside_the_root(tmp_path: Path, name: str) -> None:
+    from dsntpose.data.coco import COCOKeypoints
+    from dsntpose.data.common import confined
+
+    with pytest.raises(ValueError, match="not a path inside"):
+        confined(tmp_path, name, "ann.json")
+    assert confined(tmp_path, "a/b.jpg", "ann.json") == tmp_path / "a" / "b.jpg"
+    coco = {
+        "images": [{"id": 1, "file_name": name, "width": 10, "height": 10}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 1,
+                "keypoints": [5, 5, 2] * 17,
+                "bbox": [0, 0, 9, 9],
+            }
+        ],
+        "categories": [{"id": 1, "name": "person", "keypoints": [f"j{k}" for k in range(17)]}],
+    }
+    with pytest.raises(ValueError, match="not a path inside"):
+        COCOKeypoints(coco, tmp_path)

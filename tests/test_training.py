@@ -336,5 +336,13 @@ def test_time_budget_moves_the_last_epochs_with_the_machine_speed():
     plan.start = time.perf_counter() - 120.0
     plan.on_train_epoch_end(spent, None)
     assert spent.fit_loop.max_epochs == 2
+
+    # slow first epoch: 2 planned, the second at the lowered rate; it then runs fast, but the
+    # budget left must not add a third epoch at a tenth of the rate
+    early = trainer_after(1, milestone=1)
+    early.fit_loop.max_epochs = 2
+    plan.start = time.perf_counter() - 50.0  # 25 s per epoch: 2 more would fit
+    plan.on_train_epoch_end(early, None)
+    assert early.fit_loop.max_epochs == 2
     with pytest.raises(ValueError, match="final_epochs"):
         TimeBudget(10.0, final_epochs=0)

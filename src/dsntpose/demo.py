@@ -197,8 +197,10 @@ class TimeBudget(L.Callback):
     (validation included) the time per epoch so far says how many more epochs fit in
     ``seconds``; the trainer's epoch count is set to that and the milestone moved so that the
     last ``final_epochs`` epochs still run at the lowered rate. Until the rate is lowered at
-    least one more epoch is kept, so a run may overrun by at most one epoch. When the machine
-    is as fast as planned nothing changes.
+    least one more epoch is kept, so a run may overrun by at most one epoch. Once it is
+    lowered the plan can only shrink: an epoch that ran faster than the ones before never adds
+    epochs at the lowered rate (more than ``final_epochs`` of them would waste the budget on a
+    tenth of the rate). When the machine is as fast as planned nothing changes.
 
     Args:
         seconds: the training time to plan for.
@@ -225,12 +227,15 @@ class TimeBudget(L.Callback):
             if isinstance(c.scheduler, torch.optim.lr_scheduler.MultiStepLR)
         ]
         lowered = any(min(s.milestones) <= done for s in schedulers)
+        planned = trainer.fit_loop.max_epochs
         if not lowered:
             more = max(more, 1)
             last = done + more
             for scheduler in schedulers:  # stepped after this hook: epoch `milestone` is low
                 scheduler.milestones = Counter([max(done, last - self.final_epochs)])
-        trainer.fit_loop.max_epochs = done + max(0, more)
+            trainer.fit_loop.max_epochs = last
+        else:  # at the lowered rate: never more epochs than planned when it was lowered
+            trainer.fit_loop.max_epochs = min(planned, done + max(0, more))
 
 
 def run_epochs(metrics_csv: Path) -> int | None:

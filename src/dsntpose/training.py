@@ -787,6 +787,31 @@ def _prepare_out_dir(out: Path) -> None:
         raise ValueError(f"train.out_dir {out} is not writable; choose another path")
 
 
+THREADS_FILE_ENV = "DSNTPOSE_THREADS_FILE"
+
+
+class ThreadsFromFile(L.Callback):
+    """Follow a file that holds a thread count: every ``every`` training steps, when the file
+    holds a whole number ``n >= 1`` that differs from the current count, call
+    ``torch.set_num_threads(n)``. A long CPU run started with ``DSNTPOSE_THREADS_FILE=FILE``
+    can so take both cores while the machine is otherwise idle and give one back when other
+    work starts (``echo 1 > FILE``), without a restart. A missing or unreadable file changes
+    nothing."""
+
+    def __init__(self, path: str | Path, every: int = 20) -> None:
+        self.path, self.every = Path(path), int(every)
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if trainer.global_step % self.every:
+            return
+        try:
+            wanted = int(self.path.read_text().strip())
+        except (OSError, ValueError):
+            return
+        if wanted >= 1 and wanted != torch.get_num_threads():
+            torch.set_num_threads(min(wanted, os.cpu_count() or wanted))
+
+
 class _ProgressBar(TQDMProgressBar):
     """Lightning's progress bar without the logger version (``v_num``): loss and images/s."""
 
@@ -890,6 +915,9 @@ def make_trainer(
             )
         )
     callbacks.extend(extra_callbacks)
+    threads_file = os.environ.get(THREADS_FILE_ENV)
+    if threads_file:
+        callbacks.append(ThreadsFromFile(threads_file))
     if t.progress_bar:
         callbacks.append(_ProgressBar(refresh_rate=max(1, min(20, t.log_every))))
     loggers = [

@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from dsntpose.data.common import PoseDataset, check_augment, finish_sample, read_image
+from dsntpose.data.common import PoseDataset, check_augment, confined, finish_sample, read_image
 from dsntpose.data.joints import JOINT_SETS, LSP_JOINTS, JointSet
 from dsntpose.data.lsp import MIN_SIDE, joint_box_crop, read_lsp_joints
 from dsntpose.data.transforms import Augment
@@ -342,7 +342,8 @@ class COCOKeypoints(PoseDataset):
             file_name = images[ann["image_id"]].get("file_name")
             if not isinstance(file_name, str):
                 raise ValueError(f"{where}: image {ann['image_id']!r} has no 'file_name'")
-            rows.append((ann, joints, missing, visible, os.fspath(self.root / file_name)))
+            path = confined(self.root, file_name, where)
+            rows.append((ann, joints, missing, visible, os.fspath(path)))
         absent = sorted({r[4] for r in rows if not os.path.isfile(r[4])})
         if absent and not skip_missing:
             raise FileNotFoundError(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import random
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import cv2
@@ -109,6 +109,23 @@ def finish_sample(
         "joints_missing": torch.from_numpy(out["joints_missing"]),
         "norm_size": float(norm_size),
     }
+
+
+def confined(root: str | os.PathLike[str], name: str, where: str) -> Path:
+    """``root / name`` for a file name read from a data file (an annotation's image name).
+
+    Raises:
+        ValueError: naming ``where`` (the data file) when ``name`` is empty, absolute or climbs
+            out of ``root`` with ``..``: a data file never makes a reader open a file outside
+            its root.
+    """
+    parts = PurePath(name).parts if isinstance(name, str) else ()
+    if not parts or PurePath(name).is_absolute() or PurePath(name).anchor or ".." in parts:
+        raise ValueError(
+            f"{where}: image name {name!r} is not a path inside {root} (empty, absolute or "
+            "with '..'); refused"
+        )
+    return Path(root) / name
 
 
 def find_missing_files(root: Path, names: list[str]) -> list[int]:

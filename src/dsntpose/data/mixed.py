@@ -418,10 +418,12 @@ def coco_backgrounds(
             x, y, w, h = (float(v) for v in bbox)
             pad = 0.1 * max(w, h) + 4.0
             boxes[ann["image_id"]].append([x - pad, y - pad, x + w + pad, y + h + pad])
+    from dsntpose.data.common import confined
+
     root = Path(image_root)
     paths, avoid = [], []
     for im in data["images"]:
-        paths.append(os.fspath(root / im["file_name"]))
+        paths.append(os.fspath(confined(root, im.get("file_name"), str(ann_file))))
         avoid.append(np.array(boxes[im["id"]], dtype=np.float64).reshape(-1, 4))
     return NegativeImages(paths, avoid)
 

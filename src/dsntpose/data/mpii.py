@@ -32,6 +32,7 @@ import numpy as np
 from dsntpose.data.common import (
     PoseDataset,
     check_augment,
+    confined,
     find_missing_files,
     finish_sample,
     read_image,
@@ -484,6 +485,9 @@ class MPII(PoseDataset):
         self.image_root = Path(image_root)
         if not self.image_root.is_dir():
             raise FileNotFoundError(f"image folder not found: {self.image_root}")
+        where = str(annotations) if isinstance(annotations, (str, os.PathLike)) else "MPII annotations"
+        for name in records.image_names:
+            confined(self.image_root, name, where)
         absent = find_missing_files(self.image_root, records.image_names)
         if absent and not skip_missing:
             first = self.image_root / records.image_names[absent[0]]

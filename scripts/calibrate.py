@@ -1,0 +1,251 @@
+"""Calibrate a presence model's joint confidence on held-out people, and measure it.
+
+    .venv/bin/python scripts/calibrate.py CHECKPOINT --out MODEL.pt [--data ../shared/data]
+        [--json docs/results/calibration.json] [--plot docs/images/calibration.png]
+
+A model built with ``model.presence`` reports, per joint, ``sigmoid(w_vis * visibility + w_map *
+logit(map confidence) + bias)`` (:class:`dsntpose.heads.PresenceHead`). This script runs the
+model on its run's validation split (the held-out people and background crops of
+``data.dataset: mixed``, box crops, no flip), marks each labelled joint correct when it lies
+within PCK@0.2 of the torso, and fits the three numbers by logistic regression on half of the
+people (even positions); the other half (odd positions) measures the result:
+
+* joint confidence: AUROC of "correct" and the expected calibration error (ECE, 15 equal-width
+  bins, weighted by count), before (the visibility probability alone) and after, without and
+  with the flip test;
+* presence: AUROC between the person crops and the background crops.
+
+It writes the calibrated model (:func:`dsntpose.model.save_model`, the checkpoint's full run
+config kept), the figures as JSON and a reliability diagram.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+BINS = 15
+
+
+def expected_calibration_error(
+    confidence: np.ndarray, correct: np.ndarray, bins: int = BINS
+) -> float:
+    """ECE: the count-weighted mean of |accuracy - mean confidence| over ``bins`` equal-width
+    confidence bins of ``[0, 1]``."""
+    confidence, correct = np.asarray(confidence, float), np.asarray(correct, float)
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        chosen = which == b
+        if chosen.any():
+            total += chosen.sum() * abs(correct[chosen].mean() - confidence[chosen].mean())
+    return float(total / max(len(confidence), 1))
+
+
+def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = BINS) -> list[list[float]]:
+    """``[mean confidence, accuracy, count]`` of each non-empty bin."""
+    which = np.minimum((np.asarray(confidence) * bins).astype(int), bins - 1)
+    rows = []
+    for b in range(bins):
+        chosen = which == b
+        if chosen.any():
+            rows.append(
+                [float(confidence[chosen].mean()), float(correct[chosen].mean()), int(chosen.sum())]
+            )
+    return rows
+
+
+def fit_logistic(features: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Weights ``(F + 1,)`` (the last the bias) minimising the binary cross-entropy of
+    ``sigmoid(features @ w[:-1] + w[-1])`` against ``target``."""
+    from scipy.optimize import minimize
+
+    x = np.concatenate([features, np.ones((len(features), 1))], axis=1)
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        z = x @ w
+        p = 1 / (1 + np.exp(-z))
+        value = np.mean(np.logaddexp(0, z) - target * z)
+        return float(value), x.T @ (p - target) / len(target)
+
+    start = np.zeros(x.shape[1])
+    start[0] = 1.0
+    return minimize(loss, start, jac=True, method="L-BFGS-B").x
+
+
+def collect(model: Any, dataset: Any, joint_set: Any, flip: bool) -> dict[str, np.ndarray]:
+    """Per sample of ``dataset``: visibility logits, map confidence, the model's calibrated
+    confidence, correctness of each joint (PCK@0.2 of the torso), labels, presence."""
+    from torch.utils.data import DataLoader
+
+    from dsntpose import ops
+    from dsntpose.inference import back_project, flip_test
+
+    parts: dict[str, list[np.ndarray]] = {}
+    with torch.no_grad():
+        for batch in DataLoader(dataset, batch_size=32):
+            images = batch["image"]
+            out = model(images)
+            conf = out.confidence
+            presence, visibility = out.presence, out.visibility
+            coords = out.coords
+            if flip:
+                merged = flip_test(model, images, joint_set)
+                coords, conf, presence, visibility = merged
+            map_conf = ops.heatmap_confidence(out.heatmaps)
+            px = back_project(coords.double(), batch["inverse"].double(), tuple(images.shape[-2:]))
+            gt = batch["joints_image"].double()
+            dist = torch.linalg.norm(px - gt, dim=-1)
+            size = batch["norm_size"].double()[:, None]
+            labelled = ~batch["joints_missing"].bool() & torch.isfinite(size)
+            values = {
+                "vis_logit": visibility,
+                "map_conf": map_conf,
+                "conf": conf,
+                "correct": (dist <= 0.2 * size) & labelled,
+                "labelled": labelled,
+                "presence": torch.sigmoid(presence),
+                "presence_target": batch["presence"],
+                "presence_mask": batch["presence_mask"],
+            }
+            for key, value in values.items():
+                parts.setdefault(key, []).append(value.double().numpy())
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def features(values: dict[str, np.ndarray]) -> np.ndarray:
+    """``(N * J, 2)``: visibility logit and the logit of the map confidence."""
+    p = np.clip(values["map_conf"], 1e-4, 1 - 1e-4)
+    return np.stack([values["vis_logit"].ravel(), np.log(p / (1 - p)).ravel()], axis=1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--out", type=Path, required=True, help="the calibrated model (.pt)")
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--json", type=Path, default=REPO / "docs" / "results" / "calibration.json")
+    parser.add_argument("--plot", type=Path, default=REPO / "docs" / "images" / "calibration.png")
+    args = parser.parse_args(argv)
+
+    from dsntpose.config import RunConfig
+    from dsntpose.data.joints import get_joint_set
+    from dsntpose.datasets import build_split
+    from dsntpose.evaluate import auroc
+    from dsntpose.model import load_checkpoint, save_model
+
+    torch.set_num_threads(1)
+    try:
+        model, cfg, config = load_checkpoint(args.checkpoint)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"calibrate: {err}", file=sys.stderr)
+        return 2
+    if not getattr(model, "has_presence", False):
+        print(
+            f"calibrate: {args.checkpoint}: the model has no presence head (model.presence)",
+            file=sys.stderr,
+        )
+        return 2
+    if args.out.resolve() == args.checkpoint.resolve():
+        print(
+            f"calibrate: --out {args.out} is the input checkpoint; choose another file",
+            file=sys.stderr,
+        )
+        return 2
+    data = dict(config["data"])
+    data.update(
+        root=str(args.data / "lsp"),
+        lspet_root=str(args.data / "lspet"),
+        mpii_crops_root=str(args.data / "mpii_train_crops"),
+        coco_root=str(args.data / "coco_mini"),
+    )
+    run = RunConfig.from_dict({**config, "data": data})
+    val = build_split(run, "val")
+    joint_set = get_joint_set(cfg.joints)
+    model.eval()
+    plain = collect(model, val, joint_set, flip=False)
+    people = plain["presence_target"] > 0
+    index = np.arange(len(people))
+    fit_rows, test_rows = people & (index % 2 == 0), people & (index % 2 == 1)
+
+    def joints_of(values: dict[str, np.ndarray], rows: np.ndarray) -> tuple[np.ndarray, ...]:
+        labelled = values["labelled"][rows].astype(bool).ravel()
+        feats = features({k: v[rows] for k, v in values.items()})[labelled]
+        return (
+            feats,
+            values["correct"][rows].ravel()[labelled],
+            values["conf"][rows].ravel()[labelled],
+        )
+
+    x_fit, y_fit, _ = joints_of(plain, fit_rows)
+    weights = fit_logistic(x_fit, y_fit)
+    x_test, y_test, before = joints_of(plain, test_rows)
+    after = 1 / (1 + np.exp(-(x_test @ weights[:2] + weights[2])))
+    model.presence.calibration.copy_(torch.tensor(weights, dtype=torch.float32))
+    flipped = collect(model, val, joint_set, flip=True)
+    _, y_flip, after_flip = joints_of(flipped, test_rows)
+    mask = plain["presence_mask"] > 0
+    record = {
+        "checkpoint": str(args.checkpoint),
+        "split": f"validation: {int(people.sum())} held-out people, {int((~people).sum())} background crops; "
+        "fitted on even positions, measured on odd",
+        "calibration": [round(float(w), 5) for w in weights],
+        "joints_fitted": len(y_fit),
+        "joints_measured": len(y_test),
+        "accuracy_pck20": round(float(y_test.mean()) * 100, 2),
+        "joint_auroc_before": round(auroc(before, y_test), 4),
+        "joint_ece_before": round(expected_calibration_error(before, y_test), 4),
+        "joint_auroc": round(auroc(after, y_test), 4),
+        "joint_ece": round(expected_calibration_error(after, y_test), 4),
+        "joint_auroc_flip": round(auroc(after_flip, y_flip), 4),
+        "joint_ece_flip": round(expected_calibration_error(after_flip, y_flip), 4),
+        "presence_auroc": round(auroc(plain["presence"][mask], plain["presence_target"][mask]), 4),
+        "reliability": reliability(after, y_test),
+        "reliability_before": reliability(before, y_test),
+    }
+    save_model(model, args.out, config)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(record, indent=2) + "\n")
+    _plot(record, args.plot)
+    print(
+        json.dumps({k: v for k, v in record.items() if not k.startswith("reliability")}, indent=2)
+    )
+    return 0
+
+
+def _plot(record: dict[str, Any], path: Path) -> None:
+    """The reliability diagram: accuracy against mean confidence per bin, before and after."""
+    from dsntpose.viz import _new_figure, save_figure
+
+    fig = _new_figure(figsize=(4.6, 4.2))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot([0, 1], [0, 1], color="0.7", lw=1, label="perfect")
+    for key, label, style in (
+        ("reliability_before", f"visibility alone (ECE {record['joint_ece_before']:.3f})", "o--"),
+        ("reliability", f"calibrated (ECE {record['joint_ece']:.3f})", "s-"),
+    ):
+        rows = np.array(record[key])
+        if len(rows):
+            ax.plot(rows[:, 0], rows[:, 1], style, ms=4, label=label)
+    ax.set_xlabel("joint confidence")
+    ax.set_ylabel("fraction within PCK@0.2")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title("Joint confidence on held-out people", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_figure(fig, path)
+    if not math.isfinite(record["joint_ece"]):
+        raise ValueError("calibration: ECE is not finite")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
