@@ -25,7 +25,8 @@ ALLOWED: dict[str, set[str]] = {
     "mpii_files": {"evaluate"},
     "metrics": set(),
     "datasets": {"config", "data"},
-    "inference": {"ops", "config", "data", "datasets", "evaluate", "heads", "model"},
+    # MPII's frames: the official ground truth and the people scored (mpii_files -> evaluate)
+    "inference": {"ops", "config", "data", "datasets", "evaluate", "heads", "model", "mpii_files"},
     "zoo": {"config", "model"},
     "export": {"config", "heads", "model"},
     "viz": {"data", "config"},

@@ -496,9 +496,20 @@ def select_people(
 
 
 def _valid_h5_names(valid_h5: Path) -> list[str]:
-    from dsntpose.data.mpii import read_mpii_h5
+    """The frame name of each person in a stacked-hourglass ``valid.h5`` (``imgname``: strings,
+    or 0-padded character codes)."""
+    import h5py
 
-    return read_mpii_h5(valid_h5).image_names
+    try:
+        with h5py.File(valid_h5, "r") as f:
+            if "imgname" not in f:
+                raise ValueError(f"{valid_h5}: no field 'imgname'")
+            names = np.asarray(f["imgname"][()])
+    except OSError as err:
+        raise ValueError(f"{valid_h5}: not a readable HDF5 file ({err})") from None
+    if names.ndim == 2 and names.dtype.kind in "iu":
+        return [bytes(row.astype(np.uint8)).rstrip(b"\0").decode() for row in names]
+    return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
 
 
 def score_predictions(
