@@ -29,7 +29,11 @@ ALLOWED: dict[str, set[str]] = {
     "mpii_files": {"evaluate"},
     "metrics": set(),
     "datasets": {"config", "data", "families"},
-    "inference": {"ops", "checkpoint", "config", "data", "datasets", "evaluate", "heads", "model"},
+    # MPII's frames: the official ground truth and the people scored (mpii_files -> evaluate)
+    "inference": {
+        "ops", "checkpoint", "config", "data", "datasets", "evaluate", "heads", "model",
+        "mpii_files",
+    },
     "zoo": {"checkpoint", "config", "families", "model"},
     "export": {"checkpoint", "config", "heads", "model"},
     "viz": {"data", "config"},

@@ -165,8 +165,15 @@ def _eval_parser() -> ArgumentParser:
         "--gt",
         type=str | None,
         default=None,
-        help="MPII ground truth for --preds (detections_our_format.mat; default: looked up in "
-        "$DSNTPOSE_DATA/mpii or the folder `dsntpose data mpii --data.root` filled)",
+        help="MPII ground truth (detections_our_format.mat; default: data.root's, else looked "
+        "up in $DSNTPOSE_DATA/mpii or the folder `dsntpose data mpii --data.root` filled)",
+    )
+    parser.add_argument(
+        "--people",
+        type=str | None,
+        default=None,
+        help="MPII: score only the validation people this JSON lists (0-based rows, e.g. "
+        "images_val_people.json; default: those whose frames are in data.image_root)",
     )
     _data_overrides(parser)
     parser.add_argument(
@@ -438,7 +445,12 @@ def cmd_eval(args: Namespace) -> int:
         for option, value in (("--preds", args.preds), ("--gt", args.gt)):
             _check_annotation_file(option, value)
 
-        eval_command(Path(args.preds), Path(args.gt) if args.gt else None, json=args.json)
+        root = Path(args.data.root) if args.data.root else None
+        image_root = Path(args.data.image_root) if args.data.image_root else None
+        eval_command(
+            Path(args.preds), Path(args.gt) if args.gt else None, json=args.json,
+            people=args.people, image_root=image_root, root=root,
+        )  # fmt: skip
         return 0
     from dsntpose.inference import evaluate_checkpoint
 
@@ -458,15 +470,19 @@ def cmd_eval(args: Namespace) -> int:
         device=device,
         limit=args.limit,
         progress=args.progress,
+        people=args.people,
+        gt=args.gt,
     )
     print(evaluation.result.to_json() if args.json else evaluation.result)
     people = len(evaluation.predictions)
     flip = "with" if args.flip or args.flip_mode else "without"
-    print(
-        f"eval: {people} people of the {args.split} split of {evaluation.run.data.dataset} "
-        f"scored, {flip} flip test",
-        file=sys.stderr,
-    )
+    where = f"{people} people of the {args.split} split of {evaluation.run.data.dataset}"
+    if evaluation.people is not None:  # MPII's frames
+        where = (
+            f"{evaluation.people.describe()} on {len(evaluation.joints_scored or ())} MPII "
+            f"joints, against {evaluation.ground_truth}"
+        )
+    print(f"eval: {where} scored, {flip} flip test", file=sys.stderr)
     if args.output is not None:
         from dsntpose.mpii_files import write_predictions
 

@@ -46,13 +46,16 @@ from dsntpose.families import DATASETS, Protocol
 
 __all__ = [
     "PCKCurve",
+    "PCKIntervals",
     "PCKResult",
     "Protocol",
     "auroc",
+    "bootstrap_pck",
     "normalized_distances",
     "pck",
     "pck_curve",
     "pckh",
+    "per_person_correct",
     "protocol_for",
     "torso_sizes",
 ]
@@ -108,6 +111,12 @@ def check_pck_inputs(
 # --------------------------------------------------------------------------------------------
 # PCK tables
 # --------------------------------------------------------------------------------------------
+
+
+def _span(bounds: Sequence[float]) -> str:
+    """``[low, high]`` with one decimal, ``[–]`` when undefined."""
+    lo, hi = bounds
+    return "[–]" if math.isnan(lo) else f"[{lo:.1f}, {hi:.1f}]"
 
 
 def _percent(correct: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -191,6 +200,168 @@ def pck_curve(
     return PCKCurve(thresholds=t, per_joint=per_joint, total=total, auc=auc)
 
 
+@dataclass(frozen=True)
+class PCKIntervals:
+    """Percentile-bootstrap confidence intervals of a PCK table, people resampled.
+
+    Attributes:
+        level: coverage, e.g. 0.95.
+        people: people resampled (``N``).
+        resamples: bootstrap resamples drawn.
+        seed: seed of the generator (``numpy.random.default_rng``).
+        groups: group name -> ``(low, high)`` in %.
+        total, total_unweighted: ``(low, high)`` of the count-weighted and plain Totals in %.
+        per_joint: ``(J, 2)`` ``(low, high)`` per joint in %, NaN for joints never counted.
+    """
+
+    level: float
+    people: int
+    resamples: int
+    seed: int
+    groups: dict[str, tuple[float, float]]
+    total: tuple[float, float]
+    total_unweighted: tuple[float, float]
+    per_joint: np.ndarray
+
+    def describe(self) -> str:
+        """One line: what the intervals are."""
+        return (
+            f"{100 * self.level:g}% percentile-bootstrap intervals over {self.people} people "
+            f"({self.resamples} resamples, seed {self.seed})"
+        )
+
+    def to_dict(self, joint_names: Sequence[str]) -> dict[str, Any]:
+        """Plain dict (NaN -> None): level, people, resamples, seed, groups, totals, joints."""
+
+        def pair(v: Sequence[float]) -> list[float | None]:
+            return [None if math.isnan(x) else float(x) for x in v]
+
+        return {
+            "level": self.level,
+            "people": self.people,
+            "resamples": self.resamples,
+            "seed": self.seed,
+            "method": "percentile bootstrap, people resampled with replacement",
+            "groups": {g: pair(v) for g, v in self.groups.items()},
+            "total": pair(self.total),
+            "total_unweighted": pair(self.total_unweighted),
+            "joints": {n: pair(v) for n, v in zip(joint_names, self.per_joint)},
+        }
+
+
+def per_person_correct(
+    preds: ArrayLike,
+    gt: ArrayLike,
+    missing: ArrayLike,
+    sizes: ArrayLike,
+    threshold: float,
+    num_joints: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which joints of each person are correct and which are counted.
+
+    Args:
+        preds, gt: ``(N, J, 2)`` pixels; missing: ``(N, J)`` bool; sizes: ``(N,)`` pixels;
+        threshold: in units of ``sizes``; num_joints: ``J``.
+
+    Returns:
+        ``correct`` and ``counted``, each ``(N, J)`` bool (a NaN prediction is never correct).
+    """
+    p, g, m, s = check_pck_inputs(preds, gt, missing, sizes, num_joints)
+    d = normalized_distances(p, g, s)
+    counted = ~m
+    return (d <= threshold) & counted, counted
+
+
+def bootstrap_pck(
+    correct: ArrayLike,
+    counted: ArrayLike,
+    joint_set: JointSet,
+    *,
+    resamples: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> PCKIntervals:
+    """Percentile-bootstrap intervals of every figure of a PCK table, resampling people.
+
+    Each resample draws ``N`` people with replacement (as multinomial counts, so a person's
+    joints stay together) and recomputes the per-joint PCK, the group means and both Totals
+    exactly as :class:`PCKResult` does; the interval is the ``(1 - level) / 2`` and
+    ``(1 + level) / 2`` quantiles of the resampled figures.
+
+    Args:
+        correct: ``(N, J)`` bool, joint within the threshold (:func:`per_person_correct`).
+        counted: ``(N, J)`` bool, joint counted (not missing).
+        joint_set: the joints' groups and Total.
+        resamples: bootstrap draws (at least 10).
+        seed: seed of ``numpy.random.default_rng``: the same inputs give the same intervals.
+        level: coverage in ``(0, 1)``.
+
+    Returns:
+        :class:`PCKIntervals`; a figure whose joints are never counted gets ``(NaN, NaN)``.
+    """
+    c = to_numpy(correct, "correct", dtype=bool)
+    k = to_numpy(counted, "counted", dtype=bool)
+    j = joint_set.num_joints
+    if c.ndim != 2 or c.shape[1] != j or k.shape != c.shape:
+        raise ValueError(
+            f"correct and counted: expected (N, {j}) each for {joint_set.name}, got "
+            f"{c.shape}, {k.shape}"
+        )
+    if np.any(c & ~k):
+        raise ValueError("correct: a joint is correct but not counted")
+    n = c.shape[0]
+    if n < 1:
+        raise ValueError("correct: no people to resample")
+    if resamples < 10:
+        raise ValueError(f"resamples: expected at least 10, got {resamples}")
+    if not 0 < level < 1:
+        raise ValueError(f"level: expected a coverage in (0, 1), got {level}")
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
+    hits = weights @ c.astype(np.float64)  # (R, J)
+    counts = weights @ k.astype(np.float64)  # (R, J)
+    per_joint = _percent(hits, counts)  # (R, J)
+    idx = list(joint_set.pck_total)
+    figures = {
+        "total": _percent(hits[:, idx].sum(axis=1), counts[:, idx].sum(axis=1)),
+        "total_unweighted": _row_means(per_joint[:, idx]),
+    }
+    for group, joints in joint_set.pck_groups.items():
+        figures[f"group:{group}"] = _row_means(per_joint[:, list(joints)])
+    q = (100 * (1 - level) / 2, 100 * (1 + level) / 2)
+
+    def bounds(x: np.ndarray) -> np.ndarray:
+        """Quantiles of each column over the resamples where it is defined (a joint counted
+        in the data but drawn in no resample is NaN there)."""
+        cols = x[:, None] if x.ndim == 1 else x
+        out = np.full((cols.shape[1], 2), np.nan)
+        for col in range(cols.shape[1]):
+            finite = cols[np.isfinite(cols[:, col]), col]
+            if finite.size:
+                out[col] = np.percentile(finite, q)
+        return out[0] if x.ndim == 1 else out
+
+    def pair(x: np.ndarray) -> tuple[float, float]:
+        lo, hi = bounds(x)
+        return float(lo), float(hi)
+
+    return PCKIntervals(
+        level=float(level),
+        people=int(n),
+        resamples=int(resamples),
+        seed=int(seed),
+        groups={g: pair(figures[f"group:{g}"]) for g in joint_set.pck_groups},
+        total=pair(figures["total"]),
+        total_unweighted=pair(figures["total_unweighted"]),
+        per_joint=bounds(per_joint),
+    )
+
+
+def _row_means(x: np.ndarray) -> np.ndarray:
+    """Row means, NaN where any entry is (as a table's group of percentages)."""
+    return np.asarray(np.mean(x, axis=1), dtype=np.float64)
+
+
 @dataclass(frozen=True, repr=False)
 class PCKResult:
     """One PCK/PCKh evaluation: counts per joint, and the familiar table derived from them.
@@ -202,6 +373,7 @@ class PCKResult:
         correct: ``(J,)`` int, joints within the threshold.
         counts: ``(J,)`` int, joints counted (not missing).
         curve: PCK against the threshold, or None.
+        intervals: bootstrap intervals of every figure (:func:`bootstrap_pck`), or None.
 
     Properties (percentages): ``per_joint`` ``(J,)``, ``groups`` (mean of each group's
     joints), ``total`` (count-weighted over ``joint_set.pck_total``, HRNet's "Mean"),
@@ -215,6 +387,7 @@ class PCKResult:
     correct: np.ndarray
     counts: np.ndarray
     curve: PCKCurve | None = None
+    intervals: PCKIntervals | None = None
 
     def __post_init__(self) -> None:
         j = self.joint_set.num_joints
@@ -270,7 +443,8 @@ class PCKResult:
         name = f"{self.metric}@{self.threshold:g}"
         cols = [*self.groups, "Total", "Unweighted"]
         vals = [*self.groups.values(), self.total, self.total_unweighted]
-        widths = [max(len(c), 6) for c in cols]
+        ci = self.intervals
+        widths = [max(len(c), 6 if ci is None else 12) for c in cols]
         lines = [
             f"{name}, {self.joint_set.name} joints",
             "  ".join(c.rjust(w) for c, w in zip(cols, widths)),
@@ -278,12 +452,21 @@ class PCKResult:
             f"Total: count-weighted over {self.total_description()} (HRNet's 'Mean'); "
             "Unweighted: plain mean of their per-joint PCK.",
         ]
+        if ci is not None:
+            bounds = [*ci.groups.values(), ci.total, ci.total_unweighted]
+            lines.append(
+                "  ".join(f"{_span(b):>{w}}" for b, w in zip(bounds, widths))
+                + f"  <- {ci.describe()}"
+            )
         if self.curve is not None:
             t = self.curve.thresholds
             lines.append(f"AUC of Total over {self.metric}@[{t[0]:g}, {t[-1]:g}]: {self.auc:.2f}")
-        lines.append("joint        PCK  counted")
+        lines.append("joint        PCK  counted" + ("  95% interval" if ci is not None else ""))
         for j, joint in enumerate(self.joint_set.names):
-            lines.append(f"{joint:<11} {self.per_joint[j]:6.2f}  {int(self.counts[j]):7d}")
+            line = f"{joint:<11} {self.per_joint[j]:6.2f}  {int(self.counts[j]):7d}"
+            if ci is not None:
+                line += f"  {_span(ci.per_joint[j])}"
+            lines.append(line)
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -306,6 +489,11 @@ class PCKResult:
             "auc": num(self.auc),
             "joints": {n: num(v) for n, v in zip(self.joint_set.names, self.per_joint)},
             "counts": {n: int(c) for n, c in zip(self.joint_set.names, self.counts)},
+            **(
+                {"intervals": self.intervals.to_dict(self.joint_set.names)}
+                if self.intervals is not None
+                else {}
+            ),
         }
 
     def to_json(self, path: str | os.PathLike[str] | None = None, indent: int = 2) -> str:
@@ -343,15 +531,25 @@ def _pck_result(
     sizes: ArrayLike,
     threshold: float,
     joint_set: JointSet,
+    bootstrap: int = 0,
+    seed: int = 0,
 ) -> PCKResult:
     if not threshold > 0:
         raise ValueError(f"threshold: must be > 0, got {threshold}")
     p, g, m, s = check_pck_inputs(preds, gt, missing, sizes, joint_set.num_joints)
     d = normalized_distances(p, g, s)
     counted = ~m
-    correct = ((d <= threshold) & counted).sum(axis=0)
+    hits = (d <= threshold) & counted
     curve = pck_curve(d, m, np.linspace(0.0, threshold, CURVE_STEPS), joint_set.pck_total)
-    return PCKResult(metric, float(threshold), joint_set, correct, counted.sum(axis=0), curve)
+    intervals = (
+        bootstrap_pck(hits, counted, joint_set, resamples=bootstrap, seed=seed)
+        if bootstrap
+        else None
+    )
+    return PCKResult(
+        metric, float(threshold), joint_set, hits.sum(axis=0), counted.sum(axis=0), curve,
+        intervals,
+    )  # fmt: skip
 
 
 def pckh(
@@ -362,6 +560,8 @@ def pckh(
     threshold: float = 0.5,
     *,
     joint_set: JointSet = MPII_JOINTS,
+    bootstrap: int = 0,
+    seed: int = 0,
 ) -> PCKResult:
     """PCKh@threshold, the MPII protocol.
 
@@ -373,11 +573,17 @@ def pckh(
         head_sizes: ``(N,)`` ``0.6 * ||head-box diagonal||`` in image pixels.
         threshold: fraction of the head size (0.5 for PCKh@0.5).
         joint_set: joint table (MPII by default): groups and the joints of the Total.
+        bootstrap: resamples of people for 95% intervals of every figure
+            (:func:`bootstrap_pck`); 0: none.
+        seed: the bootstrap's seed.
 
     Returns:
-        A :class:`PCKResult` with the curve over ``[0, threshold]``.
+        A :class:`PCKResult` with the curve over ``[0, threshold]`` (and ``intervals`` when
+        ``bootstrap``).
     """
-    return _pck_result("PCKh", preds, gt, missing, head_sizes, threshold, joint_set)
+    return _pck_result(
+        "PCKh", preds, gt, missing, head_sizes, threshold, joint_set, bootstrap, seed
+    )
 
 
 def torso_sizes(joints: ArrayLike, joint_set: JointSet = LSP_JOINTS) -> np.ndarray:
@@ -406,6 +612,8 @@ def pck(
     threshold: float = 0.2,
     *,
     joint_set: JointSet = LSP_JOINTS,
+    bootstrap: int = 0,
+    seed: int = 0,
 ) -> PCKResult:
     """PCK@threshold of the torso size, the LSP protocol.
 
@@ -418,11 +626,14 @@ def pck(
             truth (:func:`torso_sizes`).
         threshold: fraction of the torso size (0.2 for PCK@0.2).
         joint_set: joint table (LSP by default).
+        bootstrap, seed: as for :func:`pckh`.
 
     Returns:
         A :class:`PCKResult` with the curve over ``[0, threshold]``.
     """
-    return _pck_result("PCK", preds, gt, missing, torso_sizes, threshold, joint_set)
+    return _pck_result(
+        "PCK", preds, gt, missing, torso_sizes, threshold, joint_set, bootstrap, seed
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ back to original image pixels, with the ground truth it loaded.
 * :func:`flip_test`: predict on images and their mirrors and merge them the head's way.
 * :func:`predict_dataset`: run a model over a data set; returns predictions and ground truth.
 * :func:`evaluate_checkpoint`: a checkpoint on its validation or test split, scored by the
-  protocol of its data set (:func:`dsntpose.evaluate.protocol_for`).
+  protocol of its data set (:func:`dsntpose.evaluate.protocol_for`); MPII's test split is
+  scored by the official protocol on the validation people whose frames are present
+  (:func:`evaluate_mpii_frames`), whatever joints the model predicts (:func:`map_joints`).
 
 Training's validation, ``dsntpose eval``, ``predict`` and the experiment scripts all use these.
 """
@@ -23,7 +25,7 @@ from torch import Tensor
 
 from dsntpose import ops
 from dsntpose.config import RunConfig
-from dsntpose.data.joints import JointSet
+from dsntpose.data.joints import MPII_JOINTS, JointSet, joint_map
 from dsntpose.evaluate import ArrayLike, PCKResult
 from dsntpose.heads import check_flip_mode, merge_views
 
@@ -33,7 +35,9 @@ __all__ = [
     "Predictions",
     "back_project",
     "evaluate_checkpoint",
+    "evaluate_mpii_frames",
     "flip_test",
+    "map_joints",
     "predict_batch",
     "predict_dataset",
     "score",
@@ -301,6 +305,33 @@ def predict_dataset(
     )
 
 
+def map_joints(
+    preds: ArrayLike, source: JointSet, target: JointSet
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions for ``source``'s joints as predictions for ``target``'s, by joint name
+    (:func:`dsntpose.data.joints.joint_map`: LSP's ``neck`` is MPII's ``upper_neck``).
+
+    Args:
+        preds: ``(..., J_source, K)`` per-joint values (coordinates ``K = 2``, or ``(..., J)``
+            confidences with ``K`` absent: pass ``preds[..., None]``).
+        source, target: the joint sets.
+
+    Returns:
+        ``(..., J_target, K)`` float64, NaN for target joints ``source`` lacks, and
+        ``scored`` ``(J_target,)`` bool: True where ``source`` has the joint.
+    """
+    p = np.asarray(preds, dtype=np.float64)
+    if p.ndim < 2 or p.shape[-2] != source.num_joints:
+        raise ValueError(
+            f"preds: expected (..., {source.num_joints}, K) for {source.name}, got {p.shape}"
+        )
+    index = np.asarray(joint_map(source, target))
+    scored = index >= 0
+    out = np.full((*p.shape[:-2], target.num_joints, p.shape[-1]), np.nan)
+    out[..., scored, :] = p[..., index[scored], :]
+    return out, scored
+
+
 @dataclass
 class Evaluation:
     """A checkpoint's result on one split.
@@ -308,14 +339,23 @@ class Evaluation:
     Attributes:
         result: the PCK (or PCKh) table.
         predictions: the :class:`Predictions` it was computed from.
-        run: the run config the data came from (the checkpoint's, with overrides).
+        run: the run config the data came from (the checkpoint's, with overrides; for MPII's
+            frames scored with a model of another data set, the checkpoint's own).
         split: ``"val"`` or ``"test"``.
+        people: for MPII's frames, which validation people were scored
+            (:class:`dsntpose.mpii_files.PeopleSubset`); None otherwise.
+        joints_scored: for MPII's frames, the MPII joints the model was scored on (those its
+            joint set names; an LSP model has no pelvis or thorax); None otherwise.
+        ground_truth: for MPII's frames, the ground-truth file scored against.
     """
 
     result: PCKResult
     predictions: Predictions
     run: RunConfig
     split: str
+    people: Any = None
+    joints_scored: tuple[str, ...] | None = None
+    ground_truth: Path | None = None
 
     @property
     def preds_px(self) -> np.ndarray:
@@ -344,6 +384,129 @@ def score(predictions: Predictions, dataset: str, joint_set: JointSet) -> PCKRes
     )  # fmt: skip
 
 
+def _mpii_ground_truth_file(root: Path, gt: str | Path | None) -> Path | None:
+    """``gt``, else the official ground truth in ``root`` (None when it holds none)."""
+    from dsntpose.mpii_files import GT_FILE_NAMES
+
+    if gt is not None:
+        return Path(gt)
+    for name in GT_FILE_NAMES:
+        if (root / name).is_file():
+            return root / name
+    return None
+
+
+def evaluate_mpii_frames(
+    model: Any,
+    run: RunConfig,
+    *,
+    root: str | Path | None,
+    image_root: str | Path | None = None,
+    num_workers: int = 0,
+    gt: str | Path | None = None,
+    people: str | Path | None = None,
+    flip: bool = False,
+    flip_mode: Literal["logits", "coords", "heatmaps"] | None = None,
+    batch_size: int = 32,
+    device: str = "cpu",
+    num_draw: int = 8,
+    limit: int | None = None,
+    progress: bool = False,
+    bootstrap: int = 2000,
+    seed: int = 0,
+) -> Evaluation:
+    """A model on MPII's validation frames by the official protocol, with intervals.
+
+    The standard validation people (``data.root/valid.h5``, 2958 rows) are cropped as
+    :class:`dsntpose.data.MPII` crops them (valid.h5's adjusted centre, side ``200 * scale``,
+    at the model's input size), the predictions are back-projected to the frame, mapped to
+    MPII's joints by name (:func:`map_joints`) and scored by PCKh against the official ground
+    truth (``detections_our_format.mat``: its joints and head boxes), with 95% percentile
+    bootstrap intervals over people for every figure. Only the people whose frames are in
+    the image folder are scored (or those ``people`` lists); :attr:`Evaluation.people` says
+    how many of the 2958. Joints the model does not predict (an LSP model's pelvis and
+    thorax) are not counted; the Total (the 14 joints other than pelvis and thorax) is the
+    same figure for a 14- and a 16-joint model.
+
+    Args:
+        model: returns a ``HeadOutput`` for ``(B, 3, S, S)`` crops.
+        run: the model's run config (``run.model`` describes the model; its data section is
+            not used: a model trained on LSP is scored here too).
+        root: the MPII folder holding ``valid.h5`` (and the official ground truth).
+        image_root: the folder of the frames (default ``root/images``).
+        num_workers: data loader processes.
+        gt: the ground truth (default: ``detections_our_format.mat`` or ``gt_valid.mat`` in
+            ``data.root``; without one, valid.h5's own rounded joints and head sizes).
+        people: a people file (:func:`dsntpose.mpii_files.read_people`) instead of the frames
+            present.
+        flip, flip_mode, batch_size, device, num_draw, progress: as for
+            :func:`evaluate_checkpoint`.
+        limit: score only the first ``limit`` of the selected people.
+        bootstrap, seed: resamples of people for the intervals (0: none) and their seed.
+
+    Returns:
+        An :class:`Evaluation` on split ``"test"`` whose ``predictions`` are in MPII's 16
+        joints (NaN for joints the model lacks), in the order of the people scored.
+    """
+    from dsntpose.data import get_joint_set
+    from dsntpose.data.mpii import MPII, read_mpii_h5
+    from dsntpose.evaluate import pckh
+    from dsntpose.mpii_files import read_mpii_ground_truth, select_people
+
+    if root is None:
+        raise ValueError("data.root: give the MPII folder that holds valid.h5 (--data.root DIR)")
+    root = Path(root).expanduser()
+    valid_h5 = root / "valid.h5"
+    if not valid_h5.is_file():
+        raise FileNotFoundError(
+            f"data.root {root} has no valid.h5 (the 2958 standard MPII validation people); "
+            "run `dsntpose data mpii --data.root DIR`"
+        )
+    image_root = Path(image_root).expanduser() if image_root else root / "images"
+    records = read_mpii_h5(valid_h5)
+    gt_path = _mpii_ground_truth_file(root, gt)
+    if gt_path is not None:
+        truth = read_mpii_ground_truth(gt_path)
+        if len(truth) != len(records):
+            raise ValueError(
+                f"{gt_path}: {len(truth)} people, but {valid_h5} has {len(records)}; expected "
+                "the same validation people in the same order"
+            )
+        gt_joints, gt_missing, gt_sizes = truth.joints, truth.missing, truth.head_sizes
+    else:
+        if not np.all(np.isfinite(records.head_sizes)):
+            raise ValueError(f"{valid_h5}: no 'normalize' (head sizes) and no ground-truth file")
+        gt_joints, gt_missing, gt_sizes = records.joints, records.missing, records.head_sizes
+    subset = select_people(
+        len(records), people=people, image_names=records.image_names, image_root=image_root
+    )
+    if limit is not None:
+        subset = type(subset)(subset.rows[:limit], subset.total, subset.how + f", first {limit}")
+    rows = subset.rows
+    dataset = MPII(records.select(rows), image_root, size=run.model.input_size)
+    joint_set = get_joint_set(run.model.joints)
+    raw = predict_dataset(
+        model, dataset, joint_set, flip=flip, mode=flip_mode, batch_size=batch_size,
+        device=device, num_workers=num_workers, num_draw=num_draw, progress=progress,
+    )  # fmt: skip
+    preds, scored = map_joints(raw.preds_px, joint_set, MPII_JOINTS)
+    confidence = map_joints(raw.confidence[..., None], joint_set, MPII_JOINTS)[0][..., 0]
+    missing = gt_missing[rows] | ~scored[None, :]
+    joints = gt_joints[rows]
+    sizes = gt_sizes[rows]
+    result = pckh(preds, joints, missing, sizes, bootstrap=bootstrap, seed=seed)
+    predictions = Predictions(
+        preds_px=preds,
+        confidence=confidence,
+        gt_px=np.where(gt_missing[rows][..., None], np.nan, joints),
+        missing=missing,
+        norm_size=sizes,
+        samples=raw.samples,
+    )
+    names = tuple(n for n, ok in zip(MPII_JOINTS.names, scored) if ok)
+    return Evaluation(result, predictions, run, "test", subset, names, gt_path or valid_h5)
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     *,
@@ -356,6 +519,8 @@ def evaluate_checkpoint(
     num_draw: int = 8,
     limit: int | None = None,
     progress: bool = False,
+    people: str | Path | None = None,
+    gt: str | Path | None = None,
 ) -> Evaluation:
     """Evaluate a checkpoint on a split of its data, PCK in original image pixels.
 
@@ -366,7 +531,8 @@ def evaluate_checkpoint(
             synthetic validation figures) or ``"val"`` (what training validated on: the
             held-out training images with ``data.val_holdout``, else the test split).
         data: overrides of the checkpoint's ``data`` section (``root``, ``lspet_root``,
-            ``image_root``, ``num_workers``, ...).
+            ``image_root``, ``num_workers``, ...); ``{"dataset": "mpii", "root": DIR}`` scores
+            any model, LSP's included, on MPII's validation frames.
         flip: average the image and its mirror (:func:`flip_test`).
         flip_mode: what the flip test merges; None: the head's default.
         batch_size, device: how to run.
@@ -374,9 +540,13 @@ def evaluate_checkpoint(
         limit: score only the first ``limit`` samples of the split (None: all of them; the
             checkpoint's ``data.val_subset`` is not applied).
         progress: show a progress bar.
+        people, gt: MPII's test split only (:func:`evaluate_mpii_frames`): a people file to
+            score instead of the frames present, and the ground-truth file.
 
     Returns:
-        An :class:`Evaluation` (PCKh@0.5 for MPII, PCK@0.2 of the torso otherwise).
+        An :class:`Evaluation` (PCKh@0.5 for MPII, PCK@0.2 of the torso otherwise). MPII's
+        test split is scored by :func:`evaluate_mpii_frames`: the official ground truth, the
+        validation people whose frames are present, 95% bootstrap intervals.
 
     Raises:
         FileNotFoundError / ValueError: missing checkpoint or data, a checkpoint that does not
@@ -389,10 +559,28 @@ def evaluate_checkpoint(
 
     model, _, config = load_checkpoint(checkpoint, map_location=device)
     values = {k: dict(v) for k, v in config.items()}
-    values.setdefault("data", {}).update(data or {})
-    run = RunConfig.from_dict(values)
+    data = dict(data or {})
+    own = values.setdefault("data", {})
     if flip and flip_mode is not None:
         check_flip_mode(model.head, flip_mode)
+    if split == "test" and data.get("dataset", own.get("dataset")) == "mpii":
+        # MPII's frames, for a model of any data set: the checkpoint's own data section
+        # applies only when it is MPII's too
+        where = {**own, **data} if own.get("dataset") == "mpii" else data
+        if own.get("dataset") == "mpii":
+            own.update(data)
+        return evaluate_mpii_frames(
+            model, RunConfig.from_dict(values), root=where.get("root"),
+            image_root=where.get("image_root"), num_workers=int(where.get("num_workers") or 0),
+            gt=gt, people=people, flip=flip, flip_mode=flip_mode, batch_size=batch_size,
+            device=device, num_draw=num_draw, limit=limit, progress=progress,
+        )  # fmt: skip
+    own.update(data)
+    run = RunConfig.from_dict(values)
+    if people is not None or gt is not None:
+        raise ValueError(
+            "people and gt: only for MPII's test split (data.dataset mpii, split test)"
+        )
     dataset = build_split(run, split)
     joint_set = get_joint_set(run.model.joints)
     predictions = predict_dataset(

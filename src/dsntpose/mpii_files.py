@@ -29,12 +29,17 @@ from dsntpose.evaluate import (
 __all__ = [
     "FrameOffset",
     "MPIIGroundTruth",
+    "PeopleSubset",
     "check_frame",
     "default_ground_truth",
     "estimate_frame_offset",
     "eval_command",
+    "people_with_frames",
     "read_mpii_ground_truth",
+    "read_people",
     "read_predictions",
+    "score_predictions",
+    "select_people",
     "write_predictions",
 ]
 
@@ -385,6 +390,186 @@ def default_ground_truth() -> Path:
     )
 
 
+# --------------------------------------------------------------------------------------------
+# Which validation people are scored (all, a listed subset, or those whose frames are present)
+# --------------------------------------------------------------------------------------------
+
+
+def read_people(path: str | os.PathLike[str], num_people: int) -> np.ndarray:
+    """Read a people file: a JSON list of distinct 0-based rows of the validation order
+    (``valid.h5``, ``detections_our_format.mat`` and the prediction files share it), e.g.
+    ``images_val_people.json``.
+
+    Args:
+        path: the JSON file.
+        num_people: rows in the ground truth (2958 for the standard split).
+
+    Returns:
+        ``(K,)`` int64 rows, in the file's order.
+
+    Raises:
+        FileNotFoundError / ValueError: one line naming the file.
+    """
+    import json as json_lib
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"people file not found: {path}")
+    try:
+        rows = json_lib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json_lib.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not a readable JSON file ({err})") from None
+    if (
+        not isinstance(rows, list)
+        or not rows
+        or not all(isinstance(r, int) and not isinstance(r, bool) for r in rows)
+    ):
+        raise ValueError(f"{path}: expected a non-empty JSON list of 0-based row numbers")
+    out = np.asarray(rows, dtype=np.int64)
+    bad = out[(out < 0) | (out >= num_people)]
+    if bad.size:
+        raise ValueError(
+            f"{path}: row {int(bad[0])} is outside the {num_people} ground-truth people "
+            "(rows are 0-based)"
+        )
+    if len(np.unique(out)) != len(out):
+        raise ValueError(f"{path}: rows repeat; list each person once")
+    return out
+
+
+def people_with_frames(image_names: list[str], image_root: str | os.PathLike[str]) -> np.ndarray:
+    """Rows whose frame is a file in ``image_root`` (``(K,)`` int64, ascending)."""
+    root = Path(image_root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder not found: {root}")
+    present = {entry.name for entry in root.iterdir()}
+    return np.asarray([i for i, name in enumerate(image_names) if name in present], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class PeopleSubset:
+    """The validation people scored: ``rows`` (0-based, validation order) of ``total``, and
+    ``how`` they were chosen, in words."""
+
+    rows: np.ndarray
+    total: int
+    how: str
+
+    def describe(self) -> str:
+        """E.g. "264 of the 2958 validation people (those listed in images_val_people.json)"."""
+        return f"{len(self.rows)} of the {self.total} validation people ({self.how})"
+
+
+def select_people(
+    num_people: int,
+    *,
+    people: str | os.PathLike[str] | None = None,
+    image_names: list[str] | None = None,
+    image_root: str | os.PathLike[str] | None = None,
+) -> PeopleSubset:
+    """Which of ``num_people`` validation people to score.
+
+    ``people`` (a :func:`read_people` file) wins; else, with ``image_names`` (valid.h5's, in
+    validation order) and ``image_root``, the people whose frames are in ``image_root``
+    (:func:`people_with_frames`); else all of them.
+
+    Raises:
+        FileNotFoundError: ``image_root`` holds none of the frames (the message names it).
+    """
+    if people is not None:
+        rows = read_people(people, num_people)
+        return PeopleSubset(rows, num_people, f"those listed in {Path(people).name}")
+    if image_root is not None and image_names is not None:
+        if len(image_names) != num_people:
+            raise ValueError(
+                f"image names: {len(image_names)} people, but the ground truth has {num_people}"
+            )
+        rows = people_with_frames(image_names, image_root)
+        if not len(rows):
+            raise FileNotFoundError(
+                f"image folder {image_root} holds none of the {num_people} validation frames "
+                f"(e.g. {image_names[0]})"
+            )
+        how = "all, every frame present" if len(rows) == num_people else "whose frames are present"
+        return PeopleSubset(rows, num_people, f"{how} in {image_root}")
+    return PeopleSubset(np.arange(num_people, dtype=np.int64), num_people, "all")
+
+
+def _valid_h5_names(valid_h5: Path) -> list[str]:
+    """The frame name of each person in a stacked-hourglass ``valid.h5`` (``imgname``: strings,
+    or 0-padded character codes)."""
+    import h5py
+
+    try:
+        with h5py.File(valid_h5, "r") as f:
+            if "imgname" not in f:
+                raise ValueError(f"{valid_h5}: no field 'imgname'")
+            names = np.asarray(f["imgname"][()])
+    except OSError as err:
+        raise ValueError(f"{valid_h5}: not a readable HDF5 file ({err})") from None
+    if names.ndim == 2 and names.dtype.kind in "iu":
+        return [bytes(row.astype(np.uint8)).rstrip(b"\0").decode() for row in names]
+    return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+
+
+def score_predictions(
+    preds: str | os.PathLike[str],
+    gt: str | os.PathLike[str] | None = None,
+    threshold: float = 0.5,
+    *,
+    people: str | os.PathLike[str] | None = None,
+    image_root: str | os.PathLike[str] | None = None,
+    valid_h5: str | os.PathLike[str] | None = None,
+    check_frame_offset: bool = True,
+    bootstrap: int = 2000,
+    seed: int = 0,
+) -> tuple[PCKResult, PeopleSubset]:
+    """PCKh of an MPII prediction file on all validation people or a subset of them.
+
+    Args:
+        preds: ``.h5`` or ``.mat`` with ``preds`` in the official 1-based frame: one row per
+            ground-truth person in validation order, or one per selected person in the order
+            of the selection.
+        gt: the ground truth (default :func:`default_ground_truth`).
+        threshold: PCKh threshold in head sizes.
+        people: a people file (:func:`read_people`), e.g. ``images_val_people.json``.
+        image_root: score only the people whose frames are in this folder (names from
+            ``valid_h5``, default ``valid.h5`` beside ``gt``); ignored when ``people`` is given.
+        check_frame_offset: refuse files that look 0-based (:func:`check_frame`).
+        bootstrap, seed: resamples of people for the 95% intervals (0: none), and their seed.
+
+    Returns:
+        The :class:`PCKResult` and the :class:`PeopleSubset` scored.
+    """
+    preds = Path(preds)
+    gt_path = Path(gt) if gt is not None else default_ground_truth()
+    truth = read_mpii_ground_truth(gt_path)
+    names = None
+    if people is None and image_root is not None:
+        h5 = Path(valid_h5) if valid_h5 is not None else gt_path.parent / "valid.h5"
+        if not h5.is_file():
+            raise FileNotFoundError(
+                f"valid.h5 not found at {h5}: it names the frame of each validation person"
+            )
+        names = _valid_h5_names(h5)
+    subset = select_people(len(truth), people=people, image_names=names, image_root=image_root)
+    p = read_predictions(preds, num_joints=truth.joints.shape[1])
+    rows = subset.rows
+    if len(p) == len(truth):
+        p = p[rows]
+    elif len(p) != len(rows) or len(rows) == len(truth):
+        either = "" if len(rows) == len(truth) else f", or one per selected person ({len(rows)})"
+        raise ValueError(
+            f"{preds}: {len(p)} people, but {gt_path} has {len(truth)}; expected one row per "
+            f"ground-truth person, in the same order (valid.h5 order for the standard split){either}"
+        )
+    joints, missing, sizes = truth.joints[rows], truth.missing[rows], truth.head_sizes[rows]
+    if check_frame_offset:
+        check_frame(p, joints, missing, sizes, source=str(preds))
+    result = pckh(p, joints, missing, sizes, threshold, bootstrap=bootstrap, seed=seed)
+    return result, subset
+
+
 def eval_command(
     preds: Path,
     gt: Path | None = None,
@@ -392,8 +577,13 @@ def eval_command(
     threshold: float = 0.5,
     *,
     check_frame_offset: bool = True,
+    people: Path | None = None,
+    image_root: Path | None = None,
+    root: Path | None = None,
+    bootstrap: int = 2000,
 ) -> PCKResult:
-    """``dsntpose eval``: PCKh of an MPII prediction file, printed as a table or JSON.
+    """``dsntpose eval --preds``: PCKh of an MPII prediction file, printed as a table or JSON,
+    with 95% bootstrap intervals over people (:func:`score_predictions`).
 
     Args:
         preds: ``.h5`` or ``.mat`` with ``preds`` ``(2958, 16, 2)`` for the standard
@@ -403,21 +593,32 @@ def eval_command(
         json: print JSON (one key per group and per joint) instead of the table.
         threshold: PCKh threshold in head sizes.
         check_frame_offset: refuse files that look 0-based (:func:`check_frame`).
+        people: score only the people this file lists (:func:`read_people`).
+        image_root: score only the people whose frames are in this folder.
+        root: an MPII folder (``dsntpose data mpii``'s, or ../shared/data/mpii): the default
+            ``gt`` is its ground-truth file and, when it has an ``images/`` folder, only the
+            people whose frames are there are scored (names from its ``valid.h5``).
+        bootstrap: resamples for the intervals (0: none).
 
     Returns:
-        The :class:`PCKResult` (also printed to stdout).
+        The :class:`PCKResult` (also printed to stdout; how many people were scored goes to
+        stderr).
     """
-    preds = Path(preds)
-    gt_path = Path(gt) if gt is not None else default_ground_truth()
-    truth = read_mpii_ground_truth(gt_path)
-    p = read_predictions(preds, num_joints=truth.joints.shape[1])
-    if len(p) != len(truth):
-        raise ValueError(
-            f"{preds}: {len(p)} people, but {gt_path} has {len(truth)}; expected one row per "
-            "ground-truth person, in the same order (valid.h5 order for the standard split)"
-        )
-    if check_frame_offset:
-        check_frame(p, truth.joints, truth.missing, truth.head_sizes, source=str(preds))
-    result = pckh(p, truth.joints, truth.missing, truth.head_sizes, threshold)
+    valid_h5 = None
+    if root is not None:
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"MPII folder not found: {root}")
+        found = [root / n for n in GT_FILE_NAMES if (root / n).is_file()]
+        if gt is None and found:
+            gt = found[0]
+        if image_root is None and (root / "images").is_dir():
+            image_root = root / "images"
+        valid_h5 = root / "valid.h5"
+    result, subset = score_predictions(
+        preds, gt, threshold, people=people, image_root=image_root, valid_h5=valid_h5,
+        check_frame_offset=check_frame_offset, bootstrap=bootstrap,
+    )  # fmt: skip
     print(result.to_json() if json else result, file=sys.stdout)
+    print(f"eval: {subset.describe()} scored", file=sys.stderr)
     return result
