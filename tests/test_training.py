@@ -346,3 +346,62 @@ def test_time_budget_moves_the_last_epochs_with_the_machine_speed():
     assert early.fit_loop.max_epochs == 2
     with pytest.raises(ValueError, match="final_epochs"):
         TimeBudget(10.0, final_epochs=0)
+
+
+# ---- resume exact with the cosine schedule, and a changed optimiser setting -----------------
+
+
+class _CopyAt(L.Callback):
+    """Copies ``last.ckpt`` aside right after the step-``at`` checkpoint (a kill there; Lightning
+    runs checkpoint callbacks last, so this looks at the start of the next batch)."""
+
+    def __init__(self, at: int, dest: Path) -> None:
+        self.at, self.dest = at, dest
+
+    def on_train_batch_start(self, trainer, *args):
+        if trainer.global_step == self.at and not self.dest.exists():
+            shutil.copy(Path(trainer.default_root_dir) / "last.ckpt", self.dest)
+            saved = torch.load(self.dest, map_location="cpu", weights_only=True)
+            assert saved["global_step"] == self.at
+
+
+COSINE = {"optimizer": "adam", "lr": 1e-3, "schedule": "cosine", "warmup_steps": 2}
+
+
+def test_resume_mid_epoch_is_bit_identical_with_the_cosine_schedule(tmp_path):
+    """Killed at step 6 (mid epoch 1 of 3, 4 steps an epoch) and resumed: every tensor equal.
+    Before the fix, the cosine schedule built the loader before the loop state was restored,
+    so the resumed epoch trained its first batches again."""
+    killed = tmp_path / "killed.ckpt"
+    straight = fit(
+        tiny_run(tmp_path / "straight", optim=COSINE, train={"epochs": 3, "deterministic": True}),
+        resume="never",
+        extra_callbacks=[_CopyAt(6, killed)],
+    )
+    resumed_dir = tmp_path / "resumed"
+    resumed_dir.mkdir()
+    shutil.copy(killed, resumed_dir / "last.ckpt")
+    run = tiny_run(resumed_dir, optim=COSINE, train={"epochs": 3, "deterministic": True})
+    resumed = fit(run, resume="auto")
+    assert resumed.global_step == straight.global_step == 3 * STEPS_PER_EPOCH
+    a = torch.load(resumed.last, map_location="cpu", weights_only=True)
+    b = torch.load(straight.last, map_location="cpu", weights_only=True)
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    differ = [k for k in a["state_dict"] if not torch.equal(a["state_dict"][k], b["state_dict"][k])]
+    assert differ == []
+    assert a["lr_schedulers"] == b["lr_schedulers"]
+
+
+def test_resume_applies_a_changed_lr_and_refuses_another_optimizer(trained, tmp_path, capsys):
+    _, result = trained
+    out = tmp_path / "run"
+    shutil.copytree(result.out_dir, out)
+    run = tiny_run(out, optim={"lr": 5e-4}, train={"epochs": 2})
+    with pytest.raises(ValueError, match="optim.optimizer: the config says 'sgd'"):
+        fit(tiny_run(out, optim={"optimizer": "sgd"}, train={"epochs": 2}), resume="auto")
+    fit(run, resume="auto")
+    assert "optim.lr 0.0005 (was 0.001)" in capsys.readouterr().err
+    ckpt = torch.load(out / "last.ckpt", map_location="cpu", weights_only=True)
+    groups = ckpt["optimizer_states"][0]["param_groups"]
+    assert [g["lr"] for g in groups] == [5e-4, 5e-4]
+    assert ckpt["hyper_parameters"]["config"]["optim"]["lr"] == 5e-4

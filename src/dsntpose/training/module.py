@@ -12,7 +12,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,11 @@ class EpochSampler(Sampler[int]):
     ``set_epoch`` (Lightning calls it before every epoch) also sets the dataset's epoch, which
     seeds its augmentation. ``skip(n)`` drops the first ``n`` indices of the next pass only:
     a run resumed in the middle of an epoch continues where it stopped.
+
+    ``start(num_indices) -> (epoch, indices to skip)``, when given, is asked once, when the
+    first pass begins: the position of a resumed run is known only after Lightning has
+    restored its loop state, which comes after the loader is built when the cosine schedule
+    asks for the number of steps (``estimated_stepping_batches``) in ``configure_optimizers``.
     """
 
     def __init__(
@@ -64,6 +69,7 @@ class EpochSampler(Sampler[int]):
         world_size: int = 1,
         pad: bool = True,
         epoch: int = 0,
+        start: Callable[[int], tuple[int, int]] | None = None,
     ) -> None:
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
@@ -77,6 +83,7 @@ class EpochSampler(Sampler[int]):
         self.world_size = world_size
         self.pad = pad
         self._skip = 0
+        self._start = start
         self.set_epoch(epoch)
 
     def set_epoch(self, epoch: int) -> None:
@@ -103,6 +110,11 @@ class EpochSampler(Sampler[int]):
         return order[self.rank :: world]
 
     def __iter__(self) -> Iterator[int]:
+        if self._start is not None:
+            start, self._start = self._start, None
+            epoch, skip = start(len(self))
+            self.set_epoch(epoch)
+            self.skip(skip)
         order = self.indices()[self._skip :]
         self._skip = 0
         return iter(order)
@@ -211,6 +223,7 @@ class PoseModule(L.LightningModule):
         self._step_end: float | None = None
         self._ips: float | None = None
         self.last_result: PCKResult | None = None
+        self._resumed_optim: dict[str, Any] | None = None
 
     def forward(self, images: Tensor) -> HeadOutput:
         """``images`` ``(B, 3, S, S)`` RGB in ``[0, 1]`` -> the model's ``HeadOutput``."""
@@ -266,11 +279,17 @@ class PoseModule(L.LightningModule):
             seed=self.cfg.train.seed,
             rank=trainer.global_rank,
             world_size=trainer.world_size,
+            epoch=trainer.current_epoch,
+            start=self._start_indices,
         )
-        epoch, skip = self._start_position(math.ceil(len(sampler) / d.batch_size))
-        sampler.set_epoch(epoch)
-        sampler.skip(skip * d.batch_size)
         return self._loader(self.train_set, sampler)
+
+    def _start_indices(self, num_indices: int) -> tuple[int, int]:
+        """``(epoch, indices to skip)`` for the sampler's first pass, read when it begins
+        (after Lightning restored the loop state of a resumed run)."""
+        batch = self.cfg.data.batch_size
+        epoch, skip = self._start_position(math.ceil(num_indices / batch))
+        return epoch, skip * batch
 
     def val_dataloader(self) -> DataLoader[Any]:
         assert self.val_set is not None
@@ -485,6 +504,86 @@ class PoseModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "rng_states" in checkpoint:
             _set_rng_states(checkpoint["rng_states"])
+        config = checkpoint.get("hyper_parameters", {}).get("config", {})
+        saved = config.get("optim") if isinstance(config, Mapping) else None
+        self._resumed_optim = dict(saved) if isinstance(saved, Mapping) else None
+
+    def on_train_start(self) -> None:
+        """A resumed run whose ``optim`` section changed (``check_resume`` refused a change of
+        optimiser or schedule, and said which settings are applied): the restored optimiser
+        and scheduler take the new learning rates, weight decay, milestones and gamma."""
+        saved = getattr(self, "_resumed_optim", None)
+        self._resumed_optim = None
+        if saved is None or not optim_changes(saved, self.cfg.optim):
+            return
+        apply_optim(self.cfg.optim, self.trainer)
+
+
+APPLIED_ON_RESUME = (
+    "lr",
+    "weight_decay",
+    "milestones",
+    "gamma",
+    "warmup_steps",
+    "min_lr_ratio",
+    "backbone_lr_ratio",
+)
+"""The ``optim`` settings a resumed run takes from its new config (the others, ``optimizer``
+and ``schedule``, change the optimiser state itself: a resume with another one is refused)."""
+
+
+def optim_changes(saved: Mapping[str, Any], optim: OptimConfig) -> dict[str, tuple[Any, Any]]:
+    """``key -> (checkpoint's value, config's value)`` for every ``optim`` setting that differs
+    between a checkpoint's run config section ``saved`` and ``optim``."""
+    default = OptimConfig()
+    changes = {}
+    for key, value in vars(optim).items():
+        old = saved.get(key, getattr(default, key))
+        if key == "milestones":
+            old = [int(m) for m in old]
+        if old != value:
+            changes[key] = (old, value)
+    return changes
+
+
+def apply_optim(o: OptimConfig, trainer: L.Trainer) -> None:
+    """Set the restored optimiser's and scheduler's rates to those of ``o`` at the current
+    step (what a run started with ``o`` would use there)."""
+    import bisect
+    from collections import Counter
+
+    optimizer = trainer.optimizers[0]
+    configs = trainer.lr_scheduler_configs
+    scheduler = configs[0].scheduler if configs else None
+    bases = []
+    for group in optimizer.param_groups:
+        base = o.lr * (o.backbone_lr_ratio if group.get("name") == "backbone" else 1.0)
+        group["initial_lr"] = base
+        group["weight_decay"] = o.weight_decay
+        bases.append(base)
+    if scheduler is None:
+        for group, base in zip(optimizer.param_groups, bases):
+            group["lr"] = base
+        return
+    scheduler.base_lrs = list(bases)
+    step = scheduler.last_epoch
+    if isinstance(scheduler, torch.optim.lr_scheduler.MultiStepLR):
+        scheduler.milestones = Counter(o.milestones)
+        scheduler.gamma = o.gamma
+        lrs = [b * o.gamma ** bisect.bisect_right(o.milestones, step) for b in bases]
+    elif isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+        scheduler.lr_lambdas = [
+            partial(lr_factor, optim=o, total_steps=fn.keywords["total_steps"])
+            if isinstance(fn, partial)
+            else fn
+            for fn in scheduler.lr_lambdas
+        ]
+        lrs = [b * fn(step) for b, fn in zip(bases, scheduler.lr_lambdas)]
+    else:
+        lrs = bases
+    for group, lr in zip(optimizer.param_groups, lrs):
+        group["lr"] = lr
+    scheduler._last_lr = list(lrs)  # what get_last_lr() and the LR monitor report
 
 
 def load_initial_weights(model: nn.Module, cfg: ModelConfig, path: str | Path) -> ModelConfig:

@@ -365,7 +365,27 @@ def check_resume(path: str | Path, run: RunConfig) -> int:
             f"{path} was trained with a different model ({'; '.join(diffs)}); "
             f"train into another train.out_dir, or move {path.parent} away to start afresh there"
         )
-    return int(ckpt.get("global_step", 0))
+    step = int(ckpt.get("global_step", 0))
+    from dsntpose.training.module import optim_changes
+
+    changes = optim_changes(dict(config).get("optim") or {}, run.optim)
+    fixed = [key for key in changes if key in ("optimizer", "schedule")]
+    if fixed:
+        key = fixed[0]
+        old, new = changes[key]
+        raise ValueError(
+            f"optim.{key}: the config says {new!r} but {path} was trained with {old!r}, whose "
+            f"optimiser state does not carry over; resume with optim.{key} {old!r}, or train "
+            "into another train.out_dir"
+        )
+    if changes:
+        said = ", ".join(f"optim.{k} {new!r} (was {old!r})" for k, (old, new) in changes.items())
+        print(
+            f"dsntpose: resuming {path} at step {step} with changed optimiser settings, "
+            f"applied from this step: {said}",
+            file=sys.stderr,
+        )
+    return step
 
 
 def _resume_path(run: RunConfig, resume: str | None) -> Path | None:
