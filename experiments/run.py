@@ -170,6 +170,7 @@ def evaluate_cell(checkpoint: Path, data_root: str, flip: bool = False) -> dict[
 # (section, key, default) of config fields added after the first experiment records.
 ADDED_FIELDS = (
     ("train", "init_from", None),
+    ("train", "max_steps", None),
     ("model", "presence", False),
     ("loss", "presence_weight", 0.1),
     ("loss", "visibility_weight", 0.1),

@@ -405,3 +405,34 @@ def test_resume_applies_a_changed_lr_and_refuses_another_optimizer(trained, tmp_
     groups = ckpt["optimizer_states"][0]["param_groups"]
     assert [g["lr"] for g in groups] == [5e-4, 5e-4]
     assert ckpt["hyper_parameters"]["config"]["optim"]["lr"] == 5e-4
+
+
+class _CtrlC(L.Callback):
+    """Ctrl-C after step ``at``."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_train_batch_start(self, trainer, *args):
+        if trainer.global_step == self.at:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_saves_last_and_says_how_to_resume_then_max_steps_stops(tmp_path):
+    import signal
+
+    from dsntpose.training import TrainingInterrupted
+
+    out = tmp_path / "run"
+    run = tiny_run(out, train={"epochs": 3, "ckpt_every": 0})
+    try:
+        with pytest.raises(TrainingInterrupted) as err:
+            fit(run, resume="never", extra_callbacks=[_CtrlC(at=3)])
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    assert f"{out / 'last.ckpt'} saved at step 3" in str(err.value)
+    assert f"resume with: dsntpose train --config {out / 'config.yaml'}" in str(err.value)
+    assert torch.load(out / "last.ckpt", weights_only=True)["global_step"] == 3
+    stopped = fit(tiny_run(out, train={"epochs": 3, "ckpt_every": 0, "max_steps": 6}))
+    assert stopped.global_step == 6
+    assert torch.load(out / "last.ckpt", weights_only=True)["global_step"] == 6

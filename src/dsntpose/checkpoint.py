@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import os
 import pickle
+import re
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib import resources
@@ -51,6 +53,7 @@ __all__ = [
     "atomic_torch_save",
     "atomic_write",
     "check_torch_file",
+    "clean_stale_temporaries",
     "checkpoint_path",
     "load_any",
     "load_checkpoint",
@@ -171,7 +174,10 @@ def _model_config_from(config: Mapping[str, Any], source: str) -> ModelConfig:
         raise ValueError(
             f"{source}: unknown model config fields {unknown}; known: {sorted(fields)}"
         )
-    return ModelConfig(**section)
+    try:  # validated (and its sizes bounded) before anything is built
+        return ModelConfig(**section)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{source}: its model config is refused: {err}") from None
 
 
 def _joints_name(count: int) -> str:
@@ -366,8 +372,17 @@ def atomic_write(
     except BaseException as err:
         tmp.unlink(missing_ok=True)
         if isinstance(err, OSError):
-            raise OSError(err.errno, f"could not write {path}: {err.strerror or err}") from None
+            reason = str(err.strerror or err)
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                reason += ": disk full (ENOSPC); free some space and run it again"
+            raise OSError(err.errno, f"could not write {path}: {reason}") from None
         if isinstance(err, RuntimeError) and not isinstance(err, NotImplementedError):
+            if _disk_full(err, path.parent):
+                raise OSError(
+                    errno.ENOSPC,
+                    f"could not write {path}: disk full (ENOSPC); free some space and run it "
+                    "again",
+                ) from None
             raise OSError(f"could not write {path}: {_first_line(err)}") from None
         raise
     with contextlib.suppress(OSError):  # make the rename itself durable
@@ -377,6 +392,60 @@ def atomic_write(
         finally:
             os.close(fd)
     return path
+
+
+def _disk_full(err: BaseException, folder: Path) -> bool:
+    """Whether a failed write ``err`` came from a full disk: an ``ENOSPC`` anywhere in its
+    chain, or torch's own stream writer failing (``inline_container.cc ... unexpected pos``)
+    while ``folder``'s filesystem has under 1 MiB left."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    text = str(err)
+    if "No space left" in text:
+        return True
+    if "inline_container" in text or "unexpected pos" in text or "file write failed" in text:
+        try:
+            info = os.statvfs(folder)
+        except OSError:
+            return False
+        return info.f_bavail * info.f_frsize < (1 << 20)
+    return False
+
+
+TEMPORARY = re.compile(r"^\..+\.tmp-(\d+)$")
+"""The name :func:`atomic_write` gives its temporary files: ``.NAME.tmp-PID``."""
+
+
+def clean_stale_temporaries(folder: PathLike) -> list[Path]:
+    """Remove the temporary files :func:`atomic_write` left in ``folder`` when its process was
+    killed (``kill -9`` during a checkpoint write): those whose pid no longer runs. Returns
+    what was removed; a missing folder is nothing to clean."""
+    removed = []
+    try:
+        entries = list(Path(folder).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = TEMPORARY.match(entry.name)
+        if match is None or not entry.is_file() or entry.is_symlink():
+            continue
+        pid = int(match.group(1))
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # still running (or not ours to signal): leave it
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        with contextlib.suppress(OSError):
+            entry.unlink()
+            removed.append(entry)
+    return removed
 
 
 def atomic_torch_save(obj: Any, path: PathLike, *, inputs: Iterable[PathLike] = ()) -> Path:

@@ -38,6 +38,7 @@ from dsntpose.config import (
     OptimConfig,
     RunConfig,
     TrainConfig,
+    read_yaml,
 )
 
 __all__ = ["build_parser", "main"]
@@ -787,6 +788,8 @@ def resolve_config_names(argv: list[str]) -> list[str]:
         else:
             continue
         if Path(value).exists() or "/" in value or "\\" in value:
+            if Path(value).exists():
+                read_yaml(value)  # refuses pipes, YAML aliases and duplicate keys in one line
             continue
         known = packaged_configs()
         name = value.removesuffix(".yaml")
@@ -835,8 +838,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
-    except KeyboardInterrupt:
-        print("dsntpose: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:  # train's says what it saved and how to resume
+        print(f"dsntpose: {str(err) or 'interrupted'}", file=sys.stderr)
         return 130
     except Exception as err:  # a bug: still one line; DSNTPOSE_TRACEBACK=1 shows where
         import os

@@ -13,6 +13,9 @@ read at validation time; both import without torch.
 
 from __future__ import annotations
 
+import math
+import os
+import stat
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -22,6 +25,25 @@ ACTIVATIONS = ("softmax", "abs", "relu", "sigmoid")
 REGULARIZERS = ("none", "var", "kl", "js")
 COORDS = ("dsnt", "debiased", "local")
 COORD_LOSSES = ("euclidean", "rle")
+
+
+# Bounds of the model's sizes, checked before anything is built (a checkpoint's config asking
+# for a 1000-stack hourglass or a 100000 px input is refused, not allocated).
+MODEL_INT_BOUNDS = (
+    ("num_stacks", 1, 8),
+    ("input_size", 16, 2048),
+    ("output_stride", 1, 64),
+    ("local_radius", 1, 64),
+)
+
+
+def _check_int(key: str, value: object, low: int, high: int) -> None:
+    """Raise ``ValueError`` naming ``key`` when ``value`` is not a whole number in
+    ``[low, high]``."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{key}: must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{key}: must be between {low} and {high}, got {value}")
 
 
 def check_choice(key: str, value: object, allowed: tuple[object, ...]) -> None:
@@ -97,6 +119,8 @@ class ModelConfig:
             raise ValueError(
                 f"model.coords: {self.coords!r} needs model.head {' or '.join(map(repr, readers))}"
             )
+        for key, _, _ in MODEL_INT_BOUNDS:
+            _check_int(f"model.{key}", getattr(self, key), -(2**62), 2**62)
         if self.local_radius < 1:
             raise ValueError(f"model.local_radius: must be >= 1 cell, got {self.local_radius}")
         get(JOINT_SETS, self.joints, "model.joints")
@@ -104,12 +128,16 @@ class ModelConfig:
             check_choice("model.output_stride", self.output_stride, backbone.strides)
         if self.num_stacks < 1:
             raise ValueError(f"model.num_stacks: must be >= 1, got {self.num_stacks}")
-        if self.temperature <= 0:
+        if not isinstance(self.temperature, (int, float)) or isinstance(self.temperature, bool):
+            raise ValueError(f"model.temperature: must be a number, got {self.temperature!r}")
+        if not math.isfinite(self.temperature) or self.temperature <= 0:
             raise ValueError(f"model.temperature: must be > 0, got {self.temperature}")
         if self.input_size < 32 or self.input_size % 32:
             raise ValueError(
                 f"model.input_size: must be a positive multiple of 32 px, got {self.input_size}"
             )
+        for key, low, high in MODEL_INT_BOUNDS:
+            _check_int(f"model.{key}", getattr(self, key), low, high)
 
     @property
     def num_joints(self) -> int:
@@ -435,6 +463,8 @@ class TrainConfig:
             instead of ``model.weights``. The model section must build the same network (its
             tensors are loaded strictly); optimiser, schedule and epochs start afresh. A resumed
             run reads its own ``last.ckpt`` instead.
+        max_steps: stop after this many optimiser steps in all (None: run ``epochs``); a
+            resumed run counts the steps it already took. ``last.ckpt`` is saved at the stop.
     """
 
     epochs: int = 120
@@ -454,9 +484,12 @@ class TrainConfig:
     progress_bar: bool = True
     channels_last: bool = False
     init_from: str | None = None
+    max_steps: int | None = None
 
     def __post_init__(self) -> None:
         _check_positive("train.epochs", self.epochs)
+        if self.max_steps is not None:
+            _check_int("train.max_steps", self.max_steps, 1, 2**62)
         if self.init_from is not None and not str(self.init_from).strip():
             raise ValueError("train.init_from: must name a checkpoint file or a shipped model")
         check_choice("train.precision", self.precision, PRECISIONS)
@@ -547,19 +580,91 @@ class RunConfig:
         return cls(**sections)
 
 
+MAX_CONFIG_BYTES = 1 << 20
+"""The largest YAML config read (the shipped recipes are under 2 KiB)."""
+
+
+def check_config_file(path: str | Path, what: str = "--config") -> Path:
+    """Refuse, in one line naming ``path``, what cannot be a config file, before it is opened:
+    a missing file, a folder, a named pipe or device (reading one would wait forever or never
+    end), or a file over :data:`MAX_CONFIG_BYTES`."""
+    path = Path(path)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} {path}: config file not found") from None
+    except OSError as err:
+        raise ValueError(f"{what} {path}: cannot be read ({err.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ValueError(f"{what} {path} is a folder, not a YAML file")
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(
+            f"{what} {path} is not a regular file (a named pipe, socket or device); give a "
+            "YAML file"
+        )
+    if info.st_size > MAX_CONFIG_BYTES:
+        raise ValueError(
+            f"{what} {path} is {info.st_size} bytes, more than the {MAX_CONFIG_BYTES} a config "
+            "may have"
+        )
+    return path
+
+
+def read_yaml(path: str | Path, what: str = "--config") -> Any:
+    """The YAML document of the config file ``path``, read strictly.
+
+    Beside :func:`check_config_file`'s checks, YAML tags other than the plain ones are refused
+    (``yaml.safe_load``), and so are aliases (``*name``: an alias bomb expands a small file to
+    gigabytes) and a key given twice in one mapping (YAML would silently keep the last), each
+    in one ``ValueError`` naming the file, the line and the key.
+    """
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.events.AliasEvent):
+                event = self.peek_event()
+                raise ValueError(
+                    f"{path}: line {event.start_mark.line + 1}: YAML aliases (*{event.anchor}) "
+                    "are not allowed in a config; write the value out"
+                )
+            return super().compose_node(parent, index)
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, (str, int, float, bool)) or key is None:
+                    if key in seen:
+                        raise ValueError(
+                            f"{path}: line {key_node.start_mark.line + 1}: the key {key!r} is "
+                            "given twice in the same section; keep one"
+                        )
+                    seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    path = check_config_file(path, what)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{what} {path}: not UTF-8 text ({err.reason})") from None
+    try:
+        return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as err:
+        first = str(err).strip().splitlines()
+        raise ValueError(f"{what} {path}: not valid YAML ({'; '.join(first[:2])})") from None
+
+
 def load_config(path: str | Path) -> RunConfig:
     """Read a YAML run config (sections ``model``, ``loss``, ``data``, ``optim``, ``train``).
 
     Raises ``FileNotFoundError`` when ``path`` does not exist and ``ValueError`` (naming the
     key) when a value is invalid.
     """
-    import yaml
-
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"config file not found: {path}")
-    with path.open() as f:
-        values = yaml.safe_load(f) or {}
+    values = read_yaml(path, "config") or {}
     try:
         return RunConfig.from_dict(values)
     except ValueError as err:

@@ -28,7 +28,14 @@ Optimiser, scheduler, step counters and the global RNG states are in the checkpo
 """
 
 from dsntpose.datasets import build_datasets
-from dsntpose.training.launch import THREADS_FILE_ENV, FitResult, ThreadsFromFile, fit, make_trainer
+from dsntpose.training.launch import (
+    THREADS_FILE_ENV,
+    FitResult,
+    ThreadsFromFile,
+    TrainingInterrupted,
+    fit,
+    make_trainer,
+)
 from dsntpose.training.module import (
     EpochSampler,
     PoseModule,
@@ -64,6 +71,7 @@ __all__ = [
     "SafeCheckpointIO",
     "ThreadsFromFile",
     "TrainingDiverged",
+    "TrainingInterrupted",
     "build_datasets",
     "check_resume",
     "cpu_has_native_bf16",

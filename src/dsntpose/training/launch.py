@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,36 @@ class ThreadsFromFile(L.Callback):
             return
         if wanted >= 1 and wanted != torch.get_num_threads():
             torch.set_num_threads(min(wanted, os.cpu_count() or wanted))
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the run; the message says what was saved and the command that resumes."""
+
+
+class _SaveOnInterrupt(L.Callback):
+    """On Ctrl-C, save ``last.ckpt`` (through the safe writer) before Lightning shuts down, so
+    the steps since the last checkpoint are not lost; ``saved`` is its step, or None."""
+
+    def __init__(self) -> None:
+        self.saved: int | None = None
+        self.error: str | None = None
+
+    def on_exception(self, trainer: L.Trainer, pl_module: Any, exception: BaseException) -> None:
+        if not isinstance(exception, KeyboardInterrupt) or not trainer.is_global_zero:
+            return
+        if trainer.global_step == 0 or trainer.state.fn != "fit":
+            return
+        try:
+            trainer.save_checkpoint(Path(trainer.default_root_dir) / LAST)
+            self.saved = trainer.global_step
+        except Exception as err:  # a diverged or unwritable state: say so, keep the old file
+            self.error = str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
+def _multi_node_launcher() -> bool:
+    """Whether a launcher (torchrun, SLURM, ...) set up the processes of a multi-node run."""
+    names = ("WORLD_SIZE", "MASTER_ADDR", "SLURM_NTASKS", "NODE_RANK", "LOCAL_RANK", "GROUP_RANK")
+    return any(name in os.environ for name in names)
 
 
 class _ProgressBar(TQDMProgressBar):
@@ -130,6 +161,7 @@ def make_trainer(
                 enable_version_counter=False,
             )
         )
+    callbacks.append(_SaveOnInterrupt())
     callbacks.extend(extra_callbacks)
     threads_file = os.environ.get(THREADS_FILE_ENV)
     if threads_file:
@@ -144,6 +176,7 @@ def make_trainer(
     ]
     options: dict[str, Any] = {
         "max_epochs": t.epochs,
+        "max_steps": -1 if t.max_steps is None else t.max_steps,
         "accelerator": t.accelerator,
         "devices": t.devices,
         "num_nodes": t.num_nodes,
@@ -201,6 +234,18 @@ def _quiet_lightning() -> Iterator[None]:
             logger.removeFilter(noise)
 
 
+def _interrupted(saver: _SaveOnInterrupt, last: Path, config: Path) -> str:
+    """The line Ctrl-C ends with: what was saved, and the command that resumes the run."""
+    resume = f"resume with: dsntpose train --config {config}"
+    if saver.saved is not None:
+        return f"interrupted: {last} saved at step {saver.saved}; {resume}"
+    if saver.error is not None:
+        return f"interrupted: {last} could not be saved ({saver.error}); {resume}"
+    if last.is_file():
+        return f"interrupted before any new step was saved; {last} is kept; {resume}"
+    return "interrupted before the first step: nothing to resume"
+
+
 @dataclass
 class FitResult:
     """What :func:`fit` leaves behind.
@@ -248,6 +293,13 @@ def fit(
     """
     out = Path(run.train.out_dir)
     paths = run_paths(out)
+    if run.train.num_nodes > 1 and not _multi_node_launcher():
+        raise ValueError(
+            f"train.num_nodes {run.train.num_nodes}: a run on several machines is started on "
+            "each of them by a launcher (torchrun --nnodes, or SLURM srun), which sets "
+            "WORLD_SIZE/MASTER_ADDR; none is set here, so the run would wait forever for the "
+            "other nodes. Use train.num_nodes 1, or start it with a launcher"
+        )
     if run.data.dataset != "synthetic":
         require_root(run)  # fail before anything starts
     if run.train.init_from is not None:
@@ -272,7 +324,18 @@ def fit(
             trainer = make_trainer(run, extra_callbacks, resumed=resumed, **trainer_overrides)
             if trainer.is_global_zero:
                 save_config(run, paths.config)
-            trainer.fit(module, ckpt_path=ckpt)
+            try:
+                trainer.fit(module, ckpt_path=ckpt)
+            except SystemExit as stop:  # Lightning's answer to Ctrl-C: sys.exit(1)
+                interrupt = next(
+                    (c for c in trainer.callbacks if isinstance(c, _SaveOnInterrupt)), None
+                )
+                if trainer.state.status != "interrupted" or interrupt is None:
+                    raise
+                signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignored it
+                raise TrainingInterrupted(_interrupted(interrupt, paths.last, paths.config)) from (
+                    stop
+                )
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     best, last = paths.best, paths.last
     return FitResult(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
@@ -125,6 +126,19 @@ class EpochSampler(Sampler[int]):
         return len(range(self.rank, self.num_samples, self.world_size))
 
 
+def check_subsets(run: RunConfig, train_size: int, val_size: int) -> None:
+    """Refuse ``data.train_subset`` / ``data.val_subset`` above the size of the set they cut
+    (a run asking for more samples than there are would silently train on fewer)."""
+    for key, size in (("train_subset", train_size), ("val_subset", val_size)):
+        value = getattr(run.data, key)
+        if value is not None and value > size:
+            split = "training" if key == "train_subset" else "validation"
+            raise ValueError(
+                f"data.{key}: {value} is more than the {size} {split} samples of data.dataset "
+                f"{run.data.dataset!r}; use at most {size} (or leave it unset for all)"
+            )
+
+
 # --------------------------------------------------------------------------------------------
 # The LightningModule
 
@@ -234,6 +248,7 @@ class PoseModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         if self.train_set is None:
             self.train_set, self.val_set = build_datasets(self.cfg)
+            check_subsets(self.cfg, len(self.train_set), len(self.val_set))  # type: ignore[arg-type]
 
     def _loader(self, dataset: Dataset[Any], sampler: EpochSampler) -> DataLoader[Any]:
         workers = self.cfg.data.num_workers
@@ -485,7 +500,15 @@ class PoseModule(L.LightningModule):
         else:
             optimizer = torch.optim.SGD(groups, lr=o.lr, momentum=0.9, weight_decay=o.weight_decay)
         if o.schedule == "cosine":
-            total = max(1, int(self.trainer.estimated_stepping_batches))
+            total = self._schedule_steps()
+            stop = min(total, self.cfg.train.max_steps or total)
+            if o.warmup_steps >= stop and self.trainer.is_global_zero:
+                print(
+                    f"dsntpose: warning: optim.warmup_steps {o.warmup_steps} is not shorter than "
+                    f"the run ({stop} optimiser steps): the learning rate never reaches "
+                    "optim.lr; lower optim.warmup_steps",
+                    file=sys.stderr,
+                )
             factor = partial(lr_factor, optim=o, total_steps=total)
             scheduler: Any = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
             return {
@@ -497,6 +520,20 @@ class PoseModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
         }
+
+    def _schedule_steps(self) -> int:
+        """The optimiser steps of ``train.epochs`` (the cosine schedule's span). A
+        ``train.max_steps`` stops the run earlier but does not shorten the schedule, so a run
+        stopped there and resumed without it is the uninterrupted run."""
+        trainer = self.trainer
+        estimate = max(1, int(trainer.estimated_stepping_batches))  # builds the loader
+        if trainer.max_steps == -1:
+            return estimate
+        batches = trainer.num_training_batches
+        if not math.isfinite(batches):
+            return estimate
+        per_epoch = math.ceil(int(batches) / trainer.accumulate_grad_batches)
+        return max(1, per_epoch * max(1, int(trainer.max_epochs or 1)))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rng_states"] = _rng_states()

@@ -36,7 +36,9 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from dsntpose.checkpoint import (
     atomic_torch_save,
+    atomic_write,
     check_torch_file,
+    clean_stale_temporaries,
     nonfinite_tensors,
     read_torch_file,
 )
@@ -283,6 +285,21 @@ def _prepare_out_dir(out: Path) -> None:
         ) from None
     if not os.access(out, os.W_OK | os.X_OK):
         raise ValueError(f"train.out_dir {out} is not writable; choose another path")
+    paths = run_paths(out)
+    marks = (out / LOCK, paths.last, paths.best, paths.csv_dir, paths.val_metrics)
+    if paths.config.exists() and not any(mark.exists() for mark in marks):
+        raise ValueError(
+            f"train.out_dir {out} holds a config.yaml but is not a dsntpose run folder (no "
+            f"{LOCK}, {LAST} or logs/ beside it): training there would overwrite it; choose "
+            "another train.out_dir"
+        )
+    removed = clean_stale_temporaries(out)
+    if removed:
+        print(
+            f"dsntpose: removed {len(removed)} temporary files of killed runs from {out} "
+            f"({', '.join(p.name for p in removed[:3])})",
+            file=sys.stderr,
+        )
 
 
 def resolve_precision(run: RunConfig) -> str:
@@ -421,7 +438,5 @@ def _set_aside_damaged(path: Path) -> None:
 
 def save_config(run: RunConfig, path: str | Path) -> Path:
     """Write ``run`` as YAML (the format ``--config`` reads)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(run.to_dict(), sort_keys=False))
-    return path
+    text = yaml.safe_dump(run.to_dict(), sort_keys=False)
+    return atomic_write(path, lambda tmp: tmp.write_text(text), what="config")
