@@ -66,6 +66,8 @@ from dsntpose.model import CoordRegressionModel, build_model, model_config
 
 __all__ = [
     "DEFAULT_MODELS",
+    "QUICK_MODELS",
+    "available_cpus",
     "cpu_name",
     "make_document",
     "measure_model",
@@ -79,10 +81,21 @@ DEFAULT_MODELS = (
     "resnet18-os4",  # the head's overhead at the fourth stride
     *(f"hourglass-{n}" for n in (1, 2, 4, 8)),
 )
+# `bench --quick` without --models: one model of each family, the shipped model's backbone
+# (EfficientNet-Lite0 at stride 16) included, at 64 px: a check of the machinery in seconds.
+QUICK_MODELS = ("resnet18-os32", "efficientnet_lite0-os16", "hourglass-1")
 # The paper's efficiency comparison: ResNet-50 at stride 8 with DSNT against 8 stacks.
 PAPER_PAIR = ("resnet50-os8", "hourglass-8")
 QUICK_SIZE = 64  # input side in quick mode (a multiple of 64, so the hourglass fits too)
 FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the system has one)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def cpu_name() -> str:
@@ -444,7 +457,8 @@ def run_bench(
     Args:
         models: model names (:func:`model_config`); default :data:`DEFAULT_MODELS`, ResNet-18,
             34 and 50 at strides 32, 16 and 8 and ResNet-18 at stride 4 with DSNT, and the
-            hourglass with 1, 2, 4 and 8 stacks.
+            hourglass with 1, 2, 4 and 8 stacks; in quick mode :data:`QUICK_MODELS` (one of each
+            family, EfficientNet-Lite0 included).
         device: ``"cpu"`` or ``"cuda"``.
         json_path: if given, write ``{"meta", "models", "ratios"}`` there as JSON.
         repeats: timed batch-1 forwards per figure (default 10; 2 in quick mode).
@@ -461,13 +475,18 @@ def run_bench(
     Returns:
         The rows, in the order of ``models``.
     """
-    names = list(models or DEFAULT_MODELS)
+    names = list(models or (QUICK_MODELS if quick else DEFAULT_MODELS))
     for name in names:
         model_config(name)  # fail early on a bad name
     if repeats is not None and repeats < 1:
         raise ValueError(f"repeats: must be >= 1 (or unset for the default), got {repeats}")
     if threads is not None and threads < 1:
         raise ValueError(f"threads: must be >= 1 (or unset for torch's default), got {threads}")
+    cpus = available_cpus()
+    if threads is not None and threads > cpus:
+        raise ValueError(
+            f"threads: at most the {cpus} CPUs available to this process, got {threads}"
+        )
     isolate = (not quick) if isolate is None else isolate
     repeats = repeats or (2 if quick else 10)
 

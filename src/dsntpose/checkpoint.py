@@ -362,6 +362,8 @@ def atomic_write(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
+        if os.path.lexists(tmp):  # never write through a link (or a stale file) left there
+            tmp.unlink()
         write(tmp)
         fd = os.open(tmp, os.O_RDONLY)
         try:

@@ -75,10 +75,35 @@ def to_numpy(x: ArrayLike, name: str, dtype: type = np.float64) -> np.ndarray:
     """``x`` (array, tensor or nested sequence) as a numpy array of ``dtype``."""
     if isinstance(x, Tensor):
         x = x.detach().cpu().numpy()
+    if np.iscomplexobj(x) if isinstance(x, np.ndarray) else _has_complex(x):
+        raise ValueError(f"{name}: holds complex numbers; give real coordinates")
     try:
         return np.asarray(x, dtype=dtype)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{name}: expected a numeric array, got {type(x).__name__}") from err
+
+
+def note_left_out(usable: np.ndarray, why: str) -> None:
+    """Say on stderr how many people were left out of the scores and why (one line), so a
+    table never silently stands for fewer people than the split has."""
+    left = int(np.size(usable) - np.count_nonzero(usable))
+    if left:
+        import sys
+
+        print(
+            f"dsntpose: {left} of {np.size(usable)} people left out of the scores: {why}",
+            file=sys.stderr,
+        )
+
+
+def _has_complex(x: object) -> bool:
+    """Whether a nested list or tuple holds a complex number (numpy would drop its imaginary
+    part when casting to float, with only a warning)."""
+    if isinstance(x, complex):
+        return True
+    if isinstance(x, (list, tuple)):
+        return any(_has_complex(v) for v in x)
+    return False
 
 
 def check_pck_inputs(
@@ -105,6 +130,23 @@ def check_pck_inputs(
         raise ValueError("sizes: every person with a counted joint needs a finite size > 0 px")
     if not np.all(np.isfinite(g[~m])):
         raise ValueError("gt: joints that are not missing must be finite")
+    scored = ~m
+    if n == 0:
+        raise ValueError(
+            "nothing to score: no people left (each person needs a normalising size that is "
+            "finite and > 0; check the ground truth's joints and head boxes)"
+        )
+    if not scored.any():
+        raise ValueError(
+            f"nothing to score: none of the {n} people has a joint with ground truth (every "
+            "joint is missing); check the ground-truth file"
+        )
+    bad = ~np.isfinite(p[scored]).all(axis=-1)
+    if bad.any():
+        raise ValueError(
+            f"preds: {int(bad.sum())} of {int(scored.sum())} scored joints are NaN or inf: the "
+            "model's outputs are not finite (a diverged or damaged model); nothing was scored"
+        )
     return p, g, m, s
 
 

@@ -371,11 +371,12 @@ def score(predictions: Predictions, dataset: str, joint_set: JointSet) -> PCKRes
     """The PCK table of ``predictions`` by the protocol of ``dataset``
     (:func:`dsntpose.evaluate.protocol_for`); people without a finite, positive norm size
     are left out (their joints cannot be scored)."""
-    from dsntpose.evaluate import pck, pckh, protocol_for
+    from dsntpose.evaluate import note_left_out, pck, pckh, protocol_for
 
     protocol = protocol_for(dataset)
     p = predictions
     scored = np.isfinite(p.norm_size) & (p.norm_size > 0)
+    note_left_out(scored, "their ground truth's normalising size is 0 or not finite")
     gt = np.where(p.missing[..., None], 0.0, p.gt_px)
     rule = pckh if protocol.metric == "PCKh" else pck
     return rule(

@@ -1121,7 +1121,8 @@ def argmax_decode(maps: Tensor, refine: Refine | str = "quarter") -> Tensor:
             map are never shifted.
 
     Returns:
-        ``(B, J, 2)`` normalised coordinates ``(x, y)``. Not differentiable.
+        ``(B, J, 2)`` normalised coordinates ``(x, y)``; NaN for a map that holds NaN (it
+        has no arg-max). Not differentiable.
     """
     if maps.dim() != 4:
         raise ValueError(f"maps must be (B, J, H, W), got {tuple(maps.shape)}")
@@ -1168,7 +1169,10 @@ def argmax_decode(maps: Tensor, refine: Refine | str = "quarter") -> Tensor:
             ok = ok & (ox.abs() <= 1) & (oy.abs() <= 1)
             x = x + torch.where(ok, ox, torch.zeros_like(ox))
             y = y + torch.where(ok, oy, torch.zeros_like(oy))
-    return pixel_to_normalized(torch.stack([x, y], dim=-1), (h, w))
+    coords = pixel_to_normalized(torch.stack([x, y], dim=-1), (h, w))
+    # a map holding NaN has no arg-max (torch would report the first NaN's cell): NaN out
+    has_nan = m.isnan().flatten(2).any(-1)
+    return torch.where(has_nan[..., None], torch.full_like(coords, math.nan), coords)
 
 
 def debiased_dsnt(logits: Tensor, temperature: float = 1.0) -> Tensor:

@@ -11,13 +11,14 @@ import gzip
 import hashlib
 import http.client
 import os
-import shutil
 import sys
 import urllib.request
 import zipfile
 import zlib
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "UNVERIFIED",
@@ -133,7 +134,7 @@ def _verify_or_mark(root: Path, manifest: dict[str, str], what: str) -> int:
             path = root / rel
             if path.is_file() and sha256_file(path) != digest:
                 path.replace(path.with_name(path.name + ".unverified"))
-        marker.write_text(f"{err}\n")
+        _write_atomic(marker, lambda out: out.write(f"{err}\n".encode()))
         raise ValueError(
             f"{err}; the files that differ were renamed *.unverified and {marker} marks the "
             "folder as unusable until a fetch verifies it"
@@ -142,39 +143,88 @@ def _verify_or_mark(root: Path, manifest: dict[str, str], what: str) -> int:
     return count
 
 
+def _create(tmp: Path) -> Any:
+    """Open ``tmp`` for writing as a new file, never through a symlink planted there."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    return os.fdopen(os.open(tmp, flags, 0o644), "wb")
+
+
+def _write_atomic(dest: Path, write: Callable[[Any], None]) -> None:
+    """``write(file)`` into a new temporary file beside ``dest``, renamed over ``dest`` when
+    complete (:func:`dsntpose.checkpoint.atomic_write`: never through a symlink, nothing
+    partial left under any name)."""
+    from dsntpose.checkpoint import atomic_write
+
+    def body(tmp: Path) -> None:
+        with _create(tmp) as out:
+            write(out)
+
+    atomic_write(dest, body, what="data file")
+
+
+def _copy_bounded(src: Any, out: Any, limit: int, what: str) -> int:
+    """Copy the stream ``src`` into ``out``; ``ValueError`` naming ``what`` past ``limit``."""
+    done = 0
+    while block := src.read(1 << 20):
+        done += len(block)
+        if done > limit:
+            raise ValueError(
+                f"{what} unpacks to more than {limit} bytes, far more than the data set file "
+                "it should be (a compression bomb?); nothing was kept"
+            )
+        out.write(block)
+    return done
+
+
 def _download(url: str, dest: Path) -> None:
-    """Fetch ``url`` into ``dest`` (via ``dest.part``), printing progress to stderr."""
-    part = dest.with_name(dest.name + ".part")
+    """Fetch ``url`` into ``dest`` (through a temporary file beside it), printing progress."""
     print(f"downloading {url}", file=sys.stderr)
     hint = "fetch it by hand and pass it with --zip (LSP) or --from_dir (MPII)"
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, part.open("wb") as out:
+    got = {"done": 0, "total": -1}
+
+    def write(out: Any) -> None:
+        try:
+            fetch(out)
+        except DownloadError as err:
+            raise _Failed(err) from None
+        except (OSError, http.client.HTTPException) as err:
+            raise _Failed(DownloadError(f"could not download {url} ({err}); {hint}")) from None
+
+    def fetch(out: Any) -> None:
+        with urllib.request.urlopen(url, timeout=60) as response:
             try:
                 total = int(response.headers.get("Content-Length") or -1)
             except ValueError:
                 total = -1
-            done = 0
+            got["total"] = total
             while block := response.read(1 << 20):
                 out.write(block)
-                done += len(block)
+                got["done"] += len(block)
+                if got["done"] > MAX_TOTAL_BYTES:
+                    raise DownloadError(f"download of {url} is larger than {MAX_TOTAL_BYTES} bytes")
                 if total > 0:
+                    done = got["done"]
                     print(f"\r  {done >> 20} / {total >> 20} MiB", end="", file=sys.stderr)
-            out.flush()
-            os.fsync(out.fileno())
+            done, total = got["done"], got["total"]
+            if total >= 0 and done != total:
+                raise DownloadError(
+                    f"download of {url} was cut short: {done} of {total} bytes received "
+                    f"(nothing kept); run the command again, or {hint}"
+                )
+            if done == 0:
+                raise DownloadError(f"download of {url} returned no data (nothing kept); {hint}")
         print(file=sys.stderr)
-    except (OSError, http.client.HTTPException) as err:
-        part.unlink(missing_ok=True)
+
+    try:
+        _write_atomic(dest, write)
+    except _Failed as failed:
+        raise failed.args[0] from None
+    except OSError as err:  # writing the file itself: a full disk, a read-only folder
         raise DownloadError(f"could not download {url} ({err}); {hint}") from None
-    if total >= 0 and done != total:
-        part.unlink(missing_ok=True)
-        raise DownloadError(
-            f"download of {url} was cut short: {done} of {total} bytes received (nothing "
-            f"kept); run the command again, or {hint}"
-        )
-    if done == 0:
-        part.unlink(missing_ok=True)
-        raise DownloadError(f"download of {url} returned no data (nothing kept); {hint}")
-    part.replace(dest)
+
+
+class _Failed(Exception):
+    """Carries a :class:`DownloadError` through :func:`_write_atomic` unchanged."""
 
 
 def _unpack(archive: Path, root: Path, manifest: dict[str, str] | None = None) -> int:
@@ -219,9 +269,9 @@ def _unpack(archive: Path, root: Path, manifest: dict[str, str] | None = None) -
             )
         for member, target in chosen:
             target.parent.mkdir(parents=True, exist_ok=True)
-            part = target.with_name(target.name + ".part")
-            try:
-                with zf.open(member) as src, part.open("wb") as dst:
+
+            def write(dst: Any, member: zipfile.ZipInfo = member) -> None:
+                with zf.open(member) as src:
                     written = 0
                     while block := src.read(1 << 20):
                         written += len(block)
@@ -231,16 +281,14 @@ def _unpack(archive: Path, root: Path, manifest: dict[str, str] | None = None) -
                                 f"the {member.file_size} bytes it declares"
                             )
                         dst.write(block)
+
+            try:
+                _write_atomic(target, write)
             except (zipfile.BadZipFile, EOFError, zlib.error) as err:
-                part.unlink(missing_ok=True)
                 raise ValueError(
                     f"{archive}: member {member.filename!r} is damaged ({err}); download the "
                     "archive again"
                 ) from None
-            except BaseException:
-                part.unlink(missing_ok=True)
-                raise
-            part.replace(target)
     return len(chosen)
 
 
@@ -265,6 +313,14 @@ def fetch_lsp(
     root = Path(root).expanduser()
     _make_root(root)
     entries = read_manifest(manifest, "lsp.sha256")
+    if zip_path is None and not (root / UNVERIFIED).exists():
+        try:
+            count = verify_manifest(root, entries, "LSP")
+        except ValueError:
+            pass  # incomplete or different: fetch below
+        else:
+            print(f"LSP: {count} files already verified in {root}; nothing to download")
+            return root
     if zip_path is None:
         archive = root / "lsp_dataset.zip"
         if not archive.is_file():
@@ -311,22 +367,21 @@ def fetch_mpii(
             continue
         src = Path(from_dir).expanduser() / name
         gz = src.with_name(src.name + ".gz")
-        part = dest.with_name(dest.name + ".part")
+        source = src if src.exists() else gz
+        if not source.exists():
+            raise FileNotFoundError(f"--from_dir {from_dir} has no {name} (or {name}.gz)")
+        if not source.is_file():
+            raise ValueError(f"--from_dir: {source} is not a regular file")
+
+        def write(out: Any, source: Path = source) -> None:
+            opener = gzip.open if source.suffix == ".gz" else open
+            with opener(source, "rb") as fin:
+                _copy_bounded(fin, out, MAX_MEMBER_BYTES, str(source))
+
         try:
-            if src.is_file():
-                shutil.copyfile(src, part)
-            elif gz.is_file():
-                with gzip.open(gz, "rb") as fin, part.open("wb") as fout:
-                    shutil.copyfileobj(fin, fout)
-            else:
-                raise FileNotFoundError(f"--from_dir {from_dir} has no {name} (or {name}.gz)")
+            _write_atomic(dest, write)
         except (EOFError, zlib.error, gzip.BadGzipFile) as err:
-            part.unlink(missing_ok=True)
             raise ValueError(f"{gz}: not a whole gzip file ({err}); copy it again") from None
-        except BaseException:
-            part.unlink(missing_ok=True)
-            raise
-        part.replace(dest)
     count = _verify_or_mark(root, entries, "MPII annotations")
     print(f"MPII: {count} annotation files verified in {root}")
     print(f"MPII: {MPII_IMAGES.replace('ROOT', str(root))}")
