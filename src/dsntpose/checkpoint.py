@@ -377,6 +377,8 @@ def atomic_write(
             reason = str(err.strerror or err)
             if err.errno in (errno.ENOSPC, errno.EDQUOT):
                 reason += ": disk full (ENOSPC); free some space and run it again"
+            if err.errno is None:
+                raise OSError(f"could not write {path}: {reason}") from None
             raise OSError(err.errno, f"could not write {path}: {reason}") from None
         if isinstance(err, RuntimeError) and not isinstance(err, NotImplementedError):
             if _disk_full(err, path.parent):

@@ -440,6 +440,8 @@ def cmd_eval(args: Namespace) -> int:
     if args.output is not None and Path(args.output).suffix.lower() not in (".h5", ".mat"):
         raise ValueError(f"--output {args.output}: unknown prediction file type; use .h5 or .mat")
     device = _device(args.device)
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit: must be >= 1 (or unset for all), got {args.limit}")
     if args.preds is not None:
         from dsntpose.mpii_files import eval_command
 

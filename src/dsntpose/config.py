@@ -37,6 +37,64 @@ MODEL_INT_BOUNDS = (
 )
 
 
+def _type_ok(value: object, kind: Any) -> bool:
+    """Whether ``value`` is of the annotated type ``kind`` (numbers finite, bools apart)."""
+    import typing
+
+    if kind is type(None):
+        return value is None
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_INT
+    if kind is float:
+        return (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+        )
+    origin = typing.get_origin(kind) or kind
+    return isinstance(value, origin)
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+MAX_INT = 2**31 - 1
+"""The largest whole number a config key takes (counts, sizes, steps, seeds)."""
+
+
+def check_field_types(section: Any, name: str) -> None:
+    """Raise ``ValueError`` naming ``name.key`` for a field of the dataclass ``section`` whose
+    value is not of its annotated type: text for a number, a fraction for a count, NaN or inf
+    for a number, a list for a flag (a config file or a checkpoint's dict is not type-checked
+    by anything else)."""
+    import types
+    import typing
+
+    cls = type(section)
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    for item in fields(section):
+        kind = _HINTS[cls][item.name]
+        value = getattr(section, item.name)
+        union = typing.get_origin(kind) in (typing.Union, types.UnionType)
+        kinds = typing.get_args(kind) if union else (kind,)
+        if any(_type_ok(value, k) for k in kinds):
+            continue
+        words = {
+            int: f"a whole number of at most {MAX_INT}",
+            float: "a finite number",
+            bool: "true or false",
+        }
+        wanted = " or ".join(
+            "null" if k is type(None) else words.get(k, getattr(k, "__name__", str(k)))
+            for k in kinds
+        )
+        hint = ""
+        if isinstance(value, str) and float in kinds:
+            hint = " (YAML reads a number like 1e-3 as text: write 1.0e-3)"
+        raise ValueError(f"{name}.{item.name}: expected {wanted}, got {value!r}{hint}")
+
+
 def _check_int(key: str, value: object, low: int, high: int) -> None:
     """Raise ``ValueError`` naming ``key`` when ``value`` is not a whole number in
     ``[low, high]``."""
@@ -95,6 +153,7 @@ class ModelConfig:
     presence: bool = False
 
     def __post_init__(self) -> None:
+        check_field_types(self, "model")
         from dsntpose.data.joints import JOINT_SETS
         from dsntpose.families import BACKBONES, HEADS, get
 
@@ -183,6 +242,7 @@ class LossConfig:
     visibility_weight: float = 0.1
 
     def __post_init__(self) -> None:
+        check_field_types(self, "loss")
         check_choice("loss.regularizer", self.regularizer, REGULARIZERS)
         check_choice("loss.coord_loss", self.coord_loss, COORD_LOSSES)
         if self.sigma <= 0 or self.heatmap_sigma <= 0:
@@ -331,6 +391,7 @@ class DataConfig:
     synthetic_val: int = 512
 
     def __post_init__(self) -> None:
+        check_field_types(self, "data")
         from dsntpose.families import DATASETS, get
 
         get(DATASETS, self.dataset, "data.dataset")
@@ -373,6 +434,10 @@ class DataConfig:
         _check_positive("data.shift", self.shift, allow_zero=True)
         _check_positive("data.batch_size", self.batch_size)
         _check_positive("data.num_workers", self.num_workers, allow_zero=True)
+        _check_int("data.batch_size", self.batch_size, 1, 1 << 16)
+        _check_int("data.num_workers", self.num_workers, 0, 256)
+        _check_int("data.synthetic_train", self.synthetic_train, 1, 10**7)
+        _check_int("data.synthetic_val", self.synthetic_val, 1, 10**7)
         for key in ("train_subset", "val_subset"):
             value = getattr(self, key)
             if value is not None:
@@ -413,6 +478,7 @@ class OptimConfig:
     backbone_lr_ratio: float = 1.0
 
     def __post_init__(self) -> None:
+        check_field_types(self, "optim")
         check_choice("optim.optimizer", self.optimizer, OPTIMIZERS)
         check_choice("optim.schedule", self.schedule, SCHEDULES)
         _check_positive("optim.warmup_steps", self.warmup_steps, allow_zero=True)
@@ -487,9 +553,10 @@ class TrainConfig:
     max_steps: int | None = None
 
     def __post_init__(self) -> None:
+        check_field_types(self, "train")
         _check_positive("train.epochs", self.epochs)
         if self.max_steps is not None:
-            _check_int("train.max_steps", self.max_steps, 1, 2**62)
+            _check_int("train.max_steps", self.max_steps, 1, MAX_INT)
         if self.init_from is not None and not str(self.init_from).strip():
             raise ValueError("train.init_from: must name a checkpoint file or a shipped model")
         check_choice("train.precision", self.precision, PRECISIONS)
@@ -504,6 +571,7 @@ class TrainConfig:
                 f"train.devices: {self.devices!r} is not allowed; use a count >= 1, -1 (all) or 'auto'"
             )
         _check_positive("train.num_nodes", self.num_nodes)
+        _check_int("train.seed", self.seed, 0, MAX_INT)
         if not self.out_dir:
             raise ValueError("train.out_dir: must name a folder")
         _check_positive("train.log_every", self.log_every)

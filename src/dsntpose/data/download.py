@@ -375,13 +375,15 @@ def fetch_mpii(
 
         def write(out: Any, source: Path = source) -> None:
             opener = gzip.open if source.suffix == ".gz" else open
-            with opener(source, "rb") as fin:
-                _copy_bounded(fin, out, MAX_MEMBER_BYTES, str(source))
+            try:
+                with opener(source, "rb") as fin:
+                    _copy_bounded(fin, out, MAX_MEMBER_BYTES, str(source))
+            except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+                raise ValueError(
+                    f"{source}: not a whole gzip file ({err}); copy it again"
+                ) from None
 
-        try:
-            _write_atomic(dest, write)
-        except (EOFError, zlib.error, gzip.BadGzipFile) as err:
-            raise ValueError(f"{gz}: not a whole gzip file ({err}); copy it again") from None
+        _write_atomic(dest, write)
     count = _verify_or_mark(root, entries, "MPII annotations")
     print(f"MPII: {count} annotation files verified in {root}")
     print(f"MPII: {MPII_IMAGES.replace('ROOT', str(root))}")

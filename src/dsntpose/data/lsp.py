@@ -60,8 +60,9 @@ def read_lsp_joints(
         raise FileNotFoundError(f"annotation file not found: {path}")
     try:
         mat = scipy.io.loadmat(path)
-    except (ValueError, OSError, TypeError) as error:
-        raise ValueError(f"{path}: not a readable MATLAB file ({error})") from None
+    except Exception as error:  # scipy raises MatReadError, ValueError, IndexError, ...
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{path}: not a readable MATLAB file ({first})") from None
     if "joints" not in mat:
         raise ValueError(f"{path}: no variable 'joints'")
     raw = np.asarray(mat["joints"], dtype=np.float64)
