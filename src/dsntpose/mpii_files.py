@@ -293,18 +293,22 @@ def write_predictions(path: str | os.PathLike[str], preds: ArrayLike) -> Path:
     suffix = path.suffix.lower()
     if suffix not in (".h5", ".hdf5", ".mat"):
         raise ValueError(f"{path}: unknown prediction file type {suffix!r}; use .h5 or .mat")
-    path.parent.mkdir(parents=True, exist_ok=True)
     one_based = p + 1.0
-    if suffix == ".mat":
-        import scipy.io
+    from dsntpose.checkpoint import atomic_write
 
-        scipy.io.savemat(path, {"preds": one_based})
-    else:
-        import h5py
+    def write(tmp: Path) -> None:  # whole or absent: a full disk leaves no partial file
+        if suffix == ".mat":
+            import scipy.io
 
-        with h5py.File(path, "w") as f:
-            f.create_dataset("preds", data=one_based)
-    return path
+            with tmp.open("wb") as f:
+                scipy.io.savemat(f, {"preds": one_based})
+        else:
+            import h5py
+
+            with h5py.File(tmp, "w") as f:
+                f.create_dataset("preds", data=one_based)
+
+    return atomic_write(path, write, what="predictions file")
 
 
 @dataclass(frozen=True)
