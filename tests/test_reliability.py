@@ -549,7 +549,6 @@ def test_onnx_parity_refuses_a_model_with_nan_outputs(tmp_path: Path) -> None:
 
 import os  # noqa: E402
 import signal  # noqa: E402
-import stat as stat_module  # noqa: E402
 
 OUTCOMES_27 = (
     "traceback",
@@ -632,7 +631,7 @@ def _run_row(row: Row, env: Env, capsys: pytest.CaptureFixture[str]) -> tuple[st
                 code = 2
     except _Hang:
         return "hang", f"still running after {row.timeout} s"
-    except BaseException as err:  # noqa: BLE001 - any escape is the finding
+    except BaseException as err:
         return "traceback", f"{type(err).__name__}: {err}"
     finally:
         signal.alarm(0)
@@ -690,7 +689,9 @@ def _corrupt(kind: str, path: Path, good: bytes | None = None) -> None:
     elif kind == "binary":
         path.write_bytes(np.random.default_rng(27).bytes(4096))
     elif kind == "truncated":
-        path.write_bytes((good or b"PK\x03\x04" + b"\0" * 64)[: max(1, len(good or b"x" * 68) // 3)])
+        path.write_bytes(
+            (good or b"PK\x03\x04" + b"\0" * 64)[: max(1, len(good or b"x" * 68) // 3)]
+        )
     elif kind == "fifo":
         os.mkfifo(path)
     elif kind == "dev-zero link":
@@ -776,9 +777,6 @@ def _reader_row(reader: Reader, kind: str) -> Row:
         _corrupt(kind, path, reader.good(env) if reader.good else None)
         return reader.argv(env, path)
 
-    def named(env: Env) -> tuple[str, ...]:
-        return () if reader.code == 1 else ()
-
     def no_output(env: Env) -> None:  # nothing written outside the row's folder, no partial
         assert not list((env.tmp / "root").glob("*.part")) if (env.tmp / "root").exists() else True
 
@@ -792,7 +790,7 @@ def _reader_row(reader: Reader, kind: str) -> Row:
     return Row(
         "reader x corruption", f"{reader.label} / {kind}",
         "hang" if kind == "fifo" else ("outside the root" if kind == "dev-zero link" else reader.issue),
-        argv=argv, code=reader.code, words=named, check=no_output,
+        argv=argv, code=reader.code, check=no_output,
         security=kind == "dev-zero link", marks=marks, timeout=8 if kind == "fifo" else HANG_SECONDS,
     )  # fmt: skip
 
@@ -810,7 +808,9 @@ def _config_value_rows() -> list[Row]:
     from dsntpose import config as c
 
     rows = []
-    for section, cls in zip(c.SECTIONS, (c.ModelConfig, c.LossConfig, c.DataConfig, c.OptimConfig, c.TrainConfig)):
+    for section, cls in zip(
+        c.SECTIONS, (c.ModelConfig, c.LossConfig, c.DataConfig, c.OptimConfig, c.TrainConfig)
+    ):
         hints = typing.get_type_hints(cls)
         for f in dc.fields(cls):
             kinds = typing.get_args(hints[f.name]) or (hints[f.name],)
@@ -1003,7 +1003,13 @@ MISUSE_ROWS = [
 ]  # fmt: skip
 
 HANDLED_ROWS = [
-    Row("command x misuse", "data lsp on a complete, verified folder", "first use", argv=_verified_lsp, code=0),
+    Row(
+        "command x misuse",
+        "data lsp on a complete, verified folder",
+        "first use",
+        argv=_verified_lsp,
+        code=0,
+    ),
 ]
 
 
@@ -1085,7 +1091,9 @@ def _fault_row(phase: str, fault: str) -> Row:
         elif fault == "torch writer fails on a full disk":
 
             def enforce(*args: object, **kwargs: object) -> None:
-                raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+                raise RuntimeError(
+                    "[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0"
+                )
 
             class NoRoom:
                 f_bavail, f_frsize = 0, 4096
@@ -1112,7 +1120,15 @@ def _fault_row(phase: str, fault: str) -> Row:
             assert (folder / name).read_bytes() == b"previous whole file", "previous file damaged"
 
     if fault == "link at the temporary name":
-        return Row("fault x phase", f"{phase} / {fault}", "outside the root", call=call, code=0, check=check, security=True)
+        return Row(
+            "fault x phase",
+            f"{phase} / {fault}",
+            "outside the root",
+            call=call,
+            code=0,
+            check=check,
+            security=True,
+        )
     words = ("disk full",)
     return Row("fault x phase", f"{phase} / {fault}", "data destroyed", call=call, words=lambda e: words, check=check)  # fmt: skip
 
@@ -1144,7 +1160,9 @@ def _resume_changed(env: Env, **optim: object) -> None:
     from dsntpose.config import RunConfig
     from dsntpose.training import check_resume
 
-    values = torch.load(env.fx.ckpt, map_location="cpu", weights_only=True)["hyper_parameters"]["config"]
+    values = torch.load(env.fx.ckpt, map_location="cpu", weights_only=True)["hyper_parameters"][
+        "config"
+    ]
     values["optim"].update(optim)
     check_resume(env.fx.ckpt, RunConfig.from_dict(values))
 
@@ -1320,7 +1338,9 @@ def _coco_outside(env: Env) -> list[str]:
     path = env.tmp / "root" / "kp.json"
     path.parent.mkdir()
     path.write_text(json.dumps(doc))
-    return train_args(env.tmp / "r", "--data.dataset", "coco", "--data.root", str(path), "--train.max_steps", "1")
+    return train_args(
+        env.tmp / "r", "--data.dataset", "coco", "--data.root", str(path), "--train.max_steps", "1"
+    )
 
 
 OTHER = (pytest.mark.xfail(strict=False, reason=INFERENCE),)
@@ -1339,6 +1359,8 @@ def _predict_full_disk(env: Env) -> None:
         code = cli.main(_predict(env, _image(env, "a.png"), extra=("--output", str(out))))
     assert code != 0, "a full disk was not reported"
     assert out.read_text() == "previous", "the previous JSON was truncated"
+
+
 OTHER_ROWS = [
     Row("reader x corruption", "predict PIL I;16 image is read dark, not white", "silent numbers", call=lambda e: _image(e, "a.png", mode="I;16"), code=0, check=_dark_not_white, raises=()),
     Row("reader x corruption", "predict PIL F image", "silent numbers", argv=lambda e: _predict(e, _image(e, "f.tif", mode="F")), code=None),
@@ -1355,14 +1377,25 @@ OTHER_ROWS = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("row", [_param(r) for r in FAULT_ROWS + PHASE_ROWS + SLOW_ROWS + OTHER_ROWS])
+@pytest.mark.parametrize(
+    "row", [_param(r) for r in FAULT_ROWS + PHASE_ROWS + SLOW_ROWS + OTHER_ROWS]
+)
 def test_generated_fault_row(row: Row, env: Env, capsys: pytest.CaptureFixture[str]) -> None:
     outcome, detail = _run_row(row, env, capsys)
     TOTALS[row.table][outcome] += 1
     assert outcome in ("clean error", "handled"), f"{outcome}: {detail}"
 
 
-ALL_ROWS = READER_ROWS + CONFIG_ROWS + MISUSE_ROWS + HANDLED_ROWS + FAULT_ROWS + PHASE_ROWS + SLOW_ROWS + OTHER_ROWS
+ALL_ROWS = (
+    READER_ROWS
+    + CONFIG_ROWS
+    + MISUSE_ROWS
+    + HANDLED_ROWS
+    + FAULT_ROWS
+    + PHASE_ROWS
+    + SLOW_ROWS
+    + OTHER_ROWS
+)
 
 
 def test_zzz_suite_totals() -> None:

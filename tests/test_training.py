@@ -397,7 +397,7 @@ def test_resume_applies_a_changed_lr_and_refuses_another_optimizer(trained, tmp_
     out = tmp_path / "run"
     shutil.copytree(result.out_dir, out)
     run = tiny_run(out, optim={"lr": 5e-4}, train={"epochs": 2})
-    with pytest.raises(ValueError, match="optim.optimizer: the config says 'sgd'"):
+    with pytest.raises(ValueError, match=r"optim\.optimizer: the config says 'sgd'"):
         fit(tiny_run(out, optim={"optimizer": "sgd"}, train={"epochs": 2}), resume="auto")
     fit(run, resume="auto")
     assert "optim.lr 0.0005 (was 0.001)" in capsys.readouterr().err

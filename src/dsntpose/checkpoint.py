@@ -53,8 +53,8 @@ __all__ = [
     "atomic_torch_save",
     "atomic_write",
     "check_torch_file",
-    "clean_stale_temporaries",
     "checkpoint_path",
+    "clean_stale_temporaries",
     "load_any",
     "load_checkpoint",
     "load_model",
@@ -384,8 +384,7 @@ def atomic_write(
             if _disk_full(err, path.parent):
                 raise OSError(
                     errno.ENOSPC,
-                    f"could not write {path}: disk full (ENOSPC); free some space and run it "
-                    "again",
+                    f"could not write {path}: disk full (ENOSPC); free some space and run it again",
                 ) from None
             raise OSError(f"could not write {path}: {_first_line(err)}") from None
         raise

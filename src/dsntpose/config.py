@@ -49,9 +49,7 @@ def _type_ok(value: object, kind: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_INT
     if kind is float:
         return (
-            isinstance(value, (int, float))
-            and not isinstance(value, bool)
-            and math.isfinite(value)
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         )
     origin = typing.get_origin(kind) or kind
     return isinstance(value, origin)
@@ -717,7 +715,7 @@ def read_yaml(path: str | Path, what: str = "--config") -> Any:
     except UnicodeDecodeError as err:
         raise ValueError(f"{what} {path}: not UTF-8 text ({err.reason})") from None
     try:
-        return yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=StrictLoader)
     except yaml.YAMLError as err:
         first = str(err).strip().splitlines()
         raise ValueError(f"{what} {path}: not valid YAML ({'; '.join(first[:2])})") from None

@@ -134,7 +134,8 @@ def _verify_or_mark(root: Path, manifest: dict[str, str], what: str) -> int:
             path = root / rel
             if path.is_file() and sha256_file(path) != digest:
                 path.replace(path.with_name(path.name + ".unverified"))
-        _write_atomic(marker, lambda out: out.write(f"{err}\n".encode()))
+        note = f"{err}\n".encode()
+        _write_atomic(marker, lambda out: out.write(note))
         raise ValueError(
             f"{err}; the files that differ were renamed *.unverified and {marker} marks the "
             "folder as unusable until a fetch verifies it"
