@@ -125,6 +125,168 @@ def _flag(parser: ArgumentParser, name: str, default: bool, help: str) -> None:
     )
 
 
+def _cli_type(hint: Any) -> Any:
+    """The command-line type of a library annotation: paths and devices are strings, unions
+    keep their parseable members (``str | os.PathLike[str] | None`` -> ``str | None``)."""
+    import os
+    import types
+    import typing
+    from collections.abc import Sequence as SequenceABC
+
+    if hint in (int, float, str, bool) or typing.get_origin(hint) is typing.Literal:
+        return hint
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        members: list[Any] = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            kept = _cli_type(arg)
+            if kept is not None and kept not in members:
+                members.append(kept)
+        base: Any = members[0] if len(members) == 1 else (str if members else None)
+        if base is None:
+            return None
+        return base | None if type(None) in args else base
+    if origin in (list, SequenceABC) and args and args[0] is str:
+        return list[str]
+    if hint is Path or origin is os.PathLike or hint is os.PathLike:
+        return str
+    return None
+
+
+class _Opaque:
+    """Stands for a name an annotation uses that the command line cannot parse (``torch``,
+    ``nn.Module``): any attribute of it is a fresh class, dropped by :func:`_cli_type`."""
+
+    def __getattr__(self, name: str) -> type:
+        return type(name, (), {})
+
+
+class _Names(dict):  # type: ignore[type-arg]
+    def __missing__(self, key: str) -> Any:
+        import builtins
+
+        if hasattr(builtins, key):
+            return getattr(builtins, key)
+        return _Opaque() if key in ("torch", "nn", "np") else type(key, (), {})
+
+
+def _source_function(path: str) -> tuple[Any, Any]:
+    """``(function definition, module)`` ASTs of ``"dsntpose.module:function"`` (or
+    ``module:Class.method``), read from the source: building the parser imports no torch."""
+    import ast
+    import importlib.util
+
+    module, _, name = path.partition(":")
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise ImportError(module)
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    scope: Any = tree
+    for part in name.split("."):
+        scope = next(
+            n
+            for n in scope.body
+            if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == part
+        )
+    return scope, tree
+
+
+def _constant(tree: Any, node: Any, seen: int = 0) -> Any:
+    """The value of a default: a literal, or a module constant (followed through
+    ``from dsntpose.x import NAME``)."""
+    import ast
+
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        pass
+    if not isinstance(node, ast.Name) or seen > 3:
+        raise ValueError(f"default {ast.unparse(node)} is not a constant")
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == node.id for t in stmt.targets
+        ):
+            return _constant(tree, stmt.value, seen + 1)
+        if (
+            isinstance(stmt, ast.ImportFrom)
+            and stmt.module
+            and any((a.asname or a.name) == node.id for a in stmt.names)
+        ):
+            name = next(a.name for a in stmt.names if (a.asname or a.name) == node.id)
+            import importlib.util
+
+            spec = importlib.util.find_spec(stmt.module)
+            other = ast.parse(Path(str(spec.origin)).read_text(encoding="utf-8"))  # type: ignore[union-attr]
+            return _constant(other, ast.Name(id=name), seen + 1)
+    raise ValueError(f"default {node.id} not found")
+
+
+def _function_options(
+    parser: ArgumentParser,
+    function: str,
+    names: Sequence[str],
+    *,
+    defaults: dict[str, Any] | None = None,
+    helps: dict[str, str] | None = None,
+) -> None:
+    """``--name`` options generated from the library function ``"module:function"``'s
+    parameters ``names``: the type from its annotation, the default from its signature
+    (``defaults`` only where the command's differs on purpose), the help from its docstring's
+    ``Args``; booleans are bare flags with a ``--no-`` twin. The library's defaults are the
+    command's, stated once. The source is read, not imported (``dsntpose --help`` stays fast)."""
+    import ast
+    import os
+    import typing
+
+    from docstring_parser import parse
+
+    node, tree = _source_function(function)
+    args = node.args
+    params = [*args.posonlyargs, *args.args, *args.kwonlyargs]
+    positional_defaults = dict(
+        zip([a.arg for a in [*args.posonlyargs, *args.args]][::-1], args.defaults[::-1])
+    )
+    kw_defaults = {a.arg: d for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None}
+    default_nodes = {**positional_defaults, **kw_defaults}
+    annotations = {a.arg: a.annotation for a in params}
+    names_space = _Names(
+        os=os, Path=Path, Literal=typing.Literal, Any=Any, Sequence=Sequence,
+        Mapping=typing.Mapping, Callable=typing.Callable,
+    )  # fmt: skip
+    docs: dict[str, str] = {}
+    for param in parse(ast.get_docstring(node) or "").params:
+        for name in param.arg_name.replace(" ", "").split(","):
+            docs[name] = " ".join((param.description or "").split())
+    for name in names:
+        if defaults and name in defaults:
+            default = defaults[name]
+        else:
+            default = _constant(tree, default_nodes[name])
+        text = (helps or {}).get(name) or docs.get(name, "")
+        for markup in ("``", ":func:", ":class:", ":meth:", ":data:", "~"):
+            text = text.replace(markup, "")
+        hint = _cli_type(eval(ast.unparse(annotations[name]), {}, names_space))
+        if hint is bool:
+            _flag(parser, name, bool(default), text)
+        else:
+            parser.add_argument(
+                f"--{name}", type=hint if hint is not None else str | None, default=default,
+                help=text,
+            )  # fmt: skip
+
+
+def _threads_option(parser: ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads",
+        type=int | str,
+        default="auto",
+        help="CPU threads: a number, or auto (the CPUs free now: dsntpose.runtime's policy; "
+        "$DSNTPOSE_THREADS overrides)",
+    )
+
+
 def _data_overrides(parser: ArgumentParser) -> None:
     """``--data.root`` and friends: override the checkpoint's data section (as in train)."""
     for key, help in (
@@ -141,7 +303,7 @@ def _data_overrides(parser: ArgumentParser) -> None:
 
 def _eval_parser() -> ArgumentParser:
     parser = _parser(
-        "Evaluate a checkpoint (default: the shipped model) on a whole split of its data "
+        "Evaluate a model (default: the shipped model) on a whole split of its data "
         "(PCK@0.2 of the torso for LSP and synthetic, PCKh@0.5 for MPII, in original image "
         "pixels), or score an MPII prediction file (--preds)."
     )
@@ -149,54 +311,29 @@ def _eval_parser() -> ArgumentParser:
         "--checkpoint",
         type=str | None,
         default=None,
-        help="a checkpoint from dsntpose train (default: the shipped LSP model)",
-    )
-    parser.add_argument(
-        "--split",
-        type=str,
-        default="test",
-        help="test (LSP 1001-2000, MPII's validation people) or val (what training "
-        "validated on: the held-out training images when data.val_holdout is set)",
+        help="a shipped model's name, a checkpoint from dsntpose train (.ckpt/.pt) or an "
+        "exported .onnx (default: the shipped LSP model)",
     )
     parser.add_argument(
         "--preds", type=str | None, default=None, help="MPII predictions (.h5/.mat) to score"
     )
-    parser.add_argument(
-        "--gt",
-        type=str | None,
-        default=None,
-        help="MPII ground truth (detections_our_format.mat; default: data.root's, else looked "
-        "up in $DSNTPOSE_DATA/mpii or the folder `dsntpose data mpii --data.root` filled)",
-    )
-    parser.add_argument(
-        "--people",
-        type=str | None,
-        default=None,
-        help="MPII: score only the validation people this JSON lists (0-based rows, e.g. "
-        "images_val_people.json; default: those whose frames are in data.image_root)",
-    )
     _data_overrides(parser)
-    parser.add_argument(
-        "--limit", type=int | None, default=None, help="score only the first N samples"
+    _function_options(
+        parser,
+        "dsntpose.inference:evaluate_checkpoint",
+        ["split", "gt", "people", "limit", "flip", "flip_mode", "batch_size", "device", "progress"],
+        defaults={"progress": True},
     )
-    _flag(parser, "flip", False, "flip test: merge with the mirrored image")
-    parser.add_argument(
-        "--flip_mode",
-        type=str | None,
-        default=None,
-        help="what the flip test merges: logits, coords or heatmaps (default: the head's own)",
-    )
-    parser.add_argument("--batch_size", type=int, default=32, help="images per forward pass")
-    parser.add_argument("--device", type=str, default="cpu", help="cpu, cuda or cuda:N")
+    _threads_option(parser)
     parser.add_argument(
         "--output", type=str | None, default=None, help="write predictions (.h5/.mat)"
     )
     _flag(parser, "json", False, "print JSON instead of the table")
-    _flag(parser, "progress", True, "show a progress bar on stderr")
     return parser
 
 
 def _predict_parser() -> ArgumentParser:
+    predict, predict_video = "dsntpose.predict:predict", "dsntpose.video:predict_video"
     parser = _parser(
         "Predict keypoints on images, folders, a video file or a webcam (crop each person, run "
         "the model with the flip test, map back to image pixels). Default model: the shipped "
@@ -212,7 +349,8 @@ def _predict_parser() -> ArgumentParser:
         "--checkpoint",
         type=str | None,
         default=None,
-        help="a checkpoint from dsntpose train (default: the shipped model)",
+        help="a shipped model's name, a checkpoint from dsntpose train (.ckpt/.pt) or an "
+        "exported .onnx (default: the shipped model)",
     )
     parser.add_argument("--onnx", type=str | None, default=None, help="run an exported .onnx")
     parser.add_argument(
@@ -225,68 +363,60 @@ def _predict_parser() -> ArgumentParser:
         help="person boxes: JSON {filename: [[x,y,w,h], ...]}, a COCO detection-results file "
         "([{image_id, category_id, bbox, score}]) or a COCO annotation file",
     )
-    parser.add_argument(
-        "--det_threshold", type=float, default=0.5, help="lowest detection score kept (COCO)"
-    )
-    parser.add_argument(
-        "--det_category", type=int, default=1, help="COCO category of the people detections"
-    )
-    parser.add_argument(
-        "--coco_images",
-        type=str | None,
-        default=None,
-        help="COCO file whose images map detection image_ids to file names",
-    )
-    parser.add_argument(
-        "--joints", type=str | None, default=None, help="the joint set expected: mpii or lsp"
-    )
-    _flag(parser, "flip", True, "flip test: merge with the mirrored crop (on by default)")
-    parser.add_argument(
-        "--margin",
-        type=float,
-        default=1.25,
-        help="crop side as a multiple of the box's longer side",
-    )
-    parser.add_argument(
-        "--draw_dir", type=str | None, default=None, help="write a drawing of each image here"
+    _function_options(
+        parser,
+        predict,
+        ["det_threshold", "det_category", "coco_images", "joints", "flip", "margin", "draw_dir"],
     )
     parser.add_argument(
         "--output", type=str | None, default=None, help="write the JSON here (default: stdout)"
     )
-    parser.add_argument(
-        "--coco_output",
-        type=str | None,
-        default=None,
-        help="also write COCO keypoint results ([{image_id, category_id, keypoints, score}])",
-    )
+    _function_options(parser, predict, ["coco_output"])
     parser.add_argument(
         "--video_out", type=str | None, default=None, help="video input: the annotated video"
     )
-    _flag(parser, "track", False, "video input: crop around the previous frame's keypoints")
-    parser.add_argument(
-        "--max_frames", type=int | None, default=None, help="video input: stop after N frames"
+    _function_options(
+        parser,
+        predict_video,
+        ["track", "max_frames", "progress"],
+        helps={
+            "track": "video input: crop around the previous frame's keypoints",
+            "max_frames": "video input: stop after N frames",
+            "progress": "video input: show a progress bar",
+        },
     )
-    _flag(parser, "progress", True, "video input: show a progress bar")
-    parser.add_argument("--batch_size", type=int, default=8, help="crops per forward pass")
+    _function_options(parser, predict, ["batch_size"])
+    _function_options(
+        parser,
+        "dsntpose.predictor:Predictor.__init__",
+        ["engine"],
+        helps={
+            "engine": "auto: ONNX Runtime when installed (an export cached by the checkpoint's "
+            "hash; about 1.9x torch eager at batch 1), torch: opt out, onnxruntime: insist"
+        },
+    )
     parser.add_argument(
         "--device", type=str, default="cpu", help="cpu, cuda or cuda:N (checkpoints only)"
     )
+    _threads_option(parser)
     return parser
 
 
 def _export_parser() -> ArgumentParser:
     parser = _parser("Export a checkpoint to ONNX and check it against PyTorch.")
     parser.add_argument(
-        "--checkpoint", type=str, required=True, help="a checkpoint from dsntpose train"
+        "--checkpoint",
+        type=str,
+        required=True,
+        help="a shipped model's name or a checkpoint from dsntpose train (.ckpt/.pt)",
     )
     parser.add_argument("out", type=str | None, nargs="?", help="the .onnx file to write")
     parser.add_argument("--output", type=str | None, default=None, help="the same, as an option")
-    _flag(parser, "check", True, "check the file against PyTorch with onnxruntime")
-    parser.add_argument(
-        "--opset",
-        type=int | None,
-        default=None,
-        help="ONNX opset, 18 or newer (default: the exporter's)",
+    _function_options(
+        parser,
+        "dsntpose.export:export_onnx",
+        ["check", "opset"],
+        helps={"check": "check the file against PyTorch with onnxruntime"},
     )
     return parser
 
@@ -296,14 +426,11 @@ def _bench_parser() -> ArgumentParser:
         "Model efficiency: parameters, multiply-adds, latency (with and without flip), "
         "throughput and peak memory, each model in a fresh process (see dsntpose.bench)."
     )
-    parser.add_argument(
-        "--models", type=list[str] | None, default=None, help="e.g. [resnet50-os8,hourglass-8]"
+    _function_options(
+        parser,
+        "dsntpose.bench:run_bench",
+        ["models", "device", "threads", "repeats", "quick", "compare_runtimes"],
     )
-    parser.add_argument("--device", type=str, default="cpu", help="cpu or cuda")
-    parser.add_argument("--threads", type=int | None, default=None, help="torch threads")
-    parser.add_argument("--repeats", type=int | None, default=None, help="timed forwards")
-    _flag(parser, "quick", False, "64 px inputs and few repeats: checks the machinery in seconds")
-    _flag(parser, "compare_runtimes", False, "also time eager, torch.compile and onnxruntime")
     parser.add_argument("--json", type=str | None, default=None, help="write the rows as JSON")
     parser.add_argument("--markdown", type=str | None, default=None, help="write a report")
     return parser
@@ -398,10 +525,7 @@ def run_config_from(args: Namespace) -> RunConfig:
                 f"{name}: expected a section of options (e.g. '{name}: {{key: value}}' in the "
                 f"YAML), got {section!r}"
             )
-    run = RunConfig.from_dict(values)
-    if run.model.input_size < 16:  # the data and the networks would fail later, unnamed
-        raise ValueError(f"model.input_size: must be at least 16 px, got {run.model.input_size}")
-    return run
+    return RunConfig.from_dict(values)
 
 
 def _check_weights_file(weights: object) -> None:
@@ -452,13 +576,12 @@ def cmd_eval(args: Namespace) -> int:
             people=args.people, image_root=image_root, root=root,
         )  # fmt: skip
         return 0
+    from dsntpose.checkpoint import DEFAULT_MODEL
     from dsntpose.inference import evaluate_checkpoint
+    from dsntpose.runtime import set_threads
 
-    checkpoint = args.checkpoint
-    if checkpoint is None:
-        from dsntpose.zoo import pretrained_path
-
-        checkpoint = pretrained_path()
+    set_threads(_threads(args.threads))
+    checkpoint = args.checkpoint if args.checkpoint is not None else DEFAULT_MODEL
     data = {k: v for k, v in vars(args.data).items() if v is not None}
     evaluation = evaluate_checkpoint(
         checkpoint,
@@ -484,9 +607,15 @@ def cmd_eval(args: Namespace) -> int:
         )
     print(f"eval: {where} scored, {flip} flip test", file=sys.stderr)
     if args.output is not None:
+        from dsntpose.checkpoint import atomic_write
         from dsntpose.mpii_files import write_predictions
 
-        path = write_predictions(args.output, evaluation.preds_px)
+        path = atomic_write(
+            args.output,
+            lambda tmp: write_predictions(tmp, evaluation.preds_px),
+            inputs=[checkpoint, args.gt, args.people],
+            what="--output",
+        )
         print(f"predictions written to {path}", file=sys.stderr)
     return 0
 
@@ -573,6 +702,21 @@ def _check_output_dir(option: str, value: str | None) -> None:
         raise ValueError(f"{option} {path}: {parent} is a file, not a folder")
 
 
+def _threads(value: int | str) -> int | str:
+    """``--threads``: a number or ``auto``."""
+    if isinstance(value, str) and value != "auto":
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(f"--threads: expected a number or auto, got {value!r}") from None
+    return value
+
+
+def _plural(count: int, word: str, plural: str | None = None) -> str:
+    """``1 person``, ``2 people``, ``0 images``."""
+    return f"{count} {word if count == 1 else (plural or word + 's')}"
+
+
 def cmd_predict(args: Namespace) -> int:
     if args.checkpoint is not None and args.onnx is not None:
         raise ValueError("predict: give --checkpoint CKPT or --onnx FILE, not both")
@@ -585,28 +729,28 @@ def cmd_predict(args: Namespace) -> int:
         raise ValueError(f"--boxes {args.boxes}: is a folder; give a JSON file")
     device = _device(args.device)
     box = _parse_box(args.box) if args.box is not None else None
-    from dsntpose.predictor import Predictor
+    from dsntpose.checkpoint import DEFAULT_MODEL
+    from dsntpose.predict import make_predictor
 
-    if args.onnx is not None:
-        predictor = Predictor.from_onnx(
-            args.onnx, flip=args.flip, joints=args.joints, margin=args.margin
-        )
-    else:
-        predictor = Predictor.from_checkpoint(
-            args.checkpoint,
-            device,
-            args.flip,
-            joints=args.joints,
-            batch_size=args.batch_size,
-            margin=args.margin,
-        )
+    predictor = make_predictor(
+        None if args.onnx is not None else (args.checkpoint or DEFAULT_MODEL),
+        onnx=args.onnx, joints=args.joints, device=device, flip=args.flip,
+        batch_size=args.batch_size, margin=args.margin, threads=_threads(args.threads),
+        engine=args.engine,
+    )  # fmt: skip
     sources = list(args.images)
     if len(sources) == 1 and (
         sources[0].isdigit() or Path(sources[0]).suffix.lower() in VIDEO_SUFFIXES
     ):
         return _predict_video(args, predictor, sources[0], box)
+    from dsntpose.checkpoint import atomic_write
     from dsntpose.predict import predict
 
+    inputs = [*sources, args.boxes, args.coco_images, args.checkpoint, args.onnx]
+    if args.output is not None:  # before any work: never write the JSON over an input
+        from dsntpose.checkpoint import refuse_inputs
+
+        refuse_inputs(args.output, [i for i in inputs if i and Path(i).exists()], "--output")
     result = predict(
         predictor,
         sources,
@@ -621,15 +765,21 @@ def cmd_predict(args: Namespace) -> int:
     if args.output is None:
         print(text)
     else:
-        Path(args.output).write_text(text + "\n")
-        print(f"{len(result.people)} people written to {args.output}", file=sys.stderr)
+        atomic_write(args.output, lambda tmp: tmp.write_text(text + "\n"), what="--output")
+        print(f"{_plural(len(result.people), 'person', 'people')} written to {args.output}",
+              file=sys.stderr)  # fmt: skip
     if args.coco_output is not None:
         print(f"COCO keypoint results written to {args.coco_output}", file=sys.stderr)
+    if result.nobody:
+        print(
+            f"predict: no person found in {_plural(len(result.nobody), 'image')}",
+            file=sys.stderr,
+        )
     if result.errors:  # predict() has already named each failed image and why
         failed = len({str(error["image"]) for error in result.errors})
         print(
-            f"dsntpose: {failed} of {len(sources)} inputs failed (named above); "
-            f"{len(result.people)} people predicted",
+            f"dsntpose: {failed} of {_plural(result.images, 'image')} failed (named above); "
+            f"{_plural(len(result.people), 'person', 'people')} predicted",
             file=sys.stderr,
         )
         return 1
@@ -653,9 +803,10 @@ def _predict_video(args: Namespace, predictor: Any, source: str, box: Any) -> in
         max_frames=args.max_frames,
     )
     written = ", ".join(str(p) for p in (video.out_path, video.results_path) if p is not None)
+    nobody = f"; no person found in {_plural(video.nobody, 'frame')}" if video.nobody else ""
     print(
-        f"predict: {video.frames} frames ({video.size[0]}x{video.size[1]} at {video.fps:g} fps), "
-        f"{video.people} people; wrote {written}",
+        f"predict: {_plural(video.frames, 'frame')} ({video.size[0]}x{video.size[1]} at "
+        f"{video.fps:g} fps), {_plural(video.people, 'person', 'people')}{nobody}; wrote {written}",
         file=sys.stderr,
     )
     return 0
@@ -825,16 +976,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as err:
         print(f"dsntpose: {_one_line(err)}", file=sys.stderr)
         return 1
-    except OSError as err:  # a disk that is full or read-only, a file that vanished
-        where = f"{err.filename}: " if err.filename else ""
-        print(f"dsntpose: {where}{_one_line(err)}", file=sys.stderr)
-        return 1
     except BrokenPipeError:  # `dsntpose predict ... | head`: the reader left; not an error
         import os
 
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail
         return 0
+    except OSError as err:  # a disk that is full or read-only, a file that vanished
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"dsntpose: {where}{_one_line(err)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("dsntpose: interrupted", file=sys.stderr)
         return 130

@@ -105,7 +105,7 @@ class PredictResult(NamedTuple):
             COCO image id when one is known (else None). Non-finite values are ``None``.
         errors: one ``{"image": path, "error": one-line message}`` per image that failed, and
             per person whose outputs were not finite.
-        images: how many images were read and predicted.
+        images: how many images were tried (those skipped as not listed left out).
         nobody: the images (searched without a box) where no person was found.
         skipped: the images skipped because ``coco_images`` does not list them.
     """
@@ -333,6 +333,7 @@ def predict(
         if not spec.listed(path):
             skipped.append(str(path))
             continue
+        read += 1
         try:
             image = load_image(path, max_pixels)
             chosen = spec.for_image(path, image.shape[1], image.shape[0])
@@ -346,7 +347,6 @@ def predict(
             errors.append({"image": str(path), "error": message})
             failed += 1
             continue
-        read += 1
         pending.append((index, image, chosen))
         pending_crops += 1 if chosen is None else len(chosen)
         if pending_crops >= predictor.batch_size:
@@ -358,7 +358,7 @@ def predict(
             "image" if len(skipped) == 1 else "images", spec.ids_source,
         )  # fmt: skip
     if failed:  # each one was named as it was skipped
-        log.warning("%d of %d images failed", failed, len(paths) - len(skipped))
+        log.warning("%d of %d images failed", failed, read)
     result = PredictResult(people, errors, read, tuple(nobody), tuple(skipped))
     if output is not None:
         text = result.to_json() + "\n"
