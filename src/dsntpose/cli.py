@@ -913,6 +913,10 @@ def cmd_demo(args: Namespace) -> int:
 def _one_line(err: BaseException) -> str:
     """An exception's message on one line (KeyError's quotes removed)."""
     text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    if "in DataLoader worker process" in text:  # torch wraps a worker's error in its traceback
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        last = lines[-1] if lines else type(err).__name__
+        text = last.split(": ", 1)[1] if last.startswith(f"{type(err).__name__}: ") else last
     return (
         "; ".join(part.strip() for part in text.splitlines() if part.strip()) or type(err).__name__
     )
