@@ -13,15 +13,15 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
-from test_predict import BLOB_CONFIG, blob_image, blob_model, write_rgb
 
 from dsntpose import cli
 from dsntpose.checkpoint import save_model
 from dsntpose.config import ModelConfig
-from dsntpose.model import build_model
 from dsntpose.inputs import as_rgb_image, box_values, load_image, read_json_file
+from dsntpose.model import build_model
 from dsntpose.predict import predict
 from dsntpose.predictor import Predictor
+from test_predict import BLOB_CONFIG, blob_image, blob_model, write_rgb
 
 
 def noise_jpeg(height: int = 300, width: int = 400) -> bytes:
@@ -55,10 +55,10 @@ def test_jpegs_cut_flipped_or_claiming_a_huge_size_are_refused(tmp_path: Path) -
 
 def test_devices_and_named_pipes_are_refused_unread(tmp_path: Path) -> None:
     (tmp_path / "zero.jpg").symlink_to("/dev/zero")
-    with pytest.raises(OSError, match="not a regular file.*zero.jpg"):
+    with pytest.raises(OSError, match=r"not a regular file.*zero\.jpg"):
         load_image(tmp_path / "zero.jpg")
     os.mkfifo(tmp_path / "pipe.json")
-    with pytest.raises(OSError, match="named pipe.*pipe.json"):
+    with pytest.raises(OSError, match=r"named pipe.*pipe\.json"):
         read_json_file(tmp_path / "pipe.json", "boxes file")
     os.mkfifo(tmp_path / "pipe.png")
     with pytest.raises(OSError, match="named pipe"):
