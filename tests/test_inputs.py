@@ -55,10 +55,10 @@ def test_jpegs_cut_flipped_or_claiming_a_huge_size_are_refused(tmp_path: Path) -
 
 def test_devices_and_named_pipes_are_refused_unread(tmp_path: Path) -> None:
     (tmp_path / "zero.jpg").symlink_to("/dev/zero")
-    with pytest.raises(OSError, match=r"not a regular file.*zero\.jpg"):
+    with pytest.raises(OSError, match=r"zero\.jpg is not a regular file"):
         load_image(tmp_path / "zero.jpg")
     os.mkfifo(tmp_path / "pipe.json")
-    with pytest.raises(OSError, match=r"named pipe.*pipe\.json"):
+    with pytest.raises(OSError, match=r"pipe\.json is not a regular file \(a named pipe\)"):
         read_json_file(tmp_path / "pipe.json", "boxes file")
     os.mkfifo(tmp_path / "pipe.png")
     with pytest.raises(OSError, match="named pipe"):

@@ -161,19 +161,15 @@ def check_regular_file(path: str | os.PathLike[str], what: str, max_bytes: int) 
     except OSError as err:
         raise OSError(f"{what} cannot be read: {path} ({err.strerror or err})") from None
     if stat.S_ISDIR(info.st_mode):
-        raise OSError(f"not {_article(what)} file (a folder): {path}")
+        raise OSError(f"{what} {path} is a folder, not a file")
     if not stat.S_ISREG(info.st_mode):
         kind = "a named pipe" if stat.S_ISFIFO(info.st_mode) else "a device or socket"
-        raise OSError(f"not {_article(what)} file ({kind}, not a regular file): {path}")
+        raise OSError(f"{what} {path} is not a regular file ({kind}); refused unread")
     if info.st_size > max_bytes:
         raise ValueError(
             f"{what} file of {info.st_size} bytes exceeds the {max_bytes} byte limit: {path}"
         )
     return path
-
-
-def _article(what: str) -> str:
-    return f"an {what}" if what[:1] in "aeiou" else f"a {what}"
 
 
 def _read_bounded(path: Path, max_bytes: int) -> bytes:
