@@ -292,7 +292,7 @@ def test_predict_box_and_joints_options(smoke_checkpoint, tmp_path, capsys, capl
     captured = capsys.readouterr()
     assert "lies outside the 60x80 image" in caplog.text  # predict() names it (stderr)
     assert "lies outside the 60x80 image" in json.loads(captured.out)["errors"][0]["error"]
-    assert captured.err.strip().splitlines()[-1].startswith("dsntpose: 1 of 1 image failed")
+    assert captured.err.strip().splitlines()[-1].startswith("dsntpose: 1 of 1 inputs failed")
     for args, message in [
         (["--box", "1,2,3"], "--box: expected 4 numbers x,y,w,h"),
         (["--box", "a,b,c,d"], "--box: expected x,y,w,h numbers"),
