@@ -68,7 +68,7 @@ def whole_photo_lsp(weights: Path, lsp_root: Path, limit: int | None = None) -> 
     from dsntpose.predictor import Predictor
 
     test = LSP(lsp_root, "test", size=64)
-    predictor = Predictor.from_checkpoint(weights, flip=True)
+    predictor = Predictor.from_checkpoint(weights, flip=True, threads=None)
     names = predictor.joint_set.names
     take = [names.index("upper_neck" if n == "neck" else n) for n in LSP_JOINTS.names]
     count = len(test) if limit is None else min(limit, len(test))
@@ -163,9 +163,9 @@ def main() -> int:
     with torch.no_grad():
         model_ms = median_ms(lambda: net(crop), args.rounds)
     image = cv2.imread(LSP(args.data / "lsp", "test", size=64).image_paths[0])
-    predictor = Predictor.from_checkpoint(shipped, flip=True)
+    predictor = Predictor.from_checkpoint(shipped, flip=True, threads=None)
     whole_ms = median_ms(lambda: predictor.predict_image(image), args.rounds)
-    predictor_plain = Predictor.from_checkpoint(shipped, flip=False)
+    predictor_plain = Predictor.from_checkpoint(shipped, flip=False, threads=None)
     whole_plain_ms = median_ms(lambda: predictor_plain.predict_image(image), args.rounds)
 
     def per_joint(result: Any) -> dict[str, float]:
