@@ -702,13 +702,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "lsp": lsp_scores,
         "mpii": mpii_scores,
         "issue_figures": {
-            k: {"pck_visible_limbs": v[0], "ms": v[1]} for k, v in ISSUE_FIGURES.items()
+            k: {"label": PEER_LABELS.get(k, k), "pck_visible_limbs": v[0], "ms": v[1]}
+            for k, v in ISSUE_FIGURES.items()
         },
         "latency": latency,
         "efficiency": efficiency,
-        "notes": list(args.note),
+        "notes": list(args.note) + busy_notes(latency),
     }
     return doc
+
+
+def busy_notes(latency: dict[str, Any]) -> list[str]:
+    """A note when wall time exceeded CPU time (the models waited for a core)."""
+    results = latency.get("results", {})
+    busy = {k: r["median_ms"] / max(r["cpu_median_ms"], 1e-9) for k, r in results.items()}
+    if not busy or max(busy.values()) <= 1.3:
+        return []
+    return [
+        "Median wall time exceeded median CPU time during the latency part ("
+        + ", ".join(f"{k} {v:.2f}x" for k, v in busy.items())
+        + "): the models waited for a core (other processes were running), so the wall-clock "
+        "figures are inflated; the CPU-time column is the steadier comparison."
+    ]
 
 
 def make_timers(

@@ -354,12 +354,14 @@ def write_raw(images: Sequence[np.ndarray], path: Path) -> list[list[int]]:
 
 
 def read_raw(path: str | Path, items: Sequence[Sequence[int]]) -> list[np.ndarray]:
-    """The images of :func:`write_raw` (copies, so the file can go)."""
-    data = np.fromfile(path, dtype=np.uint8)
-    return [
-        data[o : o + h * w * 3].reshape(h, w, 3).copy()
-        for o, h, w in ((int(a), int(b), int(c)) for a, b, c in items)
-    ]
+    """The images of :func:`write_raw`, copied one by one out of a memory map (so the file can
+    go, and the peak memory holds the images once)."""
+    data = np.memmap(path, dtype=np.uint8, mode="r")
+    out = []
+    for o, h, w in ((int(a), int(b), int(c)) for a, b, c in items):
+        out.append(np.array(data[o : o + h * w * 3]).reshape(h, w, 3))
+    del data
+    return out
 
 
 def _mediapipe_estimator() -> tuple[Callable[[np.ndarray], Any], dict[str, Any]]:

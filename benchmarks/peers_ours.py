@@ -112,7 +112,7 @@ class OursWhole:
         from dsntpose.data.joints import get_joint_set
         from dsntpose.predictor import Predictor
 
-        self.predictor = Predictor(model, cfg, flip=flip)
+        self.predictor = Predictor(model, cfg, flip=flip, threads=None)  # the run sets threads
         self.joint_set = get_joint_set(cfg.joints)
         self.settings = (
             f"Predictor(flip={flip}, max_passes={self.predictor.max_passes}, "

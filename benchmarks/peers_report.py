@@ -30,7 +30,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
     lines = [
         "# dsntpose beside MoveNet and MediaPipe BlazePose: whole photo, same images",
         "",
-        f"Run {doc['date']} on {m['cpu']} ({m['usable_cores']} usable cores; load average "
+        f"Run finished {doc['date']} on {m['cpu']} ({m['usable_cores']} usable cores; load average "
         f"{m['load_average_at_start']} at the start, {m.get('load_average_at_end')} at the end); "
         f"{m['threads']} thread per model. Ours: {doc['ours']['model']} ({doc['ours']['joints']} "
         f"joints, {doc['ours']['backbone']}, {doc['ours']['input_size']} px).",
@@ -72,7 +72,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
         lines.append(
             "The issue's figures (LSP, visible limb joints, whole photo, another run): "
             + ", ".join(
-                f"{cont[k]['label'] if k in cont else k} {v['pck_visible_limbs']}"
+                f"{cont[k]['label'] if k in cont else v.get('label', k)} {v['pck_visible_limbs']}"
                 + (f" at {v['ms']} ms" if v["ms"] else "")
                 for k, v in issue.items()
             )

@@ -183,7 +183,7 @@ def measure_latency(
     image = cv2.imread(test.image_paths[0])
     j = test.joints[0]
     box = (*(j.min(0) - 10), *(j.max(0) - j.min(0) + 20))
-    predictor = Predictor.from_checkpoint(shipped, "cpu", True)
+    predictor = Predictor.from_checkpoint(shipped, "cpu", True, engine="torch", threads=None)
     pipeline_ms = latency_ms(lambda: predictor(image, [box]), args.rounds)
     return model_ms, model_flip_ms, pipeline_ms
 

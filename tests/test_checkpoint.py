@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import tiny_backbone
 from dsntpose.checkpoint import (
     STATE_PREFIX,
     atomic_write,
@@ -242,13 +243,7 @@ def onnx_pair(head: str, coords: str, presence: bool = False) -> tuple[nn.Module
         backbone="resnet18", joints="mpii", input_size=ONNX_SIZE, head=head, coords=coords
     )
     torch.manual_seed(0)
-    backbone = nn.Sequential(
-        nn.Conv2d(3, 8, 3, stride=2, padding=1),
-        nn.BatchNorm2d(8),
-        nn.ReLU(),
-        nn.Conv2d(8, 16, 3, stride=2, padding=1),
-        nn.ReLU(),
-    )
+    backbone = tiny_backbone()
     module = DSNTHead(16, 16, coords=coords) if head == "dsnt" else HeatmapHead(16, 16)
     extra = PresenceHead(16, 16) if presence else None
     model = CoordRegressionModel(backbone, module, extra)

@@ -10,6 +10,8 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import tiny_backbone
+
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 onnx = pytest.importorskip("onnx")
@@ -32,13 +34,7 @@ TINY_CONFIG = ModelConfig(backbone="resnet18", joints="mpii", input_size=SIZE)
 def tiny_model(seed: int = 0) -> CoordRegressionModel:
     """Two strided convs and the DSNT head: 64 px in, 16 x 16 maps out (fast to export)."""
     torch.manual_seed(seed)
-    backbone = nn.Sequential(
-        nn.Conv2d(3, 8, 3, stride=2, padding=1),
-        nn.BatchNorm2d(8),
-        nn.ReLU(),
-        nn.Conv2d(8, 16, 3, stride=2, padding=1),
-        nn.ReLU(),
-    )
+    backbone = tiny_backbone()
     model = CoordRegressionModel(backbone, DSNTHead(16, 16))
     nn.init.normal_(model.head.conv.weight, std=10.0)  # peaky maps, not near-uniform ones
     return model.eval()

@@ -13,14 +13,7 @@ from dsntpose.heads import DSNTHead, FCHead, HeadOutput, HeatmapHead
 J = 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two OpenMP threads that wait for each
-    other run these small convolutions tens of times slower than one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def peaked_logits(batch: int, h: int, w: int, points_px: list[tuple[int, int]]) -> torch.Tensor:

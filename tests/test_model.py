@@ -27,14 +27,7 @@ def loss_for(
     return CoordRegressionModel(torch.nn.Identity(), module).loss(out, target, mask, cfg)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two OpenMP threads that wait for each
-    other run these small convolutions tens of times slower than one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 SIZE = 64  # input side for the matrix: small, and a multiple of 32 (and 64 for the hourglass)

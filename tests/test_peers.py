@@ -718,3 +718,11 @@ def test_quick_run(tmp_path: Path) -> None:
     assert len(ran) + len(doc["skipped"]) >= 2  # each peer ran or said why not
     text = (tmp_path / "peers.md").read_text()
     assert "**whole photo**" in text and "## MPII validation frames" in text
+
+
+def test_busy_note() -> None:
+    calm = {"results": {"a": {"median_ms": 10.0, "cpu_median_ms": 9.5}}}
+    assert peers.busy_notes(calm) == []
+    busy = {"results": {"a": {"median_ms": 20.0, "cpu_median_ms": 10.0}}}
+    (note,) = peers.busy_notes(busy)
+    assert "a 2.00x" in note and "CPU-time column" in note

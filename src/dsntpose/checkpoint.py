@@ -613,6 +613,7 @@ class OnnxModel:
         providers: onnxruntime execution providers (default ``["CPUExecutionProvider"]``).
         config: the ``ModelConfig`` of a file exported by other means (one in the file's
             metadata wins).
+        threads: onnxruntime's intra-op threads (None: its default, every core).
 
     Attributes:
         config: the model's ``ModelConfig`` (None when neither the file nor ``config`` has one).
@@ -632,6 +633,7 @@ class OnnxModel:
         providers: Sequence[str] | None = None,
         *,
         config: ModelConfig | None = None,
+        threads: int | None = None,
     ) -> None:
         import onnxruntime as ort
 
@@ -639,8 +641,12 @@ class OnnxModel:
         if not self.path.is_file():
             raise FileNotFoundError(f"ONNX file {self.path} does not exist")
         try:
+            options = ort.SessionOptions()
+            if threads is not None:  # intra-op threads (dsntpose.runtime's policy)
+                options.intra_op_num_threads = int(threads)
+                options.inter_op_num_threads = 1
             self.session = ort.InferenceSession(
-                str(self.path), providers=list(providers or ["CPUExecutionProvider"])
+                str(self.path), options, providers=list(providers or ["CPUExecutionProvider"])
             )
         except Exception as err:  # onnxruntime raises its own unrelated exception types
             raise ValueError(f"{self.path}: not a loadable ONNX model: {_first_line(err)}") from err
@@ -696,12 +702,15 @@ class LoadedModel(NamedTuple):
         config: its :class:`~dsntpose.config.ModelConfig`.
         kind: ``"torch"`` or ``"onnx"``.
         source: the file it was read from.
+        run: the whole run config dict a torch checkpoint carries (``data`` and the other
+            sections); an ONNX file's is ``{"model": ...}`` only.
     """
 
     model: Callable[[Tensor], HeadOutput]
     config: ModelConfig
     kind: Literal["torch", "onnx"]
     source: Path
+    run: Mapping[str, Any] | None = None
 
 
 def load_onnx(
@@ -720,7 +729,8 @@ def load_onnx(
         raise ValueError(
             f"{runner.path}: the model is for joint set {runner.config.joints!r}, not {joints!r}"
         )
-    return LoadedModel(runner, runner.config, "onnx", runner.path)
+    run = {"model": dataclasses.asdict(runner.config)}
+    return LoadedModel(runner, runner.config, "onnx", runner.path, run)
 
 
 def load_any(
@@ -754,10 +764,10 @@ def load_any(
         source = Path(path_or_name)
         if not source.exists():
             raise FileNotFoundError(
-                f"{source} does not exist, and it is not a shipped model "
+                f"checkpoint {source} does not exist, and it is not a shipped model "
                 f"({', '.join(sorted(PRETRAINED))})"
             )
     if source.suffix.lower() == ".onnx":
         return load_onnx(source, joints=joints, config=config, providers=providers)
-    model, cfg, _ = load_checkpoint(source, map_location, joints=joints)
-    return LoadedModel(model, cfg, "torch", source)
+    model, cfg, run = load_checkpoint(source, map_location, joints=joints)
+    return LoadedModel(model, cfg, "torch", source, run)

@@ -6,7 +6,9 @@ resnet18``) and ``--print_config``. ``train`` reads the five sections of a run c
 in ``configs/``) and saves the resolved config as ``train.out_dir/config.yaml``, beside the
 checkpoints, so ``dsntpose train --config DIR/config.yaml`` repeats any run.
 
-Only the parser (jsonargparse) and the plain config dataclasses are imported at the top, so
+The parsers are :mod:`dsntpose.cli_parsers` (their options generated from the library's
+signatures); this module routes the commands and maps exceptions to one line and an exit
+status. Only the parser (jsonargparse) and the plain config dataclasses are imported at the top, so
 ``dsntpose --help`` answers at once; torch, Lightning and the rest load inside the command
 that needs them. Bad input (a wrong value, a missing file or key) ends with a one-line
 ``dsntpose: error: ...`` on stderr and exit status 2, never a traceback.
@@ -27,358 +29,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser, Namespace
+from jsonargparse import Namespace
 
-from dsntpose import __version__
-from dsntpose.config import (
-    SECTIONS,
-    DataConfig,
-    LossConfig,
-    ModelConfig,
-    OptimConfig,
-    RunConfig,
-    TrainConfig,
-    read_yaml,
-)
+from dsntpose.cli_parsers import build_parser
+from dsntpose.config import SECTIONS, RunConfig, read_yaml
 
 __all__ = ["build_parser", "main"]
-
-SECTION_CLASSES = (ModelConfig, LossConfig, DataConfig, OptimConfig, TrainConfig)
 
 
 class CommandError(Exception):
     """A failure to report in one line with exit status 1 (not the user's input: a network
     error, a diverged training run, an export that does not match)."""
-
-
-# --------------------------------------------------------------------------------------------
-# Parsers
-
-
-def _parser(description: str) -> ArgumentParser:
-    parser = ArgumentParser(description=description, exit_on_error=False)
-    parser.add_argument("--config", action=ActionConfigFile, help="YAML file of these options")
-    return parser
-
-
-def _choices() -> dict[str, tuple[object, ...]]:
-    """The allowed values of the config keys that take one of a list."""
-    from dsntpose import config as c
-    from dsntpose.data.joints import JOINT_SETS
-    from dsntpose.families import BACKBONES, DATASETS, HEADS
-
-    strides: dict[tuple[int, ...], list[str]] = {}
-    for name, spec in BACKBONES.items():
-        if spec.strides:
-            strides.setdefault(spec.strides, []).append(name)
-    return {
-        "model.backbone": tuple(BACKBONES),
-        "model.head": tuple(HEADS),
-        "model.activation": c.ACTIVATIONS,
-        "model.joints": tuple(JOINT_SETS),
-        "model.output_stride": tuple(
-            f"{', '.join(map(str, s))} ({', '.join(names)})" for s, names in strides.items()
-        ),
-        "loss.regularizer": c.REGULARIZERS,
-        "data.dataset": tuple(DATASETS),
-        "optim.optimizer": c.OPTIMIZERS,
-        "optim.schedule": c.SCHEDULES,
-        "train.precision": c.PRECISIONS,
-        "train.accelerator": c.ACCELERATORS,
-        "train.strategy": c.STRATEGIES,
-    }
-
-
-def _readable_help(parser: ArgumentParser) -> None:
-    """Help texts from docstrings without reStructuredText markup, with their choices."""
-    choices = _choices()
-    for action in parser._actions:
-        if action.help:
-            action.help = action.help.replace("``", "").replace(":func:", "").replace(":class:", "")
-        key = action.dest
-        if key in choices:
-            listed = ", ".join(map(str, choices[key]))
-            action.help = f"{action.help or ''} Choose: {listed}.".strip()
-
-
-def _train_parser() -> ArgumentParser:
-    parser = _parser(
-        "Train a model. Options come from --config FILE (a YAML with sections model, loss, data, "
-        "optim, train; see configs/) and dotted overrides such as --model.backbone resnet18."
-    )
-    for name, cls in zip(SECTIONS, SECTION_CLASSES):
-        parser.add_class_arguments(cls, name)
-    _readable_help(parser)
-    parser.add_argument(
-        "--resume",
-        type=str,
-        default="auto",
-        help="auto: continue from train.out_dir/last.ckpt when it exists; never: start afresh "
-        "(refused when out_dir holds a run); or a checkpoint path",
-    )
-    return parser
-
-
-def _flag(parser: ArgumentParser, name: str, default: bool, help: str) -> None:
-    """A bare boolean flag: ``--name`` turns it on, ``--no-name`` off."""
-    parser.add_argument(
-        f"--{name}", action=ActionYesNo(no_prefix="no-"), default=default, help=help
-    )
-
-
-def _data_overrides(parser: ArgumentParser) -> None:
-    """``--data.root`` and friends: override the checkpoint's data section (as in train)."""
-    for key, help in (
-        ("dataset", "data set: lsp, mpii or synthetic (default: the checkpoint's)"),
-        ("root", "data folder: LSP's (joints.mat, images/) or MPII's annotations"),
-        ("lspet_root", "LSP-extended folder (for split val with a held-out part of it)"),
-        ("image_root", "MPII images folder (default: data.root/images)"),
-    ):
-        parser.add_argument(f"--data.{key}", type=str | None, default=None, help=help)
-    parser.add_argument(
-        "--data.num_workers", type=int, default=0, help="data loader processes (0: in this one)"
-    )
-
-
-def _eval_parser() -> ArgumentParser:
-    parser = _parser(
-        "Evaluate a checkpoint (default: the shipped model) on a whole split of its data "
-        "(PCK@0.2 of the torso for LSP and synthetic, PCKh@0.5 for MPII, in original image "
-        "pixels), or score an MPII prediction file (--preds)."
-    )
-    parser.add_argument(
-        "--checkpoint",
-        type=str | None,
-        default=None,
-        help="a checkpoint from dsntpose train (default: the shipped LSP model)",
-    )
-    parser.add_argument(
-        "--split",
-        type=str,
-        default="test",
-        help="test (LSP 1001-2000, MPII's validation people) or val (what training "
-        "validated on: the held-out training images when data.val_holdout is set)",
-    )
-    parser.add_argument(
-        "--preds", type=str | None, default=None, help="MPII predictions (.h5/.mat) to score"
-    )
-    parser.add_argument(
-        "--gt",
-        type=str | None,
-        default=None,
-        help="MPII ground truth (detections_our_format.mat; default: data.root's, else looked "
-        "up in $DSNTPOSE_DATA/mpii or the folder `dsntpose data mpii --data.root` filled)",
-    )
-    parser.add_argument(
-        "--people",
-        type=str | None,
-        default=None,
-        help="MPII: score only the validation people this JSON lists (0-based rows, e.g. "
-        "images_val_people.json; default: those whose frames are in data.image_root)",
-    )
-    _data_overrides(parser)
-    parser.add_argument(
-        "--limit", type=int | None, default=None, help="score only the first N samples"
-    )
-    _flag(parser, "flip", False, "flip test: merge with the mirrored image")
-    parser.add_argument(
-        "--flip_mode",
-        type=str | None,
-        default=None,
-        help="what the flip test merges: logits, coords or heatmaps (default: the head's own)",
-    )
-    parser.add_argument("--batch_size", type=int, default=32, help="images per forward pass")
-    parser.add_argument("--device", type=str, default="cpu", help="cpu, cuda or cuda:N")
-    parser.add_argument(
-        "--output", type=str | None, default=None, help="write predictions (.h5/.mat)"
-    )
-    _flag(parser, "json", False, "print JSON instead of the table")
-    _flag(parser, "progress", True, "show a progress bar on stderr")
-    return parser
-
-
-def _predict_parser() -> ArgumentParser:
-    parser = _parser(
-        "Predict keypoints on images, folders, a video file or a webcam (crop each person, run "
-        "the model with the flip test, map back to image pixels). Default model: the shipped "
-        "LSP model (EfficientNet-Lite0, 14 joints)."
-    )
-    parser.add_argument(
-        "images",
-        type=str,
-        nargs="+",
-        help="image files or folders; or one video file (.mp4, .avi, ...) or webcam index (0)",
-    )
-    parser.add_argument(
-        "--checkpoint",
-        type=str | None,
-        default=None,
-        help="a checkpoint from dsntpose train (default: the shipped model)",
-    )
-    parser.add_argument("--onnx", type=str | None, default=None, help="run an exported .onnx")
-    parser.add_argument(
-        "--box", type=str | None, default=None, help="one person box x,y,w,h for every image"
-    )
-    parser.add_argument(
-        "--boxes",
-        type=str | None,
-        default=None,
-        help="person boxes: JSON {filename: [[x,y,w,h], ...]}, a COCO detection-results file "
-        "([{image_id, category_id, bbox, score}]) or a COCO annotation file",
-    )
-    parser.add_argument(
-        "--det_threshold", type=float, default=0.5, help="lowest detection score kept (COCO)"
-    )
-    parser.add_argument(
-        "--det_category", type=int, default=1, help="COCO category of the people detections"
-    )
-    parser.add_argument(
-        "--coco_images",
-        type=str | None,
-        default=None,
-        help="COCO file whose images map detection image_ids to file names",
-    )
-    parser.add_argument(
-        "--joints", type=str | None, default=None, help="the joint set expected: mpii or lsp"
-    )
-    _flag(parser, "flip", True, "flip test: merge with the mirrored crop (on by default)")
-    parser.add_argument(
-        "--margin",
-        type=float,
-        default=1.25,
-        help="crop side as a multiple of the box's longer side",
-    )
-    parser.add_argument(
-        "--draw_dir", type=str | None, default=None, help="write a drawing of each image here"
-    )
-    parser.add_argument(
-        "--output", type=str | None, default=None, help="write the JSON here (default: stdout)"
-    )
-    parser.add_argument(
-        "--coco_output",
-        type=str | None,
-        default=None,
-        help="also write COCO keypoint results ([{image_id, category_id, keypoints, score}])",
-    )
-    parser.add_argument(
-        "--video_out", type=str | None, default=None, help="video input: the annotated video"
-    )
-    _flag(parser, "track", False, "video input: crop around the previous frame's keypoints")
-    parser.add_argument(
-        "--max_frames", type=int | None, default=None, help="video input: stop after N frames"
-    )
-    _flag(parser, "progress", True, "video input: show a progress bar")
-    parser.add_argument("--batch_size", type=int, default=8, help="crops per forward pass")
-    parser.add_argument(
-        "--device", type=str, default="cpu", help="cpu, cuda or cuda:N (checkpoints only)"
-    )
-    return parser
-
-
-def _export_parser() -> ArgumentParser:
-    parser = _parser("Export a checkpoint to ONNX and check it against PyTorch.")
-    parser.add_argument(
-        "--checkpoint", type=str, required=True, help="a checkpoint from dsntpose train"
-    )
-    parser.add_argument("out", type=str | None, nargs="?", help="the .onnx file to write")
-    parser.add_argument("--output", type=str | None, default=None, help="the same, as an option")
-    _flag(parser, "check", True, "check the file against PyTorch with onnxruntime")
-    parser.add_argument(
-        "--opset",
-        type=int | None,
-        default=None,
-        help="ONNX opset, 18 or newer (default: the exporter's)",
-    )
-    return parser
-
-
-def _bench_parser() -> ArgumentParser:
-    parser = _parser(
-        "Model efficiency: parameters, multiply-adds, latency (with and without flip), "
-        "throughput and peak memory, each model in a fresh process (see dsntpose.bench)."
-    )
-    parser.add_argument(
-        "--models", type=list[str] | None, default=None, help="e.g. [resnet50-os8,hourglass-8]"
-    )
-    parser.add_argument("--device", type=str, default="cpu", help="cpu or cuda")
-    parser.add_argument("--threads", type=int | None, default=None, help="torch threads")
-    parser.add_argument("--repeats", type=int | None, default=None, help="timed forwards")
-    _flag(parser, "quick", False, "64 px inputs and few repeats: checks the machinery in seconds")
-    _flag(parser, "compare_runtimes", False, "also time eager, torch.compile and onnxruntime")
-    parser.add_argument("--json", type=str | None, default=None, help="write the rows as JSON")
-    parser.add_argument("--markdown", type=str | None, default=None, help="write a report")
-    return parser
-
-
-def _data_parser() -> tuple[ArgumentParser, ArgumentParser, ArgumentParser]:
-    parser = ArgumentParser(
-        description="Fetch a data set and verify every file against its sha256 manifest.",
-        exit_on_error=False,
-    )
-    lsp = ArgumentParser(description="LSP from its home page or --zip", exit_on_error=False)
-    lsp.add_argument(
-        "--data.root",
-        type=str | None,
-        default=None,
-        help="folder to unpack into (default: $DSNTPOSE_DATA/lsp or ~/.cache/dsntpose/lsp)",
-    )
-    lsp.add_argument("--zip", type=str | None, default=None, help="a local lsp_dataset.zip")
-    mpii = ArgumentParser(
-        description="MPII annotations (the images need a manual download)", exit_on_error=False
-    )
-    mpii.add_argument(
-        "--data.root",
-        type=str | None,
-        default=None,
-        help="folder to put them in (default: $DSNTPOSE_DATA/mpii or ~/.cache/dsntpose/mpii, "
-        "where `dsntpose eval --preds` looks for the ground truth)",
-    )
-    mpii.add_argument("--from_dir", type=str | None, default=None, help="copy from this folder")
-    return parser, lsp, mpii
-
-
-def _demo_parser() -> ArgumentParser:
-    parser = _parser(
-        "Train a small DSNT model for a few minutes on the synthetic set (or on LSP with "
-        "--data.root), evaluate it, and draw predictions and training curves."
-    )
-    parser.add_argument(
-        "--data.root", type=str | None, default=None, help="LSP folder (default: synthetic set)"
-    )
-    parser.add_argument("--out_dir", type=str | None, default=None, help="default runs/demo-TIME")
-    parser.add_argument("--minutes", type=float, default=8.0, help="the training time to plan for")
-    parser.add_argument(
-        "--epochs", type=int | None, default=None, help="default: as many as fit in --minutes"
-    )
-    return parser
-
-
-def build_parser() -> ArgumentParser:
-    """The ``dsntpose`` parser with its subcommands."""
-    parser = ArgumentParser(
-        prog="dsntpose",
-        description="Coordinate regression with DSNT: train, evaluate, predict, export.",
-        exit_on_error=False,
-        version=__version__,
-    )
-    sub = parser.add_subcommands(dest="command")
-    sub.add_subcommand("train", _train_parser(), help="train a model from a YAML config")
-    sub.add_subcommand("eval", _eval_parser(), help="PCK/PCKh of a checkpoint or prediction file")
-    sub.add_subcommand("predict", _predict_parser(), help="keypoints on your images")
-    sub.add_subcommand("bench", _bench_parser(), help="time and memory of the models")
-    sub.add_subcommand("export", _export_parser(), help="export a checkpoint to ONNX")
-    data, lsp, mpii = _data_parser()
-    sub.add_subcommand("data", data, help="fetch and verify LSP or the MPII annotations")
-    sub.add_subcommand("demo", _demo_parser(), help="a few minutes' training, then pictures")
-    sub.add_subcommand(
-        "models",
-        _parser("List the models that can be built and the weights that exist."),
-        help="what can be built, and which weights exist",
-    )
-    data_sub = data.add_subcommands(dest="dataset")
-    data_sub.add_subcommand("lsp", lsp, help="Leeds Sports Pose")
-    data_sub.add_subcommand("mpii", mpii, help="MPII Human Pose annotations")
-    return parser
 
 
 # --------------------------------------------------------------------------------------------
@@ -399,10 +60,7 @@ def run_config_from(args: Namespace) -> RunConfig:
                 f"{name}: expected a section of options (e.g. '{name}: {{key: value}}' in the "
                 f"YAML), got {section!r}"
             )
-    run = RunConfig.from_dict(values)
-    if run.model.input_size < 16:  # the data and the networks would fail later, unnamed
-        raise ValueError(f"model.input_size: must be at least 16 px, got {run.model.input_size}")
-    return run
+    return RunConfig.from_dict(values)
 
 
 def _check_weights_file(weights: object) -> None:
@@ -455,13 +113,12 @@ def cmd_eval(args: Namespace) -> int:
             people=args.people, image_root=image_root, root=root,
         )  # fmt: skip
         return 0
+    from dsntpose.checkpoint import DEFAULT_MODEL
     from dsntpose.inference import evaluate_checkpoint
+    from dsntpose.runtime import set_threads
 
-    checkpoint = args.checkpoint
-    if checkpoint is None:
-        from dsntpose.zoo import pretrained_path
-
-        checkpoint = pretrained_path()
+    set_threads(_threads(args.threads))
+    checkpoint = args.checkpoint if args.checkpoint is not None else DEFAULT_MODEL
     data = {k: v for k, v in vars(args.data).items() if v is not None}
     evaluation = evaluate_checkpoint(
         checkpoint,
@@ -487,9 +144,15 @@ def cmd_eval(args: Namespace) -> int:
         )
     print(f"eval: {where} scored, {flip} flip test", file=sys.stderr)
     if args.output is not None:
+        from dsntpose.checkpoint import atomic_write
         from dsntpose.mpii_files import write_predictions
 
-        path = write_predictions(args.output, evaluation.preds_px)
+        path = atomic_write(
+            args.output,
+            lambda tmp: write_predictions(tmp, evaluation.preds_px),
+            inputs=[checkpoint, args.gt, args.people],
+            what="--output",
+        )
         print(f"predictions written to {path}", file=sys.stderr)
     return 0
 
@@ -576,6 +239,21 @@ def _check_output_dir(option: str, value: str | None) -> None:
         raise ValueError(f"{option} {path}: {parent} is a file, not a folder")
 
 
+def _threads(value: int | str) -> int | str:
+    """``--threads``: a number or ``auto``."""
+    if isinstance(value, str) and value != "auto":
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(f"--threads: expected a number or auto, got {value!r}") from None
+    return value
+
+
+def _plural(count: int, word: str, plural: str | None = None) -> str:
+    """``1 person``, ``2 people``, ``0 images``."""
+    return f"{count} {word if count == 1 else (plural or word + 's')}"
+
+
 def cmd_predict(args: Namespace) -> int:
     if args.checkpoint is not None and args.onnx is not None:
         raise ValueError("predict: give --checkpoint CKPT or --onnx FILE, not both")
@@ -588,28 +266,28 @@ def cmd_predict(args: Namespace) -> int:
         raise ValueError(f"--boxes {args.boxes}: is a folder; give a JSON file")
     device = _device(args.device)
     box = _parse_box(args.box) if args.box is not None else None
-    from dsntpose.predictor import Predictor
+    from dsntpose.checkpoint import DEFAULT_MODEL
+    from dsntpose.predict import make_predictor
 
-    if args.onnx is not None:
-        predictor = Predictor.from_onnx(
-            args.onnx, flip=args.flip, joints=args.joints, margin=args.margin
-        )
-    else:
-        predictor = Predictor.from_checkpoint(
-            args.checkpoint,
-            device,
-            args.flip,
-            joints=args.joints,
-            batch_size=args.batch_size,
-            margin=args.margin,
-        )
+    predictor = make_predictor(
+        None if args.onnx is not None else (args.checkpoint or DEFAULT_MODEL),
+        onnx=args.onnx, joints=args.joints, device=device, flip=args.flip,
+        batch_size=args.batch_size, margin=args.margin, threads=_threads(args.threads),
+        engine=args.engine,
+    )  # fmt: skip
     sources = list(args.images)
     if len(sources) == 1 and (
         sources[0].isdigit() or Path(sources[0]).suffix.lower() in VIDEO_SUFFIXES
     ):
         return _predict_video(args, predictor, sources[0], box)
+    from dsntpose.checkpoint import atomic_write
     from dsntpose.predict import predict
 
+    inputs = [*sources, args.boxes, args.coco_images, args.checkpoint, args.onnx]
+    if args.output is not None:  # before any work: never write the JSON over an input
+        from dsntpose.checkpoint import refuse_inputs
+
+        refuse_inputs(args.output, [i for i in inputs if i and Path(i).exists()], "--output")
     result = predict(
         predictor,
         sources,
@@ -624,15 +302,21 @@ def cmd_predict(args: Namespace) -> int:
     if args.output is None:
         print(text)
     else:
-        Path(args.output).write_text(text + "\n")
-        print(f"{len(result.people)} people written to {args.output}", file=sys.stderr)
+        atomic_write(args.output, lambda tmp: tmp.write_text(text + "\n"), what="--output")
+        print(f"{_plural(len(result.people), 'person', 'people')} written to {args.output}",
+              file=sys.stderr)  # fmt: skip
     if args.coco_output is not None:
         print(f"COCO keypoint results written to {args.coco_output}", file=sys.stderr)
+    if result.nobody:
+        print(
+            f"predict: no person found in {_plural(len(result.nobody), 'image')}",
+            file=sys.stderr,
+        )
     if result.errors:  # predict() has already named each failed image and why
         failed = len({str(error["image"]) for error in result.errors})
         print(
-            f"dsntpose: {failed} of {len(sources)} inputs failed (named above); "
-            f"{len(result.people)} people predicted",
+            f"dsntpose: {failed} of {result.images} inputs failed (named above); "
+            f"{_plural(len(result.people), 'person', 'people')} predicted",
             file=sys.stderr,
         )
         return 1
@@ -656,9 +340,10 @@ def _predict_video(args: Namespace, predictor: Any, source: str, box: Any) -> in
         max_frames=args.max_frames,
     )
     written = ", ".join(str(p) for p in (video.out_path, video.results_path) if p is not None)
+    nobody = f"; no person found in {_plural(video.nobody, 'frame')}" if video.nobody else ""
     print(
-        f"predict: {video.frames} frames ({video.size[0]}x{video.size[1]} at {video.fps:g} fps), "
-        f"{video.people} people; wrote {written}",
+        f"predict: {_plural(video.frames, 'frame')} ({video.size[0]}x{video.size[1]} at "
+        f"{video.fps:g} fps), {_plural(video.people, 'person', 'people')}{nobody}; wrote {written}",
         file=sys.stderr,
     )
     return 0
@@ -765,6 +450,10 @@ def cmd_demo(args: Namespace) -> int:
 def _one_line(err: BaseException) -> str:
     """An exception's message on one line (KeyError's quotes removed)."""
     text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    if "in DataLoader worker process" in text:  # torch wraps a worker's error in its traceback
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        last = lines[-1] if lines else type(err).__name__
+        text = last.split(": ", 1)[1] if last.startswith(f"{type(err).__name__}: ") else last
     return (
         "; ".join(part.strip() for part in text.splitlines() if part.strip()) or type(err).__name__
     )
@@ -830,16 +519,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as err:
         print(f"dsntpose: {_one_line(err)}", file=sys.stderr)
         return 1
-    except OSError as err:  # a disk that is full or read-only, a file that vanished
-        where = f"{err.filename}: " if err.filename else ""
-        print(f"dsntpose: {where}{_one_line(err)}", file=sys.stderr)
-        return 1
     except BrokenPipeError:  # `dsntpose predict ... | head`: the reader left; not an error
         import os
 
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail
         return 0
+    except OSError as err:  # a disk that is full or read-only, a file that vanished
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"dsntpose: {where}{_one_line(err)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as err:  # train's says what it saved and how to resume
         print(f"dsntpose: {str(err) or 'interrupted'}", file=sys.stderr)
         return 130

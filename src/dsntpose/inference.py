@@ -526,8 +526,10 @@ def evaluate_checkpoint(
     """Evaluate a checkpoint on a split of its data, PCK in original image pixels.
 
     Args:
-        checkpoint: a training checkpoint (or :func:`dsntpose.checkpoint.save_model` file holding a
-            full run config, such as a shipped model).
+        checkpoint: anything :func:`dsntpose.checkpoint.load_any` opens: a shipped model's
+            name, a training checkpoint (or :func:`dsntpose.checkpoint.save_model` file holding
+            a full run config), or an exported ``.onnx`` file (whose metadata holds the model
+            config only: name the data set with ``data``).
         split: ``"test"`` (LSP images 1001-2000, MPII's standard validation people, the
             synthetic validation figures) or ``"val"`` (what training validated on: the
             held-out training images with ``data.val_holdout``, else the test split).
@@ -553,12 +555,13 @@ def evaluate_checkpoint(
         FileNotFoundError / ValueError: missing checkpoint or data, a checkpoint that does not
             fit its config, or a flip mode the head cannot merge by.
     """
-    from dsntpose.checkpoint import load_checkpoint
+    from dsntpose.checkpoint import load_any
     from dsntpose.data import get_joint_set
     from dsntpose.datasets import build_split
     from dsntpose.heads import check_flip_mode
 
-    model, _, config = load_checkpoint(checkpoint, map_location=device)
+    loaded = load_any(checkpoint, map_location=device)
+    model, config = loaded.model, loaded.run or {"model": {}}
     values = {k: dict(v) for k, v in config.items()}
     data = dict(data or {})
     own = values.setdefault("data", {})

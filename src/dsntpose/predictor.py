@@ -27,13 +27,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NamedTuple
 
-import cv2
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -41,8 +38,21 @@ from torch import Tensor, nn
 from dsntpose.config import ModelConfig
 from dsntpose.data.joints import JointSet, get_joint_set
 from dsntpose.data.transforms import crop_matrix, invert_affine, warp_image
+from dsntpose.inputs import (
+    MAX_IMAGE_PIXELS,
+    Box,
+    as_rgb_image,
+    box_list,
+    box_values,
+    check_box,
+    json_number,
+    load_image,
+    nan_floats,
+)
 
 __all__ = [
+    "BATCH_SIZE",
+    "MARGIN",
     "MAX_IMAGE_PIXELS",
     "CropOutput",
     "Person",
@@ -56,10 +66,10 @@ __all__ = [
     "whole_square",
 ]
 
-# Refuse images above this many pixels (a decoded 100 MP image is 300 MB); see load_image.
-MAX_IMAGE_PIXELS = 100_000_000
-
-Box = tuple[float, float, float, float]
+# The defaults of every entry point (Predictor, predict, video, the CLI), stated once.
+MARGIN = 1.25  # crop side as a multiple of a given box's longer side (MPII's person scale)
+MARGIN_RANGE = (0.1, 10.0)  # a margin outside it crops nothing useful (1e-300: a point)
+BATCH_SIZE = 8  # crops per forward pass
 
 
 @dataclass(frozen=True)
@@ -101,262 +111,46 @@ class Person:
          "keypoints": [{"name": "r_ankle", "x": 10.5, "y": 20.25, "confidence": 0.8}, ...]}
         """
         out: dict[str, Any] = {
-            "box": [_num(v, digits) for v in self.box],
-            "score": _num(self.score, 4),
+            "box": [json_number(v, digits) for v in self.box],
+            "score": json_number(self.score, 4),
         }
         if math.isfinite(self.presence):
-            out["presence"] = _num(self.presence, 4)
+            out["presence"] = json_number(self.presence, 4)
         out["keypoints"] = [
             {
                 "name": name,
-                "x": _num(self.keypoints[j, 0], digits),
-                "y": _num(self.keypoints[j, 1], digits),
-                "confidence": _num(self.confidence[j], 4),
-                **({} if self.visibility is None else {"visible": _num(self.visibility[j], 4)}),
+                "x": json_number(self.keypoints[j, 0], digits),
+                "y": json_number(self.keypoints[j, 1], digits),
+                "confidence": json_number(self.confidence[j], 4),
+                **(
+                    {}
+                    if self.visibility is None
+                    else {"visible": json_number(self.visibility[j], 4)}
+                ),
             }
             for j, name in enumerate(self.names)
         ]
         return out
 
-
-def _num(value: float, digits: int) -> float | None:
-    """``round(value, digits)`` as a Python float, or ``None`` when not finite."""
-    value = float(value)
-    return round(value, digits) if math.isfinite(value) else None
-
-
-# --------------------------------------------------------------------------------------------
-# Images in
-# --------------------------------------------------------------------------------------------
-
-
-def _image_header_size(data: bytes, where: str) -> tuple[int, int] | None:
-    """``(width, height)`` from the file header (nothing decoded: PNG's IHDR, else PIL), None
-    if the header does not tell."""
-    import io
-
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24 and data[12:16] == b"IHDR":
-        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    from PIL import Image
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            with Image.open(io.BytesIO(data)) as image:
-                width, height = image.size
-                return int(width), int(height)
-        except Image.DecompressionBombError as err:
-            raise ValueError(f"{where}: image too large ({str(err).split('.')[0]})") from None
-        except (OSError, SyntaxError, ValueError):
-            return None
-
-
-def _check_jpeg(data: bytes, where: str) -> None:
-    """Refuse a JPEG whose marker structure is broken or which ends before its EOI marker.
-
-    The header segments are walked by their lengths (an EXIF thumbnail, which has its own
-    markers, lies inside one and is skipped); after the first start-of-scan the entropy-coded
-    data cannot hold ``FF D9`` (an ``FF`` there is stuffed as ``FF 00``), so the first ``FF D9``
-    after it is the image's end marker, and a truncated file has none.
-    """
-    pos, n = 2, len(data)
-    while True:
-        if pos + 4 > n or data[pos] != 0xFF:
-            raise OSError(f"corrupt JPEG (broken marker structure): {where}")
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker == 0xD9 or 0xD0 <= marker <= 0xD7 or marker == 0x01:
-            raise OSError(f"corrupt JPEG (no image data): {where}")
-        length = (data[pos + 2] << 8) | data[pos + 3]
-        if length < 2 or pos + 2 + length > n:
-            raise OSError(f"truncated or corrupt JPEG (header segment runs past the end): {where}")
-        if marker == 0xDA:
-            scan = pos + 2 + length
-            break
-        pos += 2 + length
-    if data.find(b"\xff\xd9", scan) < 0:
-        raise OSError(f"truncated JPEG (no end-of-image marker): {where}")
-
-
-def load_image(path: str | os.PathLike[str], max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
-    """Read an image file as ``(H, W, 3)`` uint8 **RGB**, refusing what cannot be trusted.
-
-    The header's size is read first (nothing decoded): more than ``max_pixels`` pixels is an
-    error before any memory is allocated (a 100-byte PNG can claim 60000 x 60000 px). A JPEG
-    that is truncated (no end marker after its image data) or whose header is broken, and a PNG
-    without its ``IEND`` chunk, are errors too: OpenCV would return them with grey fill. The
-    pixels are decoded by OpenCV (as :func:`dsntpose.data.common.read_image`, so EXIF
-    orientation is applied the same way as in training).
-
-    Raises:
-        FileNotFoundError: no such file. OSError: unreadable, truncated or corrupt.
-        ValueError: larger than ``max_pixels``. Each message is one line naming the file.
-    """
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"image not found: {path}") from None
-    except IsADirectoryError:
-        raise OSError(f"not an image file (a folder): {path}") from None
-    if not data:
-        raise OSError(f"empty image file: {path}")
-    size = _image_header_size(data, str(path))
-    if size is not None and size[0] * size[1] > max_pixels:
-        raise ValueError(
-            f"image of {size[0]}x{size[1]} px exceeds the {max_pixels} px limit "
-            f"(max_pixels): {path}"
+    @classmethod
+    def from_dict(cls, entry: Mapping[str, Any], names: Sequence[str] | None = None) -> Person:
+        """The :class:`Person` of a :meth:`to_dict` entry (``null`` back to NaN; ``inverse``
+        is not stored there and comes back as NaN)."""
+        points = entry["keypoints"]
+        visible = [k.get("visible") for k in points]
+        xy = np.stack(
+            [nan_floats([k["x"] for k in points]), nan_floats([k["y"] for k in points])], 1
         )
-    if data[:2] == b"\xff\xd8":
-        _check_jpeg(data, str(path))
-    elif data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-16:]:
-        raise OSError(f"truncated PNG (no IEND chunk): {path}")
-    try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    except cv2.error as err:
-        first = str(err).strip().splitlines()[-1] if str(err).strip() else "cv2.error"
-        raise OSError(f"cannot decode image: {path} ({first})") from None
-    if image is None:
-        raise OSError(f"cannot decode image: {path}")
-    if image.shape[0] * image.shape[1] > max_pixels:
-        raise ValueError(
-            f"image of {image.shape[1]}x{image.shape[0]} px exceeds the {max_pixels} px limit "
-            f"(max_pixels): {path}"
+        return cls(
+            xy,
+            nan_floats([k["confidence"] for k in points]),
+            tuple(nan_floats(entry["box"]).tolist()),  # type: ignore[arg-type]
+            np.full((2, 3), math.nan),
+            float(nan_floats([entry.get("score")])[0]),
+            tuple(names or (k["name"] for k in points)),
+            float(nan_floats([entry.get("presence")])[0]),
+            None if all(v is None for v in visible) else nan_floats(visible),
         )
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def _is_pil(image: Any) -> bool:
-    return type(image).__module__.startswith("PIL.") and hasattr(image, "convert")
-
-
-def as_rgb_image(
-    image: Any, rgb: bool = False, max_pixels: int = MAX_IMAGE_PIXELS, where: str = "image"
-) -> np.ndarray:
-    """One image as ``(H, W, 3)`` RGB: uint8, or float32 in ``[0, 1]`` for float tensors.
-
-    Accepts:
-        * a numpy array ``(H, W, 3)`` uint8, **BGR** (OpenCV's order) unless ``rgb=True``;
-          ``(H, W)`` / ``(H, W, 1)`` grey and ``(H, W, 4)`` BGRA/RGBA (alpha dropped) too;
-        * a PIL image (any mode; converted to RGB; ``rgb`` is ignored);
-        * a torch tensor ``(3, H, W)`` RGB, float in ``[0, 1]`` (or uint8 ``0..255``);
-          ``(1, H, W)`` grey; ``rgb`` is ignored (tensors are RGB, as torchvision's);
-        * a path (``str``/``PathLike``), read by :func:`load_image`.
-
-    Raises:
-        TypeError: another type, a complex or non-uint8 array. ValueError: a wrong shape, an
-        empty or oversized image, float values outside ``[0, 1]`` or not finite.
-    """
-    if isinstance(image, (str, os.PathLike)):
-        return load_image(image, max_pixels)
-    if _is_pil(image):
-        array = np.asarray(image.convert("RGB"))
-        rgb = True
-    elif isinstance(image, Tensor):
-        return _tensor_image(image, max_pixels, where)
-    elif isinstance(image, np.ndarray):
-        array = image
-    else:
-        raise TypeError(
-            f"{where}: expected a numpy array (H, W, 3) uint8, a PIL image, a (3, H, W) tensor "
-            f"or a path, got {type(image).__name__}"
-        )
-    if np.iscomplexobj(array):
-        raise TypeError(f"{where}: complex arrays are not images, got dtype {array.dtype}")
-    if array.dtype != np.uint8:
-        raise TypeError(
-            f"{where}: numpy images must be uint8 (H, W, 3), got {array.dtype}; pass float "
-            "images in [0, 1] as a (3, H, W) torch tensor"
-        )
-    if array.ndim == 2:
-        array = array[..., None]
-    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
-        raise ValueError(f"{where}: expected (H, W, 3) (or (H, W), (H, W, 4)), got {array.shape}")
-    _check_size(array.shape[0], array.shape[1], max_pixels, where)
-    if array.shape[2] == 1:
-        return np.ascontiguousarray(np.repeat(array, 3, axis=2))
-    array = array[..., :3]
-    return np.ascontiguousarray(array if rgb else array[..., ::-1])
-
-
-def _check_size(height: int, width: int, max_pixels: int, where: str) -> None:
-    if height < 1 or width < 1:
-        raise ValueError(f"{where}: empty image ({height}x{width})")
-    if height * width > max_pixels:
-        raise ValueError(f"{where}: image of {width}x{height} px exceeds the {max_pixels} px limit")
-
-
-def _tensor_image(image: Tensor, max_pixels: int, where: str) -> np.ndarray:
-    if image.is_complex():
-        raise TypeError(f"{where}: complex tensors are not images, got {image.dtype}")
-    if image.dim() != 3 or image.shape[0] not in (1, 3):
-        raise ValueError(f"{where}: expected a (3, H, W) RGB tensor, got {tuple(image.shape)}")
-    _check_size(image.shape[1], image.shape[2], max_pixels, where)
-    image = image.detach().cpu().expand(3, -1, -1)
-    if image.dtype == torch.uint8:
-        return np.ascontiguousarray(image.permute(1, 2, 0).numpy())
-    if not image.is_floating_point():
-        raise TypeError(
-            f"{where}: tensor images must be float in [0, 1] or uint8, got {image.dtype}"
-        )
-    array = image.float().permute(1, 2, 0).numpy()
-    if not np.isfinite(array).all():
-        raise ValueError(f"{where}: the tensor holds non-finite values")
-    low, high = float(array.min()), float(array.max())
-    if low < -1e-3 or high > 1 + 1e-3:
-        raise ValueError(f"{where}: float tensors must be in [0, 1], got [{low:.3g}, {high:.3g}]")
-    return np.ascontiguousarray(np.clip(array, 0.0, 1.0))
-
-
-def box_values(value: Any, where: str = "box") -> Box:
-    """``(x, y, w, h)`` floats from a 4-sequence of real, finite numbers with ``w, h > 0``, or a
-    one-line ``ValueError`` naming ``where``."""
-    if isinstance(value, (np.ndarray, list, tuple)) and np.iscomplexobj(value):
-        raise ValueError(f"{where}: a box must be 4 real numbers [x, y, w, h], got {value!r}")
-    try:
-        box = tuple(float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: a box must be 4 numbers [x, y, w, h], got {value!r}") from None
-    if len(box) != 4 or not np.isfinite(box).all():
-        raise ValueError(f"{where}: a box must be 4 finite numbers [x, y, w, h], got {value!r}")
-    if box[2] <= 0 or box[3] <= 0:
-        raise ValueError(f"{where}: box width and height must be > 0, got {value!r}")
-    return box  # type: ignore[return-value]
-
-
-def check_box(value: Any, width: int, height: int, where: str = "box") -> Box:
-    """``(x, y, w, h)`` floats of a box that overlaps the ``width`` x ``height`` image.
-
-    Raises:
-        ValueError: not 4 finite numbers, ``w``/``h`` not > 0, or entirely outside the image.
-    """
-    x, y, w, h = box_values(value, where)
-    # overlap of the box's pixel span with the image's [-0.5, W - 0.5] x [-0.5, H - 0.5]
-    if x >= width or y >= height or x + w <= 0 or y + h <= 0:
-        raise ValueError(
-            f"box [{x:g}, {y:g}, {w:g}, {h:g}] lies outside the {width}x{height} image"
-        )
-    return x, y, w, h
-
-
-def _box_list(boxes: Any, width: int, height: int, where: str) -> list[Box] | None:
-    """None (whole image), or the image's boxes from one box or a list/``(K, 4)`` array."""
-    if boxes is None:
-        return None
-    if isinstance(boxes, np.ndarray):
-        items = [boxes] if boxes.ndim == 1 else list(boxes)
-    elif isinstance(boxes, (list, tuple)):
-        single = len(boxes) == 4 and not any(
-            isinstance(v, (list, tuple, np.ndarray)) for v in boxes
-        )
-        items = [boxes] if single else list(boxes)
-    else:
-        raise TypeError(
-            f"{where}: boxes must be a box [x, y, w, h] or a list of boxes, got {boxes!r}"
-        )
-    return [check_box(b, width, height, f"{where}: box {k}") for k, b in enumerate(items)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -384,6 +178,12 @@ class Predictor:
         min_joint_score: joints whose confidence is below this do not shape the next crop.
         track_keep: in tracking, the crop side never shrinks below this fraction of the
             previous frame's.
+        threads: torch's CPU threads: ``"auto"`` (:func:`dsntpose.runtime.auto_threads`: the
+            CPUs free now), a number, or None (leave torch's setting).
+        engine: for a model opened from a file (:meth:`from_checkpoint`): ``"auto"`` runs it
+            on ONNX Runtime when that is installed (an export cached by the checkpoint's hash,
+            :func:`dsntpose.runtime.onnx_engine`; about 1.9x torch eager's speed at batch 1),
+            ``"torch"`` keeps torch, ``"onnxruntime"`` insists.
 
     Use :meth:`from_checkpoint` (or :meth:`from_onnx`) to load a file.
     """
@@ -395,13 +195,15 @@ class Predictor:
         *,
         device: str | torch.device | None = None,
         flip: bool = True,
-        margin: float = 1.25,
-        batch_size: int = 8,
+        margin: float = MARGIN,
+        batch_size: int = BATCH_SIZE,
         max_pixels: int = MAX_IMAGE_PIXELS,
         min_presence: float = 0.5,
         max_passes: int = 3,
         min_joint_score: float = 0.3,
         track_keep: float = 0.9,
+        threads: int | str | None = "auto",
+        engine: str = "auto",
     ) -> None:
         if not isinstance(config, ModelConfig):
             raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
@@ -411,8 +213,11 @@ class Predictor:
             )
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if not margin > 0:
-            raise ValueError(f"margin must be > 0, got {margin}")
+        if not MARGIN_RANGE[0] <= margin <= MARGIN_RANGE[1]:
+            raise ValueError(
+                f"margin must be in [{MARGIN_RANGE[0]:g}, {MARGIN_RANGE[1]:g}] (the crop side as a "
+                f"multiple of the box's longer side), got {margin:g}"
+            )
         self.model, self.config = model, config
         self.joint_set: JointSet = get_joint_set(config.joints)
         self.flip, self.margin, self.batch_size = bool(flip), float(margin), int(batch_size)
@@ -427,6 +232,10 @@ class Predictor:
             raise ValueError(f"track_keep must be in (0, 1], got {track_keep}")
         self.min_presence, self.max_passes = float(min_presence), int(max_passes)
         self.min_joint_score, self.track_keep = float(min_joint_score), float(track_keep)
+        from dsntpose.runtime import resolve_engine, set_threads
+
+        self.engine = resolve_engine(engine)
+        self.threads = set_threads(threads)  # type: ignore[arg-type]
         if isinstance(model, nn.Module):
             model.eval()
             if device is not None:
@@ -454,9 +263,9 @@ class Predictor:
         """Load a checkpoint (or an ``.onnx`` file) once.
 
         Args:
-            path: a checkpoint from ``dsntpose train`` / :func:`dsntpose.checkpoint.save_model`, an
-                exported ``.onnx`` file, or None for the model shipped with the package
-                (:func:`dsntpose.zoo.pretrained_path`).
+            path: what :func:`dsntpose.checkpoint.load_any` opens: a shipped model's name, a
+                checkpoint from ``dsntpose train`` / :func:`dsntpose.checkpoint.save_model`, an
+                exported ``.onnx`` file; None for the model shipped with the package.
             device: where the model runs (``"cpu"``, ``"cuda"``).
             flip: flip test.
             joints: the joint set the caller expects; a model for another is an error.
@@ -479,9 +288,29 @@ class Predictor:
         from dsntpose.checkpoint import load_any
 
         loaded = load_any(path, joints=joints, map_location=device)
+        return cls.from_loaded(loaded, device=device, flip=flip, **kwargs)
+
+    @classmethod
+    def from_loaded(
+        cls, loaded: Any, *, device: str | torch.device | None = None, **kwargs: Any
+    ) -> Predictor:
+        """A predictor for a :class:`~dsntpose.checkpoint.LoadedModel` (what
+        :func:`~dsntpose.checkpoint.load_any` opened); an ONNX model runs on the CPU, and a
+        torch one on the CPU runs on ONNX Runtime when ``engine`` says so (see
+        :class:`Predictor`)."""
+        from dsntpose.runtime import resolve_engine, resolve_threads
+
+        engine = resolve_engine(kwargs.get("engine", "auto"))
+        on_cpu = device is None or torch.device(device).type == "cpu"
+        if loaded.kind == "torch" and engine == "onnxruntime" and on_cpu:
+            from dsntpose.runtime import onnx_engine
+
+            onnx = onnx_engine(loaded, resolve_threads(kwargs.get("threads", "auto")))
+            if onnx is not None:
+                return cls(onnx, loaded.config, **kwargs)
         if loaded.kind == "onnx":
-            return cls(loaded.model, loaded.config, flip=flip, **kwargs)
-        return cls(loaded.model, loaded.config, device=device, flip=flip, **kwargs)
+            return cls(loaded.model, loaded.config, **kwargs)
+        return cls(loaded.model, loaded.config, device=device, **kwargs)
 
     @classmethod
     def from_onnx(
@@ -578,14 +407,24 @@ class Predictor:
                     f"boxes: expected one entry per image ({len(images)}), got {len(boxes)}"
                 )
         arrays: list[np.ndarray] = []
-        jobs: list[tuple[int, np.ndarray, float, Box]] = []  # image, centre, side, box
-        search: list[int] = []
+        chosen: list[list[Box] | None] = []
         for i, image in enumerate(images):
             where = f"image {i}" if len(images) > 1 else "image"
             array = as_rgb_image(image, rgb, self.max_pixels, where)
             arrays.append(array)
             height, width = array.shape[:2]
-            chosen = _box_list(None if boxes is None else boxes[i], width, height, where)
+            chosen.append(box_list(None if boxes is None else boxes[i], width, height, where))
+        return self.predict_arrays(arrays, chosen)
+
+    def predict_arrays(
+        self, arrays: Sequence[np.ndarray], boxes: Sequence[Sequence[Box] | None]
+    ) -> list[list[Person]]:
+        """:meth:`predict_batch` on ``(H, W, 3)`` RGB arrays whose boxes are already checked
+        (:func:`~dsntpose.inputs.check_box`): each image's list of boxes, or None to find its
+        one person (:meth:`find_people`)."""
+        jobs: list[tuple[int, np.ndarray, float, Box]] = []  # image, centre, side, box
+        search: list[int] = []
+        for i, chosen in enumerate(boxes):
             if chosen is None:
                 search.append(i)
                 continue
@@ -593,7 +432,7 @@ class Predictor:
                 x, y, w, h = box
                 center = np.array([x + (w - 1) / 2, y + (h - 1) / 2])
                 jobs.append((i, center, max(w, h) * self.margin, box))
-        people: list[list[Person]] = [[] for _ in images]
+        people: list[list[Person]] = [[] for _ in arrays]
         for (i, *_), person in zip(jobs, self._predict_squares(arrays, jobs)):
             people[i].append(person)
         for i, person in zip(search, self.find_people([arrays[i] for i in search])):

@@ -56,6 +56,8 @@ class VideoResult(NamedTuple):
         size: ``(width, height)`` of the frames, px.
         out_path, results_path: the files written (None when not asked for).
         nonfinite: frames where some output was not finite (written as null / left out).
+        nobody: frames searched without a box where no person was found (a model with a
+            presence head): they have no person, never a skeleton.
     """
 
     frames: int
@@ -65,6 +67,7 @@ class VideoResult(NamedTuple):
     out_path: Path | None
     results_path: Path | None
     nonfinite: int
+    nobody: int = 0
 
 
 def _open(source: str | os.PathLike[str] | int) -> cv2.VideoCapture:
@@ -87,24 +90,13 @@ def _open(source: str | os.PathLike[str] | int) -> cv2.VideoCapture:
 
 
 def _draw(frame_bgr: np.ndarray, people: Sequence[Person], predictor: Predictor) -> np.ndarray:
-    """The frame (BGR) with each person's box and skeleton, at native size."""
-    from dsntpose.viz import default_sizes, draw_skeleton
+    """The frame (BGR) with each person's box and skeleton, at native size
+    (:func:`dsntpose.viz.draw_people` without upscaling or legend)."""
+    from dsntpose.viz import draw_people
 
     rgb = np.ascontiguousarray(frame_bgr[..., ::-1])
-    _, thickness = default_sizes(*rgb.shape[:2])
-    for person in people:
-        x, y, w, h = person.box
-        cv2.rectangle(
-            rgb,
-            (round(x), round(y)),
-            (round(x + w - 1), round(y + h - 1)),
-            (255, 255, 255),
-            max(1, thickness // 2),
-        )
-        rgb = draw_skeleton(
-            rgb, person.keypoints, predictor.joint_set, confidence=np.nan_to_num(person.confidence)
-        )
-    return np.ascontiguousarray(rgb[..., ::-1])
+    drawn = draw_people(rgb, people, predictor.joint_set, min_side=0, legend=False)
+    return np.ascontiguousarray(drawn[..., ::-1])
 
 
 def predict_video(
@@ -172,7 +164,7 @@ def predict_video(
     writer: cv2.VideoWriter | None = None
     results_handle = None
     coco: list[dict[str, Any]] = []
-    frames = people_count = nonfinite = 0
+    frames = people_count = nonfinite = nobody = 0
     size = (0, 0)
     previous: Person | None = None
     bar = tqdm(total=total, disable=not progress, unit="frame", desc="predict_video")
@@ -201,6 +193,7 @@ def predict_video(
                 rgb = as_rgb_image(frame, False, predictor.max_pixels, f"frame {frames}")
                 found = predictor.find_people([rgb], [previous if follow else None])[0]
                 people = [] if found is None else [found]
+                nobody += found is None
             previous = people[0] if len(people) == 1 else None
             if any(not p.finite for p in people):
                 nonfinite += 1
@@ -237,6 +230,8 @@ def predict_video(
             results_handle.close()
     if frames == 0 and not isinstance(source, int):
         raise OSError(f"no frame could be read from {source}")
+    if nobody:
+        log.warning("predict_video: no person found in %d of %d frames", nobody, frames)
     if nonfinite:
         log.warning(
             "predict_video: %d frames had non-finite outputs (written as null / left out)",
@@ -250,4 +245,5 @@ def predict_video(
         Path(out_path) if out_path is not None else None,
         results_file,
         nonfinite,
+        nobody,
     )

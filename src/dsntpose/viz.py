@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from dsntpose.data.joints import JointSet
+from dsntpose.inputs import nan_floats
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -446,6 +447,92 @@ def plot_training_curves(csv_path_or_dir: str | Path) -> Figure:
     )
     fig.suptitle(f"training curves: {run}")
     return fig
+
+
+# --------------------------------------------------------------------------------------------
+# People on an image (predict's drawings and video frames)
+
+_LEGEND_ROW = 18  # px per legend line
+
+
+def draw_people(
+    image: np.ndarray,
+    people: Sequence[Any],
+    joint_set: JointSet,
+    min_side: int = 512,
+    legend: bool = True,
+) -> np.ndarray:
+    """The image with every person's box (thin white), skeleton and joint numbers drawn.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB.
+        people: :class:`~dsntpose.predictor.Person` objects (anything with ``box``,
+            ``keypoints``, ``confidence``) or :func:`~dsntpose.predict.predict`'s person dicts
+            (keypoints in ``image``'s px; ``None`` / NaN coordinates are skipped).
+        joint_set: the skeleton and names.
+        min_side: an image whose longer side is shorter is upscaled (cubic) to this size first
+            (0: drawn at its own size, as on video frames),
+            so the skeleton of a 100 px LSP image is visible; keypoints are scaled with it
+            (pixel centres: ``x' = (x + 0.5) * s - 0.5``).
+        legend: number each joint and add a panel on the right listing ``number name`` in the
+            joint's colour.
+
+    Returns:
+        a new ``(H', W', 3)`` uint8 RGB image (``H' >= H * s``; wider by the legend panel).
+    """
+    height, width = image.shape[:2]
+    scale = max(1.0, min_side / max(height, width)) if min_side else 1.0
+    out_w, out_h = round(width * scale), round(height * scale)
+    out: np.ndarray = (
+        cv2.resize(image, (out_w, out_h), interpolation=cv2.INTER_CUBIC)
+        if scale > 1.0
+        else image.copy()
+    )
+    sx, sy = out_w / width, out_h / height
+    _, thickness = default_sizes(out_h, out_w)
+    colors = joint_colors(joint_set)
+    font, font_scale = cv2.FONT_HERSHEY_SIMPLEX, max(0.35, min(out_h, out_w) / 1400)
+    for person in people:
+        if isinstance(person, Mapping):
+            points = person["keypoints"]
+            box = nan_floats(person["box"])
+            xy = np.stack(
+                [nan_floats([k["x"] for k in points]), nan_floats([k["y"] for k in points])], 1
+            )
+            conf = nan_floats([k["confidence"] for k in points])
+        else:
+            box, xy, conf = person.box, person.keypoints, person.confidence
+        x, y, w, h = (float(v) for v in box)
+        if all(map(math.isfinite, (x, y, w, h))):
+            cv2.rectangle(
+                out,
+                (round(x * sx), round(y * sy)),
+                (round((x + w) * sx - 1), round((y + h) * sy - 1)),
+                (255, 255, 255),
+                max(1, thickness // 2),
+            )
+        scaled = np.stack([(xy[:, 0] + 0.5) * sx - 0.5, (xy[:, 1] + 0.5) * sy - 0.5], axis=1)
+        out = draw_skeleton(out, scaled, joint_set, confidence=np.nan_to_num(conf))
+        if legend:
+            radius = default_sizes(out_h, out_w)[0]
+            for j, (px, py) in enumerate(scaled):
+                if np.isfinite(px) and np.isfinite(py):
+                    org = (round(px + radius + 1), round(py - radius - 1))
+                    cv2.putText(out, str(j), org, font, font_scale, (0, 0, 0), 3, cv2.LINE_AA)
+                    cv2.putText(out, str(j), org, font, font_scale, colors[j], 1, cv2.LINE_AA)
+    if not legend:
+        return out
+    rows = joint_set.num_joints
+    panel_h = max(out_h, 10 + rows * _LEGEND_ROW)
+    panel = np.zeros((panel_h, 170, 3), np.uint8)
+    for j, name in enumerate(joint_set.names):
+        cy = 10 + j * _LEGEND_ROW + _LEGEND_ROW // 2
+        cv2.circle(panel, (14, cy), 5, colors[j], -1, cv2.LINE_AA)
+        cv2.putText(panel, f"{j} {name}", (26, cy + 5), font, 0.45, colors[j], 1, cv2.LINE_AA)
+    canvas = np.zeros((panel_h, out_w + panel.shape[1], 3), np.uint8)
+    canvas[:out_h, :out_w] = out
+    canvas[:, out_w:] = panel
+    return canvas
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:

@@ -1,0 +1,313 @@
+"""Ship the whole-photo model (MPII's 16 joints, presence and visibility) with its model card.
+
+    .venv/bin/python scripts/ship_whole.py --checkpoint RUN/best.ckpt [--data ../shared/data]
+        [--name whole_efficientnet_lite0] [--threads 1] [--no-ship] [--note TEXT]
+    .venv/bin/python scripts/ship_whole.py --render      # rewrite the card from its JSON
+
+1. Calibrates the joint confidence on the run's held-out people (``scripts/calibrate.py``:
+   fitted on half of them, measured on the other half) and writes the calibrated model in half
+   precision to ``src/dsntpose/weights/NAME.pt`` (:func:`dsntpose.checkpoint.save_half`).
+2. Evaluates *that file* (what users get):
+   * LSP test (images 1001-2000), the annotation box given, with and without the flip test:
+     PCK@0.2 of the torso over the 14 LSP joints (mapped by name) and per joint;
+   * LSP test **whole photo**: no box, :meth:`dsntpose.predictor.Predictor.find_people`
+     (whole image, then crops around the joints it found), with flip: the 12 limb joints and
+     all 14, an image where it reports nobody counting as a miss for every joint;
+   * the MPII validation frames: PCKh@0.5 by the official protocol with 95% bootstrap
+     intervals (:func:`dsntpose.inference.evaluate_mpii_frames`);
+   * presence and joint confidence (from the calibration step): AUROC, expected calibration
+     error, reliability diagram.
+3. Measures batch-1 latency (median of ``--rounds``, ``--threads`` threads): the network on a
+   crop, and the whole-photo Predictor call on a decoded LSP image.
+4. Writes ``docs/results/model_card_whole.json`` and ``docs/model_card_whole.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+CARD_JSON = REPO / "docs" / "results" / "model_card_whole.json"
+CARD_MD = REPO / "docs" / "model_card_whole.md"
+CALIBRATION_JSON = REPO / "docs" / "results" / "calibration.json"
+CALIBRATION_PNG = REPO / "docs" / "images" / "calibration.png"
+LIMBS = (
+    "r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle",
+    "r_wrist", "r_elbow", "r_shoulder", "l_shoulder", "l_elbow", "l_wrist",
+)  # fmt: skip
+
+
+def median_ms(fn: Any, rounds: int) -> float:
+    """Median wall time of ``fn()`` in ms over ``rounds`` calls after 3 warm-up calls."""
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def whole_photo_lsp(weights: Path, lsp_root: Path, limit: int | None = None) -> dict[str, Any]:
+    """PCK@0.2 (torso) of the model on LSP test images given whole (no box), flip on."""
+    import cv2
+
+    from dsntpose.data import LSP
+    from dsntpose.data.joints import LSP_JOINTS
+    from dsntpose.predictor import Predictor
+
+    test = LSP(lsp_root, "test", size=64)
+    predictor = Predictor.from_checkpoint(weights, flip=True, threads=None)
+    names = predictor.joint_set.names
+    take = [names.index("upper_neck" if n == "neck" else n) for n in LSP_JOINTS.names]
+    count = len(test) if limit is None else min(limit, len(test))
+    preds = np.full((count, 14, 2), np.nan)
+    found = 0
+    for i in range(count):
+        people = predictor.predict_image(cv2.imread(test.image_paths[i]))
+        if people:
+            found += 1
+            preds[i] = people[0].keypoints[take]
+    gt, missing = test.joints[:count], test.missing[:count]
+    torso = test.torso_sizes[:count]
+    dist = np.linalg.norm(preds - gt, axis=-1)
+    correct = np.nan_to_num(dist, nan=np.inf) <= 0.2 * torso[:, None]
+    scored = ~missing & np.isfinite(torso)[:, None]
+    limb = np.array([n in LIMBS for n in LSP_JOINTS.names])
+    per_joint = {
+        n: round(100 * float(correct[:, j][scored[:, j]].mean()), 2)
+        for j, n in enumerate(LSP_JOINTS.names)
+    }
+    return {
+        "images": count,
+        "person_found": found,
+        "pck20_all_14": round(100 * float(correct[scored].mean()), 2),
+        "pck20_limbs_12": round(100 * float(correct[:, limb][scored[:, limb]].mean()), 2),
+        "per_joint": per_joint,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", type=Path)
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--name", default="whole_efficientnet_lite0")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--limit", type=int, default=None, help="LSP test images (default all)")
+    parser.add_argument("--no-ship", action="store_true", help="write the weights under runs/")
+    parser.add_argument("--note", default="")
+    parser.add_argument("--render", action="store_true", help="only rewrite the card from its JSON")
+    args = parser.parse_args()
+    if args.render:
+        CARD_MD.write_text(render(json.loads(CARD_JSON.read_text())))
+        return 0
+    if args.checkpoint is None or not args.checkpoint.is_file():
+        print(f"ship_whole: checkpoint {args.checkpoint} does not exist", file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads)
+    from dsntpose.bench import cpu_name
+    from dsntpose.checkpoint import load_checkpoint, save_half
+    from dsntpose.config import RunConfig
+    from dsntpose.inference import evaluate_checkpoint, evaluate_mpii_frames
+    from dsntpose.model import model_name
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    from ship_model import training_facts
+
+    work = REPO / "runs"
+    work.mkdir(exist_ok=True)
+    calibrated = work / f"{args.name}_calibrated.pt"
+    subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "calibrate.py"), str(args.checkpoint),
+         "--out", str(calibrated), "--data", str(args.data),
+         "--json", str(CALIBRATION_JSON), "--plot", str(CALIBRATION_PNG)],
+        check=True,
+    )  # fmt: skip
+    calibration = json.loads(CALIBRATION_JSON.read_text())
+    weights_dir = REPO / "src" / "dsntpose" / "weights"
+    shipped = (work if args.no_ship else weights_dir) / f"{args.name}.pt"
+    save_half(calibrated, shipped, extra={"source": str(args.checkpoint)})
+    model, cfg, config = load_checkpoint(shipped)
+    lsp = {"root": str(args.data / "lsp"), "lspet_root": None, "mpii_crops_root": None,
+           "coco_root": None}  # fmt: skip
+    box = {
+        flip: evaluate_checkpoint(shipped, split="test", data=lsp, flip=flip, num_draw=0)
+        for flip in (False, True)
+    }
+    mpii = evaluate_mpii_frames(
+        model, RunConfig.from_dict(config), root=args.data / "mpii", flip=True
+    )
+    whole = whole_photo_lsp(shipped, args.data / "lsp", args.limit)
+
+    import cv2
+
+    from dsntpose.data import LSP
+    from dsntpose.predictor import Predictor
+
+    crop = torch.rand(1, 3, cfg.input_size, cfg.input_size).contiguous(
+        memory_format=torch.channels_last
+    )
+    net = model.eval().to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        model_ms = median_ms(lambda: net(crop), args.rounds)
+    image = cv2.imread(LSP(args.data / "lsp", "test", size=64).image_paths[0])
+    predictor = Predictor.from_checkpoint(shipped, flip=True, threads=None)
+    whole_ms = median_ms(lambda: predictor.predict_image(image), args.rounds)
+    predictor_plain = Predictor.from_checkpoint(shipped, flip=False, threads=None)
+    whole_plain_ms = median_ms(lambda: predictor_plain.predict_image(image), args.rounds)
+
+    def per_joint(result: Any) -> dict[str, float]:
+        counts = np.asarray(result.counts)
+        return {
+            n: round(float(v), 2)
+            for n, v, c in zip(result.joint_set.names, result.per_joint, counts)
+            if c > 0
+        }
+
+    record = {
+        "name": args.name,
+        "model": model_name(cfg),
+        "joints": cfg.joints,
+        "weights_file": str(shipped.relative_to(REPO)) if not args.no_ship else str(shipped),
+        "size_mb": round(shipped.stat().st_size / 2**20, 2),
+        "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
+        "input_size": cfg.input_size,
+        "heatmap_size": cfg.heatmap_size,
+        "recipe": config,
+        "training": training_facts(args.checkpoint),
+        "data": "training: LSP images 1-1000, LSP-extended 1-9000 and 2074 MPII training people "
+        "(crops), mapped to MPII's 16 joints by name, less 600 held out for validation; "
+        "background crops (the sources' own images away from their people, and two thirds of "
+        "39 COCO val2017 images) as negatives; test: LSP images 1001-2000, the MPII validation "
+        "frames",
+        "machine": {"cpu": cpu_name(), "threads": args.threads, "torch": torch.__version__},
+        "lsp_test_box_pck20": round(float(box[False].result.total), 2),
+        "lsp_test_box_pck20_flip": round(float(box[True].result.total), 2),
+        "lsp_test_box_per_joint_flip": per_joint(box[True].result),
+        "lsp_test_whole_photo_flip": whole,
+        "mpii_frames_pckh50_flip": {
+            "people": len(mpii.people.rows) if mpii.people is not None else None,
+            "total": round(float(mpii.result.total), 2),
+            "interval": [round(float(v), 2) for v in mpii.result.intervals.total]
+            if mpii.result.intervals is not None
+            else None,
+            "groups": {k: round(float(v), 2) for k, v in mpii.result.groups.items()},
+        },
+        "calibration": {k: v for k, v in calibration.items() if not k.startswith("reliability")},
+        "latency_ms": {
+            "network_batch1": round(model_ms, 2),
+            "whole_photo_predictor": round(whole_plain_ms, 2),
+            "whole_photo_predictor_flip": round(whole_ms, 2),
+            "rounds": args.rounds,
+        },
+        "date": time.strftime("%Y-%m-%d"),
+        "note": args.note,
+    }
+    CARD_JSON.write_text(json.dumps(record, indent=2) + "\n")
+    CARD_MD.write_text(render(record))
+    print(json.dumps({k: record[k] for k in ("lsp_test_box_pck20_flip", "mpii_frames_pckh50_flip",
+                                              "latency_ms", "size_mb")}, indent=2))  # fmt: skip
+    print(json.dumps(whole, indent=2))
+    return 0
+
+
+def render(r: dict[str, Any]) -> str:
+    """The model card (markdown) from its JSON record."""
+    w, m, c, lat, t = (
+        r["lsp_test_whole_photo_flip"],
+        r["mpii_frames_pckh50_flip"],
+        r["calibration"],
+        r["latency_ms"],
+        r["training"],
+    )
+    interval = f" (95% interval {m['interval'][0]}-{m['interval'][1]})" if m.get("interval") else ""
+    lines = [
+        f"# Model card: `{r['name']}` (whole-photo pose, MPII's 16 joints)",
+        "",
+        "Written by `scripts/ship_whole.py` from the run's checkpoint; every figure below is "
+        f"measured on that shipped file ({r['weights_file']}, {r['size_mb']} MB half precision) "
+        f"on {r['machine']['cpu']}, {r['machine']['threads']} thread(s), torch {r['machine']['torch']}, "
+        f"{r['date']}.",
+        "",
+        "## What it is",
+        "",
+        f"{r['model']} ({r['params_m']}M parameters), {r['input_size']} px crops, "
+        f"{r['heatmap_size']} px maps, DSNT + JS, with a person-presence score and per-joint "
+        "visibility (small heads beside the maps, `model.presence`). Given a photo and no box it "
+        "finds the one person itself: a pass on the whole image, then passes on the square "
+        "around the joints it found, until the square settles; it reports nobody when the "
+        "presence score is below 0.5. Joint confidence is calibrated on held-out people.",
+        "",
+        "## Data and training",
+        "",
+        r["data"] + ".",
+        "",
+        f"Recipe: `{r['recipe']['train'].get('init_from') or 'ImageNet'}` start, "
+        f"{r['recipe']['optim']['optimizer']} {r['recipe']['optim']['lr']} "
+        f"{r['recipe']['optim']['schedule']}, batch {r['recipe']['data']['batch_size']}, "
+        f"{r['recipe']['train']['epochs']} epochs planned; framing: whole image "
+        f"{r['recipe']['data']['whole_prob']}, loose crop {r['recipe']['data']['loose_prob']}; "
+        f"negatives {r['recipe']['data']['negatives']} per person. This model: epoch "
+        f"{t.get('epoch')}, step {t.get('global_step')}"
+        + (f", {t['wall_minutes']} min of wall clock" if "wall_minutes" in t else "")
+        + (
+            f"; validation PCK@0.2 by epoch {t.get('val_pck_by_epoch')}"
+            if t.get("val_pck_by_epoch")
+            else ""
+        )
+        + ".",
+        "",
+        "## Accuracy",
+        "",
+        "| test | protocol | score |",
+        "|---|---|---|",
+        f"| LSP test, whole photo (no box), flip | PCK@0.2, 12 limb joints | **{w['pck20_limbs_12']}** |",
+        f"| LSP test, whole photo (no box), flip | PCK@0.2, all 14 joints | {w['pck20_all_14']} (person found in {w['person_found']} of {w['images']}) |",
+        f"| LSP test, annotation box | PCK@0.2, 14 joints | {r['lsp_test_box_pck20']}, {r['lsp_test_box_pck20_flip']} with flip |",
+        f"| MPII validation frames ({m['people']} people), flip | PCKh@0.5 Total | **{m['total']}**{interval} |",
+        "",
+        "MPII groups: " + ", ".join(f"{k} {v}" for k, v in m["groups"].items()) + ".",
+        "",
+        "Per joint, LSP test, box, flip: "
+        + ", ".join(f"{k} {v}" for k, v in r["lsp_test_box_per_joint_flip"].items())
+        + ".",
+        "",
+        "## Presence and confidence",
+        "",
+        f"On the held-out validation split ({c['split']}): presence AUROC (person crops against "
+        f"background crops) **{c['presence_auroc']}**; joint confidence as a predictor of "
+        f'"within PCK@0.2": AUROC **{c["joint_auroc"]}** ({c["joint_auroc_flip"]} with flip), '
+        f"expected calibration error **{c['joint_ece']}** ({c['joint_ece_flip']} with flip; "
+        f"{c['joint_ece_before']} before calibration). Calibration `sigmoid(a * visibility + b * "
+        f"logit(map confidence) + c)` with (a, b, c) = {tuple(c['calibration'])}.",
+        "",
+        "![reliability](images/calibration.png)",
+        "",
+        "## Latency (batch 1)",
+        "",
+        f"Network alone {lat['network_batch1']} ms; the whole-photo Predictor call on a decoded LSP "
+        f"image (all passes, crop warps, back-projection) {lat['whole_photo_predictor']} ms, "
+        f"{lat['whole_photo_predictor_flip']} ms with flip (median of {lat['rounds']}).",
+        "",
+        "The same-run comparison with MoveNet and MediaPipe is `benchmarks/peers.py` "
+        "([results](results/peers.md)).",
+    ]
+    if r.get("note"):
+        lines += ["", "## Notes", "", r["note"]]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
