@@ -543,8 +543,8 @@ def test_onnx_parity_refuses_a_model_with_nan_outputs(tmp_path: Path) -> None:
 # =============================================================================================
 # The generated suite of issue 27: reader x corruption, config key x value, command x misuse,
 # fault x phase. Every row ends in one of OUTCOMES_27; only "clean error" and "handled" pass.
-# Rows for the inference branch's classes (predict, images, boxes, export) are marked with
-# that class; where the fix lives in that branch they are xfail(strict=False) here.
+# Rows for the inference branch's classes (predict, images, boxes, export) carry that class in
+# their ``issue``; with that branch merged they pass like the others.
 # =============================================================================================
 
 import os  # noqa: E402
@@ -559,7 +559,6 @@ OUTCOMES_27 = (
     "clean error",
     "handled",
 )
-INFERENCE = "fixed in the inference branch"
 HANG_SECONDS = 20
 
 
@@ -754,14 +753,8 @@ READERS = (
     Reader("train lsp joints.mat", "silent numbers", "joints.mat", lambda e, p: train_args(e.tmp / "run", "--data.dataset", "lsp", "--data.root", str(p), "--train.max_steps", "1"), folder=True, prepare=_lsp_folder),
     Reader("train coco keypoints file", "silent numbers", "person_keypoints.json", lambda e, p: train_args(e.tmp / "run", "--data.dataset", "coco", "--data.root", str(p), "--train.max_steps", "1")),
     Reader("predict image", "hang", "im.jpg", lambda e, p: ["predict", str(p), "--checkpoint", str(e.fx.ckpt)], code=None),
-    Reader("predict --boxes", "hang", "boxes.json", lambda e, p: ["predict", e["img.png"], "--checkpoint", str(e.fx.ckpt), "--boxes", str(p)]),
+    Reader("predict --boxes", "hang", "boxes.json", lambda e, p: ["predict", e["img.png"], "--checkpoint", str(e.fx.ckpt), "--boxes", str(p)], code=None),
 )  # fmt: skip
-
-# Readers in the inference branch's files whose unbounded reads are not run here: reading
-# /dev/zero without a bound would exhaust this machine's memory (a named pipe just hangs, which
-# the alarm catches).
-NOT_RUN_HERE = {("predict image", "dev-zero link"), ("predict --boxes", "dev-zero link")}
-INFERENCE_READERS = {"predict image", "predict --boxes"}
 
 
 def _reader_row(reader: Reader, kind: str) -> Row:
@@ -780,18 +773,11 @@ def _reader_row(reader: Reader, kind: str) -> Row:
     def no_output(env: Env) -> None:  # nothing written outside the row's folder, no partial
         assert not list((env.tmp / "root").glob("*.part")) if (env.tmp / "root").exists() else True
 
-    marks: tuple = ()
-    if reader.label in INFERENCE_READERS and kind in ("fifo", "dev-zero link"):
-        marks = (
-            pytest.mark.xfail(
-                strict=False, reason=INFERENCE, run=(reader.label, kind) not in NOT_RUN_HERE
-            ),
-        )
     return Row(
         "reader x corruption", f"{reader.label} / {kind}",
         "hang" if kind == "fifo" else ("outside the root" if kind == "dev-zero link" else reader.issue),
         argv=argv, code=reader.code, check=no_output,
-        security=kind == "dev-zero link", marks=marks, timeout=8 if kind == "fifo" else HANG_SECONDS,
+        security=kind == "dev-zero link", timeout=8 if kind == "fifo" else HANG_SECONDS,
     )  # fmt: skip
 
 
@@ -967,7 +953,7 @@ def _nan_model_ckpt(env: Env) -> list[str]:
 
 
 MISUSE_ROWS = [
-    Row("command x misuse", "predict onto its own input image", "data destroyed", argv=_predict_onto_input, check=_img_kept, marks=(pytest.mark.xfail(strict=False, reason=INFERENCE),)),
+    Row("command x misuse", "predict onto its own input image", "data destroyed", argv=_predict_onto_input, check=_img_kept),
     Row("command x misuse", "export --checkpoint w.pt w.pt", "data destroyed", argv=_export_onto_checkpoint, check=_ckpt_kept),
     Row("command x misuse", "train.out_dir holds the user's config.yaml", "data destroyed", argv=_foreign_config, words=lambda e: ("not a dsntpose run folder",), check=_foreign_kept),
     Row("command x misuse", "YAML alias bomb as --config", "outside the root", argv=_alias_bomb, words=lambda e: ("aliases",), security=True),
@@ -997,7 +983,7 @@ MISUSE_ROWS = [
     Row("command x misuse", "data nosuch", "first use", argv=lambda e: ["data", "nosuch"]),
     Row("command x misuse", "unknown subcommand", "first use", argv=lambda e: ["nosuch"]),
     Row("command x misuse", "unknown train option", "first use", argv=lambda e: ["train", "--model.nosuch", "1"], words=lambda e: ("nosuch",)),
-    Row("command x misuse", "predict --margin 1e-300", "silent numbers", argv=lambda e: ["predict", e["img.png"], "--checkpoint", str(e.fx.ckpt), "--margin", "1e-300"], words=lambda e: ("margin",), marks=(pytest.mark.xfail(strict=False, reason=INFERENCE),)),
+    Row("command x misuse", "predict --margin 1e-300", "silent numbers", argv=lambda e: ["predict", e["img.png"], "--checkpoint", str(e.fx.ckpt), "--margin", "1e-300"], words=lambda e: ("margin",)),
     Row("command x misuse", "predict --box with a side of 1e-300", "silent numbers", argv=lambda e: ["predict", e["img.png"], "--checkpoint", str(e.fx.ckpt), "--box", "[10,10,1e-300,1e-300]"], words=lambda e: ("box",)),
     Row("command x misuse", "eval of a model whose outputs are NaN", "silent numbers", argv=_nan_model_ckpt, words=lambda e: ("not finite",)),
 ]  # fmt: skip
@@ -1343,9 +1329,6 @@ def _coco_outside(env: Env) -> list[str]:
     )
 
 
-OTHER = (pytest.mark.xfail(strict=False, reason=INFERENCE),)
-
-
 def _predict_full_disk(env: Env) -> None:
     import unittest.mock
 
@@ -1364,13 +1347,13 @@ def _predict_full_disk(env: Env) -> None:
 OTHER_ROWS = [
     Row("reader x corruption", "predict PIL I;16 image is read dark, not white", "silent numbers", call=lambda e: _image(e, "a.png", mode="I;16"), code=0, check=_dark_not_white, raises=()),
     Row("reader x corruption", "predict PIL F image", "silent numbers", argv=lambda e: _predict(e, _image(e, "f.tif", mode="F")), code=None),
-    Row("reader x corruption", "predict JPEG cut at a third with an end marker appended", "silent numbers", argv=lambda e: _predict(e, _image(e, "cut.jpg", _jpeg(e)[: len(_jpeg(e)) // 3] + b"\xff\xd9")), code=1, words=lambda e: ("1 of 1",), marks=OTHER),
-    Row("reader x corruption", "predict JPEG with a SOF claiming 9000x9000", "silent numbers", argv=lambda e: _predict(e, _image(e, "sof.jpg", _jpeg(e).replace(b"\x00\x78\x00\x5a", b"\x23\x28\x23\x28", 1))), code=1, words=lambda e: ("1 of 1",), marks=OTHER),
-    Row("reader x corruption", "predict JPEG with flipped scan bits", "silent numbers", argv=lambda e: _predict(e, _image(e, "flip.jpg", (lambda b: b[:-400] + bytes(x ^ 0x5A for x in b[-400:-2]) + b[-2:])(_jpeg(e)))), code=1, words=lambda e: ("1 of 1",), marks=OTHER),
-    Row("reader x corruption", "predict ①.jpg and ².jpg (legal names)", "first use", argv=lambda e: _predict(e, _image(e, "①.jpg", _jpeg(e)), _image(e, "².jpg", _jpeg(e)), extra=("--output", str(e.tmp / "o.json"))), code=0, marks=OTHER),
-    Row("command x misuse", "predict --coco_output onto the --boxes file", "data destroyed", argv=lambda e: (e.tmp.joinpath("dets.json").write_text("[]"), _predict(e, _image(e, "a.png"), extra=("--boxes", str(e.tmp / "dets.json"), "--coco_output", str(e.tmp / "dets.json"))))[1], check=lambda e: None if e.tmp.joinpath("dets.json").read_text() == "[]" else (_ for _ in ()).throw(AssertionError("boxes file overwritten")), marks=OTHER),
-    Row("command x misuse", "predict --draw_dir onto the input folder", "data destroyed", argv=lambda e: _predict(e, _image(e, "a.png").parent, extra=("--draw_dir", str(e.tmp / "imgs"))), marks=OTHER),
-    Row("fault x phase", "predict --output on a full disk keeps the previous JSON", "data destroyed", call=lambda e: _predict_full_disk(e), code=0, raises=(), marks=OTHER),
+    Row("reader x corruption", "predict JPEG cut at a third with an end marker appended", "silent numbers", argv=lambda e: _predict(e, _image(e, "cut.jpg", _jpeg(e)[: len(_jpeg(e)) // 3] + b"\xff\xd9")), code=1, words=lambda e: ("1 of 1",)),
+    Row("reader x corruption", "predict JPEG with a SOF claiming 9000x9000", "silent numbers", argv=lambda e: _predict(e, _image(e, "sof.jpg", _jpeg(e).replace(b"\x00\x78\x00\x5a", b"\x23\x28\x23\x28", 1))), code=1, words=lambda e: ("1 of 1",)),
+    Row("reader x corruption", "predict JPEG with flipped scan bits", "silent numbers", argv=lambda e: _predict(e, _image(e, "flip.jpg", (lambda b: b[:-400] + bytes(x ^ 0x5A for x in b[-400:-2]) + b[-2:])(_jpeg(e)))), code=1, words=lambda e: ("1 of 1",)),
+    Row("reader x corruption", "predict ①.jpg and ².jpg (legal names)", "first use", argv=lambda e: _predict(e, _image(e, "①.jpg", _jpeg(e)), _image(e, "².jpg", _jpeg(e)), extra=("--output", str(e.tmp / "o.json"))), code=0),
+    Row("command x misuse", "predict --coco_output onto the --boxes file", "data destroyed", argv=lambda e: (e.tmp.joinpath("dets.json").write_text("[]"), _predict(e, _image(e, "a.png"), extra=("--boxes", str(e.tmp / "dets.json"), "--coco_output", str(e.tmp / "dets.json"))))[1], check=lambda e: None if e.tmp.joinpath("dets.json").read_text() == "[]" else (_ for _ in ()).throw(AssertionError("boxes file overwritten"))),
+    Row("command x misuse", "predict --draw_dir onto the input folder", "data destroyed", argv=lambda e: _predict(e, _image(e, "a.png").parent, extra=("--draw_dir", str(e.tmp / "imgs")))),
+    Row("fault x phase", "predict --output on a full disk keeps the previous JSON", "data destroyed", call=lambda e: _predict_full_disk(e), code=0, raises=()),
     Row("fault x phase", "a refused export (NaN model) leaves keep.onnx whole", "data destroyed", argv=lambda e: (e.tmp.joinpath("keep.onnx").write_bytes(b"previous"), ["export", "--checkpoint", str(e.fx.nan_ckpt), str(e.tmp / "keep.onnx")])[1], words=lambda e: ("NaN",), check=lambda e: None if e.tmp.joinpath("keep.onnx").read_bytes() == b"previous" else (_ for _ in ()).throw(AssertionError("keep.onnx replaced"))),
     Row("command x misuse", "predict one image says '1 person written'", "first use", argv=lambda e: _predict(e, _image(e, "a.png"), extra=("--output", str(e.tmp / "o.json"))), code=0),
     Row("reader x corruption", "COCO file_name absolute: not read outside the root", "outside the root", argv=_coco_outside, words=lambda e: ("file_name",), security=True),
