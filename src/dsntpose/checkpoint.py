@@ -23,13 +23,10 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import errno
 import json
 import os
 import pickle
-import re
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib import resources
@@ -40,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from dsntpose.config import JOINT_SETS, ModelConfig, check_choice
+from dsntpose.files import atomic_write, clean_stale_temporaries, refuse_inputs
 from dsntpose.heads import HeadOutput
 from dsntpose.model import CoordRegressionModel, build_model
 
@@ -321,134 +319,6 @@ def load_model(
 
 # --------------------------------------------------------------------------------------------
 # Writing
-
-
-def refuse_inputs(path: PathLike, inputs: Iterable[PathLike | None], what: str = "output") -> None:
-    """Raise a one-line ``ValueError`` when ``path`` is one of ``inputs`` (the same file, by
-    any name): a command never writes over what it reads (``export --checkpoint w.pt w.pt``)."""
-    target = Path(path)
-    for source in inputs:
-        if source is None:
-            continue
-        source = Path(source)
-        same = (
-            target.exists() and source.exists() and os.path.samefile(target, source)
-        ) or target.resolve() == source.resolve()
-        if same:
-            raise ValueError(
-                f"{what} {target} is also an input of this command ({source}); write to "
-                "another file"
-            )
-
-
-def atomic_write(
-    path: PathLike,
-    write: Callable[[Path], object],
-    *,
-    inputs: Iterable[PathLike | None] = (),
-    what: str = "output",
-) -> Path:
-    """Write ``path`` so that it is either its old self or the whole new file.
-
-    ``write(tmp)`` writes a temporary file beside ``path`` (same filesystem); it is then
-    flushed to disk (``fsync``) and renamed over ``path`` (``os.replace``), and the rename is
-    made durable. On any failure the temporary file is removed and ``path`` is left as it was:
-    an ``OSError`` naming ``path`` (a full disk; torch reports one as a ``RuntimeError``) or the
-    writer's own exception. Parent folders are created. ``path`` being one of ``inputs`` is
-    refused before anything is written (:func:`refuse_inputs`).
-    """
-    path = Path(path)
-    refuse_inputs(path, inputs, what)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        if os.path.lexists(tmp):  # never write through a link (or a stale file) left there
-            tmp.unlink()
-        write(tmp)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException as err:
-        tmp.unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            reason = str(err.strerror or err)
-            if err.errno in (errno.ENOSPC, errno.EDQUOT):
-                reason += ": disk full (ENOSPC); free some space and run it again"
-            if err.errno is None:
-                raise OSError(f"could not write {path}: {reason}") from None
-            raise OSError(err.errno, f"could not write {path}: {reason}") from None
-        if isinstance(err, RuntimeError) and not isinstance(err, NotImplementedError):
-            if _disk_full(err, path.parent):
-                raise OSError(
-                    errno.ENOSPC,
-                    f"could not write {path}: disk full (ENOSPC); free some space and run it again",
-                ) from None
-            raise OSError(f"could not write {path}: {_first_line(err)}") from None
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    return path
-
-
-def _disk_full(err: BaseException, folder: Path) -> bool:
-    """Whether a failed write ``err`` came from a full disk: an ``ENOSPC`` anywhere in its
-    chain, or torch's own stream writer failing (``inline_container.cc ... unexpected pos``)
-    while ``folder``'s filesystem has under 1 MiB left."""
-    seen: BaseException | None = err
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    text = str(err)
-    if "No space left" in text:
-        return True
-    if "inline_container" in text or "unexpected pos" in text or "file write failed" in text:
-        try:
-            info = os.statvfs(folder)
-        except OSError:
-            return False
-        return info.f_bavail * info.f_frsize < (1 << 20)
-    return False
-
-
-TEMPORARY = re.compile(r"^\..+\.tmp-(\d+)$")
-"""The name :func:`atomic_write` gives its temporary files: ``.NAME.tmp-PID``."""
-
-
-def clean_stale_temporaries(folder: PathLike) -> list[Path]:
-    """Remove the temporary files :func:`atomic_write` left in ``folder`` when its process was
-    killed (``kill -9`` during a checkpoint write): those whose pid no longer runs. Returns
-    what was removed; a missing folder is nothing to clean."""
-    removed = []
-    try:
-        entries = list(Path(folder).iterdir())
-    except OSError:
-        return removed
-    for entry in entries:
-        match = TEMPORARY.match(entry.name)
-        if match is None or not entry.is_file() or entry.is_symlink():
-            continue
-        pid = int(match.group(1))
-        if pid == os.getpid():
-            continue
-        try:
-            os.kill(pid, 0)
-            continue  # still running (or not ours to signal): leave it
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue
-        with contextlib.suppress(OSError):
-            entry.unlink()
-            removed.append(entry)
-    return removed
 
 
 def atomic_torch_save(obj: Any, path: PathLike, *, inputs: Iterable[PathLike] = ()) -> Path:

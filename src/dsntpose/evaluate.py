@@ -141,11 +141,12 @@ def check_pck_inputs(
             f"nothing to score: none of the {n} people has a joint with ground truth (every "
             "joint is missing); check the ground-truth file"
         )
+    # one NaN prediction is a miss (a joint not predicted); all of them is a broken model
     bad = ~np.isfinite(p[scored]).all(axis=-1)
-    if bad.any():
+    if bad.all():
         raise ValueError(
-            f"preds: {int(bad.sum())} of {int(scored.sum())} scored joints are NaN or inf: the "
-            "model's outputs are not finite (a diverged or damaged model); nothing was scored"
+            f"preds: all {int(scored.sum())} scored joints are NaN or inf: the model's outputs "
+            "are not finite (a diverged or damaged model); nothing was scored"
         )
     return p, g, m, s
 

@@ -294,7 +294,7 @@ def write_predictions(path: str | os.PathLike[str], preds: ArrayLike) -> Path:
     if suffix not in (".h5", ".hdf5", ".mat"):
         raise ValueError(f"{path}: unknown prediction file type {suffix!r}; use .h5 or .mat")
     one_based = p + 1.0
-    from dsntpose.checkpoint import atomic_write
+    from dsntpose.files import atomic_write
 
     def write(tmp: Path) -> None:  # whole or absent: a full disk leaves no partial file
         if suffix == ".mat":

@@ -154,7 +154,7 @@ def _write_atomic(dest: Path, write: Callable[[Any], None]) -> None:
     """``write(file)`` into a new temporary file beside ``dest``, renamed over ``dest`` when
     complete (:func:`dsntpose.checkpoint.atomic_write`: never through a symlink, nothing
     partial left under any name)."""
-    from dsntpose.checkpoint import atomic_write
+    from dsntpose.files import atomic_write
 
     def body(tmp: Path) -> None:
         with _create(tmp) as out:
