@@ -111,7 +111,9 @@ def main() -> int:
     parser.add_argument("--render", action="store_true", help="only rewrite the card from its JSON")
     args = parser.parse_args()
     if args.render:
-        CARD_MD.write_text(render(json.loads(CARD_JSON.read_text())))
+        record = json.loads(CARD_JSON.read_text())
+        CARD_MD.write_text(render(record))
+        update_readme(record)
         return 0
     if args.checkpoint is None or not args.checkpoint.is_file():
         print(f"ship_whole: checkpoint {args.checkpoint} does not exist", file=sys.stderr)
@@ -138,7 +140,11 @@ def main() -> int:
     calibration = json.loads(CALIBRATION_JSON.read_text())
     weights_dir = REPO / "src" / "dsntpose" / "weights"
     shipped = (work if args.no_ship else weights_dir) / f"{args.name}.pt"
-    save_half(calibrated, shipped, extra={"source": str(args.checkpoint)})
+    save_half(
+        calibrated,
+        shipped,
+        extra={"source": str(args.checkpoint), "card_file": str(CARD_MD.relative_to(REPO))},
+    )
     model, cfg, config = load_checkpoint(shipped)
     lsp = {"root": str(args.data / "lsp"), "lspet_root": None, "mpii_crops_root": None,
            "coco_root": None}  # fmt: skip
@@ -217,10 +223,52 @@ def main() -> int:
     }
     CARD_JSON.write_text(json.dumps(record, indent=2) + "\n")
     CARD_MD.write_text(render(record))
+    if not args.no_ship:
+        update_readme(record)
     print(json.dumps({k: record[k] for k in ("lsp_test_box_pck20_flip", "mpii_frames_pckh50_flip",
                                               "latency_ms", "size_mb")}, indent=2))  # fmt: skip
     print(json.dumps(whole, indent=2))
     return 0
+
+
+README = REPO / "README.md"
+MARKERS = ("<!-- whole:start -->", "<!-- whole:end -->")
+
+
+def readme_block(r: dict[str, Any]) -> str:
+    """The README's summary of the whole-photo model (between the ``whole`` markers)."""
+    w, m, c, lat = (
+        r["lsp_test_whole_photo_flip"],
+        r["mpii_frames_pckh50_flip"],
+        r["calibration"],
+        r["latency_ms"],
+    )
+    interval = f" ({m['interval'][0]}-{m['interval'][1]})" if m.get("interval") else ""
+    return (
+        f"`{r['name']}` ({r['model']}, {r['input_size']} px, MPII's 16 joints, "
+        f"{r['size_mb']} MB): LSP test **whole photo** (no box, flip) PCK@0.2 "
+        f"**{w['pck20_limbs_12']}** on the 12 limb joints, {w['pck20_all_14']} on all 14; given "
+        f"the annotation box {r['lsp_test_box_pck20_flip']}; MPII validation frames "
+        f"({m['people']} people) PCKh@0.5 **{m['total']}**{interval}; presence AUROC "
+        f"{c['presence_auroc']}, joint confidence AUROC {c['joint_auroc']} and ECE "
+        f"{c['joint_ece']} on held-out people; whole-photo Predictor call {lat['whole_photo_predictor']} ms "
+        f"({lat['whole_photo_predictor_flip']} ms with flip), batch 1, "
+        f"{r['machine']['threads']} thread(s) on {r['machine']['cpu']}. Training: epoch "
+        f"{r['training'].get('epoch')} of {r['recipe']['train']['epochs']} planned "
+        "(`scripts/long_run.sh` resumes it). [Model card](docs/model_card_whole.md), written by "
+        "`scripts/ship_whole.py`."
+    )
+
+
+def update_readme(r: dict[str, Any]) -> None:
+    """Replace the README's block between the ``whole`` markers with :func:`readme_block`."""
+    text = README.read_text()
+    start, end = MARKERS
+    if start not in text or end not in text:
+        raise ValueError(f"{README}: no {start} ... {end} block to fill")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    README.write_text(f"{head}{start}\n{readme_block(r)}\n{end}{tail}")
 
 
 def render(r: dict[str, Any]) -> str:

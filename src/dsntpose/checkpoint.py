@@ -72,8 +72,12 @@ __all__ = [
 STATE_PREFIX = "model."
 # The ONNX metadata key holding the ModelConfig as JSON.
 CONFIG_KEY = "dsntpose.model_config"
-# Shipped models: name -> file under dsntpose/weights/.
-PRETRAINED = {"lsp_efficientnet_lite0": "lsp_efficientnet_lite0.pt"}
+# Shipped models: name -> file under dsntpose/weights/. The default stays the LSP model until
+# the whole-photo model (MPII joints, presence; still training) beats it on LSP test.
+PRETRAINED = {
+    "lsp_efficientnet_lite0": "lsp_efficientnet_lite0.pt",
+    "whole_efficientnet_lite0": "whole_efficientnet_lite0.pt",
+}
 DEFAULT_MODEL = "lsp_efficientnet_lite0"
 MAX_SHIPPED_MB = 15.0
 

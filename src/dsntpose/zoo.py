@@ -93,8 +93,11 @@ def model_listing() -> str:
         card = torch.load(path, map_location="cpu", weights_only=True).get("card", {})
         score = card.get("lsp_test_pck20_flip")
         extra = f", PCK@0.2 {score:.1f}% on LSP test with flip" if score is not None else ""
+        if cfg.presence:
+            extra += ", presence and visibility (finds the person in a photo)"
+        doc = card.get("card_file", "docs/model_card.md")
         lines.append(
             f"  {name}: {model_name(cfg)}, {cfg.input_size} px crops, {cfg.num_joints} "
-            f"{cfg.joints} joints{extra} (docs/model_card.md)"
+            f"{cfg.joints} joints{extra} ({doc})"
         )
     return "\n".join(lines)
