@@ -125,7 +125,30 @@ def peers_summary(p: dict) -> str:
         f"person boxes from the annotations) against MediaPipe's {mp:.1f}%; batch-1 latency, "
         f"interleaved, {p['latency']['threads']} thread: ours {lat['ours']['median_ms']:.1f} ms "
         f"({lat['ours_flip']['median_ms']:.1f} ms with flip), MediaPipe "
-        f"{lat['mediapipe']['median_ms']:.1f} ms."
+        f"{lat['mediapipe']['median_ms']:.1f} ms." + whole_photo_summary(p)
+    )
+
+
+def whole_photo_summary(p: dict) -> str:
+    """The same run's whole-photo protocol (no box for anyone), when the run has it."""
+    pck, lat = p["pck"], p["latency"]["results"]
+    labels = {
+        "ours_whole": "ours",
+        "also1_whole": "the whole-photo model",
+        "mediapipe": "MediaPipe",
+        "movenet_lightning": "MoveNet Lightning",
+        "movenet_thunder": "MoveNet Thunder",
+    }
+    parts = [
+        f"{name} {pck[k]['visible']['total']:.1f}% ({lat[k]['median_ms']:.0f} ms)"
+        for k, name in labels.items()
+        if k in pck and k in lat
+    ]
+    if "ours_whole" not in pck or len(parts) < 2:
+        return ""
+    return (
+        " Whole photo for everyone (no box; ours and the whole-photo model with flip), visible "
+        "limb joints and batch-1 latency: " + ", ".join(parts) + "."
     )
 
 

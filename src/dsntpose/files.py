@@ -14,10 +14,20 @@ import contextlib
 import errno
 import os
 import re
+import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
-__all__ = ["TEMPORARY", "atomic_write", "clean_stale_temporaries", "refuse_inputs"]
+__all__ = [
+    "MAX_CONFIG_BYTES",
+    "TEMPORARY",
+    "atomic_write",
+    "check_config_file",
+    "clean_stale_temporaries",
+    "read_yaml",
+    "refuse_inputs",
+]
 
 PathLike = str | os.PathLike[str]
 
@@ -153,3 +163,82 @@ def clean_stale_temporaries(folder: PathLike) -> list[Path]:
             entry.unlink()
             removed.append(entry)
     return removed
+
+
+# --------------------------------------------------------------------------------------------
+# Config files: read strictly (regular file, bounded, no aliases or repeated keys)
+
+
+MAX_CONFIG_BYTES = 1 << 20
+"""The largest YAML config read (the shipped recipes are under 2 KiB)."""
+
+
+def check_config_file(path: str | Path, what: str = "--config") -> Path:
+    """Refuse, in one line naming ``path``, what cannot be a config file, before it is opened:
+    a missing file, a folder, a named pipe or device (reading one would wait forever or never
+    end), or a file over :data:`MAX_CONFIG_BYTES`."""
+    path = Path(path)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} {path}: config file not found") from None
+    except OSError as err:
+        raise ValueError(f"{what} {path}: cannot be read ({err.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ValueError(f"{what} {path} is a folder, not a YAML file")
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(
+            f"{what} {path} is not a regular file (a named pipe, socket or device); give a "
+            "YAML file"
+        )
+    if info.st_size > MAX_CONFIG_BYTES:
+        raise ValueError(
+            f"{what} {path} is {info.st_size} bytes, more than the {MAX_CONFIG_BYTES} a config "
+            "may have"
+        )
+    return path
+
+
+def read_yaml(path: str | Path, what: str = "--config") -> Any:
+    """The YAML document of the config file ``path``, read strictly.
+
+    Beside :func:`check_config_file`'s checks, YAML tags other than the plain ones are refused
+    (``yaml.safe_load``), and so are aliases (``*name``: an alias bomb expands a small file to
+    gigabytes) and a key given twice in one mapping (YAML would silently keep the last), each
+    in one ``ValueError`` naming the file, the line and the key.
+    """
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.events.AliasEvent):
+                event = self.peek_event()
+                raise ValueError(
+                    f"{path}: line {event.start_mark.line + 1}: YAML aliases (*{event.anchor}) "
+                    "are not allowed in a config; write the value out"
+                )
+            return super().compose_node(parent, index)
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, (str, int, float, bool)) or key is None:
+                    if key in seen:
+                        raise ValueError(
+                            f"{path}: line {key_node.start_mark.line + 1}: the key {key!r} is "
+                            "given twice in the same section; keep one"
+                        )
+                    seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    path = check_config_file(path, what)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{what} {path}: not UTF-8 text ({err.reason})") from None
+    try:
+        return yaml.load(text, Loader=StrictLoader)
+    except yaml.YAMLError as err:
+        first = str(err).strip().splitlines()
+        raise ValueError(f"{what} {path}: not valid YAML ({'; '.join(first[:2])})") from None
