@@ -411,7 +411,7 @@ def targets(r: dict[str, Any]) -> list[str]:
         )
     ]
     if peers is not None:
-        pck, lat = peers["pck"], peers["latency"]["results"]
+        pck, lat = peers.get("pck") or peers["lsp"], peers["latency"]["results"]
         ours, mp = pck["ours_flip"]["visible"]["total"], pck["mediapipe"]["visible"]["total"]
         rows.append(
             (

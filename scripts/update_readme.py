@@ -116,7 +116,7 @@ def trained(card: dict) -> str:
 
 def peers_summary(p: dict) -> str:
     """One paragraph from benchmarks/peers.py's JSON (its own ``summary`` when it has one)."""
-    pck, lat = p["pck"], p["latency"]["results"]
+    pck, lat = p.get("pck") or p["lsp"], p["latency"]["results"]
     ours, flip, mp = (pck[k]["visible"]["total"] for k in ("ours", "ours_flip", "mediapipe"))
     return (
         f"Against MediaPipe BlazePose (full, its own detector) in the same run "
@@ -131,7 +131,7 @@ def peers_summary(p: dict) -> str:
 
 def whole_photo_summary(p: dict) -> str:
     """The same run's whole-photo protocol (no box for anyone), when the run has it."""
-    pck, lat = p["pck"], p["latency"]["results"]
+    pck, lat = p.get("pck") or p["lsp"], p["latency"]["results"]
     labels = {
         "ours_whole": "ours",
         "also1_whole": "the whole-photo model",
