@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
 import time
@@ -45,18 +44,6 @@ LIMBS = (
     "r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle",
     "r_wrist", "r_elbow", "r_shoulder", "l_shoulder", "l_elbow", "l_wrist",
 )  # fmt: skip
-
-
-def median_ms(fn: Any, rounds: int) -> float:
-    """Median wall time of ``fn()`` in ms over ``rounds`` calls after 3 warm-up calls."""
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
 
 
 def whole_photo_lsp(weights: Path, lsp_root: Path, limit: int | None = None) -> dict[str, Any]:
@@ -126,6 +113,7 @@ def main() -> int:
     from dsntpose.model import model_name
 
     sys.path.insert(0, str(REPO / "scripts"))
+    from ship_model import latency_ms as median_ms
     from ship_model import training_facts
 
     work = REPO / "runs"
