@@ -5,6 +5,8 @@ process, alternating):
 
   ops          ``dsnt(flat_softmax(x))``, the op the package is named after, at 4-128 px and
                batch 1, 8, 32 and 64
+  fused        the same values from one autograd node, ``softmax_dsnt(x).coords``, against
+               the same dsntnn composition, same sizes and batches
   softmax      ``flat_softmax(x)`` alone                       } the per-op split, batch 32:
   dsnt         ``dsnt(p)`` on a map that requires grad        } a regression in one op
   losses       ``average_loss(euclidean_losses(c, t), mask)``  } shows in its own row
@@ -87,6 +89,10 @@ def ops_dsntnn(x: torch.Tensor, t: torch.Tensor, m: torch.Tensor) -> torch.Tenso
     return dsntnn.dsnt(dsntnn.flat_softmax(x))
 
 
+def fused_ours(x: torch.Tensor, t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    return ops.softmax_dsnt(x).coords
+
+
 def softmax_ours(x: torch.Tensor, t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     return ops.flat_softmax(x)
 
@@ -134,6 +140,7 @@ def train_dsntnn(x: torch.Tensor, t: torch.Tensor, m: torch.Tensor) -> torch.Ten
 #: row name -> (ours, dsntnn, what the leaf x is: "logits", "probs" or "coords")
 ROWS: dict[str, tuple[Fn, Fn, str]] = {
     "ops": (ops_ours, ops_dsntnn, "logits"),
+    "fused": (fused_ours, ops_dsntnn, "logits"),
     "softmax": (softmax_ours, softmax_dsntnn, "logits"),
     "dsnt": (dsnt_ours, dsnt_dsntnn, "probs"),
     "losses": (losses_ours, losses_dsntnn, "coords"),
@@ -142,16 +149,17 @@ ROWS: dict[str, tuple[Fn, Fn, str]] = {
 }
 
 
-def cases(quick: bool) -> list[tuple[str, int, int]]:
-    """``(row, batch, size)`` of every case."""
+def cases(quick: bool, rows: list[str] | None = None) -> list[tuple[str, int, int]]:
+    """``(row, batch, size)`` of every case (of ``rows`` only, when given)."""
     if quick:
-        return [("ops", 8, 7), ("ops", 32, 28), ("dsnt", 32, 28), ("train", 32, 14)]
-    out = [("ops", b, s) for s in OPS_SIZES for b in OPS_BATCHES]
-    for row in ("softmax", "dsnt", "regulariser"):
-        out += [(row, SPLIT_BATCH, s) for s in SPLIT_SIZES]
-    out += [("losses", SPLIT_BATCH, 0)]  # coordinates only: no map size
-    out += [("train", SPLIT_BATCH, s) for s in TRAIN_SIZES]
-    return out
+        out = [("ops", 8, 7), ("ops", 32, 28), ("dsnt", 32, 28), ("train", 32, 14)]
+    else:
+        out = [(row, b, s) for row in ("ops", "fused") for s in OPS_SIZES for b in OPS_BATCHES]
+        for row in ("softmax", "dsnt", "regulariser"):
+            out += [(row, SPLIT_BATCH, s) for s in SPLIT_SIZES]
+        out += [("losses", SPLIT_BATCH, 0)]  # coordinates only: no map size
+        out += [("train", SPLIT_BATCH, s) for s in TRAIN_SIZES]
+    return [c for c in out if rows is None or c[0] in rows]
 
 
 def inputs(
@@ -176,14 +184,21 @@ def make_stmt(fn: Fn, x: torch.Tensor, t: torch.Tensor, m: torch.Tensor) -> Call
     return stmt
 
 
-def worker(regime: str, threads: int, rounds: int, min_run_time: float, quick: bool) -> dict:
+def worker(
+    regime: str,
+    threads: int,
+    rounds: int,
+    min_run_time: float,
+    quick: bool,
+    rows: list[str] | None = None,
+) -> dict:
     """Time every case in this process; returns per-case lists of per-round times (s)."""
     pinned = pin_steady() if regime == "steady" else False
     if threads == 1 and hasattr(os, "sched_setaffinity"):
         cpus = sorted(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {cpus[-1]})
     torch.set_num_threads(threads)
-    todo = cases(quick)
+    todo = cases(quick, rows)
     stmts = {}
     for i, (row, batch, size) in enumerate(todo):
         ours, theirs, kind = ROWS[row]
@@ -216,7 +231,9 @@ def run_child(regime: str, threads: int, args: argparse.Namespace) -> dict:
         str(args.rounds),
         "--min-run-time",
         str(args.min_run_time),
-    ] + (["--quick"] if args.quick else [])
+    ]
+    cmd += ["--quick"] if args.quick else []
+    cmd += ["--rows", *args.rows] if args.rows else []
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -289,6 +306,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--min-run-time", type=float, default=0.2, help="s per measurement")
     parser.add_argument("--quick", action="store_true", help="a CI-sized smoke run")
+    parser.add_argument(
+        "--rows", nargs="+", default=None, choices=list(ROWS), help="only these rows (default all)"
+    )
     parser.add_argument("--conditions", default="", help="what else ran on the machine")
     parser.add_argument("--json", type=Path, default=None, help="write the results as JSON")
     parser.add_argument("--markdown", type=Path, default=None, help="write the tables")
@@ -297,7 +317,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     if args.quick:
         args.rounds, args.min_run_time = 2, 0.05
     if args.worker:
-        res = worker(args.worker, args.threads[0], args.rounds, args.min_run_time, args.quick)
+        res = worker(
+            args.worker, args.threads[0], args.rounds, args.min_run_time, args.quick, args.rows
+        )
         print(json.dumps(res))
         return res
 

@@ -292,15 +292,39 @@ def _safe_xlogx(x: Tensor) -> Tensor:
     return x * torch.log(x.clamp_min(torch.finfo(x.dtype).tiny))
 
 
-def _finite_targets(target: Tensor) -> tuple[Tensor, Tensor]:
-    """``(target with non-finite joints at the centre, (B, J) bool: the joint was not finite)``.
+def _host_checks(x: Tensor) -> bool:
+    """Whether a check may read a value back to the host: on CPU, outside compiling and
+    tracing (a CPU has no queue to stall; elsewhere the checks stay on the device)."""
+    return (
+        x.device.type == "cpu"
+        and not torch.compiler.is_compiling()
+        and torch._C._get_tracing_state() is None
+    )
+
+
+def _all_finite(x: Tensor) -> bool:
+    """True when every entry of ``x`` is finite, from one sum (a NaN or inf makes it
+    non-finite; a sum that overflows only sends the caller down its careful path)."""
+    return math.isfinite(float(x.detach().sum()))
+
+
+def _finite_targets(target: Tensor) -> tuple[Tensor, Tensor | None]:
+    """``(target with non-finite joints at the centre, (B, J) bool: the joint was not finite)``;
+    ``(target, None)`` when every target is finite (checked on the host where that is cheap).
 
     Every per-joint loss of a non-finite target is NaN with a zero gradient, so a masked
     joint (``average_loss`` with mask 0) never turns the step's gradient into NaN. (A sum over
     the components times 0 is 0 when all are finite and NaN otherwise: 3 small kernels.)
     """
+    if _host_checks(target) and _all_finite(target):
+        return target, None
     bad = target.sum(-1).mul(0.0) != 0
     return target.masked_fill(bad.unsqueeze(-1), 0.0), bad
+
+
+def _mark_bad(losses: Tensor, bad: Tensor | None) -> Tensor:
+    """Per-joint ``losses`` with NaN where the target was not finite (see _finite_targets)."""
+    return losses if bad is None else losses.masked_fill(bad, math.nan)
 
 
 # --------------------------------------------------------------------------------------------
@@ -320,17 +344,16 @@ def _finite_logits(x: Tensor, scale: float = 1.0) -> Tensor:
 def _softmax_cells(flat: Tensor) -> Tensor:
     """Softmax over the last dim of ``(B, J, N)`` logits, with infinite logits at their limit.
 
-    On CPU the plain softmax runs and only maps that came out NaN (which a +inf or an all
-    -inf map makes, as does a NaN) are recomputed from clamped logits: checking each map's
-    first cell costs nothing next to the softmax, and a CPU has no queue to stall. On other
-    devices, and when compiling or tracing, the logits are always clamped (one cheap kernel,
-    no host sync).
+    Where host checks are cheap (CPU, eager) the plain softmax runs and the maps are recomputed
+    from clamped logits only if one came out NaN (which a +inf or an all -inf map makes, as
+    does a NaN): one sum over each map's first cell, read without autograd, costs a few
+    microseconds next to the softmax. On other devices, and when compiling or tracing, the
+    logits are always clamped (one cheap kernel, no host sync).
     """
-    tracing = torch._C._get_tracing_state() is not None
-    if flat.device.type != "cpu" or torch.compiler.is_compiling() or tracing:
+    if not _host_checks(flat):
         return torch.softmax(_finite_logits(flat), dim=-1)
     p = torch.softmax(flat, dim=-1)
-    if bool(torch.isnan(p[..., 0]).any()):
+    if math.isnan(p.detach().select(-1, 0).sum().item()):
         p = torch.softmax(_finite_logits(flat), dim=-1)
     return p
 
@@ -737,8 +760,7 @@ def euclidean_losses(actual: Tensor, target: Tensor) -> Tensor:
     """
     _check_pair(actual, target)
     t, bad = _finite_targets(_float(target))
-    dist: Tensor = torch.linalg.vector_norm(_float(actual) - t, dim=-1)
-    return dist.masked_fill(bad, math.nan)
+    return _mark_bad(torch.linalg.vector_norm(_float(actual) - t, dim=-1), bad)
 
 
 def l1_losses(actual: Tensor, target: Tensor) -> Tensor:
@@ -753,7 +775,7 @@ def l1_losses(actual: Tensor, target: Tensor) -> Tensor:
     """
     _check_pair(actual, target)
     t, bad = _finite_targets(_float(target))
-    return (_float(actual) - t).abs().mean(-1).masked_fill(bad, math.nan)
+    return _mark_bad((_float(actual) - t).abs().mean(-1), bad)
 
 
 def mse_losses(actual: Tensor, target: Tensor) -> Tensor:
@@ -769,7 +791,7 @@ def mse_losses(actual: Tensor, target: Tensor) -> Tensor:
     _check_pair(actual, target)
     t, bad = _finite_targets(_float(target))
     d = _float(actual) - t
-    return (d * d).mean(-1).masked_fill(bad, math.nan)
+    return _mark_bad((d * d).mean(-1), bad)
 
 
 def average_loss(losses: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -790,8 +812,14 @@ def average_loss(losses: Tensor, mask: Tensor | None = None) -> Tensor:
             f"mask must have the shape of losses {tuple(losses.shape)}, got {tuple(mask.shape)}"
         )
     w = mask.to(losses.dtype)
-    kept = torch.where(w != 0, losses * w, 0.0)
-    return kept.sum() / w.sum().clamp_min(1)
+    denom = w.sum().clamp_min(1)
+    if _host_checks(losses):
+        # the plain weighted sum is right unless a masked entry is NaN or inf (0 * inf is NaN);
+        # one read of the sum says which, and only then the guarded sum runs
+        total = (losses * w).sum()
+        if math.isfinite(float(total.detach())):
+            return total / denom
+    return torch.where(w != 0, losses * w, 0.0).sum() / denom
 
 
 def heatmap_mse_losses(maps: Tensor, targets: Tensor) -> Tensor:
@@ -853,7 +881,7 @@ def rle_losses(
         nll = torch.log(2 * s) + e.abs()
     else:
         nll = torch.log(s) + 0.5 * math.log(2 * math.pi) + 0.5 * e * e
-    return nll.sum(-1).masked_fill(bad, math.nan)
+    return _mark_bad(nll.sum(-1), bad)
 
 
 # --------------------------------------------------------------------------------------------
@@ -910,7 +938,7 @@ def kl_reg_losses(probs: Tensor, mu_t: Tensor, sigma_t: float) -> Tensor:
     mu, bad = _finite_targets(_float(mu_t).detach())
     log_q = _target_log_1d(mu, p.shape[2:], sigma_t)
     cross = sum((m * lq).sum(-1) for m, lq in zip(_marginals(p), log_q))
-    return (_neg_entropy(p) - cross).masked_fill(bad, math.nan)
+    return _mark_bad(_neg_entropy(p) - cross, bad)
 
 
 def _window_half(sigma_t: float, dtype: torch.dtype = torch.float64) -> int:
@@ -984,12 +1012,13 @@ def _target_window(
 class _Target(NamedTuple):
     """The target Gaussian inside its window: ``cells`` ``(B, J, n)`` flat cells (``None`` when
     the window is the whole map), its log density ``lq`` and density ``q`` there ``(B, J, n)``,
-    and ``bad`` ``(B, J)``: the joint's target was not finite (it was moved to the centre)."""
+    and ``bad`` ``(B, J)``: the joint's target was not finite (it was moved to the centre),
+    ``None`` when all were finite."""
 
     cells: Tensor | None
     lq: Tensor
     q: Tensor
-    bad: Tensor
+    bad: Tensor | None
 
 
 def _target_terms(
@@ -1101,7 +1130,7 @@ def js_reg_losses(probs: Tensor, mu_t: Tensor, sigma_t: float) -> Tensor:
     p = _float(probs)
     tgt = _target_terms(mu_t, p.shape[2:], sigma_t, p.dtype)
     out: Tensor = _JSDivergence.apply(p.flatten(2), tgt.cells, tgt.lq, tgt.q)  # type: ignore[no-untyped-call]
-    return out.masked_fill(tgt.bad, math.nan)
+    return _mark_bad(out, tgt.bad)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1443,7 +1472,11 @@ class _SoftmaxDSNTJS(torch.autograd.Function):
         # p * (d JS / d p - log(2) / 2) in the window: the JS gradient less its outside value
         pd_win = dp_win.sub_(_HALF_LOG2).mul_(p_win)
         ctx.save_for_backward(p_flat, coords, index, pd_win)
-        return p_flat.view(b, j, h, w), coords, js.masked_fill_(tgt.bad, math.nan)
+        return (
+            p_flat.view(b, j, h, w),
+            coords,
+            (js if tgt.bad is None else js.masked_fill_(tgt.bad, math.nan)),
+        )
 
     @staticmethod
     def backward(
