@@ -708,6 +708,42 @@ def test_dsnt_node_values_and_gradients_are_dsntnns(
     assert torch.allclose(out["ours"][1], out["dsntnn"][1], rtol=1e-13, atol=1e-13)
 
 
+@pytest.fixture
+def two_threads():
+    """Run the test with two intra-op threads (the default suite runs on one)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("size", [(33, 40), (24, 24), (8, 9, 10), (600,)])
+@pytest.mark.parametrize("normalized", [True, False])
+def test_dsnt_forward_on_two_threads_is_the_marginal_sums_with_dsntnns_values(
+    size: tuple[int, ...], normalized: bool, two_threads: None
+) -> None:
+    assert math.prod(size) >= ops._SUM_CELLS and torch.get_num_threads() == 2
+    g = torch.Generator().manual_seed(len(size))
+    base = torch.rand(3, 5, *size, generator=g, dtype=F64)
+    weight = torch.randn(3, 5, len(size), generator=g, dtype=F64)
+    out = {}
+    for name, fn in (("ours", ops.dsnt), ("dsntnn", dsntnn.dsnt)):
+        p = base.clone().requires_grad_()
+        c = fn(p, normalized_coordinates=normalized)
+        out[name] = (c, torch.autograd.grad((c * weight).sum(), p)[0])
+    assert out["ours"][0].shape == (3, 5, len(size)) and out["ours"][0].is_contiguous()
+    assert torch.allclose(out["ours"][0], out["dsntnn"][0], rtol=1e-13, atol=1e-10)
+    assert torch.allclose(out["ours"][1], out["dsntnn"][1], rtol=1e-13, atol=1e-13)
+    p = torch.rand(1, 2, *size, generator=g, dtype=F64, requires_grad=True)
+    fn = lambda q: ops.dsnt(q, normalized_coordinates=normalized)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (p,)) and torch.autograd.gradgradcheck(fn, (p,))
+    # the fused path takes the same forward
+    x = torch.randn(2, 3, *size[-2:], generator=g) if len(size) >= 2 else None
+    if x is not None and len(size) == 2:
+        fused = ops.softmax_dsnt(x).coords
+        assert (fused - dsntnn.dsnt(dsntnn.flat_softmax(x))).abs().max() < 1e-6
+
+
 @pytest.mark.parametrize("size", [(28, 28), (64, 64), (5, 6, 7)])
 def test_dsnt_node_in_the_composed_path_matches_dsntnn_in_float32(size: tuple[int, ...]) -> None:
     g = torch.Generator().manual_seed(5)
