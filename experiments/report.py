@@ -92,7 +92,12 @@ def read_csv(
         out = dict(group[0])
         for k, v in group[0].items():
             if isinstance(v, float) and k not in ("seed", "heatmap_px"):
-                out[k] = sum(float(g[k]) for g in group) / len(group)
+                values = [g.get(k) for g in group]
+                # a figure some seeds lack (e.g. an MPII score of a cell whose checkpoint is
+                # gone) has no mean over the seeds
+                out[k] = (
+                    sum(values) / len(values) if all(isinstance(x, float) for x in values) else ""
+                )
         seeds = sorted(int(g["seed"]) for g in group)
         out["cell"] = f"{point}-seed{'+'.join(str(s) for s in seeds)}"
         out["seeds"] = len(group)
@@ -150,7 +155,10 @@ def grid_table(
         "|" + "---|" * (len(col_order) + 1),
     ]
     for rk in row_order:
-        vals = [f"{index[(rk, c)]:.1f}" if (rk, c) in index else "–" for c in col_order]
+        vals = [
+            f"{index[(rk, c)]:.1f}" if isinstance(index.get((rk, c)), float) else "–"
+            for c in col_order
+        ]
         lines.append(f"| {rk} | " + " | ".join(vals) + " |")
     return "\n".join(lines)
 

@@ -586,6 +586,16 @@ def tables(lines: list[str]) -> None:
                 grid_table(rows, "strategy", "stride", key, order, list(STRIDES), titles),
                 "",
             ]
+        if any(isinstance(r.get("mpii_pckh"), float) for r in rows):
+            lines += [
+                "MPII PCKh@0.5 (%), the second score: the MPII validation people whose frames "
+                "are in ../shared/data/mpii (264 of 2958), official protocol, flip test, LSP "
+                "joints mapped to MPII's by name (`python -m experiments.run pa --score_mpii`; "
+                "– where the cell's checkpoint is gone and it still needs retraining):",
+                "",
+                grid_table(rows, "strategy", "stride", "mpii_pckh", order, list(STRIDES), titles),
+                "",
+            ]
         lines += base_report.seeds_note(rows)
         with plot("pck_vs_resolution_pretrained.png", "heatmap side (px)", "PCK@0.2 (%)") as ax:
             for s in order:
@@ -605,6 +615,8 @@ def tables(lines: list[str]) -> None:
         ("pck20", "PCK@0.2"),
         ("pck10", "PCK@0.1"),
         ("auc", "AUC@0.5"),
+        ("mpii_pckh", "MPII PCKh@0.5"),
+        ("mpii_pckh_ci", "MPII 95% CI"),
         ("train_minutes", "train min"),
     ]
     for sweep in ("pb_activation", "pc_regularizer", "pf_newops"):

@@ -1,12 +1,14 @@
 """Run the paper's ablations on LSP as sweeps that survive being stopped.
 
     python -m experiments.run a [c b e d] [--data_root DIR] [--runs_dir DIR] [--only CELL] [--list]
+    python -m experiments.run pa pb pc pf --score_mpii   # MPII PCKh of finished, kept cells
 
 Each sweep is a YAML file in ``experiments/sweeps/`` (``a`` picks ``a_strategy.yaml``): a
 ``grid`` of named axes whose values are partial run configs merged over
 ``experiments/base_lsp.yaml`` (and the sweep's ``fixed`` part), times ``seeds``. Each finished
 cell writes ``docs/results/<sweep>/<cell>.json`` (its full config, PCK@0.2 and @0.1 per group,
-the PCK curve, training time) and the sweep's ``docs/results/<sweep>.csv`` is rebuilt from
+the PCK curve, training time and, where ``--mpii_root`` holds MPII frames, its MPII PCKh@0.5
+with a bootstrap interval as the second score) and the sweep's ``docs/results/<sweep>.csv`` is rebuilt from
 those files. A cell whose JSON exists is skipped; an unfinished cell resumes from the last
 checkpoint in its run folder (Lightning's ``last.ckpt``, saved every ``train.ckpt_every``
 steps), so the command can be stopped and restarted at any time without losing finished runs.
@@ -167,6 +169,61 @@ def evaluate_cell(checkpoint: Path, data_root: str, flip: bool = False) -> dict[
     return out
 
 
+def score_mpii(checkpoint: Path, mpii_root: str | Path) -> dict[str, Any] | None:
+    """The cell's second score: MPII PCKh@0.5 on the validation people whose frames are in
+    ``mpii_root/images`` (264 of 2958 with ../shared/data/mpii), the official protocol with the
+    flip test, LSP models mapped to MPII's joints by name, 95% bootstrap intervals over people
+    (2000 resamples, seed 0). None when ``mpii_root`` has no valid.h5 or frames."""
+    root = Path(mpii_root)
+    if not (root / "valid.h5").is_file() or not (root / "images").is_dir():
+        return None
+    from dsntpose.inference import evaluate_checkpoint
+
+    ev = evaluate_checkpoint(
+        str(checkpoint), data={"dataset": "mpii", "root": str(root)}, flip=True, num_draw=0
+    )
+    d = ev.result.to_dict()
+    return {
+        "pckh": round(d["total"], 3),
+        "pckh_ci": [round(v, 3) for v in d["intervals"]["total"]],
+        "groups": {k: round(v, 3) for k, v in d["groups"].items()},
+        "people": ev.people.describe(),
+        "joints_scored": list(ev.joints_scored or ()),
+        "protocol": "PCKh@0.5, official head boxes (detections_our_format.mat), valid.h5 "
+        "crops back-projected, flip test; Total count-weighted over the 14 joints other than "
+        "pelvis and thorax",
+    }
+
+
+def backfill_mpii(args: argparse.Namespace) -> int:
+    """Score on MPII every finished cell whose record lacks it and whose run folder still
+    holds its last.ckpt (cells that are the same run as another take that one's score)."""
+    done = 0
+    for path in sorted(RESULTS.glob("*/*.json")):
+        record = json.loads(path.read_text())
+        if "cell" not in record or "mpii" in record:
+            continue
+        source = record.get("same_run_as", f"{record['sweep']}/{record['cell']}")
+        checkpoint = Path(args.runs_dir) / source / "last.ckpt"
+        if not checkpoint.is_file():
+            continue
+        twin = RESULTS / f"{source}.json"
+        twin_record = json.loads(twin.read_text()) if twin.is_file() else {}
+        mpii = twin_record.get("mpii") or score_mpii(checkpoint, args.mpii_root)
+        if mpii is None:
+            print(f"error: no MPII frames at {args.mpii_root}", file=sys.stderr)
+            return 2
+        record["mpii"] = mpii
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, indent=1))
+        tmp.replace(path)
+        write_csv(record["sweep"])
+        done += 1
+        print(f"[mpii] {source}: PCKh {mpii['pckh']:.1f} {mpii['pckh_ci']}", flush=True)
+    print(f"[mpii] {done} cell(s) scored on MPII", flush=True)
+    return 0
+
+
 # (section, key, default) of config fields added after the first experiment records.
 ADDED_FIELDS = (
     ("train", "init_from", None),
@@ -302,6 +359,10 @@ def write_csv(sweep: str) -> Path:
             pck10=r["metrics"]["pck10"],
             auc=r["metrics"]["auc"],
             **{f"pck20_{k.lower()}": v for k, v in r["metrics"]["pck20_groups"].items()},
+            mpii_pckh=r.get("mpii", {}).get("pckh"),
+            mpii_pckh_ci="-".join(f"{v:.1f}" for v in r["mpii"]["pckh_ci"])
+            if "mpii" in r
+            else None,
             train_minutes=round(r["train_seconds"] / 60, 2),
             steps=r["steps"],
             precision=r["config"]["train"]["precision"],
@@ -410,6 +471,7 @@ def run_sweep(name: str, args: argparse.Namespace) -> None:
             if result.last is None:
                 raise SystemExit(f"error: {sweep}/{cell_id} left no last.ckpt in {run_dir}")
             metrics = evaluate_cell(result.last, args.data_root, flip)
+            mpii = score_mpii(result.last, args.mpii_root)
             record = {
                 "sweep": sweep,
                 "cell": cell_id,
@@ -426,6 +488,7 @@ def run_sweep(name: str, args: argparse.Namespace) -> None:
                 "checkpoint": "last",
                 "flip_test": flip,
                 "data": "LSP test split (images 1001-2000), PCK of the torso (r_shoulder-l_hip)",
+                **({"mpii": mpii} if mpii is not None else {}),
             }
             result_path.parent.mkdir(parents=True, exist_ok=True)
             tmp = result_path.with_suffix(".tmp")
@@ -467,7 +530,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--list", action="store_true", help="list the cells and whether they are done"
     )
+    parser.add_argument(
+        "--mpii_root",
+        default=str(REPO.parent / "shared" / "data" / "mpii"),
+        help="MPII folder (valid.h5, images/): each finished cell is also scored there",
+    )
+    parser.add_argument(
+        "--score_mpii",
+        action="store_true",
+        help="only score on MPII the finished cells whose checkpoints are kept (no training)",
+    )
     args = parser.parse_args(argv)
+    if args.score_mpii:
+        return backfill_mpii(args)
     if not args.list and not (Path(args.data_root) / "joints.mat").is_file():
         print(
             f"error: no LSP at {args.data_root} (joints.mat missing); get it with `dsntpose data lsp --root DIR`",

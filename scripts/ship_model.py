@@ -387,18 +387,18 @@ def stage_score(r: dict[str, Any]) -> str:
 def targets(r: dict[str, Any]) -> list[str]:
     """The card's section on the project's targets for the shipped model: what each asked,
     what was measured (this card, ``docs/results/peers.json`` and the ``make demo DATA=``
-    summary ``docs/results/demo_lsp.json``), whether it was met, and what would close it."""
+    summaries ``docs/results/demo_lsp_quiet*.json`` of scripts/demo_figures.py), whether it was met, and what would close it."""
     results = REPO / "docs" / "results"
     peers = (
         json.loads((results / "peers.json").read_text())
         if (results / "peers.json").is_file()
         else None
     )
-    demo = (
-        json.loads((results / "demo_lsp.json").read_text())
-        if (results / "demo_lsp.json").is_file()
-        else None
-    )
+    demos = [
+        json.loads(path.read_text())
+        for path in sorted(results.glob("demo_lsp_quiet*.json"))
+        or sorted(results.glob("demo_lsp*.json"))
+    ]
 
     def met(ok: bool) -> str:
         return "**met**" if ok else "**missed**"
@@ -430,12 +430,15 @@ def targets(r: dict[str, Any]) -> list[str]:
                 met(plain < mp_ms) + ("" if flip < mp_ms else " without flip; missed with flip"),
             )
         )
-    if demo is not None:
+    if demos:
+        pcks = [d["pck20"] for d in demos]
+        worst_s = max(d["total_seconds"] for d in demos)
         rows.append(
             (
                 "`make demo DATA=<LSP>` (no LSPET) on 2 cores: at least 60% in at most 10 minutes",
-                f"{demo['pck20']:.1f}% in {demo['total_seconds']} s",
-                met(demo["pck20"] >= 60 and demo["total_seconds"] <= 600),
+                f"{min(pcks):.1f}-{max(pcks):.1f}% in at most {worst_s} s ({len(demos)} runs, "
+                f"{demos[0].get('conditions', 'conditions not recorded')})",
+                met(min(pcks) >= 60 and worst_s <= 600),
             )
         )
     out = [

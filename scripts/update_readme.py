@@ -52,23 +52,45 @@ def replace(readme: str, name: str, body: str) -> str:
 
 
 def demo_table(paths: list[Path]) -> str:
+    """The README's demo table from ``docs/results/demo_*.json`` (``scripts/demo_figures.py``):
+    one row per data set and conditions, each figure as the range over the runs."""
     import json
 
-    rows = [json.loads(p.read_text()) for p in paths]
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for path in paths:
+        r = json.loads(path.read_text())
+        groups.setdefault((r["data"], r.get("conditions", "not recorded")), []).append(r)
+
+    def span(values: list[float], fmt: str = "{:.0f}") -> str:
+        lo, hi = min(values), max(values)
+        return fmt.format(lo) if lo == hi else f"{fmt.format(lo)}-{fmt.format(hi)}"
+
     lines = [
-        "Measured on this project's 2-core machine (`make demo`, the run's `summary.json`; "
-        "`.venv` already built):",
+        "Measured with `python scripts/demo_figures.py` (each run a fresh `dsntpose demo`, what "
+        "`make demo` runs; `.venv` already built). Each cell is the range over the runs:",
         "",
-        "| `make demo` | model | training | whole command | PCK@0.2 |",
-        "|---|---|---|---|---|",
+        "| `make demo` | conditions | runs | training steps | training s | whole command s "
+        "| PCK@0.2 |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        what = "`DATA=` LSP" if r["data"] == "lsp" else "synthetic set"
+    machines = set()
+    for (data, conditions), rs in sorted(groups.items()):
+        what = "`DATA=` LSP" if data == "lsp" else "synthetic set"
+        split = f"{rs[0]['images']} {rs[0]['split']} images"
+        loads = [r[k] for r in rs for k in ("load_before", "load_after") if k in r]
+        where = conditions + (f" (load average {span(loads, '{:.1f}')})" if loads else "")
         lines.append(
-            f"| {what} | {r['model']}, {r['input_size']} px | {r['steps']} steps, "
-            f"{r['train_seconds']} s | {r['total_seconds']} s | {r['pck20']:.1f}% on "
-            f"{r['images']} {r['split']} images |"
+            f"| {what} | {where} | {len(rs)} | {span([r['steps'] for r in rs])} "
+            f"| {span([r['train_seconds'] for r in rs])} | {span([r['total_seconds'] for r in rs])} "
+            f"| **{span([r['pck20'] for r in rs], '{:.1f}')}%** on {split} |"
         )
+        machines.update(r["cpu"] for r in rs if "cpu" in r)
+    model = next(iter(groups.values()))[0]
+    lines += [
+        "",
+        f"Model: {model['model']}, {model['input_size']} px crops. "
+        + (f"Machine: {'; '.join(sorted(machines))}." if machines else ""),
+    ]
     return "\n".join(lines)
 
 

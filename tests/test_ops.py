@@ -717,21 +717,23 @@ def two_threads():
     torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("size", [(33, 40), (24, 24), (8, 9, 10), (600,)])
+@pytest.mark.parametrize("size", [(48, 50), (13, 14, 15), (3000,)])
 @pytest.mark.parametrize("normalized", [True, False])
 def test_dsnt_forward_on_two_threads_is_the_marginal_sums_with_dsntnns_values(
-    size: tuple[int, ...], normalized: bool, two_threads: None
+    size: tuple[int, ...], normalized: bool, two_threads: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(ops, "_SUM_VALUES", 1)  # small batches take the sums too (gradcheck)
+    batch = 3
     assert math.prod(size) >= ops._SUM_CELLS and torch.get_num_threads() == 2
     g = torch.Generator().manual_seed(len(size))
-    base = torch.rand(3, 5, *size, generator=g, dtype=F64)
-    weight = torch.randn(3, 5, len(size), generator=g, dtype=F64)
+    base = torch.rand(batch, 5, *size, generator=g, dtype=F64)
+    weight = torch.randn(batch, 5, len(size), generator=g, dtype=F64)
     out = {}
     for name, fn in (("ours", ops.dsnt), ("dsntnn", dsntnn.dsnt)):
         p = base.clone().requires_grad_()
         c = fn(p, normalized_coordinates=normalized)
         out[name] = (c, torch.autograd.grad((c * weight).sum(), p)[0])
-    assert out["ours"][0].shape == (3, 5, len(size)) and out["ours"][0].is_contiguous()
+    assert out["ours"][0].shape == (batch, 5, len(size)) and out["ours"][0].is_contiguous()
     assert torch.allclose(out["ours"][0], out["dsntnn"][0], rtol=1e-13, atol=1e-10)
     assert torch.allclose(out["ours"][1], out["dsntnn"][1], rtol=1e-13, atol=1e-13)
     p = torch.rand(1, 2, *size, generator=g, dtype=F64, requires_grad=True)

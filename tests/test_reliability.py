@@ -654,6 +654,9 @@ def _run_row(row: Row, env: Env, capsys: pytest.CaptureFixture[str]) -> tuple[st
     if row.code == 0:
         if code != 0:
             return "internal error" if not last else "silent", f"exit {code}: {last}"
+        missing = [word for word in row.words(env) if word not in last]
+        if missing:
+            return "silent", f"succeeded but its last line lacks {missing}: {last}"
         return "handled", last
     if code == 0:
         return "silent", f"exit 0 on bad input: {text[-500:]}"
@@ -1344,6 +1347,83 @@ def _predict_full_disk(env: Env) -> None:
     assert out.read_text() == "previous", "the previous JSON was truncated"
 
 
+def _mpii_h5_names(env: Env, name: str) -> None:
+    """An MPII valid.h5 whose image name is ``name``, read by the MPII dataset."""
+    import h5py
+
+    from dsntpose.data.mpii import MPII
+
+    root = env.tmp / "mpii"
+    (root / "images").mkdir(parents=True)
+    (env.tmp / "secret.jpg").write_bytes(_jpeg(env))  # what '..' or an absolute name would reach
+    with h5py.File(root / "valid.h5", "w") as file:
+        file["imgname"] = np.array([name.encode()])
+        file["center"] = np.full((1, 2), 50.0)
+        file["scale"] = np.ones(1)
+        file["part"] = np.full((1, 16, 2), 40.0)
+        file["normalize"] = np.full(1, 30.0)
+    MPII(root / "valid.h5", root / "images")
+
+
+def _coco_worker(env: Env) -> list[str]:
+    """A COCO keypoints file whose one image does not decode, loaded by one worker process."""
+    root = env.tmp / "root"
+    root.mkdir()
+    (root / "bad.jpg").write_bytes(b"this is not a JPEG file at all" * 20)
+    names = ["person"] + [f"j{i}" for i in range(13)]
+    doc = {
+        "images": [{"id": 1, "file_name": "bad.jpg", "width": 90, "height": 120}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "num_keypoints": 14, "bbox": [1, 1, 80, 100], "keypoints": [10, 10, 2] * 14}],
+        "categories": [{"id": 1, "name": "person", "keypoints": names, "skeleton": []}],
+    }  # fmt: skip
+    (root / "kp.json").write_text(json.dumps(doc))
+    return train_args(
+        env.tmp / "r", "--data.dataset", "coco", "--data.root", str(root / "kp.json"),
+        "--data.num_workers", "1", "--train.max_steps", "1",
+    )  # fmt: skip
+
+
+def _coco_folder(env: Env) -> list[str]:
+    """predict on a folder of which the COCO image list names one image of three."""
+    folder = _image(env, "17.png").parent
+    _image(env, "other.png")
+    _image(env, "more.png")
+    (env.tmp / "dets.json").write_text(
+        json.dumps([{"image_id": 17, "category_id": 1, "bbox": [5, 5, 40, 60], "score": 0.9}])
+    )
+    (env.tmp / "val.json").write_text(json.dumps({"images": [{"id": 17, "file_name": "17.png"}]}))
+    return _predict(env, folder, extra=(
+        "--boxes", str(env.tmp / "dets.json"), "--coco_images", str(env.tmp / "val.json"),
+        "--coco_output", str(env.tmp / "kp.json"),
+    ))  # fmt: skip
+
+
+def _coco_folder_written(env: Env) -> None:
+    rows = json.loads((env.tmp / "kp.json").read_text())
+    assert [r["image_id"] for r in rows] == [17], f"kp.json holds {rows}"
+
+
+def _closed_pipe(env: Env) -> None:
+    """``dsntpose predict FOLDER | head -c1``: the reader goes away; exit 0, no 'Broken pipe'."""
+    import subprocess
+    import sys
+
+    for k in range(20):
+        _image(env, f"im{k:02d}.png")
+    code = (
+        "import sys; from dsntpose import cli; sys.exit(cli.main(['predict', "
+        f"{str(env.tmp / 'imgs')!r}, '--checkpoint', {str(env.fx.ckpt)!r}, '--box', "
+        "'5,5,40,60', '--no-flip']))"
+    )
+    done = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {sys.executable} -c \"{code}\" | head -c1 >/dev/null"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )  # fmt: skip
+    if done.returncode != 0 or "Broken pipe" in done.stderr or "Errno 32" in done.stderr:
+        raise ValueError(f"exit {done.returncode}: {done.stderr.strip()[-300:]}")
+
+
 OTHER_ROWS = [
     Row("reader x corruption", "predict PIL I;16 image is read dark, not white", "silent numbers", call=lambda e: _image(e, "a.png", mode="I;16"), code=0, check=_dark_not_white, raises=()),
     Row("reader x corruption", "predict PIL F image", "silent numbers", argv=lambda e: _predict(e, _image(e, "f.tif", mode="F")), code=None),
@@ -1355,8 +1435,13 @@ OTHER_ROWS = [
     Row("command x misuse", "predict --draw_dir onto the input folder", "data destroyed", argv=lambda e: _predict(e, _image(e, "a.png").parent, extra=("--draw_dir", str(e.tmp / "imgs")))),
     Row("fault x phase", "predict --output on a full disk keeps the previous JSON", "data destroyed", call=lambda e: _predict_full_disk(e), code=0, raises=()),
     Row("fault x phase", "a refused export (NaN model) leaves keep.onnx whole", "data destroyed", argv=lambda e: (e.tmp.joinpath("keep.onnx").write_bytes(b"previous"), ["export", "--checkpoint", str(e.fx.nan_ckpt), str(e.tmp / "keep.onnx")])[1], words=lambda e: ("NaN",), check=lambda e: None if e.tmp.joinpath("keep.onnx").read_bytes() == b"previous" else (_ for _ in ()).throw(AssertionError("keep.onnx replaced"))),
-    Row("command x misuse", "predict one image says '1 person written'", "first use", argv=lambda e: _predict(e, _image(e, "a.png"), extra=("--output", str(e.tmp / "o.json"))), code=0),
+    Row("command x misuse", "predict one image says '1 person written'", "first use", argv=lambda e: _predict(e, _image(e, "a.png"), extra=("--output", str(e.tmp / "o.json"))), code=0, words=lambda e: ("1 person written",)),
     Row("reader x corruption", "COCO file_name absolute: not read outside the root", "outside the root", argv=_coco_outside, words=lambda e: ("file_name",), security=True),
+    Row("reader x corruption", "MPII valid.h5 image name absolute: not read outside the root", "outside the root", call=lambda e: _mpii_h5_names(e, str(e.tmp / "secret.jpg")), words=lambda e: ("valid.h5", "refused"), security=True),
+    Row("reader x corruption", "MPII valid.h5 image name with '..': not read outside the root", "outside the root", call=lambda e: _mpii_h5_names(e, "../../secret.jpg"), words=lambda e: ("valid.h5", "'..'"), security=True),
+    Row("reader x corruption", "undecodable image with data.num_workers 1: one line, no worker traceback", "vague", argv=_coco_worker, words=lambda e: ("bad.jpg",)),
+    Row("command x misuse", "predict --coco_images on a folder holding other images too: exit 0, kp.json right", "first use", argv=_coco_folder, code=0, check=_coco_folder_written, words=lambda e: ("written",)),
+    Row("fault x phase", "predict into a closed pipe (| head -c1) ends quietly with exit 0", "first use", call=_closed_pipe, code=0, raises=(ValueError,), timeout=150),
 ]  # fmt: skip
 
 

@@ -437,9 +437,13 @@ def normalize_heatmaps(
 #: add up to 28 x 28 (an add over a 4-28 cell inner dimension runs far below memory speed), and
 #: 2-6x slower from 64 x 64 (its inner dimension, 2 or 3, is a shape BLAS handles badly).
 _MM_CELLS = 1024
-#: From this many cells per map, and on more than one thread, the forward of ``dsnt`` takes
-#: the marginal sums (see ``_expectations``).
-_SUM_CELLS = 512
+#: From this many cells per map and this many values in all, and on more than one thread,
+#: the forward of ``dsnt`` takes the marginal sums (see ``_expectations``). Measured on two
+#: threads: below either bound the grid product was as fast or faster (the sums' per-call and
+#: threading costs); at 64 px x 512 maps and 128 px x 128 maps the sums took 20-25% off the
+#: whole forward+backward.
+_SUM_CELLS = 2048
+_SUM_VALUES = 1 << 20
 
 _GRIDS: dict[tuple[tuple[int, ...], bool, bool, torch.dtype, torch.device], Tensor] = {}
 
@@ -534,15 +538,22 @@ def _expectations(p: Tensor, normalized: bool = True) -> Tensor:
     """``(B, J, n)`` expected cell coordinates of ``(B, J, *spatial)`` maps.
 
     On one thread, or for small maps: one ``(n, N) @ (N, B J)`` product of the cached cell
-    grid with the maps seen as columns, a single pass over the maps. With more threads and at
-    least ``_SUM_CELLS`` cells: the marginal sums, each dotted with its axis, because a product
-    with so few rows runs on one thread while the sums split across all of them. (Measured
-    against dsntnn's two weighted sums and the ``(B J, N) @ (N, n)`` product: the grid product
-    was the fastest of the three at every size from 4 to 128 px on one thread, where the other
-    product was up to 10x slower than the sums; on two threads the marginal sums took 20-25%
-    off the whole forward+backward from 28 px up, where the grid product lost to dsntnn.)"""
+    grid with the maps seen as columns, a single pass over the maps. With more threads and
+    large maps (``_SUM_CELLS``, ``_SUM_VALUES``): the marginal sums, each dotted with its axis,
+    because a product with so few rows runs on one thread while the sums split across all of
+    them. (Measured against dsntnn's two weighted sums and the ``(B J, N) @ (N, n)`` product:
+    the grid product was the fastest of the three at every size from 4 to 128 px on one
+    thread, where the other product was up to 10x slower than the sums; on two threads the
+    marginal sums took 20-25% off the whole forward+backward of large maps, where the grid
+    product lost to dsntnn.)"""
     b, j = p.shape[:2]
-    if math.prod(p.shape[2:]) >= _SUM_CELLS and torch.get_num_threads() > 1 and _host_checks(p):
+    cells = math.prod(p.shape[2:])
+    if (
+        cells >= _SUM_CELLS
+        and b * j * cells >= _SUM_VALUES
+        and torch.get_num_threads() > 1
+        and _host_checks(p)
+    ):
         axes = [_cell_grid((s,), normalized, p.dtype, p.device)[0] for s in reversed(p.shape[2:])]
         return torch.stack([_dot(m, a) for m, a in zip(_marginals(p), axes)], -1)
     grid = _cell_grid(p.shape[2:], normalized, p.dtype, p.device)
