@@ -61,7 +61,8 @@ def _worker(source: str, threads: int, repeats: int) -> dict[str, Any]:
     import torch
 
     from dsntpose import bench
-    from dsntpose.model import load_checkpoint, model_name
+    from dsntpose.checkpoint import load_checkpoint
+    from dsntpose.model import model_name
 
     torch.set_num_threads(threads)
     if source.startswith("bench:"):

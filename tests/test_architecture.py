@@ -134,3 +134,31 @@ def test_constants_the_standalone_ops_repeat_agree_with_the_config() -> None:
     from dsntpose import config, ops
 
     assert tuple(ops.ACTIVATIONS) == config.ACTIVATIONS
+
+
+def test_every_name_imported_from_the_package_exists() -> None:
+    """Scripts, experiments, benchmarks and tests import names that exist: a module split
+    (e.g. load_checkpoint moving from model to checkpoint) cannot leave a caller importing
+    the old place, even in a function body that no default test runs."""
+    import importlib
+
+    repo = SRC.parents[1]
+    stale = []
+    for folder in ("src/dsntpose", "scripts", "experiments", "benchmarks", "tests"):
+        for path in sorted((repo / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not (isinstance(node, ast.ImportFrom) and node.level == 0 and node.module):
+                    continue
+                if node.module.split(".")[0] != "dsntpose":
+                    continue
+                module = importlib.import_module(node.module)
+                for alias in node.names:
+                    if alias.name == "*" or hasattr(module, alias.name):
+                        continue
+                    try:
+                        importlib.import_module(f"{node.module}.{alias.name}")
+                    except ImportError:
+                        stale.append(
+                            f"{path.relative_to(repo)}:{node.lineno} {node.module}.{alias.name}"
+                        )
+    assert not stale, stale
