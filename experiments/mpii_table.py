@@ -27,6 +27,7 @@ import argparse
 import json
 import math
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -388,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         first = ours[0]["efficiency"]
         eff_meta = {"machine": cpu, "threads": args.threads, "repeats": args.repeats,
                     "memory_method": first.get("memory_method")}  # fmt: skip
-    given = " ".join(args.checkpoints)
+    given = " ".join(shlex.quote(c) for c in args.checkpoints)
     doc = {
         "meta": {
             "command": "python -m experiments.mpii_table" + (f" {given}" if given else ""),
