@@ -129,6 +129,9 @@ def table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
         cells_ = []
         for key, _ in columns:
             v = r.get(key, "")
+            if v in ("", None):  # not measured (e.g. MPII for a cell whose checkpoint is gone)
+                cells_.append("–")
+                continue
             cells_.append(
                 f"{v:.1f}"
                 if isinstance(v, float) and key not in ("heatmap_px", "steps")

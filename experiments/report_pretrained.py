@@ -626,6 +626,14 @@ def tables(lines: list[str]) -> None:
         if rows:
             lines += [table(rows, cols), "", *base_report.seeds_note(rows)]
     lines += [
+        "MPII PCKh@0.5: each cell's second score on the MPII validation people whose frames are "
+        "in ../shared/data/mpii (264 of 2958; official protocol, flip test, LSP joints mapped "
+        "to MPII's by name, 95% bootstrap interval over people), written when a cell finishes "
+        "(`python -m experiments.run ... --score_mpii` for kept checkpoints); – where the cell "
+        "ran before its checkpoint was kept and needs retraining to get it.",
+        "",
+    ]
+    lines += [
         "Train min is each cell's own training time (a cell that is the same run as another "
         "sweep's repeats its minutes).",
         "",
