@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import shlex
 import subprocess
 import sys
@@ -378,14 +377,9 @@ def main(argv: list[str] | None = None) -> int:
                 cache[stand_in] = measure(f"bench:{stand_in}", args.threads, args.repeats)
             row["stand_in"] = f"{stand_in}, 256 px"
             row["efficiency"] = cache[stand_in]
-        cpu = platform.processor() or platform.machine()
-        try:
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-        except OSError:
-            pass
+        from dsntpose.bench_report import cpu_name
+
+        cpu = cpu_name()
         first = ours[0]["efficiency"]
         eff_meta = {"machine": cpu, "threads": args.threads, "repeats": args.repeats,
                     "memory_method": first.get("memory_method")}  # fmt: skip
