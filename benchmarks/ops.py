@@ -14,6 +14,10 @@ process, alternating):
   train        the paper's training path, softmax -> DSNT -> Euclidean + JS (sigma 1 px) ->
                masked mean: ours fused (``ops.softmax_dsnt``) against dsntnn's, at 7-64 px,
                batch 32
+  control      dsntnn's ``dsnt(flat_softmax(x))`` against itself (an A/A test, each side on
+               its own copy of the inputs), same sizes and batches as ``ops``: its spread
+               around 1.0x is what noise alone does to a ratio in this harness, so a worst
+               ratio inside the control's band at that size is not a measured difference
 
 Timing: ``torch.utils.benchmark.Timer.blocked_autorange`` (``--min-run-time`` seconds per
 measurement), the two libraries of a row back to back and the rows in turn, for ``--rounds``
@@ -146,6 +150,7 @@ ROWS: dict[str, tuple[Fn, Fn, str]] = {
     "losses": (losses_ours, losses_dsntnn, "coords"),
     "regulariser": (reg_ours, reg_dsntnn, "probs"),
     "train": (train_ours, train_dsntnn, "logits"),
+    "control": (ops_dsntnn, ops_dsntnn, "logits"),
 }
 
 
@@ -154,7 +159,12 @@ def cases(quick: bool, rows: list[str] | None = None) -> list[tuple[str, int, in
     if quick:
         out = [("ops", 8, 7), ("ops", 32, 28), ("dsnt", 32, 28), ("train", 32, 14)]
     else:
-        out = [(row, b, s) for row in ("ops", "fused") for s in OPS_SIZES for b in OPS_BATCHES]
+        out = [
+            (row, b, s)
+            for row in ("ops", "fused", "control")
+            for s in OPS_SIZES
+            for b in OPS_BATCHES
+        ]
         for row in ("softmax", "dsnt", "regulariser"):
             out += [(row, SPLIT_BATCH, s) for s in SPLIT_SIZES]
         out += [("losses", SPLIT_BATCH, 0)]  # coordinates only: no map size
@@ -255,6 +265,21 @@ def label(key: str) -> tuple[str, int, int]:
     return row, int(batch), int(size)
 
 
+def control_band(
+    per_run: dict[tuple[str, int], dict[str, float]],
+) -> dict[int, tuple[float, float]]:
+    """Map size -> (lowest, highest) ratio of the A/A ``control`` row over batches, regimes
+    and thread counts: the spread noise alone gives."""
+    band: dict[int, tuple[float, float]] = {}
+    for col in per_run.values():
+        for k, ratio in col.items():
+            row, _, size = label(k)
+            if row == "control":
+                lo, hi = band.get(size, (ratio, ratio))
+                band[size] = (min(lo, ratio), max(hi, ratio))
+    return band
+
+
 def tables(runs: list[dict]) -> tuple[str, str, dict]:
     """The summary (worst ratio per row) and the full per-run tables, as markdown."""
     per_run = {(r["regime"], r["threads"]): ratios(r) for r in runs}
@@ -269,15 +294,20 @@ def tables(runs: list[dict]) -> tuple[str, str, dict]:
             w = worst.get(name)
             if w is None or ratio < w["ratio"]:
                 worst[name] = {"ratio": ratio, "batch": batch, "regime": col[0], "threads": col[1]}
+    band = control_band(per_run)
     lines = [
-        "| row | map | worst ratio (dsntnn time / ours) | where: batch, regime, threads |",
-        "|---|---|---|---|",
+        "| row | map | worst ratio (dsntnn time / ours) | where: batch, regime, threads "
+        "| control at this map (noise band) |",
+        "|---|---|---|---|---|",
     ]
     for name, w in worst.items():
         row, _, px = name.partition(" ")
+        size = int(px.replace(" px", "")) if px else 0
+        lo_hi = band.get(size)
         lines.append(
             f"| {row} | {px.replace(' px', '') + ' px' if px else '-'} | {w['ratio']:.2f}x "
-            f"| B={w['batch']}, {w['regime']}, {w['threads']} thr |"
+            f"| B={w['batch']}, {w['regime']}, {w['threads']} thr "
+            f"| {f'{lo_hi[0]:.2f}-{lo_hi[1]:.2f}x' if lo_hi and row != 'control' else '-'} |"
         )
     summary = "\n".join(lines)
     full = [

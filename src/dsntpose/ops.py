@@ -341,8 +341,10 @@ def _finite_logits(x: Tensor, scale: float = 1.0) -> Tensor:
     return torch.clamp(x, info.min, info.max)
 
 
-def _softmax_cells(flat: Tensor) -> Tensor:
-    """Softmax over the last dim of ``(B, J, N)`` logits, with infinite logits at their limit.
+def _softmax_and_logits(flat: Tensor) -> tuple[Tensor, Tensor]:
+    """Softmax over the last dim of ``(B, J, N)`` logits, with infinite logits at their limit;
+    returns ``(probabilities, the logits they are the softmax of)`` (``flat`` itself, or
+    ``flat`` clamped to finite values).
 
     Where host checks are cheap (CPU, eager) the plain softmax runs and the maps are recomputed
     from clamped logits only if one came out NaN (which a +inf or an all -inf map makes, as
@@ -351,11 +353,30 @@ def _softmax_cells(flat: Tensor) -> Tensor:
     logits are always clamped (one cheap kernel, no host sync).
     """
     if not _host_checks(flat):
-        return torch.softmax(_finite_logits(flat), dim=-1)
+        z = _finite_logits(flat)
+        return torch.softmax(z, dim=-1), z
     p = torch.softmax(flat, dim=-1)
     if math.isnan(p.detach().select(-1, 0).sum().item()):
-        p = torch.softmax(_finite_logits(flat), dim=-1)
-    return p
+        z = _finite_logits(flat)
+        return torch.softmax(z, dim=-1), z
+    return p, flat
+
+
+def _softmax_cells(flat: Tensor) -> Tensor:
+    """Softmax over the last dim of ``(B, J, N)`` logits, with infinite logits at their limit
+    (see ``_softmax_and_logits``)."""
+    return _softmax_and_logits(flat)[0]
+
+
+def _log_softmax_of(p: Tensor, z: Tensor, index: Tensor | None = None) -> Tensor:
+    """``log p`` of ``p = softmax(z)`` over the last dim, ``(B, J, N)`` (or at the cells
+    ``index`` ``(B, J, n)``), without a log per cell: ``z - logsumexp(z)``, where
+    ``logsumexp(z) = max z - log(max p)`` (the largest cell is the same in both and its
+    probability is at least ``1 / N``, so its log is exact to rounding). Clamped below at
+    ``log(tiny)``, as ``log(p.clamp_min(tiny))`` is. A new tensor."""
+    lse = z.amax(-1, keepdim=True) - p.amax(-1, keepdim=True).log_()
+    zw = z if index is None else z.gather(-1, index)
+    return torch.sub(zw, lse).clamp_min_(math.log(torch.finfo(p.dtype).tiny))
 
 
 def flat_softmax(logits: Tensor, temperature: float = 1.0) -> Tensor:
@@ -495,15 +516,22 @@ def _stack_mesh(axes: list[Tensor]) -> Tensor:
 _INCIDENCE: dict[tuple[int, int, torch.dtype, torch.device], Tensor] = {}
 
 
+#: Up to this many cells, ``_outer_sum_2d`` is one product with a cached 0/1 matrix; above,
+#: a broadcast add. Measured (B=8 and 32, J=16, 1 and 2 threads, 4-15 px): the product was
+#: 10-25% faster at batch 32 up to 8 x 8 and slower from 10 x 10 (1.8x slower at 15 x 15,
+#: 4x at 28 x 28: its work grows as ``H W (H + W)``); at batch 8 the add was never slower
+#: by more than 3 us.
+_INC_CELLS = 64
+
+
 def _outer_sum_2d(along_x: Tensor, along_y: Tensor) -> Tensor:
     """``along_y[..., h] + along_x[..., w]`` of ``(B, J, W)`` and ``(B, J, H)`` terms as flat
-    ``(B, J, H * W)``. Up to ``_MM_CELLS`` cells, one ``(B J, W + H) @ (W + H, H W)`` product
-    with a cached 0/1 matrix (a broadcast add over a 4-28 cell inner dimension runs at a
-    fraction of the speed of a contiguous kernel); above it, the broadcast add (the product's
-    work grows as ``H W (H + W)``)."""
+    ``(B, J, H * W)``. Up to ``_INC_CELLS`` cells, one ``(B J, W + H) @ (W + H, H W)`` product
+    with a cached 0/1 matrix (a broadcast add over a 4-8 cell inner dimension runs at a
+    fraction of the speed of a contiguous kernel); above it, the broadcast add."""
     b, j, w = along_x.shape
     h = along_y.shape[-1]
-    if h * w > _MM_CELLS:
+    if h * w > _INC_CELLS:
         return torch.add(along_y.unsqueeze(-1), along_x.unsqueeze(-2)).view(b, j, h * w)
     key = (h, w, along_x.dtype, along_x.device)
     inc = None if torch.compiler.is_compiling() else _INCIDENCE.get(key)
@@ -1031,6 +1059,14 @@ def _target_window(
     return starts, out
 
 
+#: From this many cells in the target's window, the fused kernel and the JS regulariser take
+#: the target density as an outer product of per-axis densities (not an exp per cell), and the
+#: fused kernel takes ``log p`` from the logits (not a log per cell) when the window is the
+#: whole map (a windowed map would need two passes over all its cells for it). Below, the
+#: extra small kernels cost more than the transcendental functions they replace.
+_SEPARABLE_CELLS = 100
+
+
 class _Target(NamedTuple):
     """The target Gaussian inside its window: ``cells`` ``(B, J, n)`` flat cells (``None`` when
     the window is the whole map), its log density ``lq`` and density ``q`` there ``(B, J, n)``,
@@ -1049,24 +1085,30 @@ def _target_terms(
     """The target Gaussian at ``mu_t`` ``(B, J, n)`` on maps of spatial ``shape``, in ``dtype``."""
     mu, bad = _finite_targets(_float(mu_t).detach())
     starts, logs = _target_window(mu, shape, sigma_t, dtype)
-    # Below log(tiny) / 2 per axis the density is 0 to the dtype; clamping there keeps q and
-    # its products normal (denormal floats cost x86 a microcode assist per element, which made
-    # a whole-map JS at 14 px 20x slower) and changes no sum the dtype can see.
-    floor = 0.5 * math.log(torch.finfo(dtype).tiny)
+    # Below log(tiny) / 2 per axis the density is 0 to the dtype; clamping just above there
+    # keeps q and its products normal (denormal floats cost x86 a microcode assist per
+    # element, which made a whole-map JS at 14 px 20x slower; at exactly log(tiny) / 2 the
+    # product of two per-axis densities rounds below tiny in ~1% of cells) and changes no sum
+    # the dtype can see.
+    floor = 0.5 * math.log(torch.finfo(dtype).tiny) + 1.0
     logs = [lg.to(dtype).clamp_min(floor) for lg in logs]
     wins = [lg.shape[-1] for lg in logs]
     whole = all(w == int(s) for w, s in zip(wins, reversed(list(shape))))
     index = None if whole else _window_index(starts, wins, shape)
-    if len(logs) == 2:
-        lq = _outer_sum_2d(logs[0], logs[1])
-        q = lq.exp()
-    else:
-        lq = _outer_sum(logs).flatten(2)
-        q = _outer([lg.exp() for lg in logs]).flatten(2)
-    return _Target(index, lq, q, bad)
+    if len(logs) != 2:
+        return _Target(
+            index, _outer_sum(logs).flatten(2), _outer([lg.exp() for lg in logs]).flatten(2), bad
+        )
+    lq = _outer_sum_2d(logs[0], logs[1])
+    if lq.shape[-1] < _SEPARABLE_CELLS:
+        return _Target(index, lq, lq.exp(), bad)
+    # q is separable: the outer product of per-axis densities, one multiply per cell
+    return _Target(index, lq, _outer([lg.exp() for lg in logs]).flatten(2), bad)
 
 
-def _js_window(p_win: Tensor, lq: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
+def _js_window(
+    p_win: Tensor, lq: Tensor, q: Tensor, log_p: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """The JS kernel, the one both ``js_reg_losses`` and ``softmax_dsnt`` use.
 
     With ``m = (p + q) / 2``, the window's part of JS is ``(sum p (log p - log m) + sum q (log
@@ -1076,6 +1118,8 @@ def _js_window(p_win: Tensor, lq: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
     Args:
         p_win: ``(B, J, n)`` map cells in the window (not modified).
         lq, q: ``(B, J, n)`` the target's log density and density there.
+        log_p: ``(B, J, n)`` ``log p_win`` clamped at ``log(tiny)`` where the caller has it
+            without a log per cell (the fused kernel, from the logits); overwritten.
 
     Returns:
         ``js`` ``(B, J)`` (the window's part) and ``d JS / d p = (log p - log m) / 2`` ``(B,
@@ -1083,7 +1127,9 @@ def _js_window(p_win: Tensor, lq: Tensor, q: Tensor) -> tuple[Tensor, Tensor]:
     """
     tiny = torch.finfo(p_win.dtype).tiny
     log_m = torch.add(p_win, q).mul_(0.5).clamp_min_(tiny).log_()
-    p_part = p_win.clamp_min(tiny).log_().sub_(log_m)  # p log p = 0 at p = 0
+    if log_p is None:
+        log_p = p_win.clamp_min(tiny).log_()  # p log p = 0 at p = 0
+    p_part = log_p.sub_(log_m)
     q_part = torch.sub(lq, log_m)
     js = 0.5 * (_dot(p_win, p_part) + _dot(q, q_part))
     return js, p_part.mul_(0.5)
@@ -1477,7 +1523,7 @@ class _SoftmaxDSNTJS(torch.autograd.Function):
         ctx.set_materialize_grads(False)
         b, j, h, w = x.shape
         flat = x.reshape(b, j, h * w)
-        p_flat = _softmax_cells(flat * scale if scale != 1.0 else flat)
+        p_flat, z = _softmax_and_logits(flat * scale if scale != 1.0 else flat)
         coords = _expectations(p_flat.view(b, j, h, w))
         ctx.shape = (b, j, h, w)
         ctx.scale = scale
@@ -1488,7 +1534,8 @@ class _SoftmaxDSNTJS(torch.autograd.Function):
         tgt = _target_terms(mu_t, (h, w), sigma_t, x.dtype)
         index = tgt.cells  # None: the window is the whole map
         p_win = p_flat if index is None else p_flat.gather(-1, index)
-        js, dp_win = _js_window(p_win, tgt.lq, tgt.q)
+        log_p = _log_softmax_of(p_flat, z) if index is None and h * w >= _SEPARABLE_CELLS else None
+        js, dp_win = _js_window(p_win, tgt.lq, tgt.q, log_p)
         if index is not None:  # p sums to 1: the rest of it lies outside the window
             js = js + _HALF_LOG2 * (1.0 - p_win.sum(-1)).clamp_min(0.0)
         # p * (d JS / d p - log(2) / 2) in the window: the JS gradient less its outside value
