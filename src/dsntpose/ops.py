@@ -462,9 +462,13 @@ _MM_CELLS = 1024
 #: the forward of ``dsnt`` takes the marginal sums (see ``_expectations``). Measured on two
 #: threads: below either bound the grid product was as fast or faster (the sums' per-call and
 #: threading costs); at 64 px x 512 maps and 128 px x 128 maps the sums took 20-25% off the
-#: whole forward+backward.
+#: whole forward+backward. At batch 8 (128 maps) of 56-128 px, inside the benchmark's long
+#: process, the grid product's single-threaded section left ``dsnt(flat_softmax(x))`` at
+#: 0.84-0.91x dsntnn; the sums from 2^17 values made it 0.98-1.07x (``benchmarks/ops.py``,
+#: two threads, both regimes, 3 rounds; the A/A control within 0.95-1.06x at those sizes).
+#: Lowering the cell bound to 512 (28 px) measured within that noise, so it stays.
 _SUM_CELLS = 2048
-_SUM_VALUES = 1 << 20
+_SUM_VALUES = 1 << 17
 
 _GRIDS: dict[tuple[tuple[int, ...], bool, bool, torch.dtype, torch.device], Tensor] = {}
 
