@@ -363,7 +363,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data_root", type=Path, default=DEFAULT_DATA_ROOT, help="LSP")
     parser.add_argument("--mpii_root", type=Path, default=DEFAULT_MPII_ROOT)
     parser.add_argument(
-        "--checkpoint", type=Path, help="Lightning or save_model file (default: shipped model)"
+        "--checkpoint",
+        type=Path,
+        help="Lightning or save_model file (default: the shipped LSP model)",
     )
     parser.add_argument(
         "--also",

@@ -49,8 +49,10 @@ def joints_had(source: Any, target: Any, present: Sequence[str] | None = None) -
 
 
 def load_ours(checkpoint: Path | None) -> tuple[Any, Any, str]:
-    """``(model, model_cfg, description)``: the checkpoint (any joint set), or the shipped model."""
-    from dsntpose.checkpoint import load_checkpoint
+    """``(model, model_cfg, description)``: the checkpoint (any joint set), or the shipped LSP
+    model (``lsp_efficientnet_lite0``: the box-protocol model the LSP model card quotes; the
+    whole-photo model is added with ``--also``)."""
+    from dsntpose.checkpoint import LSP_MODEL, load_checkpoint
 
     if checkpoint is not None:
         try:
@@ -61,12 +63,12 @@ def load_ours(checkpoint: Path | None) -> tuple[Any, Any, str]:
     from dsntpose import zoo
 
     try:
-        model, cfg, _ = zoo.load_pretrained()
+        model, cfg, _ = zoo.load_pretrained(LSP_MODEL)
     except FileNotFoundError as error:
         raise PeersError(
             f"no checkpoint given and no shipped model yet ({error}); pass --checkpoint PATH"
         ) from None
-    return model, cfg, f"shipped model {zoo.DEFAULT_MODEL} ({zoo.pretrained_path()})"
+    return model, cfg, f"shipped model {LSP_MODEL} ({zoo.pretrained_path(LSP_MODEL)})"
 
 
 class OursBox:

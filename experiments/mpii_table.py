@@ -346,13 +346,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import torch
 
+    from dsntpose.checkpoint import LSP_MODEL
     from dsntpose.zoo import pretrained_path
 
     torch.set_num_threads(args.threads)
     for name in ("valid.h5", "detections_our_format.mat", "images"):
         if not (args.root / name).exists():
             raise SystemExit(f"error: --root {args.root}: no {name}")
-    models = [(str(pretrained_path()), "shipped model lsp_efficientnet_lite0", True)]
+    models = [(str(pretrained_path(LSP_MODEL)), f"shipped model {LSP_MODEL}", True)]
     for item in args.checkpoints:
         path, _, label = item.partition("=")
         if not Path(path).is_file():

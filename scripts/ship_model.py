@@ -214,10 +214,11 @@ def main() -> int:
     if args.latency_only:
         torch.set_num_threads(args.threads)
         from dsntpose.bench import cpu_name
+        from dsntpose.checkpoint import LSP_MODEL
         from dsntpose.zoo import load_pretrained
 
         record = json.loads(CARD_JSON.read_text())
-        model, cfg, _ = load_pretrained()
+        model, cfg, _ = load_pretrained(LSP_MODEL)
         record["latency_ms"] = latency_record(
             measure_latency(model, cfg.input_size, SHIPPED, args), args.rounds
         )
@@ -258,9 +259,10 @@ def main() -> int:
         evaluate(shipped, args.data_root, True),
     )
     plain32 = evaluate(args.checkpoint, args.data_root, False)
+    from dsntpose.checkpoint import LSP_MODEL
     from dsntpose.zoo import load_pretrained
 
-    model, _, _ = load_pretrained() if not args.no_ship else load_checkpoint(shipped)
+    model, _, _ = load_pretrained(LSP_MODEL) if not args.no_ship else load_checkpoint(shipped)
     model_ms, model_flip_ms, pipeline_ms = measure_latency(model, cfg.input_size, shipped, args)
     rel = reliability(flipped)
     plot_reliability(rel, RELIABILITY_PNG)

@@ -210,7 +210,7 @@ def test_save_half_writes_the_same_format_in_float16(tmp_path: Path) -> None:
 
 def test_load_any_opens_a_shipped_name_and_checkpoints(tmp_path: Path) -> None:
     shipped = load_any("lsp_efficientnet_lite0")
-    assert shipped.kind == "torch" and shipped.source == pretrained_path()
+    assert shipped.kind == "torch" and shipped.source == pretrained_path("lsp_efficientnet_lite0")
     assert shipped.config.joints == "lsp" and not shipped.model.training
     cfg = tiny_config()
     path = save_model(build_model(cfg).eval(), tmp_path / "m.ckpt", cfg)

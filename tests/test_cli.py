@@ -271,8 +271,11 @@ def test_predict_writes_keypoints_json(smoke_checkpoint, tmp_path):
         pretrained_path()
     except FileNotFoundError:
         assert cli.main(["predict", str(image)]) == 2
-    else:
+    else:  # the whole-photo model: a grey image holds nobody, so no skeleton
         assert cli.main(["predict", str(image), "--output", str(output)]) == 0
+        assert json.loads(output.read_text())["people"] == []
+        args = ["predict", str(image), "--checkpoint", "lsp_efficientnet_lite0"]
+        assert cli.main([*args, "--output", str(output)]) == 0
         shipped = json.loads(output.read_text())["people"]
         assert len(shipped) == 1 and len(shipped[0]["keypoints"]) == 14
 

@@ -269,13 +269,18 @@ def test_an_lsp_model_scored_by_name_counts_the_same_total_joints() -> None:
 @needs_frames
 def test_shipped_lsp_model_on_mpii_frames(capsys: pytest.CaptureFixture[str]) -> None:
     args = ["eval", "--data.dataset", "mpii", "--data.root", str(MPII_DIR), "--limit", "6"]
-    assert cli.main([*args, "--no-progress", "--json"]) == 0
+    lsp = ["--checkpoint", "lsp_efficientnet_lite0"]
+    assert cli.main([*args, *lsp, "--no-progress", "--json"]) == 0
     captured = capsys.readouterr()
     out = json.loads(captured.out)
     assert out["metric"] == "PCKh" and out["counts"]["pelvis"] == 0 == out["counts"]["thorax"]
     assert out["counts"]["upper_neck"] > 0 and out["intervals"]["people"] == 6
     assert "6 of the 2958 validation people" in captured.err and "on 14 MPII joints" in captured.err
     assert "detections_our_format.mat" in captured.err
+    # the default model (whole_efficientnet_lite0) predicts MPII's 16 joints: all are scored
+    assert cli.main([*args, "--no-progress", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["counts"]["pelvis"] > 0 and out["counts"]["thorax"] > 0
 
 
 # --------------------------------------------------------------------------------------------

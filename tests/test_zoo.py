@@ -15,19 +15,32 @@ LSP = REPO.parent / "shared" / "data" / "lsp"
 CARD = REPO / "docs" / "results" / "model_card.json"
 
 
-def test_shipped_file_is_small_half_precision_and_weights_only() -> None:
-    path = zoo.pretrained_path()
+@pytest.mark.parametrize(
+    ("name", "joints", "count", "presence"),
+    [("lsp_efficientnet_lite0", "lsp", 14, False), ("whole_efficientnet_lite0", "mpii", 16, True)],
+)
+def test_shipped_file_is_small_half_precision_and_weights_only(
+    name: str, joints: str, count: int, presence: bool
+) -> None:
+    path = zoo.pretrained_path(name)
     assert path.stat().st_size <= zoo.MAX_SHIPPED_MB * 2**20
     payload = torch.load(path, map_location="cpu", weights_only=True)  # no pickled code
     floats = [v for v in payload["state_dict"].values() if v.is_floating_point()]
     assert floats and all(v.dtype == torch.float16 for v in floats)
-    model, cfg, _ = zoo.load_pretrained()
-    assert cfg.joints == "lsp" and not model.training
+    model, cfg, _ = zoo.load_pretrained(name)
+    assert cfg.joints == joints and cfg.presence == presence and not model.training
     assert all(p.dtype == torch.float32 for p in model.parameters())
     with torch.no_grad():
         out = model(torch.rand(1, 3, cfg.input_size, cfg.input_size))
-    assert out.coords.shape == (1, 14, 2) and torch.isfinite(out.coords).all()
-    assert "lsp_efficientnet_lite0" in zoo.model_listing()
+    assert out.coords.shape == (1, count, 2) and torch.isfinite(out.coords).all()
+    assert name in zoo.model_listing()
+
+
+def test_the_default_is_the_whole_photo_model() -> None:
+    """The model `predict`, `eval` and ``Predictor.from_checkpoint(None)`` use: the one with a
+    presence head (it says "no person found"), in MPII's 16 joints."""
+    assert zoo.DEFAULT_MODEL == "whole_efficientnet_lite0"
+    assert zoo.pretrained_path() == zoo.pretrained_path("whole_efficientnet_lite0")
 
 
 def test_unknown_shipped_model_names_the_known_ones() -> None:
@@ -42,10 +55,9 @@ def test_card_numbers_come_from_the_shipped_file() -> None:
     from dsntpose.inference import evaluate_checkpoint
 
     card = json.loads(CARD.read_text())
-    stored = torch.load(zoo.pretrained_path(), map_location="cpu", weights_only=True)["card"]
+    path = zoo.pretrained_path("lsp_efficientnet_lite0")  # the card of docs/model_card.md
+    stored = torch.load(path, map_location="cpu", weights_only=True)["card"]
     assert stored["lsp_test_pck20"] == card["lsp_test_pck20"]
-    ev = evaluate_checkpoint(
-        zoo.pretrained_path(), split="test", data={"root": str(LSP)}, limit=100, num_draw=0
-    )
+    ev = evaluate_checkpoint(path, split="test", data={"root": str(LSP)}, limit=100, num_draw=0)
     assert len(ev.predictions) == 100
     assert abs(ev.result.total - card["lsp_test_pck20"]) < 15  # 100 of the 1000 images

@@ -291,7 +291,7 @@ def _eval_parser() -> ArgumentParser:
         type=str | None,
         default=None,
         help="a shipped model's name, a checkpoint from dsntpose train (.ckpt/.pt) or an "
-        "exported .onnx (default: the shipped LSP model)",
+        "exported .onnx (default: the shipped whole-photo model, whole_efficientnet_lite0)",
     )
     parser.add_argument(
         "--preds", type=str | None, default=None, help="MPII predictions (.h5/.mat) to score"
@@ -316,7 +316,9 @@ def _predict_parser() -> ArgumentParser:
     parser = _parser(
         "Predict keypoints on images, folders, a video file or a webcam (crop each person, run "
         "the model with the flip test, map back to image pixels). Default model: the shipped "
-        "LSP model (EfficientNet-Lite0, 14 joints)."
+        "whole-photo model (whole_efficientnet_lite0: EfficientNet-Lite0, MPII's 16 joints, "
+        "presence; with no box it finds the person and says when nobody is there); "
+        "--checkpoint lsp_efficientnet_lite0 for the LSP model (14 joints)."
     )
     parser.add_argument(
         "images",
