@@ -294,6 +294,42 @@ def seeds_paragraph(lines: list[str], margin: float = 3.0) -> None:
 # ---------------------------------------------------------------------------- orderings
 
 
+def mpii_scores(sweep: str, match: dict[str, str]) -> list[tuple[float, float, float]]:
+    """``(PCKh, low, high)`` on the MPII frames of every seed of the grid point of ``sweep``
+    whose axes equal ``match`` (e.g. ``{"op": "rle", "stride": "s32"}``), for the seeds that
+    have the score (a cell whose checkpoint was gone before it was scored has none)."""
+    out = []
+    for r in read_csv(sweep, merge_seeds=False):
+        if all(str(r.get(k)) == v for k, v in match.items()) and isinstance(
+            r.get("mpii_pckh"), float
+        ):
+            low, _, high = str(r.get("mpii_pckh_ci", "")).partition("-")
+            try:
+                out.append((float(r["mpii_pckh"]), float(low), float(high)))
+            except ValueError:
+                continue
+    return out
+
+
+def mpii_verdict(first: tuple[str, dict[str, str]], second: tuple[str, dict[str, str]]) -> str:
+    """The same ordering judged on the MPII frames (the second score): ``"; on MPII: ..."``
+    with both means over their scored seeds, held or not, and whether the 95% bootstrap
+    intervals of the two overlap (then the difference is not resolved on 264 people); ``""``
+    when either point has no MPII score yet."""
+    a, b = mpii_scores(*first), mpii_scores(*second)
+    if not a or not b:
+        return ""
+    mean_a, mean_b = (sum(x[0] for x in s) / len(s) for s in (a, b))
+    overlap = max(x[1] for x in a + b) <= min(x[2] for x in a + b) or any(
+        x[1] <= y[2] and y[1] <= x[2] for x in a for y in b
+    )
+    seeds = f"{len(a)} and {len(b)} seed{'s' if len(a) + len(b) > 2 else ''}"
+    verdict = "held" if mean_a > mean_b else "did not hold"
+    if overlap:
+        verdict += ", within the 95% bootstrap intervals"
+    return f"; on MPII, PCKh@0.5 {mean_a:.1f} vs {mean_b:.1f} ({seeds}): **{verdict}**"
+
+
 def grid(sweep: str, *keys: str) -> dict[tuple[str, ...], float]:
     """``{axis labels: PCK@0.2}`` of a sweep (means over seeds)."""
     return {tuple(str(r[k]) for k in keys): float(r["pck20"]) for r in read_csv(sweep)}
@@ -404,6 +440,10 @@ def orderings(lines: list[str]) -> list[str]:
                     lambda op=op, stride=stride: f[(op, stride)] > f[("dsnt_js", stride)],
                     lambda op=op, stride=stride: (
                         f"{f[(op, stride)]:.1f} vs {f[('dsnt_js', stride)]:.1f}"
+                        + mpii_verdict(
+                            ("pf_newops", {"op": op, "stride": stride}),
+                            ("pf_newops", {"op": "dsnt_js", "stride": stride}),
+                        )
                     ),
                     margin=lambda op=op, stride=stride: f[(op, stride)] - f[("dsnt_js", stride)],
                     precisions=prec,

@@ -869,3 +869,30 @@ def test_headline_reads_one_peers_run_for_the_best_cells(tmp_path, monkeypatch):
     ]
     assert "| **41.0** | 30.0 | 3.39 | 0.39 | 64 |" in rows[0]
     assert rows[3].endswith("| **78.0** | 30.1 | – | – | 116 |")
+
+
+def test_an_ordering_is_judged_on_mpii_too_with_the_intervals(monkeypatch):
+    """The second score: means over the seeds that have it, and whether the bootstrap
+    intervals leave the difference unresolved."""
+    from experiments import report_pretrained as rp
+
+    rows = [
+        {"op": "rle", "stride": "s32", "mpii_pckh": 30.0, "mpii_pckh_ci": "28.0-32.0"},
+        {"op": "dsnt_js", "stride": "s32", "mpii_pckh": 24.0, "mpii_pckh_ci": "22.0-26.0"},
+        {"op": "dsnt_js", "stride": "s32", "mpii_pckh": 26.0, "mpii_pckh_ci": "24.0-27.9"},
+        {"op": "local", "stride": "s32", "mpii_pckh": 25.0, "mpii_pckh_ci": "23.0-27.0"},
+        {"op": "debiased", "stride": "s32", "mpii_pckh": ""},  # checkpoint gone: no score
+    ]
+    monkeypatch.setattr(rp, "read_csv", lambda sweep, merge_seeds=True: rows)
+
+    def point(op: str) -> tuple[str, dict[str, str]]:
+        return ("pf_newops", {"op": op, "stride": "s32"})
+
+    assert rp.mpii_verdict(point("rle"), point("dsnt_js")) == (
+        "; on MPII, PCKh@0.5 30.0 vs 25.0 (1 and 2 seeds): **held**"
+    )
+    assert rp.mpii_verdict(point("local"), point("dsnt_js")) == (
+        "; on MPII, PCKh@0.5 25.0 vs 25.0 (1 and 2 seeds): "
+        "**did not hold, within the 95% bootstrap intervals**"
+    )
+    assert rp.mpii_verdict(point("debiased"), point("dsnt_js")) == ""
