@@ -320,9 +320,7 @@ def mpii_verdict(first: tuple[str, dict[str, str]], second: tuple[str, dict[str,
     if not a or not b:
         return ""
     mean_a, mean_b = (sum(x[0] for x in s) / len(s) for s in (a, b))
-    overlap = max(x[1] for x in a + b) <= min(x[2] for x in a + b) or any(
-        x[1] <= y[2] and y[1] <= x[2] for x in a for y in b
-    )
+    overlap = any(x[1] <= y[2] and y[1] <= x[2] for x in a for y in b)
     seeds = f"{len(a)} and {len(b)} seed{'s' if len(a) + len(b) > 2 else ''}"
     verdict = "held" if mean_a > mean_b else "did not hold"
     if overlap:

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -43,3 +46,14 @@ def tiny_backbone() -> nn.Module:
 
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def load_script(name: str, path: Path) -> ModuleType:
+    """Import a script that is not in a package (``benchmarks/*.py``) as module ``name``,
+    registered in ``sys.modules`` (so dataclasses and pickling inside it work)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

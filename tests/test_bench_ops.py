@@ -3,18 +3,13 @@ noise band, from made-up timings (no timing runs here; the benchmark itself is a
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SPEC = importlib.util.spec_from_file_location("bench_ops", REPO / "benchmarks" / "ops.py")
-assert SPEC is not None and SPEC.loader is not None
-bench_ops = importlib.util.module_from_spec(SPEC)
-sys.modules["bench_ops"] = bench_ops
-SPEC.loader.exec_module(bench_ops)
+from conftest import load_script
+
+bench_ops = load_script("bench_ops", Path(__file__).resolve().parents[1] / "benchmarks" / "ops.py")
 
 
 def run(regime: str, threads: int, times: dict[str, tuple[float, float]]) -> dict:

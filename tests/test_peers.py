@@ -10,7 +10,6 @@ packages needed); the whole --quick run is marked slow.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import mmap
@@ -24,12 +23,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import load_script
+
 REPO = Path(__file__).resolve().parents[1]
-SPEC = importlib.util.spec_from_file_location("peers", REPO / "benchmarks" / "peers.py")
-assert SPEC is not None and SPEC.loader is not None
-peers = importlib.util.module_from_spec(SPEC)
-sys.modules["peers"] = peers
-SPEC.loader.exec_module(peers)
+peers = load_script("peers", REPO / "benchmarks" / "peers.py")
 import peers_core  # noqa: E402  (importable once peers.py put benchmarks/ on sys.path)
 import peers_ours  # noqa: E402
 import peers_workers  # noqa: E402

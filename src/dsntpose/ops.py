@@ -352,14 +352,12 @@ def _softmax_and_logits(flat: Tensor) -> tuple[Tensor, Tensor]:
     microseconds next to the softmax. On other devices, and when compiling or tracing, the
     logits are always clamped (one cheap kernel, no host sync).
     """
-    if not _host_checks(flat):
-        z = _finite_logits(flat)
-        return torch.softmax(z, dim=-1), z
-    p = torch.softmax(flat, dim=-1)
-    if math.isnan(p.detach().select(-1, 0).sum().item()):
-        z = _finite_logits(flat)
-        return torch.softmax(z, dim=-1), z
-    return p, flat
+    if _host_checks(flat):
+        p = torch.softmax(flat, dim=-1)
+        if not math.isnan(p.detach().select(-1, 0).sum().item()):
+            return p, flat
+    z = _finite_logits(flat)
+    return torch.softmax(z, dim=-1), z
 
 
 def _softmax_cells(flat: Tensor) -> Tensor:
@@ -368,15 +366,14 @@ def _softmax_cells(flat: Tensor) -> Tensor:
     return _softmax_and_logits(flat)[0]
 
 
-def _log_softmax_of(p: Tensor, z: Tensor, index: Tensor | None = None) -> Tensor:
-    """``log p`` of ``p = softmax(z)`` over the last dim, ``(B, J, N)`` (or at the cells
-    ``index`` ``(B, J, n)``), without a log per cell: ``z - logsumexp(z)``, where
-    ``logsumexp(z) = max z - log(max p)`` (the largest cell is the same in both and its
-    probability is at least ``1 / N``, so its log is exact to rounding). Clamped below at
-    ``log(tiny)``, as ``log(p.clamp_min(tiny))`` is. A new tensor."""
+def _log_softmax_of(p: Tensor, z: Tensor) -> Tensor:
+    """``log p`` ``(B, J, N)`` of ``p = softmax(z)`` over the last dim, without a log per cell:
+    ``z - logsumexp(z)``, where ``logsumexp(z) = max z - log(max p)`` (the largest cell is
+    the same in both and its probability is at least ``1 / N``, so its log is exact to
+    rounding). Clamped below at ``log(tiny)``, as ``log(p.clamp_min(tiny))`` is. A new
+    tensor."""
     lse = z.amax(-1, keepdim=True) - p.amax(-1, keepdim=True).log_()
-    zw = z if index is None else z.gather(-1, index)
-    return torch.sub(zw, lse).clamp_min_(math.log(torch.finfo(p.dtype).tiny))
+    return torch.sub(z, lse).clamp_min_(math.log(torch.finfo(p.dtype).tiny))
 
 
 def flat_softmax(logits: Tensor, temperature: float = 1.0) -> Tensor:
@@ -1099,14 +1096,11 @@ def _target_terms(
     wins = [lg.shape[-1] for lg in logs]
     whole = all(w == int(s) for w, s in zip(wins, reversed(list(shape))))
     index = None if whole else _window_index(starts, wins, shape)
-    if len(logs) != 2:
-        return _Target(
-            index, _outer_sum(logs).flatten(2), _outer([lg.exp() for lg in logs]).flatten(2), bad
-        )
-    lq = _outer_sum_2d(logs[0], logs[1])
-    if lq.shape[-1] < _SEPARABLE_CELLS:
+    lq = _outer_sum_2d(logs[0], logs[1]) if len(logs) == 2 else _outer_sum(logs).flatten(2)
+    # q is separable: the outer product of per-axis densities, one multiply per cell (below
+    # _SEPARABLE_CELLS on 2-D maps, one exp of lq is fewer kernels)
+    if len(logs) == 2 and lq.shape[-1] < _SEPARABLE_CELLS:
         return _Target(index, lq, lq.exp(), bad)
-    # q is separable: the outer product of per-axis densities, one multiply per cell
     return _Target(index, lq, _outer([lg.exp() for lg in logs]).flatten(2), bad)
 
 
