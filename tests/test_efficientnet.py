@@ -114,6 +114,53 @@ def test_same_padding_is_tensorflows_on_a_rendered_impulse() -> None:
     assert torch.count_nonzero(sym) == 0
 
 
+@pytest.mark.parametrize(
+    ("channels", "kernel", "dilation", "size", "channels_last"),
+    [(8, 3, 2, 12, True), (8, 5, 2, 12, False), (6, 3, 4, 13, True), (5, 5, 2, 7, False)],
+)
+def test_training_path_of_dilated_depthwise_equals_the_dilated_conv(
+    channels: int,
+    kernel: int,
+    dilation: int,
+    size: int,
+    channels_last: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under autograd a dilated depthwise conv runs as undilated convs of the stacked phase
+    sub-grids (its backward is fast): values and both gradients are the dilated conv's, also
+    where the size is not a multiple of the dilation (13, 7) and on an impulse at the border."""
+    from dsntpose.backbones import efficientnet
+
+    calls = []
+    real = efficientnet.atrous_depthwise
+
+    def spy(*args: object) -> torch.Tensor:
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(efficientnet, "atrous_depthwise", spy)
+    torch.manual_seed(0)
+    conv = _SameConv2d(channels, channels, kernel, 1, dilation, channels).double()
+    x = torch.randn(3, channels, size, size + 1, dtype=torch.float64)
+    x[0, 0] = 0.0
+    x[0, 0, size - 1, 0] = 1.0  # an impulse in the corner: the padding must be zeros
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    x.requires_grad_()
+    fast = conv(x)
+    plain = torch.nn.functional.conv2d(x, conv.weight, None, 1, conv.padding, dilation, channels)
+    torch.testing.assert_close(fast, plain, rtol=0, atol=1e-12)
+    gy = torch.randn_like(plain)
+    got = torch.autograd.grad(fast, (x, conv.weight), gy)
+    want = torch.autograd.grad(plain, (x, conv.weight), gy)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    assert len(calls) == 1  # the phase path ran
+    with torch.no_grad():  # inference keeps the single dilated call
+        torch.testing.assert_close(conv(x), plain.detach(), rtol=0, atol=1e-12)
+    assert len(calls) == 1
+
+
 def test_bad_arguments_name_the_field() -> None:
     with pytest.raises(ValueError, match="variant must be 0, 1 or 2"):
         EfficientNetLite(3)

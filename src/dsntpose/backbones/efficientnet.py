@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dsntpose.backbones.dilation import stage_plan
+from dsntpose.backbones.dilation import atrous_depthwise, stage_plan
 from dsntpose.backbones.resnet import load_state_by_key, read_weights
 from dsntpose.families import EFFICIENTNET_STRIDES as OUTPUT_STRIDES
 
@@ -124,6 +124,14 @@ class _SameConv2d(nn.Conv2d):
                 total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
                 pads += [total // 2, total - total // 2]
             x = F.pad(x, pads)
+        elif (
+            self.dilation[0] > 1
+            and self.groups == self.in_channels == self.out_channels
+            and torch.is_grad_enabled()
+            and (x.requires_grad or self.weight.requires_grad)
+        ):
+            # training: the same values through undilated convs, whose backward is fast
+            return atrous_depthwise(x, self.weight, self.dilation[0])
         return super().forward(x)
 
 
