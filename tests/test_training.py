@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -407,6 +409,17 @@ def test_resume_applies_a_changed_lr_and_refuses_another_optimizer(trained, tmp_
     assert ckpt["hyper_parameters"]["config"]["optim"]["lr"] == 5e-4
 
 
+class _Kill(L.Callback):
+    """SIGTERM to this process at the start of step ``at`` (what ``kill PID`` sends)."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_train_batch_start(self, trainer, *args):
+        if trainer.global_step == self.at:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
 class _CtrlC(L.Callback):
     """Ctrl-C after step ``at``."""
 
@@ -436,3 +449,24 @@ def test_ctrl_c_saves_last_and_says_how_to_resume_then_max_steps_stops(tmp_path)
     stopped = fit(tiny_run(out, train={"epochs": 3, "ckpt_every": 0, "max_steps": 6}))
     assert stopped.global_step == 6
     assert torch.load(out / "last.ckpt", weights_only=True)["global_step"] == 6
+
+
+def test_sigterm_finishes_the_step_saves_last_and_resumes(tmp_path):
+    """``kill PID`` (SIGTERM; a background job ignores SIGINT) ends the running step, saves
+    last.ckpt there and says how to resume; the resumed run goes on from that step."""
+    from dsntpose.training import TrainingInterrupted
+
+    out = tmp_path / "run"
+    run = tiny_run(out, train={"epochs": 3, "ckpt_every": 0})
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(TrainingInterrupted) as err:
+            fit(run, resume="never", extra_callbacks=[_Kill(at=3)])
+    finally:
+        signal.signal(signal.SIGTERM, before)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    assert f"{out / 'last.ckpt'} saved at step 4" in str(err.value)
+    assert torch.load(out / "last.ckpt", weights_only=True)["global_step"] == 4
+    resumed = fit(tiny_run(out, train={"epochs": 3, "ckpt_every": 0, "max_steps": 6}))
+    assert resumed.resumed_from == out / "last.ckpt"
+    assert resumed.global_step == 6

@@ -22,6 +22,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from dsntpose.checkpoint import checkpoint_path
 from dsntpose.config import RunConfig
@@ -74,15 +75,19 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 class _SaveOnInterrupt(L.Callback):
-    """On Ctrl-C, save ``last.ckpt`` (through the safe writer) before Lightning shuts down, so
-    the steps since the last checkpoint are not lost; ``saved`` is its step, or None."""
+    """On Ctrl-C or SIGTERM (``kill``, a scheduler's stop, a background job's only way to be
+    stopped: bash starts those with SIGINT ignored), save ``last.ckpt`` (through the safe
+    writer) before Lightning shuts down, so the steps since the last checkpoint are not lost;
+    ``saved`` is its step, or None. (Lightning turns SIGTERM into a ``SIGTERMException`` at the
+    end of the running batch.)"""
 
     def __init__(self) -> None:
         self.saved: int | None = None
         self.error: str | None = None
 
     def on_exception(self, trainer: L.Trainer, pl_module: Any, exception: BaseException) -> None:
-        if not isinstance(exception, KeyboardInterrupt) or not trainer.is_global_zero:
+        stop = isinstance(exception, (KeyboardInterrupt, SIGTERMException))
+        if not stop or not trainer.is_global_zero:
             return
         if trainer.global_step == 0 or trainer.state.fn != "fit":
             return
