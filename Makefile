@@ -23,7 +23,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts experiments
 	$(BIN)/ruff format --check src tests benchmarks scripts experiments
-	$(BIN)/mypy src/dsntpose/ops.py
+	$(BIN)/mypy src/dsntpose
 
 # one OpenMP thread: the suite is many small ops, and spinning threads on a shared 2-core
 # machine made small convolutions 25-50x slower than one thread (measured)

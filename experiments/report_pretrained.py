@@ -41,6 +41,7 @@ SWEEPS = {
     "pf_newops": "(f) The new ops: debiased DSNT, DSNT + RLE, local DSNT",
 }
 STRIDES = ("s32", "s16", "s8")
+ACTIVATIONS = ("softmax", "abs", "relu", "sigmoid")
 # Training throughput of one cell, images per second on one thread of the 2-core Xeon, as
 # measured when the recipe was sized (experiments/base_pretrained.yaml). Used only to say how
 # long a cell at a stride with no finished cell yet would take; finished cells' own minutes
@@ -299,7 +300,7 @@ def mpii_scores(sweep: str, match: dict[str, str]) -> list[tuple[float, float, f
     whose axes equal ``match`` (e.g. ``{"op": "rle", "stride": "s32"}``), for the seeds that
     have the score (a cell whose checkpoint was gone before it was scored has none)."""
     out = []
-    for r in read_csv(sweep, merge_seeds=False):
+    for r in seed_rows(sweep):
         if all(str(r.get(k)) == v for k, v in match.items()) and isinstance(
             r.get("mpii_pckh"), float
         ):
@@ -311,11 +312,13 @@ def mpii_scores(sweep: str, match: dict[str, str]) -> list[tuple[float, float, f
     return out
 
 
-def mpii_verdict(first: tuple[str, dict[str, str]], second: tuple[str, dict[str, str]]) -> str:
-    """The same ordering judged on the MPII frames (the second score): ``"; on MPII: ..."``
-    with both means over their scored seeds, held or not, and whether the 95% bootstrap
-    intervals of the two overlap (then the difference is not resolved on 264 people); ``""``
-    when either point has no MPII score yet."""
+def mpii_verdict(
+    first: tuple[str, dict[str, str]], second: tuple[str, dict[str, str]], where: str = ""
+) -> str:
+    """The same ordering judged on the MPII frames (the second score): ``"; on MPII[ at
+    where]: ..."`` with both means over their scored seeds, held or not, and whether the 95%
+    bootstrap intervals of the two overlap (then the difference is not resolved on 264
+    people); ``""`` when either point has no MPII score yet."""
     a, b = mpii_scores(*first), mpii_scores(*second)
     if not a or not b:
         return ""
@@ -325,12 +328,69 @@ def mpii_verdict(first: tuple[str, dict[str, str]], second: tuple[str, dict[str,
     verdict = "held" if mean_a > mean_b else "did not hold"
     if overlap:
         verdict += ", within the 95% bootstrap intervals"
-    return f"; on MPII, PCKh@0.5 {mean_a:.1f} vs {mean_b:.1f} ({seeds}): **{verdict}**"
+    at = f" at {where}" if where else ""
+    return f"; on MPII{at}, PCKh@0.5 {mean_a:.1f} vs {mean_b:.1f} ({seeds}): **{verdict}**"
+
+
+def mpii_per_stride(ours: str, other: str) -> str:
+    """:func:`mpii_verdict` of pa's ``ours`` against ``other`` at every stride where both
+    have an MPII score (``""`` where none has)."""
+    return "".join(
+        mpii_verdict(
+            ("pa_strategy", {"strategy": ours, "stride": s}),
+            ("pa_strategy", {"strategy": other, "stride": s}),
+            where=s,
+        )
+        for s in STRIDES
+    )
+
+
+def mpii_best(
+    sweep: str, axes: dict[str, str], key: str, labels: Iterable[str], where: str = ""
+) -> str:
+    """Which of ``labels`` (values of axis ``key``, the other axes fixed by ``axes``) scores
+    best on the MPII frames (means over scored seeds): ``"; on MPII[ at where] the best is
+    ...: ..."``, ``""`` until every one has a score."""
+    means = {}
+    for label in labels:
+        scores = mpii_scores(sweep, {**axes, key: label})
+        if not scores:
+            return ""
+        means[label] = sum(x[0] for x in scores) / len(scores)
+    best = max(means, key=lambda k: means[k])
+    listed = ", ".join(f"{k} {v:.1f}" for k, v in means.items())
+    at = f" at {where}" if where else ""
+    return f"; on MPII{at} (PCKh@0.5) the best is {best}: {listed}"
+
+
+def seed_rows(sweep: str) -> list[dict[str, Any]]:
+    """The sweep's rows, one per seed, with the further seeds of the identical run a cell is
+    a copy of (``same_run_as``): pc's js-sigma1 is pa's s16-dsnt_js, so its second seed is
+    pa's ``s16-dsnt_js-seed1``. Such a row keeps this sweep's axis values and takes the other
+    run's scores."""
+    rows = read_csv(sweep, merge_seeds=False)
+    done = records()
+    out = list(rows)
+    for r in rows:
+        twin = (done.get(f"{sweep}/{r['cell']}") or {}).get("same_run_as")
+        if not twin:
+            continue
+        other, cell = twin.split("/", 1)
+        have = {int(x["seed"]) for x in out if point(x) == point(r)}
+        for t in read_csv(other, merge_seeds=False):
+            if point(t) == cell.rsplit("-seed", 1)[0] and int(t["seed"]) not in have:
+                out.append({**t, **{k: v for k, v in r.items() if k not in t}})
+                out[-1]["cell"] = f"{point(r)}-seed{int(t['seed'])}"
+    return out
 
 
 def grid(sweep: str, *keys: str) -> dict[tuple[str, ...], float]:
-    """``{axis labels: PCK@0.2}`` of a sweep (means over seeds)."""
-    return {tuple(str(r[k]) for k in keys): float(r["pck20"]) for r in read_csv(sweep)}
+    """``{axis labels: PCK@0.2}`` of a sweep, means over all seeds of each point (those of
+    the identical run of another sweep included: see ``seed_rows``)."""
+    scores: dict[tuple[str, ...], list[float]] = {}
+    for r in seed_rows(sweep):
+        scores.setdefault(tuple(str(r[k]) for k in keys), []).append(float(r["pck20"]))
+    return {k: sum(v) / len(v) for k, v in scores.items()}
 
 
 def orderings(lines: list[str]) -> list[str]:
@@ -358,17 +418,24 @@ def orderings(lines: list[str]) -> list[str]:
                 ("dsnt", "heatmap", "fc"),
                 lambda s: a[("dsnt", s)] > max(a[("heatmap", s)], a[("fc", s)]),
             ),
-            lambda: ", ".join(
-                f"{s}: {a[('dsnt', s)]:.1f} vs {a[('heatmap', s)]:.1f} and {a[('fc', s)]:.1f}"
-                for s in at(("dsnt", "heatmap", "fc"))
+            lambda: (
+                ", ".join(
+                    f"{s}: {a[('dsnt', s)]:.1f} vs {a[('heatmap', s)]:.1f} and {a[('fc', s)]:.1f}"
+                    for s in at(("dsnt", "heatmap", "fc"))
+                )
+                + mpii_per_stride("dsnt", "heatmap")
+                + mpii_per_stride("dsnt", "fc")
             ),
         ),
         pclaim(
             "DSNT + JS beats heatmap matching at every resolution run",
             lambda: every(("dsnt_js", "heatmap"), lambda s: a[("dsnt_js", s)] > a[("heatmap", s)]),
-            lambda: ", ".join(
-                f"{s}: {a[('dsnt_js', s)]:.1f} vs {a[('heatmap', s)]:.1f}"
-                for s in at(("dsnt_js", "heatmap"))
+            lambda: (
+                ", ".join(
+                    f"{s}: {a[('dsnt_js', s)]:.1f} vs {a[('heatmap', s)]:.1f}"
+                    for s in at(("dsnt_js", "heatmap"))
+                )
+                + mpii_per_stride("dsnt_js", "heatmap")
             ),
             margin=lambda: min(
                 a[("dsnt_js", s)] - a[("heatmap", s)] for s in at(("dsnt_js", "heatmap"))
@@ -394,8 +461,12 @@ def orderings(lines: list[str]) -> list[str]:
         pclaim(
             "DSNT + JS beats the fully connected output at every resolution run",
             lambda: every(("dsnt_js", "fc"), lambda s: a[("dsnt_js", s)] > a[("fc", s)]),
-            lambda: ", ".join(
-                f"{s}: {a[('dsnt_js', s)]:.1f} vs {a[('fc', s)]:.1f}" for s in at(("dsnt_js", "fc"))
+            lambda: (
+                ", ".join(
+                    f"{s}: {a[('dsnt_js', s)]:.1f} vs {a[('fc', s)]:.1f}"
+                    for s in at(("dsnt_js", "fc"))
+                )
+                + mpii_per_stride("dsnt_js", "fc")
             ),
             margin=lambda: min(a[("dsnt_js", s)] - a[("fc", s)] for s in at(("dsnt_js", "fc"))),
             precisions=prec,
@@ -403,14 +474,23 @@ def orderings(lines: list[str]) -> list[str]:
         pclaim(
             "softmax is the best heatmap activation",
             lambda: (b["softmax"] >= max(b.values())) if len(b) == 4 else None,
-            lambda: ", ".join(f"{k} {v:.1f}" for k, v in b.items()),
+            lambda: (
+                ", ".join(f"{k} {v:.1f}" for k, v in b.items())
+                + mpii_best("pb_activation", {}, "activation", ACTIVATIONS)
+            ),
             margin=lambda: b["softmax"] - max(v for k, v in b.items() if k != "softmax"),
             precisions=prec,
         ),
         pclaim(
             "JS regularisation helps (sweep (pc): 8 px maps, sigma 1 px, against none)",
             lambda: c[("js", "sigma1")] > c[("none", "sigma1")],
-            lambda: f"{c[('js', 'sigma1')]:.1f} vs {c[('none', 'sigma1')]:.1f}",
+            lambda: (
+                f"{c[('js', 'sigma1')]:.1f} vs {c[('none', 'sigma1')]:.1f}"
+                + mpii_verdict(
+                    ("pc_regularizer", {"reg": "js", "sigma": "sigma1"}),
+                    ("pc_regularizer", {"reg": "none", "sigma": "sigma1"}),
+                )
+            ),
             margin=lambda: c[("js", "sigma1")] - c[("none", "sigma1")],
             precisions=prec,
         ),
@@ -422,7 +502,13 @@ def orderings(lines: list[str]) -> list[str]:
                 if {r for r, _ in c} >= {"js", "kl", "var"}
                 else None
             ),
-            lambda: ", ".join(f"{r} {s} {v:.1f}" for (r, s), v in sorted(c.items()) if r != "none"),
+            lambda: (
+                ", ".join(f"{r} {s} {v:.1f}" for (r, s), v in sorted(c.items()) if r != "none")
+                + "".join(
+                    mpii_best("pc_regularizer", {"sigma": g}, "reg", ("js", "kl", "var"), where=g)
+                    for g in ("sigma1", "sigma2")
+                )
+            ),
             margin=lambda: (
                 max(v for (r, _), v in c.items() if r == "js")
                 - max(v for (r, _), v in c.items() if r in ("var", "kl"))

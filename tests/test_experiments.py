@@ -883,7 +883,10 @@ def test_an_ordering_is_judged_on_mpii_too_with_the_intervals(monkeypatch):
         {"op": "local", "stride": "s32", "mpii_pckh": 25.0, "mpii_pckh_ci": "23.0-27.0"},
         {"op": "debiased", "stride": "s32", "mpii_pckh": ""},  # checkpoint gone: no score
     ]
+    for i, r in enumerate(rows):
+        r.update(cell=f"s32-{r['op']}-seed{i}", seed=float(i))
     monkeypatch.setattr(rp, "read_csv", lambda sweep, merge_seeds=True: rows)
+    monkeypatch.setattr(rp, "records", dict)
 
     def point(op: str) -> tuple[str, dict[str, str]]:
         return ("pf_newops", {"op": op, "stride": "s32"})
@@ -896,3 +899,47 @@ def test_an_ordering_is_judged_on_mpii_too_with_the_intervals(monkeypatch):
         "**did not hold, within the 95% bootstrap intervals**"
     )
     assert rp.mpii_verdict(point("debiased"), point("dsnt_js")) == ""
+
+
+def test_a_copied_cell_takes_the_later_seeds_of_the_run_it_copies(monkeypatch):
+    """pc's js-sigma1 is pa's s16-dsnt_js (same_run_as): its mean and MPII scores include pa's
+    second seed, so the orderings of both sweeps judge the same runs by the same numbers; the
+    best-of-N verdict on MPII waits until every candidate has a score."""
+    from experiments import report_pretrained as rp
+
+    csvs = {
+        "pa_strategy": [
+            {"cell": "s16-dsnt_js-seed0", "seed": 0.0, "strategy": "dsnt_js", "stride": "s16",
+             "pck20": 48.0, "mpii_pckh": ""},
+            {"cell": "s16-dsnt_js-seed1", "seed": 1.0, "strategy": "dsnt_js", "stride": "s16",
+             "pck20": 50.0, "mpii_pckh": 33.0, "mpii_pckh_ci": "30.0-36.0"},
+        ],
+        "pc_regularizer": [
+            {"cell": "js-sigma1-seed0", "seed": 0.0, "reg": "js", "sigma": "sigma1",
+             "pck20": 48.0, "mpii_pckh": ""},
+            {"cell": "kl-sigma1-seed0", "seed": 0.0, "reg": "kl", "sigma": "sigma1",
+             "pck20": 47.0, "mpii_pckh": 31.0, "mpii_pckh_ci": "28.0-34.0"},
+        ],
+    }  # fmt: skip
+    monkeypatch.setattr(rp, "read_csv", lambda sweep, merge_seeds=True: csvs.get(sweep, []))
+    monkeypatch.setattr(
+        rp,
+        "records",
+        lambda: {
+            "pc_regularizer/js-sigma1-seed0": {"same_run_as": "pa_strategy/s16-dsnt_js-seed0"}
+        },
+    )
+    grid = rp.grid("pc_regularizer", "reg", "sigma")
+    assert grid == {("js", "sigma1"): 49.0, ("kl", "sigma1"): 47.0}
+    assert rp.grid("pa_strategy", "strategy", "stride") == {("dsnt_js", "s16"): 49.0}
+    js = ("pc_regularizer", {"reg": "js", "sigma": "sigma1"})
+    kl = ("pc_regularizer", {"reg": "kl", "sigma": "sigma1"})
+    assert rp.mpii_verdict(js, kl) == (
+        "; on MPII, PCKh@0.5 33.0 vs 31.0 (1 and 1 seed): "
+        "**held, within the 95% bootstrap intervals**"
+    )
+    three = ("js", "kl", "var")
+    assert rp.mpii_best("pc_regularizer", {"sigma": "sigma1"}, "reg", three) == ""  # var: none
+    assert rp.mpii_best("pc_regularizer", {"sigma": "sigma1"}, "reg", three[:2], where="s1") == (
+        "; on MPII at s1 (PCKh@0.5) the best is js: js 33.0, kl 31.0"
+    )

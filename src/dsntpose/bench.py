@@ -258,7 +258,7 @@ def measure_model(
     }
 
     def use_format(fmt: str) -> Tensor:
-        model.to(memory_format=FORMATS[fmt])
+        model.to(memory_format=FORMATS[fmt])  # type: ignore[call-overload]
         return image.contiguous(memory_format=FORMATS[fmt])
 
     if "infer_memory" in phases:
@@ -277,7 +277,7 @@ def measure_model(
 
         def train_step() -> None:
             loss = model.loss(model(batch), target, mask, LossConfig())
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
 
         row["train_peak_mb"], row["memory_method"] = _peak_growth_mb(train_step, dev)
         model.zero_grad(set_to_none=True)
@@ -306,7 +306,10 @@ def _timing(
     out.update(gflops=flops / 1e9, gmacs=flops / 2e9, head_gmacs=head_flops / 2e9)
     with torch.inference_mode():
         # both formats side by side: a copy of the model in each, calls interleaved
-        models = {fmt: copy.deepcopy(model).to(memory_format=f) for fmt, f in FORMATS.items()}
+        models = {
+            fmt: copy.deepcopy(model).to(memory_format=f)  # type: ignore[call-overload]
+            for fmt, f in FORMATS.items()
+        }
         inputs = {fmt: image.contiguous(memory_format=f) for fmt, f in FORMATS.items()}
         calls = {fmt: partial(models[fmt], inputs[fmt]) for fmt in FORMATS}
         latency = _median_ms(calls, dev, repeats, warmup)
@@ -357,7 +360,7 @@ def _runtimes(
         "memory_format": memory_format,
         "notes": [],
     }
-    model.to(memory_format=FORMATS[memory_format])
+    model.to(memory_format=FORMATS[memory_format])  # type: ignore[call-overload]
     x = image.contiguous(memory_format=FORMATS[memory_format])
     compiled = torch.compile(model)
     calls: dict[str, Callable[[], Any]] = {
@@ -410,7 +413,7 @@ def _paired_timing(
     for name, fmt in zip(names, formats):
         cfg = model_config(name, input_size=input_size)
         torch.manual_seed(0)
-        model = build_model(cfg).to(dev).eval().to(memory_format=FORMATS[fmt])
+        model = build_model(cfg).to(dev).eval().to(memory_format=FORMATS[fmt])  # type: ignore[call-overload]
         x = torch.rand(1, 3, cfg.input_size, cfg.input_size, device=dev)
         x = x.contiguous(memory_format=FORMATS[fmt])
         calls[name] = partial(model, x)

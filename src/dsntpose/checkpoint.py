@@ -28,7 +28,7 @@ import json
 import os
 import pickle
 import zipfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -585,7 +585,7 @@ class LoadedModel(NamedTuple):
             sections); an ONNX file's is ``{"model": ...}`` only.
     """
 
-    model: Callable[[Tensor], HeadOutput]
+    model: CoordRegressionModel | OnnxModel
     config: ModelConfig
     kind: Literal["torch", "onnx"]
     source: Path

@@ -27,12 +27,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from jsonargparse import Namespace
 
 from dsntpose.cli_parsers import build_parser
-from dsntpose.config import SECTIONS, RunConfig, read_yaml
+from dsntpose.config import SECTIONS, RunConfig
+from dsntpose.files import read_yaml
 
 __all__ = ["build_parser", "main"]
 
@@ -48,7 +49,7 @@ class CommandError(Exception):
 
 def run_config_from(args: Namespace) -> RunConfig:
     """The :class:`RunConfig` of parsed ``train`` arguments (validated)."""
-    values = {}
+    values: dict[str, Any] = {}
     for name in SECTIONS:
         section = args[name]
         if section is None:
@@ -239,9 +240,11 @@ def _check_output_dir(option: str, value: str | None) -> None:
         raise ValueError(f"{option} {path}: {parent} is a file, not a folder")
 
 
-def _threads(value: int | str) -> int | str:
+def _threads(value: int | str) -> int | Literal["auto"]:
     """``--threads``: a number or ``auto``."""
-    if isinstance(value, str) and value != "auto":
+    if value == "auto":
+        return "auto"
+    if isinstance(value, str):
         try:
             return int(value)
         except ValueError:
@@ -350,7 +353,7 @@ def _predict_video(args: Namespace, predictor: Any, source: str, box: Any) -> in
 
 
 def cmd_export(args: Namespace) -> int:
-    from dsntpose.checkpoint import load_any, refuse_inputs
+    from dsntpose.checkpoint import OnnxModel, load_any, refuse_inputs
     from dsntpose.export import OnnxParityError, check_parity, export_onnx
 
     if (args.out is None) == (args.output is None):
@@ -358,10 +361,10 @@ def cmd_export(args: Namespace) -> int:
     output = args.out if args.out is not None else args.output
     _check_output_file("export: output", output)
     loaded = load_any(args.checkpoint)  # a shipped model's name, a .ckpt or a .pt
-    if loaded.kind != "torch":
+    model, cfg = loaded.model, loaded.config
+    if isinstance(model, OnnxModel):  # loaded.kind == "onnx"
         raise ValueError(f"export: {loaded.source} is already an ONNX file; give a checkpoint")
     refuse_inputs(output, [loaded.source], "export: output")
-    model, cfg = loaded.model, loaded.config
     print(
         f"export: tracing {cfg.backbone}/{cfg.head} to ONNX (this takes a while)", file=sys.stderr
     )

@@ -12,7 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser
+from jsonargparse import (  # type: ignore[attr-defined]  # public, missing from its __all__
+    ActionConfigFile,
+    ActionYesNo,
+    ArgumentParser,
+)
 
 from dsntpose import __version__
 from dsntpose.config import (

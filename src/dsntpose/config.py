@@ -17,7 +17,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dsntpose.files import read_yaml
 
@@ -286,7 +286,29 @@ AUGMENT_DEFAULTS = {
 }
 
 
-def check_augmentation(values: object, prefix: str) -> None:
+class AugmentValues(Protocol):
+    """What :func:`check_augmentation` reads: the ``AUGMENT_DEFAULTS`` attributes (of a
+    :class:`DataConfig` or a frozen ``dsntpose.data.Augment``)."""
+
+    @property
+    def scale_sigma(self) -> float: ...
+    @property
+    def scale_limit(self) -> float: ...
+    @property
+    def rotation_prob(self) -> float: ...
+    @property
+    def rotation_sigma(self) -> float: ...
+    @property
+    def rotation_limit(self) -> float: ...
+    @property
+    def flip_prob(self) -> float: ...
+    @property
+    def color_low(self) -> float: ...
+    @property
+    def color_high(self) -> float: ...
+
+
+def check_augmentation(values: AugmentValues, prefix: str) -> None:
     """Raise ``ValueError`` naming the field (``prefix + name``) when an augmentation value of
     ``values`` (an object with the ``AUGMENT_DEFAULTS`` attributes) is out of range."""
     for key in ("scale_sigma", "scale_limit", "rotation_sigma", "rotation_limit"):

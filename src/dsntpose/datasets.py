@@ -152,7 +152,7 @@ def holdout_picks(sizes: Sequence[int], count: int) -> tuple[list[tuple[int, int
 
 def _build_splits(run: RunConfig, *, need_test: bool = True) -> Splits:
     """``(train, val, test)``: see :func:`build_datasets` and :func:`build_test_set`."""
-    return DATASETS[run.data.dataset].splits(run, need_test)  # type: ignore[no-any-return]
+    return DATASETS[run.data.dataset].splits(run, need_test)
 
 
 def _finish(
@@ -165,7 +165,7 @@ def _finish(
     set, which is also the validation set unless ``data.val_holdout`` images of the training
     parts (a fixed draw) are held out for it."""
     if run.data.val_holdout:
-        sizes = [len(part) for part in train_parts]  # type: ignore[arg-type]
+        sizes = [len(part) for part in train_parts]
         train_picks, val_picks = holdout_picks(sizes, run.data.val_holdout)
         return PoseConcat(train_parts, train_picks), PoseConcat(plain_parts, val_picks), test
     train = train_parts[0] if len(train_parts) == 1 else PoseConcat(train_parts)
@@ -365,27 +365,31 @@ def _build_mixed(
         train_picks, val_picks = [(p, i) for p, n in enumerate(sizes) for i in range(n)], []
     train_picks = _weighted(train_picks, [name for name, _ in sources], d.mix_weights, seed)
     framing = Framing(d.whole_prob, d.loose_prob, d.loose_scale, d.shift)
-    common = {"joint_set": MPII_JOINTS, "other_people": others, "size": size}
     train = MixedPeople(
         sources,
+        MPII_JOINTS,
         picks=train_picks,
         negatives=round(d.negatives * len(train_picks)),
         backgrounds=train_bg,
+        other_people=others,
+        size=size,
         augment=augment,
         framing=framing,
         seed=seed,
-        **common,
     )
-    test = _lsp_test_mixed(root, size) if need_test or not val_picks else None
-    if not val_picks:
-        return train, test, test
+    if not val_picks:  # nothing held out: validation is the test split
+        lsp_test = _lsp_test_mixed(root, size)
+        return train, lsp_test, lsp_test
+    test = _lsp_test_mixed(root, size) if need_test else None
     val = MixedPeople(
         sources,
+        MPII_JOINTS,
         picks=val_picks,
         negatives=round(d.negatives * len(val_picks)),
         backgrounds=val_bg,
+        other_people=others,
+        size=size,
         seed=seed + 1,
-        **common,
     )
     return train, val, test
 

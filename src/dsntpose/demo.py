@@ -228,6 +228,8 @@ class TimeBudget(L.Callback):
         ]
         lowered = any(min(s.milestones) <= done for s in schedulers)
         planned = trainer.fit_loop.max_epochs
+        if planned is None:  # Lightning sets it when fitting starts
+            raise RuntimeError("TimeBudget: the trainer has no max_epochs while fitting")
         if not lowered:
             more = max(more, 1)
             last = done + more
@@ -262,7 +264,7 @@ def pick_cpu_threads(run: RunConfig, candidates: Sequence[int] | None = None) ->
     size, batch = run.model.input_size, run.data.batch_size
     model = build_model(dataclasses.replace(run.model, weights=None))
     if run.train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     images = torch.rand(batch, 3, size, size)
     target = torch.zeros(batch, run.model.num_joints, 2)
     mask = torch.ones(batch, run.model.num_joints)
@@ -272,7 +274,7 @@ def pick_cpu_threads(run: RunConfig, candidates: Sequence[int] | None = None) ->
         for repeat in range(4):  # the first step warms up
             start = time.perf_counter()
             out = model(images)
-            model.loss(out, target, mask, run.loss).backward()
+            model.loss(out, target, mask, run.loss).backward()  # type: ignore[no-untyped-call]
             if repeat:
                 elapsed = time.perf_counter() - start
                 timings[threads] = min(timings.get(threads, math.inf), elapsed)

@@ -140,7 +140,7 @@ def clean_stale_temporaries(folder: PathLike) -> list[Path]:
     """Remove the temporary files :func:`atomic_write` left in ``folder`` when its process was
     killed (``kill -9`` during a checkpoint write): those whose pid no longer runs. Returns
     what was removed; a missing folder is nothing to clean."""
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(Path(folder).iterdir())
     except OSError:
@@ -209,7 +209,7 @@ def read_yaml(path: str | Path, what: str = "--config") -> Any:
     """
     import yaml
 
-    class StrictLoader(yaml.SafeLoader):
+    class StrictLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no type stubs
         def compose_node(self, parent: Any, index: Any) -> Any:
             if self.check_event(yaml.events.AliasEvent):
                 event = self.peek_event()

@@ -79,7 +79,7 @@ class HeadOutput(NamedTuple):
     heatmaps: Tensor
     logits: Tensor
     confidence: Tensor
-    aux: tuple = ()
+    aux: tuple[HeadOutput, ...] = ()
     presence: Tensor | None = None
     visibility: Tensor | None = None
 
@@ -149,6 +149,8 @@ class PresenceHead(nn.Module):
     logit(map confidence) + bias)``. It starts as ``(1, 0, 0)`` (the visibility probability)
     and is fitted after training on held-out people (``scripts/calibrate.py``).
     """
+
+    calibration: Tensor
 
     def __init__(self, in_channels: int, num_joints: int) -> None:
         super().__init__()

@@ -566,6 +566,8 @@ def evaluate_checkpoint(
     data = dict(data or {})
     own = values.setdefault("data", {})
     if flip and flip_mode is not None:
+        if model.head is None:  # an OnnxModel without a config, which load_any refuses
+            raise ValueError(f"{checkpoint}: no model config, so no head to flip by")
         check_flip_mode(model.head, flip_mode)
     if split == "test" and data.get("dataset", own.get("dataset")) == "mpii":
         # MPII's frames, for a model of any data set: the checkpoint's own data section

@@ -395,7 +395,7 @@ def box_values(value: Any, where: str = "box") -> Box:
             f"{where}: box of {box[2]:g} x {box[3]:g} px is too small to predict on (its "
             f"longer side must be at least {MIN_BOX_SIDE:g} px), got {value!r}"
         )
-    return box  # type: ignore[return-value]
+    return box
 
 
 def check_box(value: Any, width: int, height: int, where: str = "box") -> Box:

@@ -23,7 +23,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -33,6 +34,9 @@ from dsntpose.families import BACKBONES, HEADS
 from dsntpose.heads import HeadOutput, PresenceHead, presence_loss
 
 __all__ = ["CoordRegressionModel", "build_model", "model_config", "model_name"]
+
+_HeadLoss = Callable[[HeadOutput, Tensor, Tensor, LossConfig | None], Tensor]
+"""A head's ``loss(output, target, mask, cfg)`` (see :mod:`dsntpose.heads`)."""
 
 
 class CoordRegressionModel(nn.Module):
@@ -81,7 +85,8 @@ class CoordRegressionModel(nn.Module):
             return out
         *earlier, last = features
         aux = tuple(self.head(f) for f in earlier) if self.training else ()
-        return self.head(last)._replace(aux=aux)
+        final: HeadOutput = self.head(last)
+        return final._replace(aux=aux)
 
     def loss(
         self,
@@ -123,7 +128,8 @@ class CoordRegressionModel(nn.Module):
         mask = mask.to(output.coords.dtype)
         target = torch.where(mask[..., None] > 0, target, torch.zeros_like(target))
         stacks = (*output.aux, output)
-        losses = [self.head.loss(out, target, mask, cfg) for out in stacks]
+        head_loss = cast(_HeadLoss, self.head.loss)  # every head in dsntpose.heads has one
+        losses = [head_loss(out, target, mask, cfg) for out in stacks]
         total = torch.stack(losses).sum()
         if self.has_presence and extra is not None and "presence" in extra:
             total = total + presence_loss(output, dict(extra), cfg or LossConfig())

@@ -144,7 +144,7 @@ class Person:
         return cls(
             xy,
             nan_floats([k["confidence"] for k in points]),
-            tuple(nan_floats(entry["box"]).tolist()),  # type: ignore[arg-type]
+            tuple(nan_floats(entry["box"]).tolist()),
             np.full((2, 3), math.nan),
             float(nan_floats([entry.get("score")])[0]),
             tuple(names or (k["name"] for k in points)),
@@ -435,9 +435,9 @@ class Predictor:
         people: list[list[Person]] = [[] for _ in arrays]
         for (i, *_), person in zip(jobs, self._predict_squares(arrays, jobs)):
             people[i].append(person)
-        for i, person in zip(search, self.find_people([arrays[i] for i in search])):
-            if person is not None:
-                people[i].append(person)
+        for i, found in zip(search, self.find_people([arrays[i] for i in search])):
+            if found is not None:
+                people[i].append(found)
         return people
 
     def _square(
@@ -501,7 +501,7 @@ class Predictor:
             None.
         """
         arrays = list(arrays)
-        state: list[tuple[np.ndarray, float] | None] = []
+        state: list[tuple[np.ndarray, float]] = []  # per image, the square to crop next
         for k, array in enumerate(arrays):
             previous = None if start is None else start[k]
             square = None
@@ -520,7 +520,7 @@ class Predictor:
                 break
             jobs = []
             for k in pending:
-                center, side = state[k]  # type: ignore[misc]
+                center, side = state[k]
                 jobs.append((k, center, side, _square_box(center, side)))
             found = self._predict_squares(arrays, jobs)
             still = []
@@ -535,7 +535,7 @@ class Predictor:
                 square = body_square(person.keypoints, person.confidence, self.min_joint_score)
                 if square is None or step == self.max_passes - 1:
                     continue
-                center, side = state[k]  # type: ignore[misc]
+                center, side = state[k]
                 moved = np.abs(square[0] - center).max() > 0.05 * side
                 resized = not 1 / 1.1 <= square[1] / side <= 1.1
                 if moved or resized:
@@ -543,14 +543,14 @@ class Predictor:
                     still.append(k)
             pending = still
         answers: list[Person | None] = []
-        for person in results:
-            if person is None or (
-                math.isfinite(person.presence) and person.presence < self.min_presence
+        for result in results:
+            if result is None or (
+                math.isfinite(result.presence) and result.presence < self.min_presence
             ):
                 answers.append(None)
                 continue
-            box = keypoint_box(person.keypoints, person.confidence, self.min_joint_score)
-            answers.append(person if box is None else dataclasses.replace(person, box=box))
+            box = keypoint_box(result.keypoints, result.confidence, self.min_joint_score)
+            answers.append(result if box is None else dataclasses.replace(result, box=box))
         return answers
 
     def _run(self, crops: list[np.ndarray]) -> CropOutput:

@@ -176,7 +176,8 @@ class MBConv(nn.Module):
             y = self.act(self._bn0(self._expand_conv(y)))
         y = self.act(self._bn1(self._depthwise_conv(y)))
         y = self._bn2(self._project_conv(y))
-        return y + x if self.residual else y
+        out: Tensor = y + x if self.residual else y
+        return out
 
 
 def _block_plan(variant: int, output_stride: int) -> list[tuple[int, int, int, int, int, int]]:
@@ -218,6 +219,9 @@ class EfficientNetLite(nn.Module):
     normalisation is applied inside. Returns ``(B, 1280, ceil(H / stride), ceil(W / stride))``
     after the head conv, batch norm and ReLU6.
     """
+
+    mean: Tensor
+    std: Tensor
 
     def __init__(self, variant: int = 0, output_stride: int = 32, classifier: bool = False):
         super().__init__()
@@ -263,14 +267,16 @@ class EfficientNetLite(nn.Module):
         x = self.act(self._bn0(self._conv_stem(x)))
         for block in self._blocks:
             x = block(x)
-        return self.act(self._bn1(self._conv_head(x)))
+        out: Tensor = self.act(self._bn1(self._conv_head(x)))
+        return out
 
     def classify(self, x: Tensor) -> Tensor:
         """ImageNet logits ``(B, 1000)`` for ``(B, 3, H, W)`` RGB in ``[0, 1]`` (needs
         ``classifier=True``)."""
         if self._fc is None:
             raise ValueError("classify() needs a backbone built with classifier=True")
-        return self._fc(self.forward(x).mean(dim=(2, 3)))
+        logits: Tensor = self._fc(self.forward(x).mean(dim=(2, 3)))
+        return logits
 
     def extra_repr(self) -> str:
         return f"variant={self.variant}, output_stride={self.stride}"

@@ -60,7 +60,8 @@ class Residual(nn.Module):
         self.skip = nn.Identity() if in_ch == out_ch else nn.Conv2d(in_ch, out_ch, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.body(x) + self.skip(x)
+        out: Tensor = self.body(x) + self.skip(x)
+        return out
 
 
 class Hourglass(nn.Module):
@@ -84,7 +85,8 @@ class Hourglass(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         low = self.after(self.inner(self.down(F.max_pool2d(x, 2))))
-        return self.up(x) + F.interpolate(low, scale_factor=2.0, mode="nearest")
+        out: Tensor = self.up(x) + F.interpolate(low, scale_factor=2.0, mode="nearest")
+        return out
 
 
 def _conv_bn_relu(in_ch: int, out_ch: int) -> nn.Sequential:
@@ -114,6 +116,7 @@ class StackedHourglass(nn.Module):
     """
 
     stride = 4
+    mean: Tensor
 
     def __init__(
         self, num_stacks: int, num_outputs: int, channels: int = 256, depth: int = 4

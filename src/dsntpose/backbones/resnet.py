@@ -106,7 +106,8 @@ class BasicBlock(nn.Module):
         shortcut = x if self.downsample is None else self.downsample(x)
         y = self.relu(self.bn1(self.conv1(x)))
         y = self.bn2(self.conv2(y))
-        return self.relu(y + shortcut)
+        out: Tensor = self.relu(y + shortcut)
+        return out
 
 
 class Bottleneck(nn.Module):
@@ -147,7 +148,8 @@ class Bottleneck(nn.Module):
         y = self.relu(self.bn1(self.conv1(x)))
         y = self.relu(self.bn2(self.conv2(y)))
         y = self.bn3(self.conv3(y))
-        return self.relu(y + shortcut)
+        out: Tensor = self.relu(y + shortcut)
+        return out
 
 
 # depth -> (block type, number of blocks in layer1..layer4), as in He et al. (2016), Table 1.
@@ -187,6 +189,9 @@ class ResNetBackbone(nn.Module):
     Weights start as torchvision initialises them (Kaiming normal, fan-out, for convolutions;
     batch-norm scale 1 and shift 0); use :func:`resnet` to build with ImageNet or file weights.
     """
+
+    mean: Tensor
+    std: Tensor
 
     def __init__(self, depth: int, output_stride: int = 32) -> None:
         super().__init__()

@@ -146,6 +146,9 @@ class PoseDataset(Dataset[dict[str, Any]]):
     seed: int | None
     epoch: int = 0
 
+    def __len__(self) -> int:
+        raise NotImplementedError(f"{type(self).__name__} must implement __len__")
+
     def set_epoch(self, epoch: int) -> None:
         """Use the augmentation draws of ``epoch``. Call it at the start of every epoch; with
         ``persistent_workers=True`` the workers keep their own copy, so prefer the default
@@ -193,7 +196,7 @@ class PoseConcat(PoseDataset):
                 )
         self.parts = parts
         if picks is None:
-            picks = [(p, i) for p, part in enumerate(parts) for i in range(len(part))]  # type: ignore[arg-type]
+            picks = [(p, i) for p, part in enumerate(parts) for i in range(len(part))]
         self.picks = picks
         self.joint_set, self.size = first.joint_set, first.size
         self.augment, self.seed = first.augment, first.seed

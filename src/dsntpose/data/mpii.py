@@ -375,9 +375,10 @@ def read_mpii_mat(path: str | os.PathLike[str]) -> PoseRecords:
                 flag = _scalar(getattr(point, "is_visible", []))
                 seen[joint] = bool(flag) if flag is not None else True
             box = [_scalar(getattr(rect, k, [])) for k in ("x1", "y1", "x2", "y2")]
+            corners = [b for b in box if b is not None]
             head = (
-                0.6 * float(np.hypot(box[2] - box[0], box[3] - box[1]))
-                if all(b is not None for b in box)
+                0.6 * float(np.hypot(corners[2] - corners[0], corners[3] - corners[1]))
+                if len(corners) == 4
                 else np.nan
             )  # fmt: skip
             names.append(str(entry.image.name))
@@ -391,11 +392,13 @@ def read_mpii_mat(path: str | os.PathLike[str]) -> PoseRecords:
             person_index.append(p)
     if not names:
         raise ValueError(f"{path}: no annotated person in a training image")
-    center, scale = _adjusted(np.asarray(centers, dtype=np.float64), np.asarray(scales))
+    adjusted_centers, adjusted_scales = _adjusted(
+        np.asarray(centers, dtype=np.float64), np.asarray(scales)
+    )
     return PoseRecords(
         image_names=names,
-        centers=center,
-        scales=scale,
+        centers=adjusted_centers,
+        scales=adjusted_scales,
         joints=np.stack(joints),
         missing=np.stack(missing),
         visible=np.stack(visible),

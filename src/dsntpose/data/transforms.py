@@ -94,7 +94,8 @@ def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     if points.shape[-1:] != (2,):
         raise ValueError(f"expected points of shape (..., 2) in (x, y), got {points.shape}")
     matrix = np.asarray(matrix, dtype=np.float64)
-    return points @ matrix[:, :2].T + matrix[:, 2]
+    moved: np.ndarray = points @ matrix[:, :2].T + matrix[:, 2]
+    return moved
 
 
 def warp_image(image: np.ndarray, matrix: np.ndarray, size: int, border: float = 0) -> np.ndarray:
@@ -286,7 +287,7 @@ def _flip_order(flip_index: tuple[int, ...]) -> np.ndarray:
 def _color_tables(color: tuple[float, float, float]) -> np.ndarray:
     """``(3, 256)`` float32 lookup tables ``min(v * gain / 255, 1)`` for the RGB gains ``color``
     (the plain crop's, gains ``(1, 1, 1)``, are built once)."""
-    gains = tuple(color)
+    gains = (color[0], color[1], color[2])  # a tuple whatever sequence the caller gave
     if gains == _UNIT_GAINS:
         return _UNIT_TABLES
     return _build_tables(gains)

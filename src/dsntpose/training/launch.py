@@ -332,9 +332,8 @@ def fit(
             try:
                 trainer.fit(module, ckpt_path=ckpt)
             except SystemExit as stop:  # Lightning's answer to Ctrl-C: sys.exit(1)
-                interrupt = next(
-                    (c for c in trainer.callbacks if isinstance(c, _SaveOnInterrupt)), None
-                )
+                callbacks: list[L.Callback] = trainer.callbacks  # type: ignore[attr-defined]
+                interrupt = next((c for c in callbacks if isinstance(c, _SaveOnInterrupt)), None)
                 if trainer.state.status != "interrupted" or interrupt is None:
                     raise
                 signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignored it

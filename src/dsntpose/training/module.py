@@ -16,12 +16,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -101,6 +102,7 @@ class EpochSampler(Sampler[int]):
     def indices(self) -> list[int]:
         """This rank's full list for the current epoch (no skipping)."""
         n, world = self.num_samples, self.world_size
+        order: list[int]
         if self.shuffle:
             order = np.random.default_rng([self.seed, self.epoch]).permutation(n).tolist()
         else:
@@ -159,13 +161,15 @@ def _float32(out: HeadOutput) -> HeadOutput:
 
 def _rng_states() -> dict[str, Any]:
     """The global generators' states as tensors and plain values (``weights_only`` loadable)."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002 - saved for resume
+    # the global MT19937's legacy tuple (numpy's stubs promise a dict), saved for resume
+    state = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())  # noqa: NPY002
+    name, keys, pos, has_gauss, cached = state
     states: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
         "python": list(random.getstate()),
     }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
 
@@ -222,7 +226,7 @@ class PoseModule(L.LightningModule):
                 self.model, self.cfg.model, checkpoint_path(self.cfg.train.init_from)
             )
         if self.cfg.train.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.joint_set = get_joint_set(self.cfg.model.joints)
         self.val_pck = PCKMetric(
             self.joint_set.num_joints,
@@ -241,7 +245,8 @@ class PoseModule(L.LightningModule):
 
     def forward(self, images: Tensor) -> HeadOutput:
         """``images`` ``(B, 3, S, S)`` RGB in ``[0, 1]`` -> the model's ``HeadOutput``."""
-        return self.model(images)
+        out: HeadOutput = self.model(images)
+        return out
 
     # ---- data ---------------------------------------------------------------------------
 
@@ -276,7 +281,9 @@ class PoseModule(L.LightningModule):
         if not loop.restarting:
             return epoch, 0
         progress = loop.epoch_loop.batch_progress.current
-        done = progress.completed + int(progress.processed > progress.completed)
+        # a _ProcessedTracker, which Lightning annotates as its base without ``processed``
+        processed: int = progress.processed  # type: ignore[attr-defined]
+        done = progress.completed + int(processed > progress.completed)
         if done >= num_batches:
             return epoch + 1, 0
         return epoch, done
@@ -480,7 +487,7 @@ class PoseModule(L.LightningModule):
 
     # ---- optimiser and checkpoint extras ------------------------------------------------
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         o = self.cfg.optim
         # two groups, head then backbone, logged as lr-<Optimizer>/head and /backbone
         groups: list[dict[str, Any]] = [
@@ -664,7 +671,7 @@ def load_initial_weights(model: nn.Module, cfg: ModelConfig, path: str | Path) -
                 and mine.shape[0] == cfg.num_joints
                 and value.shape[1:] == mine.shape[1:]
             )
-            if joint_tensor and pairs:
+            if joint_tensor and pairs and mine is not None:  # (in joint_tensor; again for mypy)
                 merged = mine.clone()
                 dst, src = zip(*pairs)
                 merged[list(dst)] = value[list(src)].to(merged.dtype)
