@@ -8,6 +8,7 @@ tests that need either skip when it is not installed.
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 from pathlib import Path
 
@@ -271,3 +272,19 @@ def test_unreadable_weights_file_is_one_line(tmp_path: Path, content: bytes, mes
         efficientnet_lite(0, weights=path)
     with pytest.raises(ValueError, match="is a folder"):
         efficientnet_lite(0, weights=tmp_path)
+
+
+def test_train_step_benchmark_times_both_paths_and_restores_ours(tmp_path: Path) -> None:
+    """benchmarks/train_step.py: both variants timed on the recipe's network (4 dilated
+    depthwise convs at stride 16), a JSON with the ratio, and the class left on our path."""
+    from conftest import load_script
+    from dsntpose.backbones import efficientnet
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "train_step.py"
+    bench = load_script("bench_train_step", script)
+    out = tmp_path / "step.json"
+    doc = bench.main(["--batch", "1", "--rounds", "2", "--steps", "1", "--json", str(out)])
+    assert doc["dilated_depthwise_convs"] == 4 and doc["output_stride"] == 16
+    assert len(doc["seconds_per_step"]["ours"]) == len(doc["seconds_per_step"]["plain"]) == 2
+    assert doc["speedup_median"] > 0 and json.loads(out.read_text())["rounds"] == 2
+    assert efficientnet._SameConv2d.forward is bench.ours_forward
