@@ -159,6 +159,8 @@ def test_training_path_of_dilated_depthwise_equals_the_dilated_conv(
     assert len(calls) == 1  # the phase path ran
     with torch.no_grad():  # inference keeps the single dilated call
         torch.testing.assert_close(conv(x), plain.detach(), rtol=0, atol=1e-12)
+    conv.eval()  # so does an eval-mode module under autograd (what an ONNX export traces)
+    torch.testing.assert_close(conv(x), plain, rtol=0, atol=1e-12)
     assert len(calls) == 1
 
 

@@ -125,12 +125,14 @@ class _SameConv2d(nn.Conv2d):
                 pads += [total // 2, total - total // 2]
             x = F.pad(x, pads)
         elif (
-            self.dilation[0] > 1
+            self.training
+            and self.dilation[0] > 1
             and self.groups == self.in_channels == self.out_channels
             and torch.is_grad_enabled()
             and (x.requires_grad or self.weight.requires_grad)
         ):
-            # training: the same values through undilated convs, whose backward is fast
+            # training: the same values through undilated convs, whose backward is fast (an
+            # eval-mode module, e.g. one being exported, keeps the faster single forward)
             return atrous_depthwise(x, self.weight, self.dilation[0])
         return super().forward(x)
 
