@@ -2,6 +2,7 @@
 
     python -m experiments.run a [c b e d] [--data_root DIR] [--runs_dir DIR] [--only CELL] [--list]
     python -m experiments.run pa pb pc pf --score_mpii   # MPII PCKh of finished, kept cells
+    python -m experiments.run pa pf --retrain_unscored   # run again cells with no checkpoint
 
 Each sweep is a YAML file in ``experiments/sweeps/`` (``a`` picks ``a_strategy.yaml``): a
 ``grid`` of named axes whose values are partial run configs merged over
@@ -195,6 +196,48 @@ def score_mpii(checkpoint: Path, mpii_root: str | Path) -> dict[str, Any] | None
     }
 
 
+#: In a run folder: the earlier scores of a cell being run again (``--retrain_unscored``);
+#: while it exists the folder's checkpoint is a retrain in progress, not the cell's result.
+RETRAIN_MARKER = "retrain.json"
+
+
+def retrain_target(result_path: Path, run_dir: Path) -> dict[str, Any] | None:
+    """For ``--retrain_unscored``: the scores of a finished cell to run again, because its
+    record has no MPII score and its checkpoint is gone (it ran before checkpoints were kept);
+    None for any other cell (scored, a copy of another sweep's run, or a checkpoint that
+    ``--score_mpii`` can still score). The returned figures go into the new record as
+    ``earlier_run``, so the report can show both runs of the same recipe and seed."""
+    marker = run_dir / RETRAIN_MARKER
+    if marker.is_file():  # a retrain that was stopped: resume it
+        earlier: dict[str, Any] = json.loads(marker.read_text())
+        return earlier
+    record = json.loads(result_path.read_text())
+    if "mpii" in record or "same_run_as" in record or (run_dir / "last.ckpt").is_file():
+        return None
+    metrics = record.get("metrics", {})
+    return {
+        "pck20": metrics.get("pck20"),
+        "pck10": metrics.get("pck10"),
+        "train_seconds": record.get("train_seconds"),
+        "machine": record.get("machine"),
+    }
+
+
+def refresh_copies(source: str, record: Mapping[str, Any]) -> None:
+    """Give every record that is a copy of ``source`` (``same_run_as``) the new run's scores,
+    so a grid point shared by two sweeps shows one run's numbers in both."""
+    for path in sorted(RESULTS.glob("*/*.json")):
+        copy = json.loads(path.read_text())
+        if copy.get("same_run_as") != source:
+            continue
+        keep = {k: copy[k] for k in ("sweep", "cell", "axes", "same_run_as")}
+        updated = {**record, **keep}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(updated, indent=1))
+        tmp.replace(path)
+        write_csv(copy["sweep"])
+
+
 def backfill_mpii(args: argparse.Namespace) -> int:
     """Score on MPII every finished cell whose record lacks it and whose run folder still
     holds its last.ckpt (cells that are the same run as another take that one's score)."""
@@ -205,8 +248,8 @@ def backfill_mpii(args: argparse.Namespace) -> int:
             continue
         source = record.get("same_run_as", f"{record['sweep']}/{record['cell']}")
         checkpoint = Path(args.runs_dir) / source / "last.ckpt"
-        if not checkpoint.is_file():
-            continue
+        if not checkpoint.is_file() or (checkpoint.parent / RETRAIN_MARKER).is_file():
+            continue  # gone, or a retrain in progress (not this record's run)
         twin = RESULTS / f"{source}.json"
         twin_record = json.loads(twin.read_text()) if twin.is_file() else {}
         mpii = twin_record.get("mpii") or score_mpii(checkpoint, args.mpii_root)
@@ -431,21 +474,26 @@ def run_sweep(name: str, args: argparse.Namespace) -> None:
                     lock.close()
             print(f"{sweep}/{cell_id}: {state}")
             continue
+        earlier = None
         if result_path.is_file():
-            print(f"[skip] {sweep}/{cell_id} (finished)", flush=True)
-            continue
+            earlier = retrain_target(result_path, run_dir) if args.retrain_unscored else None
+            if earlier is None:
+                print(f"[skip] {sweep}/{cell_id} (finished)", flush=True)
+                continue
         lock = claim(run_dir)
         if lock is None:
             print(f"[busy] {sweep}/{cell_id} (another process is running it)", flush=True)
             continue
         try:
-            if result_path.is_file():  # finished by another process since the check above
+            if result_path.is_file() and (
+                earlier is None or retrain_target(result_path, run_dir) is None
+            ):  # finished (or rescored) by another process since the check above
                 print(f"[skip] {sweep}/{cell_id} (finished)", flush=True)
                 continue
             values = cell_values(base, overrides, seed, run_dir, args.data_root, args.lspet_root)
             run = RunConfig.from_dict(values)
             digest = config_hash(run.to_dict())
-            twin = finished_twin(digest)
+            twin = None if earlier is not None else finished_twin(digest)
             if twin is not None:
                 record = {
                     **twin,
@@ -464,6 +512,9 @@ def run_sweep(name: str, args: argparse.Namespace) -> None:
                 # on an AVX2-only CPU is ~16x faster than emulated bfloat16 (see the record)
                 run = RunConfig.from_dict(deep_merge(values, {"train": {"precision": "32-true"}}))
                 print(f"[note] {sweep}/{cell_id}: no native bfloat16 on this CPU, running 32-true")
+            if earlier is not None:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                (run_dir / RETRAIN_MARKER).write_text(json.dumps(earlier))
             print(f"[run ] {sweep}/{cell_id} -> {run_dir}", flush=True)
             clock = Clock(run_dir / "train_seconds.txt")
             result = fit(run, resume="auto", extra_callbacks=[clock])
@@ -489,12 +540,16 @@ def run_sweep(name: str, args: argparse.Namespace) -> None:
                 "flip_test": flip,
                 "data": "LSP test split (images 1001-2000), PCK of the torso (r_shoulder-l_hip)",
                 **({"mpii": mpii} if mpii is not None else {}),
+                **({"earlier_run": earlier} if earlier is not None else {}),
             }
             result_path.parent.mkdir(parents=True, exist_ok=True)
             tmp = result_path.with_suffix(".tmp")
             tmp.write_text(json.dumps(record, indent=1))
             tmp.replace(result_path)
             write_csv(sweep)
+            if earlier is not None:
+                refresh_copies(f"{sweep}/{cell_id}", record)
+                (run_dir / RETRAIN_MARKER).unlink()
             print(
                 f"[done] {sweep}/{cell_id}: PCK@0.2 {metrics['pck20']:.1f} PCK@0.1 {metrics['pck10']:.1f} "
                 f"({spent / 60:.1f} min)",
@@ -539,6 +594,12 @@ def main(argv: list[str] | None = None) -> int:
         "--score_mpii",
         action="store_true",
         help="only score on MPII the finished cells whose checkpoints are kept (no training)",
+    )
+    parser.add_argument(
+        "--retrain_unscored",
+        action="store_true",
+        help="also run again the finished cells that have no MPII score and no kept "
+        "checkpoint (the new run replaces the record; the old scores stay as earlier_run)",
     )
     args = parser.parse_args(argv)
     if args.score_mpii:

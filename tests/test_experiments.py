@@ -943,3 +943,49 @@ def test_a_copied_cell_takes_the_later_seeds_of_the_run_it_copies(monkeypatch):
     assert rp.mpii_best("pc_regularizer", {"sigma": "sigma1"}, "reg", three[:2], where="s1") == (
         "; on MPII at s1 (PCKh@0.5) the best is js: js 33.0, kl 31.0"
     )
+
+
+def test_retrain_unscored_picks_cells_without_mpii_or_checkpoint_and_resumes(tmp_path, monkeypatch):
+    """--retrain_unscored: a finished cell with no MPII score and no kept checkpoint is run
+    again (its old scores kept as earlier_run); a stopped retrain resumes by its marker and
+    --score_mpii leaves its partial checkpoint alone; copies of the cell take the new run."""
+    import argparse
+    import json
+
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    monkeypatch.setattr(run, "RESULTS", results)
+    (results / "pa").mkdir(parents=True)
+    (results / "pc").mkdir()
+    old = {"sweep": "pa", "cell": "s16-dsnt-seed0", "metrics": {"pck20": 47.9, "pck10": 19.9},
+           "train_seconds": 2000.0, "machine": "m", "config": {}}  # fmt: skip
+    path = results / "pa" / "s16-dsnt-seed0.json"
+    path.write_text(json.dumps(old))
+    cell_dir = runs / "pa" / "s16-dsnt-seed0"
+    earlier = run.retrain_target(path, cell_dir)
+    assert earlier == {"pck20": 47.9, "pck10": 19.9, "train_seconds": 2000.0, "machine": "m"}
+    # scored, a copy, or a kept checkpoint: not retrained
+    scored = results / "pa" / "scored.json"
+    scored.write_text(json.dumps({**old, "mpii": {"pckh": 30.0}}))
+    assert run.retrain_target(scored, runs / "pa" / "scored") is None
+    copy = results / "pc" / "none-sigma1-seed0.json"
+    copy.write_text(json.dumps({**old, "sweep": "pc", "cell": "none-sigma1-seed0",
+                                "axes": {"reg": "none"}, "same_run_as": "pa/s16-dsnt-seed0"}))  # fmt: skip
+    assert run.retrain_target(copy, runs / "pc" / "none-sigma1-seed0") is None
+    # a retrain in progress: its marker wins over the partial checkpoint it has written
+    cell_dir.mkdir(parents=True)
+    (cell_dir / "last.ckpt").write_bytes(b"partial")
+    assert run.retrain_target(path, cell_dir) is None  # checkpoint, no marker: --score_mpii's
+    (cell_dir / run.RETRAIN_MARKER).write_text(json.dumps(earlier))
+    assert run.retrain_target(path, cell_dir) == earlier
+    scoring = []
+    monkeypatch.setattr(run, "score_mpii", lambda *a: scoring.append(a) or {"pckh": 1.0})
+    monkeypatch.setattr(run, "write_csv", lambda sweep: None)
+    args = argparse.Namespace(runs_dir=str(runs), mpii_root="unused")
+    assert run.backfill_mpii(args) == 0 and scoring == []  # the partial run is not scored
+    # the new run's record reaches its copies, which keep their own names and axes
+    new = {**old, "metrics": {"pck20": 48.3}, "mpii": {"pckh": 34.0}, "earlier_run": earlier}
+    run.refresh_copies("pa/s16-dsnt-seed0", new)
+    refreshed = json.loads(copy.read_text())
+    assert refreshed["metrics"]["pck20"] == 48.3 and refreshed["mpii"]["pckh"] == 34.0
+    assert refreshed["cell"] == "none-sigma1-seed0" and refreshed["axes"] == {"reg": "none"}
+    assert refreshed["same_run_as"] == "pa/s16-dsnt-seed0" and refreshed["sweep"] == "pc"
