@@ -695,6 +695,33 @@ def crop_size() -> int:
 # ---------------------------------------------------------------------------- tables
 
 
+def rerun_note() -> list[str]:
+    """A paragraph naming the cells run again for their MPII score (``--retrain_unscored``),
+    each with the first run's LSP score beside the new one; ``[]`` while there are none.
+    Copies of such a cell in another sweep are not named twice."""
+    done = records()
+    rerun = [
+        (sweep, r)
+        for sweep in SWEEPS
+        for r in read_csv(sweep, merge_seeds=False)
+        if isinstance(r.get("earlier_pck20"), float)
+        and trained_here(done.get(f"{sweep}/{r['cell']}", {}))
+    ]
+    if not rerun:
+        return []
+    return [
+        "Run again for their MPII score (same recipe and seed; the new run's numbers are the "
+        "ones above, the first run's LSP PCK@0.2 beside them, a measure of run-to-run noise at "
+        "one seed): "
+        + "; ".join(
+            f"{sweep}/{r['cell']} {r['pck20']:.1f} (first run {r['earlier_pck20']:.1f})"
+            for sweep, r in rerun
+        )
+        + ".",
+        "",
+    ]
+
+
 def tables(lines: list[str]) -> None:
     rows = read_csv("pa_strategy")
     size = crop_size()
@@ -754,9 +781,11 @@ def tables(lines: list[str]) -> None:
         "in ../shared/data/mpii (264 of 2958; official protocol, flip test, LSP joints mapped "
         "to MPII's by name, 95% bootstrap interval over people), written when a cell finishes "
         "(`python -m experiments.run ... --score_mpii` for kept checkpoints); – where the cell "
-        "ran before its checkpoint was kept and needs retraining to get it.",
+        "ran before its checkpoint was kept and needs retraining to get it "
+        "(`python -m experiments.run pa pf --retrain_unscored`).",
         "",
     ]
+    lines += rerun_note()
     lines += [
         "Train min is each cell's own training time (a cell that is the same run as another "
         "sweep's repeats its minutes).",

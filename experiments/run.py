@@ -410,6 +410,8 @@ def write_csv(sweep: str) -> Path:
             steps=r["steps"],
             precision=r["config"]["train"]["precision"],
         )
+        if "earlier_run" in r:  # run again (--retrain_unscored): the first run's score
+            row["earlier_pck20"] = r["earlier_run"].get("pck20")
         rows.append(row)
     out = RESULTS / f"{sweep}.csv"
     if rows:

@@ -989,3 +989,24 @@ def test_retrain_unscored_picks_cells_without_mpii_or_checkpoint_and_resumes(tmp
     assert refreshed["metrics"]["pck20"] == 48.3 and refreshed["mpii"]["pckh"] == 34.0
     assert refreshed["cell"] == "none-sigma1-seed0" and refreshed["axes"] == {"reg": "none"}
     assert refreshed["same_run_as"] == "pa/s16-dsnt-seed0" and refreshed["sweep"] == "pc"
+
+
+def test_cells_run_again_are_named_once_with_their_first_score(monkeypatch):
+    from experiments import report_pretrained as rp
+
+    csvs = {
+        "pa_strategy": [{"cell": "s16-dsnt-seed0", "pck20": 48.3, "earlier_pck20": 47.9},
+                        {"cell": "s16-fc-seed0", "pck20": 30.0, "earlier_pck20": ""}],
+        "pc_regularizer": [{"cell": "none-sigma1-seed0", "pck20": 48.3, "earlier_pck20": 47.9}],
+    }  # fmt: skip
+    monkeypatch.setattr(rp, "read_csv", lambda sweep, merge_seeds=True: csvs.get(sweep, []))
+    monkeypatch.setattr(
+        rp,
+        "records",
+        lambda: {"pc_regularizer/none-sigma1-seed0": {"same_run_as": "pa_strategy/s16-dsnt-seed0"}},
+    )
+    note = rp.rerun_note()
+    assert "pa_strategy/s16-dsnt-seed0 48.3 (first run 47.9)." in note[0]
+    assert "none-sigma1" not in note[0] and "s16-fc" not in note[0]
+    csvs["pa_strategy"] = csvs["pa_strategy"][1:]
+    assert rp.rerun_note() == []
