@@ -57,10 +57,10 @@ def atrous_depthwise(x: Tensor, weight: Tensor, dilation: int) -> Tensor:
 
     The values are the dilated convolution's (to float rounding); so are the gradients, which
     is the point: oneDNN has no fast backward for dilated depthwise convolutions on CPU.
-    Measured (EfficientNet-Lite0 at output stride 16, batch 16, 12 x 12 maps, 1 thread,
-    channels-last): forward + backward of the dilated 1152-channel 3x3 and 672-channel 5x5
-    convs 159 and 261 ms as one dilated call against 56 and 65 ms this way. The forward alone
-    is 1.3-3x slower this way (two extra copies), so it is for training only.
+    ``benchmarks/train_step.py`` measures a whole training step of the whole-photo recipe
+    (Lite0, stride 16, 192 px, batch 16) both ways: 1.30x faster on one thread, 1.34x on two
+    (AMD EPYC, trainings paused; docs/results/train_step_*.json). The forward alone is slower
+    this way (two extra copies), so it is for training only.
 
     Args:
         x: ``(B, C, H, W)`` input (any size: padded with zeros to a multiple of ``dilation``
