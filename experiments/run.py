@@ -455,7 +455,7 @@ class Clock(L.Callback):
 def run_sweep(name: str, args: argparse.Namespace) -> None:
     from dsntpose.bench import cpu_name
     from dsntpose.config import RunConfig
-    from dsntpose.training import cpu_has_native_bf16, fit
+    from dsntpose.training import TrainingInterrupted, cpu_has_native_bf16, fit
 
     path = sweep_file(name)
     spec = yaml.safe_load(path.read_text())
@@ -519,7 +519,14 @@ def run_sweep(name: str, args: argparse.Namespace) -> None:
                 (run_dir / RETRAIN_MARKER).write_text(json.dumps(earlier))
             print(f"[run ] {sweep}/{cell_id} -> {run_dir}", flush=True)
             clock = Clock(run_dir / "train_seconds.txt")
-            result = fit(run, resume="auto", extra_callbacks=[clock])
+            try:
+                result = fit(run, resume="auto", extra_callbacks=[clock])
+            except TrainingInterrupted as stop:
+                clock.save()
+                saved = str(stop).split("; resume with")[0]  # what was saved, at which step
+                again = " ".join(["python -m experiments.run", *args.argv])
+                print(f"{sweep}/{cell_id}: {saved}; resume with: {again}", file=sys.stderr)
+                raise SystemExit(130) from None
             spent = clock.save()
             if result.last is None:
                 raise SystemExit(f"error: {sweep}/{cell_id} left no last.ckpt in {run_dir}")
@@ -604,6 +611,7 @@ def main(argv: list[str] | None = None) -> int:
         "checkpoint (the new run replaces the record; the old scores stay as earlier_run)",
     )
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # a stopped cell's resume command
     if args.score_mpii:
         return backfill_mpii(args)
     if not args.list and not (Path(args.data_root) / "joints.mat").is_file():

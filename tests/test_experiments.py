@@ -1010,3 +1010,32 @@ def test_cells_run_again_are_named_once_with_their_first_score(monkeypatch):
     assert "none-sigma1" not in note[0] and "s16-fc" not in note[0]
     csvs["pa_strategy"] = csvs["pa_strategy"][1:]
     assert rp.rerun_note() == []
+
+
+def test_a_stopped_cell_says_what_was_saved_and_how_to_resume(tmp_path, monkeypatch, capsys):
+    """``kill`` of a running cell: one line naming the cell, the saved step and the
+    experiments.run command that resumes it (not a traceback, not ``dsntpose train``, which
+    would not write the cell's record); exit 130."""
+    import dsntpose.training
+    from dsntpose.training import TrainingInterrupted
+
+    def stopped(run_config, **kwargs):
+        raise TrainingInterrupted(
+            "interrupted: /r/last.ckpt saved at step 610; resume with: dsntpose train --config x"
+        )
+
+    monkeypatch.setattr(run, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(dsntpose.training, "fit", stopped)
+    lsp = tmp_path / "lsp"
+    lsp.mkdir()
+    (lsp / "joints.mat").write_bytes(b"")
+    argv = ["pa", "--only", "s32-fc-seed0", "--runs_dir", str(tmp_path / "runs"),
+            "--data_root", str(lsp)]  # fmt: skip
+    with pytest.raises(SystemExit) as stop:
+        run.main(argv)
+    assert stop.value.code == 130
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert err.startswith("pa_strategy/s32-fc-seed0: interrupted: /r/last.ckpt saved at step 610")
+    assert err.endswith("resume with: python -m experiments.run " + " ".join(argv))
+    assert (tmp_path / "runs" / "pa_strategy" / "s32-fc-seed0" / "train_seconds.txt").is_file()
