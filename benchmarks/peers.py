@@ -16,6 +16,9 @@ set-up), ``peers_ours.py`` (our pipelines and efficiency), ``peers_report.py`` (
 * dsntpose: ``Predictor(model, cfg, flip=...).predict_image(bgr)`` with no box (the whole
   image, then crops around the joints it found, until the crop settles); ``[]`` (a presence
   head saw nobody) counts as a miss for every joint. Rows with and without the flip test.
+  The network runs as ``Predictor.from_checkpoint`` runs it (``--engine auto``: ONNX Runtime
+  when installed, as in the default install, from the export cached by the checkpoint's hash;
+  ``--engine torch`` for eager PyTorch).
 * MediaPipe BlazePose full: ``mediapipe.solutions.pose.Pose(static_image_mode=True,
   model_complexity=1)``, its own person detector; no detection = a miss for every joint.
 * MoveNet single-pose Lightning (192 px) / Thunder (256 px): the image letterboxed into the
@@ -102,6 +105,7 @@ from peers_ours import (  # noqa: E402
     load_ours,
     measure_efficiency,
     parse_also,
+    runtime_model,
 )
 from peers_report import render_markdown  # noqa: E402
 from peers_workers import (  # noqa: E402
@@ -378,6 +382,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mpii-limit", type=int, help="only the first N MPII people")
     parser.add_argument("--no-mpii", action="store_true", help="leave the MPII frames out")
     parser.add_argument("--threads", type=int, default=1, help="threads of every model")
+    parser.add_argument(
+        "--engine",
+        default="auto",
+        choices=("auto", "torch", "onnxruntime"),
+        help="what runs our networks (auto: ONNX Runtime when installed, as the Predictor of a "
+        "default install does)",
+    )
     parser.add_argument("--rounds", type=int, help="latency rounds over the images (default 3)")
     parser.add_argument(
         "--latency-images", type=int, help="images timed per round, spread evenly (default 200)"
@@ -501,9 +512,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     machine = machine_info(args.threads)
-    model, cfg, model_desc = load_ours(args.checkpoint)
+    model, cfg, model_desc, source = load_ours(args.checkpoint)
     extras = load_also(args.also)
     dsnt = {"ours": (model, cfg), **{e["key"]: (e["model"], e["cfg"]) for e in extras}}
+    sources = {"ours": source, **{e["key"]: e["source"] for e in extras}}
+    engines = {}  # what Predictor.from_checkpoint runs each model on (--engine)
+    for key, (m, c) in list(dsnt.items()):
+        runnable, engines[key] = runtime_model(m, c, sources[key], args.engine, args.threads)
+        dsnt[key] = (runnable, c)
     names = {"ours": "dsntpose", **{e["key"]: e["label"] for e in extras}}
 
     # -- the contenders: key -> label, protocol, joint set of its answers, joints it has
@@ -512,7 +528,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for key, (m, c) in dsnt.items():
         js = get_joint_set(c.joints)
         for suffix, flip, what in (("_whole", True, " + flip"), ("_whole_noflip", False, "")):
-            pipes[key + suffix] = OursWhole(m, c, flip)
+            pipes[key + suffix] = OursWhole(m, c, flip, engines[key])
             contenders[key + suffix] = {
                 "label": f"{names[key]}{what}, whole image",
                 "protocol": "whole photo",
@@ -527,7 +543,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "protocol": "annotation box",
                 "joint_set": js,
                 "present": None,
-                "how": "crop around the annotation box (LSP: joint box + 20%; MPII: hourglass box)",
+                "how": "crop around the annotation box (LSP: joint box + 20%; MPII: hourglass box), "
+                f"engine {engines[key]}",
             }
     skipped: list[str] = []
     workers = start_peers(args, skipped)

@@ -48,10 +48,10 @@ def joints_had(source: Any, target: Any, present: Sequence[str] | None = None) -
     )
 
 
-def load_ours(checkpoint: Path | None) -> tuple[Any, Any, str]:
-    """``(model, model_cfg, description)``: the checkpoint (any joint set), or the shipped LSP
-    model (``lsp_efficientnet_lite0``: the box-protocol model the LSP model card quotes; the
-    whole-photo model is added with ``--also``)."""
+def load_ours(checkpoint: Path | None) -> tuple[Any, Any, str, Path]:
+    """``(model, model_cfg, description, file)``: the checkpoint (any joint set), or the
+    shipped LSP model (``lsp_efficientnet_lite0``: the box-protocol model the LSP model card
+    quotes; the whole-photo model is added with ``--also``)."""
     from dsntpose.checkpoint import LSP_MODEL, load_checkpoint
 
     if checkpoint is not None:
@@ -59,7 +59,7 @@ def load_ours(checkpoint: Path | None) -> tuple[Any, Any, str]:
             model, cfg, _ = load_checkpoint(checkpoint)
         except (FileNotFoundError, ValueError) as error:
             raise PeersError(str(error)) from None
-        return model, cfg, str(checkpoint)
+        return model, cfg, str(checkpoint), checkpoint
     from dsntpose import zoo
 
     try:
@@ -68,7 +68,22 @@ def load_ours(checkpoint: Path | None) -> tuple[Any, Any, str]:
         raise PeersError(
             f"no checkpoint given and no shipped model yet ({error}); pass --checkpoint PATH"
         ) from None
-    return model, cfg, f"shipped model {LSP_MODEL} ({zoo.pretrained_path(LSP_MODEL)})"
+    path = zoo.pretrained_path(LSP_MODEL)
+    return model, cfg, f"shipped model {LSP_MODEL} ({path})", Path(path)
+
+
+def runtime_model(model: Any, cfg: Any, source: Path, engine: str, threads: int) -> tuple[Any, str]:
+    """``(model, engine name)``: the network as ``Predictor.from_checkpoint`` runs it with
+    ``engine`` (``auto``: ONNX Runtime when it is installed, as in the default install; the
+    export cached by the checkpoint's hash), so the benchmark times what a user of the
+    Predictor gets; torch where the engine is ``torch`` or the export fails."""
+    from dsntpose.checkpoint import LoadedModel
+    from dsntpose.runtime import onnx_engine, resolve_engine
+
+    if resolve_engine(engine) != "onnxruntime":
+        return model, "torch"
+    onnx = onnx_engine(LoadedModel(model, cfg, "torch", Path(source)), threads)
+    return (model, "torch") if onnx is None else (onnx, "onnxruntime")
 
 
 class OursBox:
@@ -86,7 +101,7 @@ class OursBox:
         self.crop_matrix, self.invert_affine = crop_matrix, invert_affine
         self.to_chw_rgb, self.warp_image = to_chw_rgb, warp_image
         self.back_project, self.flip_test = back_project, flip_test
-        self.model = model.eval()
+        self.model = model.eval() if hasattr(model, "eval") else model  # torch or OnnxModel
         self.size = int(cfg.input_size)
         self.flip = flip
         self.joint_set = get_joint_set(cfg.joints)
@@ -110,14 +125,14 @@ class OursWhole:
     whole image, then crops around the joints found until the crop settles). Returns the
     model's joints in image px, all NaN when it reports nobody (``[]``)."""
 
-    def __init__(self, model: Any, cfg: Any, flip: bool) -> None:
+    def __init__(self, model: Any, cfg: Any, flip: bool, engine: str = "torch") -> None:
         from dsntpose.data.joints import get_joint_set
         from dsntpose.predictor import Predictor
 
         self.predictor = Predictor(model, cfg, flip=flip, threads=None)  # the run sets threads
         self.joint_set = get_joint_set(cfg.joints)
         self.settings = (
-            f"Predictor(flip={flip}, max_passes={self.predictor.max_passes}, "
+            f"Predictor(flip={flip}, engine={engine}, max_passes={self.predictor.max_passes}, "
             f"min_presence={self.predictor.min_presence}, "
             f"min_joint_score={self.predictor.min_joint_score}).predict_image(bgr)"
         )
@@ -153,7 +168,7 @@ def load_also(items: Sequence[str]) -> list[dict[str, Any]]:
     extras = []
     for number, (label, path) in enumerate(parse_also(items), 1):
         try:
-            model, cfg, _ = load_ours(path)
+            model, cfg, _, _ = load_ours(path)
         except PeersError as error:
             raise PeersError(f"--also {label}: {error}") from None
         extras.append(
@@ -161,6 +176,7 @@ def load_also(items: Sequence[str]) -> list[dict[str, Any]]:
                 "key": f"also{number}",
                 "label": label,
                 "checkpoint": str(path),
+                "source": path,
                 "model": model,
                 "cfg": cfg,
             }
@@ -185,7 +201,7 @@ def _measure_dsntpose(checkpoint: str | None, threads: int, calls: int = 5) -> d
 
     torch.set_num_threads(threads)
     baseline = rss_baseline()
-    model, cfg, _ = load_ours(None if checkpoint is None else Path(checkpoint))
+    model, cfg, _, _ = load_ours(None if checkpoint is None else Path(checkpoint))
     x = torch.rand(2, 3, cfg.input_size, cfg.input_size)
     with torch.inference_mode():
         for _ in range(calls):

@@ -723,3 +723,35 @@ def test_busy_note() -> None:
     busy = {"results": {"a": {"median_ms": 20.0, "cpu_median_ms": 10.0}}}
     (note,) = peers.busy_notes(busy)
     assert "a 2.00x" in note and "CPU-time column" in note
+
+
+def test_ours_is_timed_on_the_engine_the_predictor_uses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The benchmark runs our networks as ``Predictor.from_checkpoint`` does (``--engine
+    auto``: ONNX Runtime where installed, unless DSNTPOSE_ENGINE opts out), with the same
+    answers as torch; ``--engine torch`` keeps the module."""
+    pytest.importorskip("onnxruntime")
+    from dsntpose.checkpoint import OnnxModel, save_model
+    from dsntpose.config import ModelConfig
+    from dsntpose.model import build_model
+
+    monkeypatch.setenv("DSNTPOSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("DSNTPOSE_ENGINE")
+    tiny = ModelConfig(backbone="resnet18", output_stride=32, input_size=64, joints="lsp")
+    ckpt = save_model(build_model(tiny).eval(), tmp_path / "m.pt", tiny)
+    model, cfg, _, source = peers_ours.load_ours(ckpt)
+    assert source == ckpt
+    assert peers_ours.runtime_model(model, cfg, source, "torch", 1) == (model, "torch")
+    fast, engine = peers_ours.runtime_model(model, cfg, source, "auto", 1)
+    assert engine == "onnxruntime" and isinstance(fast, OnnxModel)
+    monkeypatch.setenv("DSNTPOSE_ENGINE", "torch")  # the user's opt-out holds here too
+    assert peers_ours.runtime_model(model, cfg, source, "auto", 1)[1] == "torch"
+    image = blob_image(80, 70, (30.0, 40.0))
+    for flip in (False, True):
+        a = peers_ours.OursBox(model, cfg, flip)(image, np.array([35.0, 40.0]), 60.0)
+        b = peers_ours.OursBox(fast, cfg, flip)(image, np.array([35.0, 40.0]), 60.0)
+        np.testing.assert_allclose(a, b, atol=0.05)
+    whole = peers_ours.OursWhole(fast, cfg, True, engine)
+    assert "engine=onnxruntime" in whole.settings
+    np.testing.assert_allclose(whole(image), peers_ours.OursWhole(model, cfg, True)(image), atol=0.05)
