@@ -754,4 +754,6 @@ def test_ours_is_timed_on_the_engine_the_predictor_uses(
         np.testing.assert_allclose(a, b, atol=0.05)
     whole = peers_ours.OursWhole(fast, cfg, True, engine)
     assert "engine=onnxruntime" in whole.settings
-    np.testing.assert_allclose(whole(image), peers_ours.OursWhole(model, cfg, True)(image), atol=0.05)
+    np.testing.assert_allclose(
+        whole(image), peers_ours.OursWhole(model, cfg, True)(image), atol=0.05
+    )
