@@ -7,12 +7,14 @@ A model built with ``model.presence`` reports, per joint, ``sigmoid(w_vis * visi
 logit(map confidence) + bias)`` (:class:`dsntpose.heads.PresenceHead`). This script runs the
 model on its run's validation split (the held-out people and background crops of
 ``data.dataset: mixed``, box crops, no flip), marks each labelled joint correct when it lies
-within PCK@0.2 of the torso, and fits the three numbers by logistic regression on half of the
-people (even positions); the other half (odd positions) measures the result:
+within PCK@0.2 of the torso, and fits the three numbers by logistic regression. The shipped
+numbers are fitted on all the held-out people; the figures are 2-fold cross-fitted: each
+person is measured with the calibration fitted on the other half (people at even against odd
+positions), so every held-out joint is measured and none by a fit that saw it:
 
 * joint confidence: AUROC of "correct" and the expected calibration error (ECE, 15 equal-width
-  bins, weighted by count), before (the visibility probability alone) and after, without and
-  with the flip test;
+  bins, weighted by count) with a 95% percentile-bootstrap interval over people, before (the
+  visibility probability alone) and after, without and with the flip test;
 * presence: AUROC between the person crops and the background crops.
 
 It writes the calibrated model (:func:`dsntpose.checkpoint.save_model`, the checkpoint's full run
@@ -48,6 +50,22 @@ def expected_calibration_error(
         if chosen.any():
             total += chosen.sum() * abs(correct[chosen].mean() - confidence[chosen].mean())
     return float(total / max(len(confidence), 1))
+
+
+def ece_interval(
+    confidence: np.ndarray, correct: np.ndarray, owner: np.ndarray, draws: int = 1000
+) -> list[float]:
+    """95% percentile-bootstrap interval of the ECE over people: ``owner`` names the person of
+    each joint; people are drawn with replacement (seed 0), each bringing all their joints."""
+    people, start = np.unique(owner, return_inverse=True)
+    members = [np.flatnonzero(start == k) for k in range(len(people))]
+    rng = np.random.default_rng(0)
+    values = []
+    for _ in range(draws):
+        pick = np.concatenate([members[k] for k in rng.integers(0, len(people), len(people))])
+        values.append(expected_calibration_error(confidence[pick], correct[pick]))
+    low, high = np.percentile(values, [2.5, 97.5])
+    return [round(float(low), 4), round(float(high), 4)]
 
 
 def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = BINS) -> list[list[float]]:
@@ -174,42 +192,65 @@ def main(argv: list[str] | None = None) -> int:
     plain = collect(model, val, joint_set, flip=False)
     people = plain["presence_target"] > 0
     index = np.arange(len(people))
-    fit_rows, test_rows = people & (index % 2 == 0), people & (index % 2 == 1)
+    halves = [people & (index % 2 == 0), people & (index % 2 == 1)]
 
     def joints_of(values: dict[str, np.ndarray], rows: np.ndarray) -> tuple[np.ndarray, ...]:
-        labelled = values["labelled"][rows].astype(bool).ravel()
-        feats = features({k: v[rows] for k, v in values.items()})[labelled]
+        """Features, correctness and the model's confidence of the labelled joints of
+        ``rows``, and the sample each joint belongs to."""
+        labelled = values["labelled"][rows].astype(bool)
+        feats = features({k: v[rows] for k, v in values.items()})[labelled.ravel()]
+        owner = np.broadcast_to(np.flatnonzero(rows)[:, None], labelled.shape)[labelled]
         return (
             feats,
-            values["correct"][rows].ravel()[labelled],
-            values["conf"][rows].ravel()[labelled],
+            values["correct"][rows][labelled],
+            values["conf"][rows][labelled],
+            owner,
         )
 
-    x_fit, y_fit, _ = joints_of(plain, fit_rows)
-    weights = fit_logistic(x_fit, y_fit)
-    x_test, y_test, before = joints_of(plain, test_rows)
-    after = 1 / (1 + np.exp(-(x_test @ weights[:2] + weights[2])))
+    def calibrated(weights: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return 1 / (1 + np.exp(-(x @ weights[:2] + weights[2])))
+
+    # 2-fold cross-fitting: each half measured with the weights fitted on the other
+    parts: dict[str, list[np.ndarray]] = {}
+    for fit_rows, test_rows in (halves, halves[::-1]):
+        x_fit, y_fit, _, _ = joints_of(plain, fit_rows)
+        fold = fit_logistic(x_fit, y_fit)
+        x_test, y_test, before, owner = joints_of(plain, test_rows)
+        model.presence.calibration.copy_(torch.tensor(fold, dtype=torch.float32))
+        flipped = collect(model, val, joint_set, flip=True)
+        _, y_flip, after_flip, owner_flip = joints_of(flipped, test_rows)
+        for key, value in (
+            ("y", y_test), ("before", before), ("after", calibrated(fold, x_test)),
+            ("owner", owner), ("y_flip", y_flip), ("after_flip", after_flip),
+            ("owner_flip", owner_flip),
+        ):  # fmt: skip
+            parts.setdefault(key, []).append(value)
+    m = {k: np.concatenate(v) for k, v in parts.items()}
+    x_all, y_all, _, _ = joints_of(plain, people)
+    weights = fit_logistic(x_all, y_all)  # what ships: fitted on every held-out person
     model.presence.calibration.copy_(torch.tensor(weights, dtype=torch.float32))
-    flipped = collect(model, val, joint_set, flip=True)
-    _, y_flip, after_flip = joints_of(flipped, test_rows)
     mask = plain["presence_mask"] > 0
     record = {
         "checkpoint": str(args.checkpoint),
-        "split": f"validation: {int(people.sum())} held-out people, {int((~people).sum())} background crops; "
-        "fitted on even positions, measured on odd",
+        "split": f"validation: {int(people.sum())} held-out people, "
+        f"{int((~people).sum())} background crops; 2-fold cross-fitted (each half measured "
+        "with the calibration fitted on the other; people at even against odd positions), the "
+        "shipped calibration fitted on all",
         "calibration": [round(float(w), 5) for w in weights],
-        "joints_fitted": len(y_fit),
-        "joints_measured": len(y_test),
-        "accuracy_pck20": round(float(y_test.mean()) * 100, 2),
-        "joint_auroc_before": round(auroc(before, y_test), 4),
-        "joint_ece_before": round(expected_calibration_error(before, y_test), 4),
-        "joint_auroc": round(auroc(after, y_test), 4),
-        "joint_ece": round(expected_calibration_error(after, y_test), 4),
-        "joint_auroc_flip": round(auroc(after_flip, y_flip), 4),
-        "joint_ece_flip": round(expected_calibration_error(after_flip, y_flip), 4),
+        "joints_fitted": len(y_all),
+        "joints_measured": len(m["y"]),
+        "accuracy_pck20": round(float(m["y"].mean()) * 100, 2),
+        "joint_auroc_before": round(auroc(m["before"], m["y"]), 4),
+        "joint_ece_before": round(expected_calibration_error(m["before"], m["y"]), 4),
+        "joint_auroc": round(auroc(m["after"], m["y"]), 4),
+        "joint_ece": round(expected_calibration_error(m["after"], m["y"]), 4),
+        "joint_ece_interval": ece_interval(m["after"], m["y"], m["owner"]),
+        "joint_auroc_flip": round(auroc(m["after_flip"], m["y_flip"]), 4),
+        "joint_ece_flip": round(expected_calibration_error(m["after_flip"], m["y_flip"]), 4),
+        "joint_ece_flip_interval": ece_interval(m["after_flip"], m["y_flip"], m["owner_flip"]),
         "presence_auroc": round(auroc(plain["presence"][mask], plain["presence_target"][mask]), 4),
-        "reliability": reliability(after, y_test),
-        "reliability_before": reliability(before, y_test),
+        "reliability": reliability(m["after"], m["y"]),
+        "reliability_before": reliability(m["before"], m["y"]),
     }
     save_model(model, args.out, config, inputs=[args.checkpoint])
     args.json.parent.mkdir(parents=True, exist_ok=True)

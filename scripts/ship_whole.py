@@ -278,12 +278,21 @@ def readme_block(r: dict[str, Any]) -> str:
         f"the annotation box {r['lsp_test_box_pck20_flip']}; MPII validation frames "
         f"({m['people']} people) PCKh@0.5 **{m['total']}**{interval}; presence AUROC "
         f"{c['presence_auroc']}, joint confidence AUROC {c['joint_auroc']} and ECE "
-        f"{c['joint_ece']} on held-out people; {_latency_line(lat)}, batch 1, "
+        f"{c['joint_ece']}{_interval(c, 'joint_ece_interval')} on held-out people; "
+        f"{_latency_line(lat)}, batch 1, "
         f"{r['machine']['threads']} thread(s) on {r['machine']['cpu']}. Training: epoch "
         f"{r['training'].get('epoch')} of {r['recipe']['train']['epochs']} planned "
         "(`scripts/long_run.sh` resumes it). [Model card](docs/model_card_whole.md), written by "
         "`scripts/ship_whole.py`."
     )
+
+
+def _interval(record: dict[str, Any], key: str) -> str:
+    """`` (low-high)`` of a 95% interval the record has, else nothing."""
+    if not record.get(key):
+        return ""
+    low, high = record[key]
+    return f" ({low}-{high})"
 
 
 def _latency_line(lat: dict[str, Any]) -> str:
@@ -379,7 +388,8 @@ def render(r: dict[str, Any]) -> str:
         f"On the held-out validation split ({c['split']}): presence AUROC (person crops against "
         f"background crops) **{c['presence_auroc']}**; joint confidence as a predictor of "
         f'"within PCK@0.2": AUROC **{c["joint_auroc"]}** ({c["joint_auroc_flip"]} with flip), '
-        f"expected calibration error **{c['joint_ece']}** ({c['joint_ece_flip']} with flip; "
+        f"expected calibration error **{c['joint_ece']}**{_interval(c, 'joint_ece_interval')} "
+        f"({c['joint_ece_flip']}{_interval(c, 'joint_ece_flip_interval')} with flip; "
         f"{c['joint_ece_before']} before calibration). Calibration `sigmoid(a * visibility + b * "
         f"logit(map confidence) + c)` with (a, b, c) = {tuple(c['calibration'])}.",
         "",

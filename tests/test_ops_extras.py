@@ -165,6 +165,29 @@ def test_reliability_curve_of_calibrated_and_overconfident_confidences() -> None
     assert masked.counts.tolist() == [1, 0, 0, 1] and np.isnan(masked.accuracy[1])
 
 
+
+def test_calibration_script_ece_agrees_with_the_library_and_its_interval_covers_it() -> None:
+    """scripts/calibrate.py's ECE is ops.reliability_curve's at 15 bins; its bootstrap interval
+    over people holds the estimate, is narrow for many people and wide for few, and a
+    miscalibrated set's interval lies above a calibrated one's."""
+    from pathlib import Path
+
+    from conftest import load_script
+
+    calibrate = load_script("calibrate", Path(__file__).parents[1] / "scripts" / "calibrate.py")
+    rng = np.random.default_rng(1)
+    conf = rng.uniform(0, 1, 16 * 3000)
+    correct = rng.uniform(0, 1, conf.shape) < conf
+    owner = np.repeat(np.arange(3000), 16)
+    ece = calibrate.expected_calibration_error(conf, correct)
+    assert ece == pytest.approx(ops.reliability_curve(conf, correct, bins=15).ece, abs=1e-9)
+    low, high = calibrate.ece_interval(conf, correct, owner, draws=200)
+    assert low <= ece <= high and high - low < 0.02
+    few = calibrate.ece_interval(conf[:160], correct[:160], owner[:160], draws=200)
+    assert few[1] - few[0] > high - low
+    over = rng.uniform(0, 1, conf.shape) < conf**2
+    assert calibrate.ece_interval(conf, over, owner, draws=200)[0] > high
+
 # ------------------------------------------------------------------ edge cases, each decided
 
 
