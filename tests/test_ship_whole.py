@@ -1,0 +1,70 @@
+"""scripts/ship_whole.py's card: the targets table and the training cost, from its records."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+from conftest import load_script
+
+REPO = Path(__file__).resolve().parents[1]
+ship = load_script("ship_whole", REPO / "scripts" / "ship_whole.py")
+RECORD = json.loads((REPO / "docs" / "results" / "model_card_whole.json").read_text())
+
+
+def peers_run(ours: float, ours_ms: float, weights: str) -> dict:
+    """A minimal benchmarks/peers.py record that ran ``weights`` as --also."""
+    lsp = {"also1_whole": ours, "also1_whole_noflip": ours - 1, "mediapipe": 78.0,
+           "movenet_lightning": 86.2, "movenet_thunder": 90.2}  # fmt: skip
+    ms = {"also1_whole": 2 * ours_ms, "also1_whole_noflip": ours_ms, "mediapipe": 34.0,
+          "movenet_lightning": 33.5, "movenet_thunder": 116.0}  # fmt: skip
+    return {
+        "date": "2026-12-06T15:02:41+00:00",
+        "also": [{"key": "also1", "checkpoint": weights}],
+        "lsp": {k: {"visible": {"total": v}} for k, v in lsp.items()},
+        "latency": {"results": {k: {"median_ms": v} for k, v in ms.items()}},
+        "contenders": {"also1_whole": {"how": "Predictor(flip=True, engine=onnxruntime, ...)"}},
+    }
+
+
+def rows(lines: list[str]) -> dict[str, str]:
+    """Targets table: first cell -> last cell."""
+    table = [line for line in lines if line.startswith("| ") and "---" not in line][1:]
+    return {line.split(" | ")[0][2:]: line.split(" | ")[-1].rstrip(" |") for line in table}
+
+
+def test_targets_are_judged_from_the_records_and_the_same_peers_run() -> None:
+    record = copy.deepcopy(RECORD)
+    record["calibration"].update(joint_ece=0.048, joint_ece_interval=[0.039, 0.061])
+    got = rows(ship.targets_section(record, peers_run(72.9, 24.0, record["weights_file"])))
+    assert len(got) == 6
+    lightning = next(v for k, v in got.items() if "Lightning" in k)
+    assert lightning.startswith("**missed**") and "latency without flip lower" in lightning
+    assert next(v for k, v in got.items() if "MediaPipe" in k) == "**missed**"
+    assert next(v for k, v in got.items() if "presence" in k) == "**met**"
+    assert next(v for k, v in got.items() if "calibration" in k) == (
+        "**met** (its interval reaches above 0.05)"
+    )
+    # beating Lightning in the same run meets it; a peers run of another file is not used
+    better = rows(ship.targets_section(record, peers_run(88.0, 24.0, record["weights_file"])))
+    assert next(v for k, v in better.items() if "Lightning" in k).startswith("**met**")
+    other = ship.targets_section(record, peers_run(88.0, 24.0, "runs/other.pt"))
+    assert any("did not include this file" in line for line in other)
+
+
+def test_training_cost_sums_the_runs_and_derives_the_epoch_time() -> None:
+    record = copy.deepcopy(RECORD)
+    record["training_runs"] = [
+        {"global_step": 789 * 8, "epoch": 9, "wall_minutes": 600.0,
+         "train_minutes_at_median_speed": 240.0, "train_images_per_s_median": 8.0,
+         "val_pck_by_epoch": [50.0, 60.0]},
+        {"global_step": 789 * 2, "epoch": 3, "wall_minutes": 60.0,
+         "train_minutes_at_median_speed": 30.0, "train_images_per_s_median": 10.0,
+         "val_pck_by_epoch": [61.0, 62.0]},
+    ]  # fmt: skip
+    text = "\n".join(ship.targets_section(record, None))
+    assert "7890 steps of batch 16 in 2 run(s)" in text and "11.0 h of wall clock" in text
+    # the last run: 789 * 2 steps of 16 over 2 epochs = 12624 samples an epoch at 10 images/s
+    assert "one epoch (12624 samples) takes 21 min" in text
+    assert "[50.0, 60.0]; [61.0, 62.0]" in text
