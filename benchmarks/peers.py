@@ -660,6 +660,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "key": e["key"],
                 "label": e["label"],
                 "checkpoint": e["checkpoint"],
+                "sha256": e["sha256"],
                 "joints": e["cfg"].joints,
                 "backbone": e["cfg"].backbone,
                 "input_size": e["cfg"].input_size,

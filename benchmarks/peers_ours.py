@@ -6,6 +6,7 @@ peak memory) measured in a fresh process.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import subprocess
@@ -176,6 +177,7 @@ def load_also(items: Sequence[str]) -> list[dict[str, Any]]:
                 "key": f"also{number}",
                 "label": label,
                 "checkpoint": str(path),
+                "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
                 "source": path,
                 "model": model,
                 "cfg": cfg,

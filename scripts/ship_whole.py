@@ -25,6 +25,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
@@ -230,6 +231,7 @@ def main() -> int:
         "model": model_name(cfg),
         "joints": cfg.joints,
         "weights_file": str(shipped.relative_to(REPO)) if not args.no_ship else str(shipped),
+        "weights_sha256": hashlib.sha256(shipped.read_bytes()).hexdigest(),
         "size_mb": round(shipped.stat().st_size / 2**20, 2),
         "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
         "input_size": cfg.input_size,
@@ -449,9 +451,13 @@ def _same_run_peers(r: dict[str, Any], peers: dict[str, Any] | None) -> dict[str
     photo rows (flip, no flip) and the peers', LSP visible limb joints and median latency."""
     if peers is None:
         return None
-    key = next(
-        (a["key"] for a in peers.get("also", []) if a.get("checkpoint") == r["weights_file"]), None
-    )
+
+    def same_file(entry: dict[str, Any]) -> bool:  # by content where both record it
+        if entry.get("sha256") and r.get("weights_sha256"):
+            return bool(entry["sha256"] == r["weights_sha256"])
+        return bool(entry.get("checkpoint") == r["weights_file"])
+
+    key = next((a["key"] for a in peers.get("also", []) if same_file(a)), None)
     if key is None:
         return None
     rows = {"ours_flip": f"{key}_whole", "ours": f"{key}_whole_noflip"}

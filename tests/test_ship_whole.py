@@ -13,7 +13,7 @@ ship = load_script("ship_whole", REPO / "scripts" / "ship_whole.py")
 RECORD = json.loads((REPO / "docs" / "results" / "model_card_whole.json").read_text())
 
 
-def peers_run(ours: float, ours_ms: float, weights: str) -> dict:
+def peers_run(ours: float, ours_ms: float, weights: str, sha: str | None = None) -> dict:
     """A minimal benchmarks/peers.py record that ran ``weights`` as --also."""
     lsp = {"also1_whole": ours, "also1_whole_noflip": ours - 1, "mediapipe": 78.0,
            "movenet_lightning": 86.2, "movenet_thunder": 90.2}  # fmt: skip
@@ -21,7 +21,7 @@ def peers_run(ours: float, ours_ms: float, weights: str) -> dict:
           "movenet_lightning": 33.5, "movenet_thunder": 116.0}  # fmt: skip
     return {
         "date": "2026-12-06T15:02:41+00:00",
-        "also": [{"key": "also1", "checkpoint": weights}],
+        "also": [{"key": "also1", "checkpoint": weights, "sha256": sha}],
         "lsp": {k: {"visible": {"total": v}} for k, v in lsp.items()},
         "latency": {"results": {k: {"median_ms": v} for k, v in ms.items()}},
         "contenders": {"also1_whole": {"how": "Predictor(flip=True, engine=onnxruntime, ...)"}},
@@ -51,6 +51,12 @@ def test_targets_are_judged_from_the_records_and_the_same_peers_run() -> None:
     assert next(v for k, v in better.items() if "Lightning" in k).startswith("**met**")
     other = ship.targets_section(record, peers_run(88.0, 24.0, "runs/other.pt"))
     assert any("did not include this file" in line for line in other)
+    # the same path holding other weights (an earlier ship): not this file's run
+    record["weights_sha256"] = "a" * 64
+    stale = ship.targets_section(record, peers_run(88.0, 24.0, record["weights_file"], "b" * 64))
+    assert any("did not include this file" in line for line in stale)
+    same = ship.targets_section(record, peers_run(88.0, 24.0, record["weights_file"], "a" * 64))
+    assert not any("did not include this file" in line for line in same)
 
 
 def test_training_cost_sums_the_runs_and_derives_the_epoch_time() -> None:
