@@ -41,15 +41,20 @@ def expected_calibration_error(
     confidence: np.ndarray, correct: np.ndarray, bins: int = BINS
 ) -> float:
     """ECE: the count-weighted mean of |accuracy - mean confidence| over ``bins`` equal-width
-    confidence bins of ``[0, 1]``."""
-    confidence, correct = np.asarray(confidence, float), np.asarray(correct, float)
-    which = np.minimum((confidence * bins).astype(int), bins - 1)
-    total = 0.0
-    for b in range(bins):
-        chosen = which == b
-        if chosen.any():
-            total += chosen.sum() * abs(correct[chosen].mean() - confidence[chosen].mean())
-    return float(total / max(len(confidence), 1))
+    confidence bins of ``[0, 1]`` (:func:`dsntpose.ops.reliability_curve`)."""
+    from dsntpose.ops import reliability_curve
+
+    return float(reliability_curve(confidence, correct, bins=bins).ece)
+
+
+def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = BINS) -> list[list[float]]:
+    """``[mean confidence, accuracy, count]`` of each non-empty bin."""
+    from dsntpose.ops import reliability_curve
+
+    r = reliability_curve(confidence, correct, bins=bins)
+    return [
+        [float(c), float(a), int(n)] for c, a, n in zip(r.confidence, r.accuracy, r.counts) if n > 0
+    ]
 
 
 def ece_interval(
@@ -66,19 +71,6 @@ def ece_interval(
         values.append(expected_calibration_error(confidence[pick], correct[pick]))
     low, high = np.percentile(values, [2.5, 97.5])
     return [round(float(low), 4), round(float(high), 4)]
-
-
-def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = BINS) -> list[list[float]]:
-    """``[mean confidence, accuracy, count]`` of each non-empty bin."""
-    which = np.minimum((np.asarray(confidence) * bins).astype(int), bins - 1)
-    rows = []
-    for b in range(bins):
-        chosen = which == b
-        if chosen.any():
-            rows.append(
-                [float(confidence[chosen].mean()), float(correct[chosen].mean()), int(chosen.sum())]
-            )
-    return rows
 
 
 def fit_logistic(features: np.ndarray, target: np.ndarray) -> np.ndarray:
