@@ -151,6 +151,9 @@ def main() -> int:
         help="only measure the shipped weights' latency again (into the card's JSON) and rewrite",
     )
     args = parser.parse_args()
+    if (args.latency or args.render) and not CARD_JSON.is_file():
+        print(f"ship_whole: no {CARD_JSON} to rewrite: ship a checkpoint first", file=sys.stderr)
+        return 2
     if args.latency:
         from dsntpose.bench import cpu_name
         from dsntpose.checkpoint import load_checkpoint
