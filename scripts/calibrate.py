@@ -144,6 +144,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--json", type=Path, default=REPO / "docs" / "results" / "calibration.json")
     parser.add_argument("--plot", type=Path, default=REPO / "docs" / "images" / "calibration.png")
+    parser.add_argument(
+        "--coords",
+        choices=("dsnt", "local"),
+        default=None,
+        help="read coordinates this way (scripts/choose_decode.py); kept in the written model",
+    )
+    parser.add_argument("--local_radius", type=int, default=None, help="with --coords local")
     args = parser.parse_args(argv)
 
     from dsntpose.checkpoint import load_checkpoint, save_model
@@ -158,6 +165,20 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"calibrate: {err}", file=sys.stderr)
         return 2
+    if args.coords is not None:  # a decode chosen on the validation split, kept in the file
+        import dataclasses
+
+        radius = args.local_radius if args.local_radius is not None else cfg.local_radius
+        try:
+            cfg = dataclasses.replace(cfg, coords=args.coords, local_radius=radius)
+        except ValueError as err:
+            print(f"calibrate: --coords {args.coords}: {err}", file=sys.stderr)
+            return 2
+        config = {
+            **config,
+            "model": {**config["model"], "coords": cfg.coords, "local_radius": radius},
+        }
+        model.head.coords, model.head.local_radius = cfg.coords, cfg.local_radius
     if not getattr(model, "has_presence", False):
         print(
             f"calibrate: {args.checkpoint}: the model has no presence head (model.presence)",

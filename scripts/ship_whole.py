@@ -137,6 +137,13 @@ def main() -> int:
     parser.add_argument("--note", default="")
     parser.add_argument("--latency_images", type=int, default=20, help="LSP test images timed")
     parser.add_argument(
+        "--coords",
+        choices=("dsnt", "local"),
+        default=None,
+        help="the decode to ship (scripts/choose_decode.py picks it on the validation split)",
+    )
+    parser.add_argument("--local_radius", type=int, default=None, help="with --coords local")
+    parser.add_argument(
         "--run_dir",
         type=Path,
         action="append",
@@ -196,7 +203,9 @@ def main() -> int:
     subprocess.run(
         [sys.executable, str(REPO / "scripts" / "calibrate.py"), str(args.checkpoint),
          "--out", str(calibrated), "--data", str(args.data),
-         "--json", str(CALIBRATION_JSON), "--plot", str(CALIBRATION_PNG)],
+         "--json", str(CALIBRATION_JSON), "--plot", str(CALIBRATION_PNG),
+         *(["--coords", args.coords] if args.coords else []),
+         *(["--local_radius", str(args.local_radius)] if args.local_radius else [])],
         check=True,
     )  # fmt: skip
     calibration = json.loads(CALIBRATION_JSON.read_text())
@@ -312,6 +321,32 @@ def _interval(record: dict[str, Any], key: str) -> str:
     return f" ({low}-{high})"
 
 
+DECODE_JSON = REPO / "docs" / "results" / "decode_choice.json"
+
+
+def _decode_line(r: dict[str, Any]) -> str:
+    """How the shipped file reads coordinates, and the validation scores that chose it
+    (``scripts/choose_decode.py``'s record, when it names this decode)."""
+    model = r["recipe"]["model"]
+    if model.get("coords", "dsnt") != "local":
+        return ""
+    radius = model.get("local_radius")
+    line = (
+        f" Coordinates are read by local DSNT: the expectation inside a {2 * radius + 1} x "
+        f"{2 * radius + 1}-cell window around each map's arg-max (`dsntpose.ops.local_dsnt`), "
+        "not over the whole map, whose mean falls between two peaks"
+    )
+    if DECODE_JSON.is_file():
+        choice = json.loads(DECODE_JSON.read_text())
+        if choice.get("chosen") == {"coords": "local", "local_radius": radius}:
+            scores = ", ".join(f"{k} {v}" for k, v in choice["pck20"].items())
+            line += (
+                f"; chosen by `scripts/choose_decode.py` on the validation split "
+                f"({choice['split']}; PCK@0.2: {scores})"
+            )
+    return line + "."
+
+
 def _latency_line(lat: dict[str, Any]) -> str:
     """``whole-photo Predictor call X ms (Y with flip), median over N LSP test images ...``;
     records from before the per-image timing name their one image."""
@@ -364,7 +399,8 @@ def render(r: dict[str, Any]) -> str:
         "visibility (small heads beside the maps, `model.presence`). Given a photo and no box it "
         "finds the one person itself: a pass on the whole image, then passes on the square "
         "around the joints it found, until the square settles; it reports nobody when the "
-        "presence score is below 0.5. Joint confidence is calibrated on held-out people.",
+        "presence score is below 0.5. Joint confidence is calibrated on held-out people."
+        + _decode_line(r),
         "",
         "## Data and training",
         "",

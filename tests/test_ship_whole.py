@@ -74,3 +74,27 @@ def test_training_cost_sums_the_runs_and_derives_the_epoch_time() -> None:
     # the last run: 789 * 2 steps of 16 over 2 epochs = 12624 samples an epoch at 10 images/s
     assert "one epoch (12624 samples) takes 21 min" in text
     assert "[50.0, 60.0]; [61.0, 62.0]" in text
+
+
+def test_the_card_says_how_coordinates_are_read_and_what_chose_it(tmp_path, monkeypatch) -> None:
+    record = copy.deepcopy(RECORD)
+    record["recipe"]["model"].update(coords="dsnt")
+    assert ship._decode_line(record) == ""
+    record["recipe"]["model"].update(coords="local", local_radius=2)
+    choice = tmp_path / "decode_choice.json"
+    monkeypatch.setattr(ship, "DECODE_JSON", choice)
+    assert "5 x 5-cell window" in ship._decode_line(record)
+    assert "choose_decode" not in ship._decode_line(record)  # no record of the choice
+    choice.write_text(json.dumps({"split": "validation: 10 joints", "pck20": {"dsnt": 64.0,
+                      "local2": 65.7}, "chosen": {"coords": "local", "local_radius": 2}}))  # fmt: skip
+    line = ship._decode_line(record)
+    assert "scripts/choose_decode.py" in line and "dsnt 64.0, local2 65.7" in line
+    record["recipe"]["model"]["local_radius"] = 3  # another radius than the one chosen
+    assert "choose_decode" not in ship._decode_line(record)
+
+
+def test_choose_decode_refuses_bad_input_in_one_line(tmp_path, capsys) -> None:
+    choose = load_script("choose_decode", REPO / "scripts" / "choose_decode.py")
+    assert choose.main([str(tmp_path / "none.ckpt")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("choose_decode: ") and err.count("\n") == 1
