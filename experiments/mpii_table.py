@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import shlex
 import subprocess
 import sys
@@ -266,8 +267,15 @@ def section(lines: list[str], doc: dict[str, Any] | None = None) -> None:
     lines += [
         "",
         f"Cost columns: measured in one run on this machine ({eff.get('machine', '?')}, "
-        f"{eff.get('threads', 1)} thread, every network alone in a fresh process, other work "
-        "running beside it on the second core): median time of one flip-test forward (the "
+        f"{eff.get('threads', 1)} thread, every network alone in a fresh process; "
+        + (
+            f"1-minute load average {eff['load_average'][0]} at the start and "
+            f"{eff['load_average'][1]} at the end on {eff.get('cores')} cores, so the times "
+            "compare within this table, not with a quiet machine"
+            if eff.get("load_average")
+            else "other work running beside it on the second core"
+        )
+        + "): median time of one flip-test forward (the "
         "image and its mirror as a batch of 2, the paper's way of timing; decoding not "
         "included) and the peak memory growth of that forward (`dsntpose.bench.measure_model`: "
         f"{eff.get('memory_method', 'peak RSS growth')}). The published methods' cost is that "
@@ -366,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     published = score_published(args.root)
     eff_meta: dict[str, Any] = {}
     if not args.no_measure:
+        load_start = os.getloadavg()[0]
         for (path, label, _), row in zip(models, ours):
             print(f"measuring {label} ...", file=sys.stderr)
             row["efficiency"] = measure(path, args.threads, args.repeats)
@@ -383,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
         cpu = cpu_name()
         first = ours[0]["efficiency"]
         eff_meta = {"machine": cpu, "threads": args.threads, "repeats": args.repeats,
-                    "memory_method": first.get("memory_method")}  # fmt: skip
+                    "memory_method": first.get("memory_method"), "cores": os.cpu_count(),
+                    "load_average": [round(load_start, 2), round(os.getloadavg()[0], 2)]}  # fmt: skip
     given = " ".join(shlex.quote(c) for c in args.checkpoints)
     doc = {
         "meta": {
