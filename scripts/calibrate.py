@@ -137,13 +137,9 @@ def features(values: dict[str, np.ndarray]) -> np.ndarray:
     return np.stack([values["vis_logit"].ravel(), np.log(p / (1 - p)).ravel()], axis=1)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint", type=Path)
-    parser.add_argument("--out", type=Path, required=True, help="the calibrated model (.pt)")
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--json", type=Path, default=REPO / "docs" / "results" / "calibration.json")
-    parser.add_argument("--plot", type=Path, default=REPO / "docs" / "images" / "calibration.png")
+def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--coords`` and ``--local_radius``: the decode a model file is written with (the
+    choice of scripts/choose_decode.py)."""
     parser.add_argument(
         "--coords",
         choices=("dsnt", "local"),
@@ -151,12 +147,36 @@ def main(argv: list[str] | None = None) -> int:
         help="read coordinates this way (scripts/choose_decode.py); kept in the written model",
     )
     parser.add_argument("--local_radius", type=int, default=None, help="with --coords local")
+
+
+def validation_split(config: dict[str, Any], data: Path) -> Any:
+    """The held-out split of a ``data.dataset: mixed`` run config, its sources read from the
+    folders under ``data`` (``lsp``, ``lspet``, ``mpii_train_crops``, ``coco_mini``)."""
+    from dsntpose.config import RunConfig
+    from dsntpose.datasets import build_split
+
+    roots = dict(config["data"])
+    roots.update(
+        root=str(data / "lsp"),
+        lspet_root=str(data / "lspet"),
+        mpii_crops_root=str(data / "mpii_train_crops"),
+        coco_root=str(data / "coco_mini"),
+    )
+    return build_split(RunConfig.from_dict({**config, "data": roots}), "val")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--out", type=Path, required=True, help="the calibrated model (.pt)")
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--json", type=Path, default=REPO / "docs" / "results" / "calibration.json")
+    parser.add_argument("--plot", type=Path, default=REPO / "docs" / "images" / "calibration.png")
+    add_decode_arguments(parser)
     args = parser.parse_args(argv)
 
     from dsntpose.checkpoint import load_checkpoint, save_model
-    from dsntpose.config import RunConfig
     from dsntpose.data.joints import get_joint_set
-    from dsntpose.datasets import build_split
     from dsntpose.evaluate import auroc
 
     torch.set_num_threads(1)
@@ -191,15 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    data = dict(config["data"])
-    data.update(
-        root=str(args.data / "lsp"),
-        lspet_root=str(args.data / "lspet"),
-        mpii_crops_root=str(args.data / "mpii_train_crops"),
-        coco_root=str(args.data / "coco_mini"),
-    )
-    run = RunConfig.from_dict({**config, "data": data})
-    val = build_split(run, "val")
+    val = validation_split(config, args.data)
     joint_set = get_joint_set(cfg.joints)
     model.eval()
     plain = collect(model, val, joint_set, flip=False)

@@ -63,9 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     from torch.utils.data import DataLoader
 
     from dsntpose.checkpoint import load_checkpoint
-    from dsntpose.config import RunConfig
     from dsntpose.data.joints import get_joint_set
-    from dsntpose.datasets import build_split
 
     torch.set_num_threads(1)
     try:
@@ -82,14 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     if min(args.radii) < 1:
         print(f"choose_decode: --radii must be >= 1, got {args.radii}", file=sys.stderr)
         return 2
-    data = dict(config["data"])
-    data.update(
-        root=str(args.data / "lsp"),
-        lspet_root=str(args.data / "lspet"),
-        mpii_crops_root=str(args.data / "mpii_train_crops"),
-        coco_root=str(args.data / "coco_mini"),
-    )
-    val = build_split(RunConfig.from_dict({**config, "data": data}), "val")
+    sys.path.insert(0, str(REPO / "scripts"))
+    from calibrate import validation_split
+
+    val = validation_split(config, args.data)
     batches = list(DataLoader(val, batch_size=32))
     joint_set = get_joint_set(cfg.joints)
     model = model.float().eval()

@@ -136,13 +136,10 @@ def main() -> int:
     parser.add_argument("--no-ship", action="store_true", help="write the weights under runs/")
     parser.add_argument("--note", default="")
     parser.add_argument("--latency_images", type=int, default=20, help="LSP test images timed")
-    parser.add_argument(
-        "--coords",
-        choices=("dsnt", "local"),
-        default=None,
-        help="the decode to ship (scripts/choose_decode.py picks it on the validation split)",
-    )
-    parser.add_argument("--local_radius", type=int, default=None, help="with --coords local")
+    sys.path.insert(0, str(REPO / "scripts"))
+    from calibrate import add_decode_arguments
+
+    add_decode_arguments(parser)  # the decode to ship (scripts/choose_decode.py picks it)
     parser.add_argument(
         "--run_dir",
         type=Path,
