@@ -4,17 +4,19 @@
         [--json docs/results/calibration.json] [--plot docs/images/calibration.png]
 
 A model built with ``model.presence`` reports, per joint, ``sigmoid(w_vis * visibility + w_map *
-logit(map confidence) + bias)`` (:class:`dsntpose.heads.PresenceHead`). This script runs the
-model on its run's validation split (the held-out people and background crops of
-``data.dataset: mixed``, box crops, no flip), marks each labelled joint correct when it lies
-within PCK@0.2 of the torso, and fits the three numbers by logistic regression. The shipped
-numbers are fitted on all the held-out people; the figures are 2-fold cross-fitted: each
-person is measured with the calibration fitted on the other half (people at even against odd
-positions), so every held-out joint is measured and none by a fit that saw it:
+logit(map confidence) + w_peak * log(map peak) + bias_joint)`` (:class:`dsntpose.heads.PresenceHead`,
+:func:`dsntpose.heads.joint_features`). This script runs the model on its run's validation split
+(the held-out people and background crops of ``data.dataset: mixed``, box crops), marks each
+labelled joint correct when it lies within PCK@0.2 of the torso, and fits the weights by
+logistic regression on the flip test's merged prediction (what the Predictor gives by default);
+the same weights serve a single view. The shipped weights are fitted on all the held-out
+people; the figures are 2-fold cross-fitted: each person is measured with the calibration
+fitted on the other half (people at even against odd positions), so every held-out joint is
+measured and none by a fit that saw it:
 
 * joint confidence: AUROC of "correct" and the expected calibration error (ECE, 15 equal-width
   bins, weighted by count) with a 95% percentile-bootstrap interval over people, before (the
-  visibility probability alone) and after, without and with the flip test;
+  confidence the checkpoint arrived with) and after, without and with the flip test;
 * presence: AUROC between the person crops and the background crops.
 
 It writes the calibrated model (:func:`dsntpose.checkpoint.save_model`, the checkpoint's full run
@@ -73,12 +75,13 @@ def ece_interval(
     return [round(float(low), 4), round(float(high), 4)]
 
 
-def fit_logistic(features: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Weights ``(F + 1,)`` (the last the bias) minimising the binary cross-entropy of
-    ``sigmoid(features @ w[:-1] + w[-1])`` against ``target``."""
+def fit_logistic(features: np.ndarray, target: np.ndarray, intercept: bool = True) -> np.ndarray:
+    """Weights minimising the binary cross-entropy of ``sigmoid(features @ w[:F] + w[F])``
+    against ``target``: ``(F + 1,)`` with the bias last, or ``(F,)`` with ``intercept=False``
+    (the features then carry their own, as one-hot columns do)."""
     from scipy.optimize import minimize
 
-    x = np.concatenate([features, np.ones((len(features), 1))], axis=1)
+    x = np.concatenate([features, np.ones((len(features), 1))], axis=1) if intercept else features
 
     def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
         z = x @ w
@@ -92,33 +95,37 @@ def fit_logistic(features: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 
 def collect(model: Any, dataset: Any, joint_set: Any, flip: bool) -> dict[str, np.ndarray]:
-    """Per sample of ``dataset``: visibility logits, map confidence, the model's calibrated
-    confidence, correctness of each joint (PCK@0.2 of the torso), labels, presence."""
+    """Per sample of ``dataset``: the joint features the calibration reads ``(N, J, 3)``
+    (:func:`dsntpose.heads.joint_features`, of the flip test's merged prediction with ``flip``),
+    the model's own confidence, correctness of each joint (PCK@0.2 of the torso), labels,
+    presence."""
     from torch.utils.data import DataLoader
 
     from dsntpose import ops
+    from dsntpose.heads import joint_features
     from dsntpose.inference import back_project, flip_test
 
     parts: dict[str, list[np.ndarray]] = {}
     with torch.no_grad():
         for batch in DataLoader(dataset, batch_size=32):
             images = batch["image"]
-            out = model(images)
-            conf = out.confidence
-            presence, visibility = out.presence, out.visibility
-            coords = out.coords
             if flip:
                 merged = flip_test(model, images, joint_set)
-                coords, conf, presence, visibility = merged
-            map_conf = ops.heatmap_confidence(out.heatmaps)
+                coords, conf, presence = merged.coords, merged.confidence, merged.presence
+                feats = merged.features
+            else:
+                out = model(images)
+                coords, conf, presence = out.coords, out.confidence, out.presence
+                map_conf = ops.heatmap_confidence(out.heatmaps, center=out.coords)
+                feats = joint_features(out.visibility, map_conf, out.heatmaps)
+            assert feats is not None and presence is not None
             px = back_project(coords.double(), batch["inverse"].double(), tuple(images.shape[-2:]))
             gt = batch["joints_image"].double()
             dist = torch.linalg.norm(px - gt, dim=-1)
             size = batch["norm_size"].double()[:, None]
             labelled = ~batch["joints_missing"].bool() & torch.isfinite(size)
             values = {
-                "vis_logit": visibility,
-                "map_conf": map_conf,
+                "features": feats,
                 "conf": conf,
                 "correct": (dist <= 0.2 * size) & labelled,
                 "labelled": labelled,
@@ -131,10 +138,21 @@ def collect(model: Any, dataset: Any, joint_set: Any, flip: bool) -> dict[str, n
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
-def features(values: dict[str, np.ndarray]) -> np.ndarray:
-    """``(N * J, 2)``: visibility logit and the logit of the map confidence."""
-    p = np.clip(values["map_conf"], 1e-4, 1 - 1e-4)
-    return np.stack([values["vis_logit"].ravel(), np.log(p / (1 - p)).ravel()], axis=1)
+def design(values: dict[str, np.ndarray], rows: np.ndarray) -> tuple[np.ndarray, ...]:
+    """For the labelled joints of the samples ``rows``: the design matrix ``(n, 3 + J)`` (the
+    joint features, then a one-hot column per joint: the per-joint biases), correctness, the
+    model's own confidence and the sample each joint belongs to."""
+    labelled = values["labelled"][rows].astype(bool)
+    joints = labelled.shape[1]
+    which = np.broadcast_to(np.arange(joints), labelled.shape)[labelled]
+    x = np.concatenate([values["features"][rows][labelled], np.eye(joints)[which]], axis=1)
+    owner = np.broadcast_to(np.flatnonzero(rows)[:, None], labelled.shape)[labelled]
+    return x, values["correct"][rows][labelled], values["conf"][rows][labelled], owner
+
+
+def calibrated(weights: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """:func:`dsntpose.heads.calibrated_confidence` on a :func:`design` matrix."""
+    return 1 / (1 + np.exp(-(x @ weights)))
 
 
 def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
@@ -215,67 +233,61 @@ def main(argv: list[str] | None = None) -> int:
     joint_set = get_joint_set(cfg.joints)
     model.eval()
     plain = collect(model, val, joint_set, flip=False)
+    flipped = collect(model, val, joint_set, flip=True)
     people = plain["presence_target"] > 0
     index = np.arange(len(people))
     halves = [people & (index % 2 == 0), people & (index % 2 == 1)]
 
-    def joints_of(values: dict[str, np.ndarray], rows: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Features, correctness and the model's confidence of the labelled joints of
-        ``rows``, and the sample each joint belongs to."""
-        labelled = values["labelled"][rows].astype(bool)
-        feats = features({k: v[rows] for k, v in values.items()})[labelled.ravel()]
-        owner = np.broadcast_to(np.flatnonzero(rows)[:, None], labelled.shape)[labelled]
-        return (
-            feats,
-            values["correct"][rows][labelled],
-            values["conf"][rows][labelled],
-            owner,
-        )
-
-    def calibrated(weights: np.ndarray, x: np.ndarray) -> np.ndarray:
-        return 1 / (1 + np.exp(-(x @ weights[:2] + weights[2])))
-
-    # 2-fold cross-fitting: each half measured with the weights fitted on the other
+    # 2-fold cross-fitting on the flip test's features (the Predictor's default): each half
+    # measured, with and without the flip, with the weights fitted on the other half
     parts: dict[str, list[np.ndarray]] = {}
     for fit_rows, test_rows in (halves, halves[::-1]):
-        x_fit, y_fit, _, _ = joints_of(plain, fit_rows)
-        fold = fit_logistic(x_fit, y_fit)
-        x_test, y_test, before, owner = joints_of(plain, test_rows)
-        model.presence.calibration.copy_(torch.tensor(fold, dtype=torch.float32))
-        flipped = collect(model, val, joint_set, flip=True)
-        _, y_flip, after_flip, owner_flip = joints_of(flipped, test_rows)
-        for key, value in (
-            ("y", y_test), ("before", before), ("after", calibrated(fold, x_test)),
-            ("owner", owner), ("y_flip", y_flip), ("after_flip", after_flip),
-            ("owner_flip", owner_flip),
-        ):  # fmt: skip
-            parts.setdefault(key, []).append(value)
+        x_fit, y_fit, _, _ = design(flipped, fit_rows)
+        fold = fit_logistic(x_fit, y_fit, intercept=False)
+        for tag, values in (("", plain), ("_flip", flipped)):
+            x_test, y_test, before, owner = design(values, test_rows)
+            for key, value in (
+                ("y", y_test), ("before", before), ("after", calibrated(fold, x_test)),
+                ("owner", owner),
+            ):  # fmt: skip
+                parts.setdefault(key + tag, []).append(value)
     m = {k: np.concatenate(v) for k, v in parts.items()}
-    x_all, y_all, _, _ = joints_of(plain, people)
-    weights = fit_logistic(x_all, y_all)  # what ships: fitted on every held-out person
+    x_all, y_all, _, _ = design(flipped, people)
+    weights = fit_logistic(x_all, y_all, intercept=False)  # what ships: fitted on all
     model.presence.calibration.copy_(torch.tensor(weights, dtype=torch.float32))
     mask = plain["presence_mask"] > 0
+    names = list(joint_set.names)
     record = {
         "checkpoint": str(args.checkpoint),
         "split": f"validation: {int(people.sum())} held-out people, "
         f"{int((~people).sum())} background crops; 2-fold cross-fitted (each half measured "
         "with the calibration fitted on the other; people at even against odd positions), the "
-        "shipped calibration fitted on all",
-        "calibration": [round(float(w), 5) for w in weights],
+        "shipped calibration fitted on all, on the flip test's merged prediction",
+        "calibration": {
+            "visibility": round(float(weights[0]), 5),
+            "map_confidence": round(float(weights[1]), 5),
+            "log_peak": round(float(weights[2]), 5),
+            "bias": {n: round(float(b), 4) for n, b in zip(names, weights[3:])},
+        },
         "joints_fitted": len(y_all),
         "joints_measured": len(m["y"]),
         "accuracy_pck20": round(float(m["y"].mean()) * 100, 2),
+        "accuracy_pck20_flip": round(float(m["y_flip"].mean()) * 100, 2),
         "joint_auroc_before": round(auroc(m["before"], m["y"]), 4),
         "joint_ece_before": round(expected_calibration_error(m["before"], m["y"]), 4),
         "joint_auroc": round(auroc(m["after"], m["y"]), 4),
         "joint_ece": round(expected_calibration_error(m["after"], m["y"]), 4),
         "joint_ece_interval": ece_interval(m["after"], m["y"], m["owner"]),
+        "joint_auroc_before_flip": round(auroc(m["before_flip"], m["y_flip"]), 4),
+        "joint_ece_before_flip": round(
+            expected_calibration_error(m["before_flip"], m["y_flip"]), 4
+        ),
         "joint_auroc_flip": round(auroc(m["after_flip"], m["y_flip"]), 4),
         "joint_ece_flip": round(expected_calibration_error(m["after_flip"], m["y_flip"]), 4),
         "joint_ece_flip_interval": ece_interval(m["after_flip"], m["y_flip"], m["owner_flip"]),
         "presence_auroc": round(auroc(plain["presence"][mask], plain["presence_target"][mask]), 4),
-        "reliability": reliability(m["after"], m["y"]),
-        "reliability_before": reliability(m["before"], m["y"]),
+        "reliability": reliability(m["after_flip"], m["y_flip"]),
+        "reliability_before": reliability(m["before_flip"], m["y_flip"]),
     }
     save_model(model, args.out, config, inputs=[args.checkpoint])
     args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -295,8 +307,8 @@ def _plot(record: dict[str, Any], path: Path) -> None:
     ax = fig.add_subplot(1, 1, 1)
     ax.plot([0, 1], [0, 1], color="0.7", lw=1, label="perfect")
     for key, label, style in (
-        ("reliability_before", f"visibility alone (ECE {record['joint_ece_before']:.3f})", "o--"),
-        ("reliability", f"calibrated (ECE {record['joint_ece']:.3f})", "s-"),
+        ("reliability_before", f"before (ECE {record['joint_ece_before_flip']:.3f})", "o--"),
+        ("reliability", f"calibrated (ECE {record['joint_ece_flip']:.3f})", "s-"),
     ):
         rows = np.array(record[key])
         if len(rows):
@@ -305,11 +317,11 @@ def _plot(record: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("fraction within PCK@0.2")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
-    ax.set_title("Joint confidence on held-out people", fontsize=10)
+    ax.set_title("Joint confidence on held-out people, flip test", fontsize=10)
     ax.legend(fontsize=8, loc="upper left")
     path.parent.mkdir(parents=True, exist_ok=True)
     save_figure(fig, path)
-    if not math.isfinite(record["joint_ece"]):
+    if not math.isfinite(record["joint_ece_flip"]):
         raise ValueError("calibration: ECE is not finite")
 
 

@@ -304,3 +304,79 @@ def test_presence_and_visibility_are_exported_and_returned(tmp_path: Path) -> No
     torch.testing.assert_close(got.visibility, ref.visibility, atol=1e-4, rtol=0)
     report = check_parity(model, path)
     assert report.presence < 1e-3 and report.coords < 1e-4
+
+
+@pytest.mark.skipif(not HAS_ONNX, reason="the [export] extra is not installed")
+def test_flip_confidence_is_the_calibration_of_the_merged_prediction_on_both_engines(
+    tmp_path: Path,
+) -> None:
+    """The flip test's joint confidence: the model's calibration applied to the merged
+    visibility and maps, around the merged (local) coordinates; the ONNX file carries the
+    calibration in its metadata and gives the same numbers."""
+    from dsntpose import ops
+    from dsntpose.data.joints import get_joint_set
+    from dsntpose.export import export_onnx
+    from dsntpose.heads import calibrated_confidence, joint_features
+    from dsntpose.inference import flip_test
+
+    model, cfg = onnx_pair("dsnt", "local", presence=True)
+    cfg = dataclasses.replace(cfg, presence=True)
+    calibration = torch.linspace(-1.0, 1.5, 3 + 16)
+    model.presence.calibration.copy_(calibration)
+    loaded = load_any(export_onnx(model, tmp_path / "calibrated.onnx", config=cfg, check=False))
+    torch.testing.assert_close(loaded.model.joint_calibration, calibration)
+    joint_set = get_joint_set("mpii")
+    flip_index = list(joint_set.flip_index)
+    images = torch.rand(2, 3, ONNX_SIZE, ONNX_SIZE, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        want = flip_test(model, images, joint_set)
+        have = flip_test(loaded.model, images, joint_set)
+        out, out_flip = model(images), model(torch.flip(images, dims=[-1]))
+    logits = 0.5 * (out.logits + torch.flip(out_flip.logits, dims=[-1])[:, flip_index])
+    probs = torch.softmax(logits.flatten(2), -1).view_as(logits)
+    coords = ops.local_dsnt(probs, cfg.local_radius)
+    visibility = 0.5 * (out.visibility + out_flip.visibility[:, flip_index])
+    by_hand = torch.sigmoid(
+        visibility * calibration[0]
+        + torch.logit(ops.heatmap_confidence(probs, center=coords).clamp(1e-4, 1 - 1e-4))
+        * calibration[1]
+        + torch.log(probs.flatten(2).amax(-1)) * calibration[2]
+        + calibration[3:]
+    )
+    torch.testing.assert_close(want.coords, coords, atol=1e-5, rtol=0)
+    torch.testing.assert_close(want.confidence, by_hand, atol=1e-5, rtol=0)
+    torch.testing.assert_close(have.confidence, want.confidence, atol=1e-4, rtol=0)
+    assert want.features is not None and want.features.shape == (2, 16, 3)
+    torch.testing.assert_close(calibrated_confidence(calibration, want.features), by_hand)
+    # one view: the same formula on the model's own maps and coordinates
+    single = calibrated_confidence(
+        calibration,
+        joint_features(
+            out.visibility,
+            ops.heatmap_confidence(out.heatmaps, center=out.coords),
+            out.heatmaps,
+        ),
+    )
+    torch.testing.assert_close(out.confidence, single, atol=1e-6, rtol=0)
+
+
+def test_a_checkpoint_with_the_earlier_three_weight_calibration_gives_the_same_confidence() -> None:
+    """(w_visibility, w_map, bias) of the earlier layout loads as one bias per joint and no
+    peak term: the confidences it was shipped with."""
+    from dsntpose.heads import PresenceHead
+
+    head = PresenceHead(8, 5)
+    state = head.state_dict()
+    state["calibration"] = torch.tensor([0.3, 2.0, -1.5])
+    head.load_state_dict(state)
+    assert head.calibration.shape == (3 + 5,)
+    visibility = torch.randn(2, 5)
+    map_conf = torch.rand(2, 5)
+    probs = torch.softmax(torch.randn(2, 5, 36), -1).view(2, 5, 6, 6)
+    p = map_conf.clamp(1e-4, 1 - 1e-4)
+    old = torch.sigmoid(0.3 * visibility + 2.0 * torch.log(p / (1 - p)) - 1.5)
+    torch.testing.assert_close(head.joint_confidence(visibility, map_conf, probs), old)
+    with pytest.raises(ValueError, match="expected 8 weights for 5 joints"):
+        from dsntpose.heads import calibrated_confidence
+
+        calibrated_confidence(torch.zeros(4), torch.zeros(2, 5, 3))

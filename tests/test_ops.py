@@ -475,6 +475,26 @@ def test_confidence_reference_values() -> None:
     assert ops.heatmap_confidence(two).item() == pytest.approx(math.exp(-(6.5**2) / 8), rel=1e-4)
 
 
+def test_confidence_around_the_local_prediction_of_a_two_peak_map() -> None:
+    """Two equal peaks 13 px apart: the expectation lies between them, where the map holds
+    almost nothing; read at one peak (local DSNT, the arg-max's window) half the mass is
+    there, and the confidence around that prediction says so."""
+    two = torch.zeros(1, 1, 16, 16)
+    two[0, 0, 8, 1] = 0.5
+    two[0, 0, 8, 14] = 0.5 - 1e-3  # the left peak is the arg-max
+    two[0, 0, 0, 0] = 1e-3
+    local = ops.local_dsnt(two, radius=2)
+    assert ops.normalized_to_pixel(local, (16, 16))[0, 0].tolist() == pytest.approx([1.0, 8.0])
+    assert ops.heatmap_confidence(two).item() < 0.01
+    at_peak = ops.heatmap_confidence(two, center=local).item()
+    assert at_peak == pytest.approx(0.5 + 1e-3 * math.exp(-(1 + 64) / 8), abs=1e-6)
+    assert ops.heatmap_confidence(two, center=ops.dsnt(two)).item() == pytest.approx(
+        ops.heatmap_confidence(two).item()
+    )
+    with pytest.raises(ValueError, match=r"center: expected \(1, 1, 2\)"):
+        ops.heatmap_confidence(two, center=torch.zeros(1, 2))
+
+
 def test_confidence_separates_good_from_bad_predictions() -> None:
     """Synthetic maps: a bump at the truth, noise, and sometimes a distractor bump elsewhere.
 

@@ -36,13 +36,16 @@ def rows(lines: list[str]) -> dict[str, str]:
 
 def test_targets_are_judged_from_the_records_and_the_same_peers_run() -> None:
     record = copy.deepcopy(RECORD)
-    record["calibration"].update(joint_ece=0.048, joint_ece_interval=[0.039, 0.061])
+    # judged as the Predictor gives it (flip): the figures without flip do not decide
+    record["calibration"].update(joint_ece_flip=0.048, joint_ece_flip_interval=[0.039, 0.061])
+    record["calibration"].update(joint_ece=0.2, joint_auroc=0.99)
     got = rows(ship.targets_section(record, peers_run(72.9, 24.0, record["weights_file"])))
     assert len(got) == 6
     lightning = next(v for k, v in got.items() if "Lightning" in k)
     assert lightning.startswith("**missed**") and "latency without flip lower" in lightning
     assert next(v for k, v in got.items() if "MediaPipe" in k) == "**missed**"
     assert next(v for k, v in got.items() if "presence" in k) == "**met**"
+    assert next(v for k, v in got.items() if "AUROC of within" in k) == "**missed**"
     assert next(v for k, v in got.items() if "calibration" in k) == (
         "**met** (its interval reaches above 0.05)"
     )

@@ -73,6 +73,9 @@ __all__ = [
 STATE_PREFIX = "model."
 # The ONNX metadata key holding the ModelConfig as JSON.
 CONFIG_KEY = "dsntpose.model_config"
+# The ONNX metadata key holding a presence model's joint-confidence calibration (JSON list):
+# the flip test recomputes the confidence of the merged maps with it.
+CALIBRATION_KEY = "dsntpose.joint_calibration"
 # Shipped models: name -> file under dsntpose/weights/. The default is the whole-photo model
 # (MPII's 16 joints, presence and visibility): it beats the LSP model on LSP test itself with
 # the annotation boxes (the LSP model's own protocol) and on the MPII frames (docs/results.md),
@@ -459,9 +462,27 @@ def checkpoint_path(source: PathLike) -> Path:
     return path
 
 
-def onnx_metadata(cfg: ModelConfig) -> dict[str, str]:
-    """The metadata an exported file carries: :data:`CONFIG_KEY` -> the ``ModelConfig`` JSON."""
-    return {CONFIG_KEY: json.dumps(dataclasses.asdict(cfg))}
+def onnx_metadata(cfg: ModelConfig, calibration: Tensor | None = None) -> dict[str, str]:
+    """The metadata an exported file carries: :data:`CONFIG_KEY` -> the ``ModelConfig`` JSON
+    and, for a model with presence heads, :data:`CALIBRATION_KEY` -> its joint-confidence
+    calibration (:class:`~dsntpose.heads.PresenceHead`) as a JSON list."""
+    meta = {CONFIG_KEY: json.dumps(dataclasses.asdict(cfg))}
+    if calibration is not None:
+        meta[CALIBRATION_KEY] = json.dumps([float(w) for w in calibration.detach().cpu()])
+    return meta
+
+
+def _calibration_from_metadata(meta: Mapping[str, str], source: str) -> Tensor | None:
+    """The calibration stored by :func:`onnx_metadata`, None when the key is absent."""
+    if CALIBRATION_KEY not in meta:
+        return None
+    try:
+        values = json.loads(meta[CALIBRATION_KEY])
+        return torch.tensor([float(v) for v in values], dtype=torch.float32)
+    except (ValueError, TypeError) as err:
+        raise ValueError(
+            f"{source}: its {CALIBRATION_KEY} metadata is not a list of numbers ({err})"
+        ) from None
 
 
 def _config_from_metadata(meta: Mapping[str, str], source: str) -> ModelConfig | None:
@@ -498,6 +519,8 @@ class OnnxModel:
         config: the model's ``ModelConfig`` (None when neither the file nor ``config`` has one).
         head: the head class of ``config`` (None without one): the flip test takes its decode,
             flip modes and view merge from it, as for the torch model, never from a copy.
+        joint_calibration: a presence model's joint-confidence calibration (None for a file
+            without one), as the torch model's :attr:`~dsntpose.model.CoordRegressionModel.joint_calibration`.
         input_size: the static crop side ``S`` of the input, or ``None`` if it is dynamic.
 
     ``model(images (B, 3, S, S) float in [0, 1]) -> HeadOutput`` with ``coords`` ``(B, J, 2)``,
@@ -543,6 +566,7 @@ class OnnxModel:
         meta = self.session.get_modelmeta().custom_metadata_map
         self.config = _config_from_metadata(meta, str(self.path)) or config
         self.head = _decoder_head(self.config) if self.config is not None else None
+        self.joint_calibration = _calibration_from_metadata(meta, str(self.path))
 
     def __call__(self, images: Tensor) -> HeadOutput:
         if images.dim() != 4 or images.shape[1] != 3:

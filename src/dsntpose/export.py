@@ -10,7 +10,8 @@
   ``(batch,)`` and ``visibility`` ``(batch, J)`` logits;
 * metadata ``dsntpose.model_config``: the model's :class:`~dsntpose.config.ModelConfig` as
   JSON (joint set, input size, head, activation, coords), so the file alone is enough to
-  predict (:func:`dsntpose.checkpoint.onnx_metadata`).
+  predict (:func:`dsntpose.checkpoint.onnx_metadata`); ``dsntpose.joint_calibration``: a
+  presence model's joint-confidence calibration, for the flip test's merged confidence.
 
 The file is written atomically (:func:`dsntpose.checkpoint.atomic_write`), never over the
 checkpoint it was exported from.
@@ -202,7 +203,9 @@ def export_onnx(
                 f"opset: asked for {opset}, but the exporter produced opset {written}; choose "
                 f"one between {MIN_OPSET} and {max_opset()}"
             )
-        program.model.metadata_props.update(onnx_metadata(cfg))
+        program.model.metadata_props.update(
+            onnx_metadata(cfg, getattr(model, "joint_calibration", None))
+        )
         atomic_write(
             out_path,
             lambda tmp: program.save(tmp, external_data=False),

@@ -33,7 +33,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -48,8 +48,10 @@ __all__ = [
     "HeadOutput",
     "HeatmapHead",
     "PresenceHead",
+    "calibrated_confidence",
     "check_flip_mode",
     "default_flip_mode",
+    "joint_features",
     "merge_views",
     "presence_loss",
 ]
@@ -126,6 +128,41 @@ def _coordinate_loss(out: HeadOutput, target: Tensor, mask: Tensor, cfg: LossCon
     return ops.average_loss(losses, mask)
 
 
+CALIBRATION_WEIGHTS = 3
+"""Weights of the joint-confidence calibration before its per-joint biases (see
+:class:`PresenceHead`)."""
+
+
+def joint_features(visibility: Tensor, map_confidence: Tensor, probs: Tensor) -> Tensor:
+    """``(B, J, 3)``: what the joint-confidence calibration reads of each joint -- the
+    visibility logit, the logit of the map confidence around the prediction (clamped to
+    ``[1e-4, 1 - 1e-4]``) and the log of the map's largest cell probability.
+
+    Args:
+        visibility: ``(B, J)`` logits (:class:`PresenceHead`).
+        map_confidence: ``(B, J)`` in ``[0, 1]`` (:func:`dsntpose.ops.heatmap_confidence`).
+        probs: ``(B, J, H, W)`` probability maps (each sums to 1).
+    """
+    dtype = visibility.dtype
+    p = map_confidence.to(dtype).clamp(1e-4, 1 - 1e-4)
+    peak = probs.detach().to(dtype).flatten(2).amax(-1).clamp_min(1e-8)
+    return torch.stack([visibility, torch.log(p / (1 - p)), torch.log(peak)], dim=-1)
+
+
+def calibrated_confidence(calibration: Tensor, features: Tensor) -> Tensor:
+    """``(B, J)`` probabilities ``sigmoid(features @ w + bias_j)`` of :func:`joint_features`
+    ``(B, J, 3)`` under ``calibration`` ``(3 + J,)``: ``(w, bias_1 ... bias_J)``."""
+    weights = calibration.to(features.dtype)
+    joints = features.shape[1]
+    if weights.shape != (CALIBRATION_WEIGHTS + joints,):
+        raise ValueError(
+            f"calibration: expected {CALIBRATION_WEIGHTS + joints} weights for {joints} joints, "
+            f"got {tuple(weights.shape)}"
+        )
+    w, bias = weights[:CALIBRATION_WEIGHTS], weights[CALIBRATION_WEIGHTS:]
+    return torch.sigmoid(features @ w + bias)
+
+
 class PresenceHead(nn.Module):
     """Whole-photo extras beside the joint maps: is a person there, and is each joint visible.
 
@@ -143,11 +180,15 @@ class PresenceHead(nn.Module):
     ``forward(features (B, C, H, W), probs (B, J, H, W)) -> (presence (B,), visibility (B, J))``
     logits (apply a sigmoid for probabilities).
 
-    :meth:`joint_confidence` turns a joint's visibility logit and its map's confidence into the
-    probability that the joint is placed correctly, through the buffer ``calibration``
-    ``(w_visibility, w_map, bias)``: ``sigmoid(w_visibility * visibility + w_map *
-    logit(map confidence) + bias)``. It starts as ``(1, 0, 0)`` (the visibility probability)
-    and is fitted after training on held-out people (``scripts/calibrate.py``).
+    :meth:`joint_confidence` turns what the model knows of a joint into the probability that
+    it is placed correctly: ``sigmoid(w_visibility * visibility + w_map * logit(map confidence)
+    + w_peak * log(peak) + bias_j)`` (:func:`joint_features`), through the buffer
+    ``calibration`` ``(w_visibility, w_map, w_peak, bias_1 ... bias_J)``: a bias per joint,
+    since joints differ in how often they are right (a wrist less often than a shoulder at the
+    same evidence). It starts as ``(1, 0, 0, 0 ...)`` (the visibility probability) and is
+    fitted after training on held-out people (``scripts/calibrate.py``). A checkpoint written
+    with the earlier ``(w_visibility, w_map, bias)`` loads as ``(w_visibility, w_map, 0, bias
+    ...)``: the same confidences.
     """
 
     calibration: Tensor
@@ -161,13 +202,25 @@ class PresenceHead(nn.Module):
         self.presence = nn.Linear(in_channels, 1)
         self.visibility_weight = nn.Parameter(torch.randn(num_joints, in_channels) * 0.01)
         self.visibility_bias = nn.Parameter(torch.zeros(num_joints))
-        self.register_buffer("calibration", torch.tensor([1.0, 0.0, 0.0]))
+        start = torch.zeros(CALIBRATION_WEIGHTS + num_joints)
+        start[0] = 1.0
+        self.register_buffer("calibration", start)
 
-    def joint_confidence(self, visibility: Tensor, map_confidence: Tensor) -> Tensor:
-        """``(B, J)`` calibrated probability that each joint is right (see the class)."""
-        w_vis, w_map, bias = self.calibration.to(visibility.dtype).unbind()
-        p = map_confidence.to(visibility.dtype).clamp(1e-4, 1 - 1e-4)
-        return torch.sigmoid(w_vis * visibility + w_map * torch.log(p / (1 - p)) + bias)
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        key = prefix + "calibration"
+        old = state_dict.get(key)
+        if old is not None and old.shape == (3,):  # (w_visibility, w_map, bias): one bias for all
+            joints = self.visibility_bias.numel()
+            state_dict[key] = torch.cat([old[:2], old.new_zeros(1), old[2:].expand(joints)])
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+    def joint_confidence(self, visibility: Tensor, map_confidence: Tensor, probs: Tensor) -> Tensor:
+        """``(B, J)`` calibrated probability that each joint is right (see the class), from the
+        visibility logits ``(B, J)``, the map confidences ``(B, J)`` around the predictions
+        (:func:`dsntpose.ops.heatmap_confidence`) and the probability maps ``(B, J, H, W)``."""
+        return calibrated_confidence(
+            self.calibration, joint_features(visibility, map_confidence, probs)
+        )
 
     def forward(self, features: Tensor, probs: Tensor) -> tuple[Tensor, Tensor]:
         _check_channels(features, self.presence.in_features, "PresenceHead")
@@ -313,15 +366,20 @@ class DSNTHead(nn.Module):
         return probs, ops.dsnt(probs)
 
     def decode(self, logits: Tensor) -> tuple[Tensor, Tensor]:
-        """``(B, J, H, W)`` logits -> coords ``(B, J, 2)`` normalised and confidence ``(B, J)``."""
+        """``(B, J, H, W)`` logits -> coords ``(B, J, 2)`` normalised and confidence ``(B, J)``
+        (the maps' mass around those coordinates, :func:`dsntpose.ops.heatmap_confidence`)."""
         probs, coords = self._maps_and_coords(logits)
-        return coords, ops.heatmap_confidence(probs)
+        return coords, ops.heatmap_confidence(probs, center=coords)
+
+    def decode_maps(self, logits: Tensor) -> tuple[Tensor, Tensor]:
+        """``(B, J, H, W)`` logits -> the probability maps and coords ``(B, J, 2)``."""
+        return self._maps_and_coords(logits)
 
     def forward(self, features: Tensor) -> HeadOutput:
         _check_channels(features, self.in_channels or self.num_joints, "DSNTHead")
         logits = self.conv(features)
         probs, coords = self._maps_and_coords(logits)
-        return HeadOutput(coords, probs, logits, ops.heatmap_confidence(probs))
+        return HeadOutput(coords, probs, logits, ops.heatmap_confidence(probs, center=coords))
 
     def loss(
         self, out: HeadOutput, target: Tensor, mask: Tensor, cfg: LossConfig | None = None

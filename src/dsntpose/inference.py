@@ -27,7 +27,7 @@ from dsntpose import ops
 from dsntpose.config import RunConfig
 from dsntpose.data.joints import MPII_JOINTS, JointSet, joint_map
 from dsntpose.evaluate import ArrayLike, PCKResult
-from dsntpose.heads import check_flip_mode, merge_views
+from dsntpose.heads import calibrated_confidence, check_flip_mode, joint_features, merge_views
 
 __all__ = [
     "Evaluation",
@@ -82,12 +82,15 @@ def back_project(
 class FlipOutput(NamedTuple):
     """Flip-test prediction: ``coords`` ``(B, J, 2)`` normalised, ``confidence`` ``(B, J)``;
     for a model with presence and visibility heads, ``presence`` ``(B,)`` and ``visibility``
-    ``(B, J)`` logits averaged over both views (else None)."""
+    ``(B, J)`` logits averaged over both views, and ``features`` ``(B, J, 3)`` that its
+    calibrated ``confidence`` was computed from (:func:`dsntpose.heads.joint_features`; else
+    None)."""
 
     coords: Tensor
     confidence: Tensor
     presence: Tensor | None = None
     visibility: Tensor | None = None
+    features: Tensor | None = None  # (B, J, 3) what the calibration read (heads.joint_features)
 
 
 Decode = Callable[[Tensor], tuple[Tensor, Tensor]]
@@ -123,7 +126,9 @@ def flip_test(
     Returns:
         :class:`FlipOutput` with ``coords`` ``(B, J, 2)`` normalised and ``confidence``
         ``(B, J)``; for ``"coords"`` and ``"heatmaps"`` the confidence is the mean of both
-        views'.
+        views'. A model with presence heads adds the merged ``presence`` and ``visibility``
+        logits, and its confidence in ``"logits"`` mode is its calibration
+        (``model.joint_calibration``) applied to the merged visibility and maps.
 
     Raises:
         ValueError: a mode the head cannot merge by (the message names the allowed ones).
@@ -154,10 +159,19 @@ def flip_test(
     visibility = getattr(out, "visibility", None)
     if visibility is None or getattr(out_flip, "visibility", None) is None:
         return FlipOutput(coords, confidence)
-    # the heads' calibrated joint confidences, averaged like the scores they come from
-    confidence = 0.5 * (out.confidence + out_flip.confidence[:, flip_index])
     presence = 0.5 * (out.presence + out_flip.presence)
     visibility = 0.5 * (visibility + out_flip.visibility[:, flip_index])
+    calibration = getattr(model, "joint_calibration", None)
+    if calibration is not None and mode == "logits" and hasattr(head, "decode_maps"):
+        # the calibrated confidence of the merged prediction: the merged visibility and maps
+        # (what scripts/calibrate.py fits it on)
+        logits = 0.5 * (out.logits + torch.flip(out_flip.logits, dims=[-1])[:, flip_index])
+        probs, _ = head.decode_maps(logits)  # type: ignore[union-attr]
+        features = joint_features(visibility, ops.heatmap_confidence(probs, center=coords), probs)
+        confidence = calibrated_confidence(calibration, features)
+        return FlipOutput(coords, confidence, presence, visibility, features)
+    # the heads' calibrated joint confidences, averaged like the scores they come from
+    confidence = 0.5 * (out.confidence + out_flip.confidence[:, flip_index])
     return FlipOutput(coords, confidence, presence, visibility)
 
 

@@ -70,6 +70,12 @@ class CoordRegressionModel(nn.Module):
         """Whether the model reports person presence and joint visibility."""
         return "presence" in self._modules
 
+    @property
+    def joint_calibration(self) -> Tensor | None:
+        """The presence head's joint-confidence calibration (``(3 + J,)``, see
+        :class:`~dsntpose.heads.PresenceHead`), None for a model without one."""
+        return self.presence.calibration if self.has_presence else None
+
     def forward(self, images: Tensor) -> HeadOutput:
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(
@@ -80,7 +86,9 @@ class CoordRegressionModel(nn.Module):
             out: HeadOutput = self.head(features)
             if self.has_presence:
                 presence, visibility = self.presence(features, out.heatmaps)
-                confidence = self.presence.joint_confidence(visibility, out.confidence)
+                confidence = self.presence.joint_confidence(
+                    visibility, out.confidence, out.heatmaps
+                )
                 out = out._replace(presence=presence, visibility=visibility, confidence=confidence)
             return out
         *earlier, last = features

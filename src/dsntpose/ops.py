@@ -1415,11 +1415,12 @@ def reliability_curve(
     return Reliability(edges, mean_conf, accuracy, count, ece)
 
 
-def heatmap_confidence(probs: Tensor, radius: float = 2.0) -> Tensor:
+def heatmap_confidence(probs: Tensor, radius: float = 2.0, center: Tensor | None = None) -> Tensor:
     """Per-joint confidence: how much of the map's mass lies close to its own prediction.
 
     ``confidence = E_p[exp(-d^2 / (2 r^2))]``, where ``d`` is the distance in heatmap pixels from
-    a cell to the map's expected location (the DSNT prediction) and ``r = radius``. It is 1 for
+    a cell to ``center``, the prediction read off the map (default: its expected location, the
+    DSNT prediction), and ``r = radius``. It is 1 for
     all mass on the prediction, ``r^2 / (r^2 + s^2)`` for a Gaussian map of standard deviation
     ``s`` px (0.8 for the JS target's ``s = 1`` with ``r = 2``), and near 0 for diffuse maps or
     for two distant peaks whose average lies between them (dsntnn#13) -- the failure modes
@@ -1429,15 +1430,26 @@ def heatmap_confidence(probs: Tensor, radius: float = 2.0) -> Tensor:
     Args:
         probs: ``(B, J, *spatial)`` probability maps.
         radius: ``r`` in heatmap pixels.
+        center: ``(B, J, 2)`` normalised ``(x, y)`` the distances are taken from, when the
+            coordinates are read otherwise (:func:`local_dsnt` reads a two-peak map at one peak,
+            which holds about half the mass, where the expectation holds almost none).
 
     Returns:
-        ``(B, J)`` confidences in ``(0, 1]``.
+        ``(B, J)`` confidences in ``[0, 1]``.
     """
     _check_maps(probs, "probs")
     if radius <= 0:
         raise ValueError(f"radius must be > 0 pixels, got {radius}")
     p = _float(probs).detach()
-    mu = dsnt(p)
+    if center is None:
+        mu = dsnt(p)
+    elif tuple(center.shape) != (*p.shape[:2], p.dim() - 2):
+        raise ValueError(
+            f"center: expected {(*p.shape[:2], p.dim() - 2)} for maps {tuple(p.shape)}, "
+            f"got {tuple(center.shape)}"
+        )
+    else:
+        mu = center.detach().to(p.dtype)
     weights = []
     for k, (v, size) in enumerate(zip(_axes(p), reversed(p.shape[2:]))):
         d_px = (v - mu[..., k : k + 1]) * (size / 2)
