@@ -380,3 +380,20 @@ def test_a_checkpoint_with_the_earlier_three_weight_calibration_gives_the_same_c
         from dsntpose.heads import calibrated_confidence
 
         calibrated_confidence(torch.zeros(4), torch.zeros(2, 5, 3))
+
+
+def test_a_checkpoint_file_with_the_earlier_calibration_loads(tmp_path: Path) -> None:
+    from dsntpose.checkpoint import load_checkpoint, save_model
+    from dsntpose.model import build_model
+
+    cfg = ModelConfig(
+        backbone="resnet18", output_stride=32, input_size=64, joints="mpii", presence=True
+    )
+    model = build_model(cfg)
+    path = save_model(model, tmp_path / "old.pt", cfg)
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["state_dict"]["model.presence.calibration"] = torch.tensor([0.5, 1.0, -2.0])
+    torch.save(ckpt, path)
+    loaded, _, _ = load_checkpoint(path)
+    want = torch.tensor([0.5, 1.0, 0.0] + [-2.0] * 16)
+    torch.testing.assert_close(loaded.presence.calibration, want)

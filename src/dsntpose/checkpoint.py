@@ -287,6 +287,8 @@ def load_checkpoint(
             "earlier checkpoint or retrain with a lower optim.lr"
         )
     model = build_model(dataclasses.replace(cfg, weights=None))
+    if getattr(model, "has_presence", False):  # an earlier calibration layout
+        model.presence.upgrade_state(state, "presence.")
     problems = state_problems(model, state, cfg)
     if problems:
         raise ValueError(f"{path} does not fit {cfg.backbone}/{cfg.head}: {'; '.join(problems)}")

@@ -206,12 +206,17 @@ class PresenceHead(nn.Module):
         start[0] = 1.0
         self.register_buffer("calibration", start)
 
-    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+    def upgrade_state(self, state_dict: dict[str, Any], prefix: str) -> None:
+        """Rewrite in place an earlier ``(w_visibility, w_map, bias)`` calibration under
+        ``prefix`` to this layout (no peak term, the bias for every joint)."""
         key = prefix + "calibration"
         old = state_dict.get(key)
-        if old is not None and old.shape == (3,):  # (w_visibility, w_map, bias): one bias for all
+        if isinstance(old, Tensor) and tuple(old.shape) == (3,):
             joints = self.visibility_bias.numel()
             state_dict[key] = torch.cat([old[:2], old.new_zeros(1), old[2:].expand(joints)])
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        self.upgrade_state(state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args)
 
     def joint_confidence(self, visibility: Tensor, map_confidence: Tensor, probs: Tensor) -> Tensor:

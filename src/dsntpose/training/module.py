@@ -679,6 +679,8 @@ def load_initial_weights(model: nn.Module, cfg: ModelConfig, path: str | Path) -
     for key, value in own.items():
         if key.startswith("presence.") and key not in state:
             state[key] = value
+    if getattr(model, "has_presence", False):  # an earlier calibration layout
+        model.presence.upgrade_state(state, "presence.")
     problems = state_problems(model, state, cfg)
     if problems:
         raise ValueError(
