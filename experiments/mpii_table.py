@@ -162,13 +162,14 @@ def score_published(root: Path) -> list[dict[str, Any]]:
 
 def missing_cells(runs_dir: Path) -> list[dict[str, Any]]:
     """Every experiment cell with a JSON record in docs/results/ whose run folder holds no
-    checkpoint, with its training minutes (the record's ``train_seconds``)."""
+    checkpoint, with its training minutes (the record's ``train_seconds``). A cell that is
+    the same run as another (``same_run_as: sweep/cell``) looks in that run's folder."""
     out = []
     for path in sorted(RESULTS.glob("*/*.json")):
         rec = json.loads(path.read_text())
         if "cell" not in rec or "sweep" not in rec:
             continue
-        folder = runs_dir / rec["sweep"] / rec["cell"]
+        folder = runs_dir / rec.get("same_run_as", f"{rec['sweep']}/{rec['cell']}")
         if (folder / "last.ckpt").is_file():
             continue
         cfg = rec.get("config", {})

@@ -683,6 +683,46 @@ def differences() -> list[str]:
                 + ", ".join(f"{s}" for s in js if gain[s] > 0)
                 + ") the maps are larger, as in the paper."
             )
+    out += debiased_points()
+    return out
+
+
+def debiased_points() -> list[str]:
+    """The debiased cells against plain DSNT + JS, from ``experiments/debiased.py``'s
+    ``docs/results/debiased_maps.csv`` (``[]`` until it has both rows of a stride)."""
+    path = RESULTS / "debiased_maps.csv"
+    if not path.is_file():
+        return []
+    import csv
+
+    with path.open() as f:
+        rows = {r["cell"]: r for r in csv.DictReader(f)}
+    out = []
+    for name, r in sorted(rows.items()):
+        if r["coords"] != "debiased":
+            continue
+        stride = name.split("/")[1].split("-")[0]
+        plain = rows.get(f"pa_strategy/{stride}-dsnt_js-seed0")
+        if plain is None:
+            continue
+        out.append(
+            f"Debiased DSNT at {stride} ({r['heatmap_px']} px maps) did not learn to localise "
+            f"(`{name}`): its predictions vary {r['spread_x']} / {r['spread_y']} times as much "
+            "as the joints do (x / y; plain DSNT + JS: "
+            f"{plain['spread_x']} / {plain['spread_y']}), median error {r['median_error']} "
+            f"normalised units against {plain['median_error']}, and the same held when the cell "
+            "was run again. The debiasing factor 1 / (1 - N / C) (N cells, C the sum of "
+            "exp(logits)) is 1 for a map with C <= N and unbounded as C falls to N from above, "
+            "which is where nearly flat maps sit: on the test set the plain DSNT + JS cell's "
+            f"maps have a median N / C of {plain['n_over_c']}, where debiasing would multiply "
+            f"the coordinate by {plain['factor_median']} at the median and {plain['factor_p95']} "
+            f"at the 95th percentile (the debiased cell's own maps: N / C {r['n_over_c']}, "
+            f"factor {r['factor_median']} and {r['factor_p95']}). From random head weights "
+            "every map starts flat, so the coordinates and their gradients start out "
+            "multiplied by arbitrary factors; the correction is exact only for the map it "
+            "models, a peak on a background of logit 0. `python -m experiments.debiased` "
+            "measures these figures."
+        )
     return out
 
 

@@ -401,6 +401,29 @@ def test_heatmap_peak_statistics_on_rendered_maps():
         heatmaps.peak_sums(targets[0], targets, px, mask)
 
 
+def test_debiased_map_statistics_on_known_maps():
+    """A flat map has N / C = 1 and the factor 1; a map with one cell at logit log(3 N + 1)
+    (the rest at 0) has C = 4 N, so N / C = 1/4 and the factor 4/3; predictions that all sit
+    at one place have no spread."""
+    import math
+
+    import torch
+    from experiments import debiased
+
+    n = 16
+    logits = torch.zeros(2, 2, 4, 4)
+    logits[1, :, 0, 0] = math.log(3 * n + 1)
+    truth = torch.tensor([[[-0.5, 0.5], [0.5, -0.5]], [[0.25, 0.75], [-0.75, -0.25]]])
+    mask = torch.ones(2, 2, dtype=torch.bool)
+    stats = debiased.map_statistics(logits, truth.clone(), truth, mask)
+    assert stats["joints"] == 4
+    assert stats["n_over_c"] == pytest.approx((1 + 0.25) / 2, abs=1e-4)  # median of 1, 1, .25, .25
+    assert stats["factor_median"] == pytest.approx((1 + 4 / 3) / 2, abs=1e-3)
+    assert stats["spread_x"] == 1.0 and stats["spread_y"] == 1.0 and stats["median_error"] == 0.0
+    still = debiased.map_statistics(logits, torch.zeros_like(truth), truth, mask)
+    assert still["spread_x"] == 0.0 and still["median_error"] > 0.5
+
+
 def test_report_quotes_the_measured_heatmap_peaks(tmp_path, monkeypatch):
     import json
 

@@ -345,3 +345,26 @@ def test_mpii_table_section_and_its_place_in_the_results_page() -> None:
     once = mt.replace_section(page, lines)
     assert once.index(mt.HEADER) < once.index("## Next") and once.endswith("body\n")
     assert mt.replace_section(once, lines) == once  # rerunning replaces, never duplicates
+
+
+def test_mpii_table_lists_only_cells_whose_run_is_gone(tmp_path: Path, monkeypatch) -> None:
+    """A cell that is the same run as another (``same_run_as``) is found in that run's
+    folder; a cell with no checkpoint anywhere is listed with its minutes."""
+    from experiments import mpii_table
+
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    for sweep, cell, extra in (
+        ("pa", "s16-dsnt-seed0", {}),
+        ("pc", "none-seed0", {"same_run_as": "pa/s16-dsnt-seed0"}),
+        ("pa", "s32-fc-seed0", {}),
+    ):
+        (results / sweep).mkdir(parents=True, exist_ok=True)
+        record = {"sweep": sweep, "cell": cell, "train_seconds": 600, **extra}
+        (results / sweep / f"{cell}.json").write_text(json.dumps(record))
+    (runs / "pa" / "s16-dsnt-seed0").mkdir(parents=True)
+    (runs / "pa" / "s16-dsnt-seed0" / "last.ckpt").write_bytes(b"x")
+    monkeypatch.setattr(mpii_table, "RESULTS", results)
+    missing = mpii_table.missing_cells(runs)
+    assert [(m["sweep"], m["cell"], m["minutes"]) for m in missing] == [
+        ("pa", "s32-fc-seed0", 10.0)
+    ]
