@@ -31,7 +31,7 @@ from dsntpose.config import ModelConfig, OptimConfig, RunConfig
 from dsntpose.data import get_joint_set, worker_init_fn
 from dsntpose.datasets import build_datasets
 from dsntpose.evaluate import PCKResult, protocol_for
-from dsntpose.heads import HeadOutput
+from dsntpose.heads import HeadOutput, PresenceHead
 from dsntpose.inference import predict_batch
 from dsntpose.metrics import PCKMetric
 from dsntpose.model import build_model, model_name
@@ -679,8 +679,9 @@ def load_initial_weights(model: nn.Module, cfg: ModelConfig, path: str | Path) -
     for key, value in own.items():
         if key.startswith("presence.") and key not in state:
             state[key] = value
-    if getattr(model, "has_presence", False):  # an earlier calibration layout
-        model.presence.upgrade_state(state, "presence.")
+    presence = getattr(model, "presence", None)
+    if isinstance(presence, PresenceHead):  # an earlier calibration layout
+        presence.upgrade_state(state, "presence.")
     problems = state_problems(model, state, cfg)
     if problems:
         raise ValueError(
