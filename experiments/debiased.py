@@ -35,7 +35,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from experiments.run import REPO, RESULTS, finished_checkpoints, read_rows, run_cli, save_rows
+from experiments.run import (
+    REPO,
+    RESULTS,
+    finished_checkpoints,
+    lsp_test_set,
+    measure_cells,
+    run_cli,
+)
 
 OUT = RESULTS / "debiased_maps.csv"
 FIELDS = [
@@ -73,18 +80,11 @@ def measure(checkpoint: Path, data_root: str) -> dict[str, float | str]:
     """Run ``checkpoint`` on the LSP test set and return its row's figures."""
     from torch.utils.data import DataLoader
 
-    from dsntpose.checkpoint import load_checkpoint
-    from dsntpose.config import RunConfig
-    from dsntpose.training import build_datasets
-
-    model, cfg, config = load_checkpoint(checkpoint)
+    model, run, test = lsp_test_set(checkpoint, data_root)
+    cfg = run.model
     if cfg.head != "dsnt":
         raise ValueError(f"{checkpoint}: model.head is {cfg.head!r}, expected 'dsnt'")
-    values = {k: dict(v) for k, v in config.items()}
-    values["data"].update({"root": data_root, "val_subset": None})
-    _, test = build_datasets(RunConfig.from_dict(values))
     parts: dict[str, list[Tensor]] = {"logits": [], "coords": [], "truth": [], "mask": []}
-    model.eval()
     with torch.no_grad():
         for batch in DataLoader(test, batch_size=32):
             out = model(batch["image"])
@@ -115,24 +115,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data_root", default=str(REPO.parent / "shared" / "data" / "lsp"))
     args = parser.parse_args(argv)
 
-    done = read_rows(OUT)
-    names = args.cells or default_cells(args.runs_dir)
-    for name, checkpoint, record in finished_checkpoints(args.runs_dir, "dsnt", names):
-        if name in done:
-            continue
-        row = {
-            "cell": name,
-            "heatmap_px": record["heatmap_px"],
-            **measure(checkpoint, args.data_root),
-        }
-        done[name] = {k: str(v) for k, v in row.items()}
-        save_rows(OUT, FIELDS, done)
-        print(
-            f"{name}: N/C {row['n_over_c']}, factor {row['factor_median']} (95th pct "
+    done = measure_cells(
+        OUT,
+        FIELDS,
+        finished_checkpoints(args.runs_dir, "dsnt", args.cells or default_cells(args.runs_dir)),
+        lambda checkpoint: measure(checkpoint, args.data_root),
+        lambda row: (
+            f"N/C {row['n_over_c']}, factor {row['factor_median']} (95th pct "
             f"{row['factor_p95']}), spread {row['spread_x']}/{row['spread_y']}, median error "
-            f"{row['median_error']}",
-            flush=True,
-        )
+            f"{row['median_error']}"
+        ),
+    )
     if not done:
         print("no finished debiased cell with a last.ckpt in", args.runs_dir)
     return 0

@@ -27,7 +27,14 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from experiments.run import REPO, RESULTS, finished_checkpoints, read_rows, run_cli, save_rows
+from experiments.run import (
+    REPO,
+    RESULTS,
+    finished_checkpoints,
+    lsp_test_set,
+    measure_cells,
+    run_cli,
+)
 
 OUT = RESULTS / "heatmap_peaks.csv"
 FIELDS = ["cell", "heatmap_px", "joints", "peak", "amplitude", "near_pct", "mse_ratio"]
@@ -89,19 +96,11 @@ def measure(checkpoint: Path, data_root: str) -> dict[str, float]:
     from torch.utils.data import DataLoader
 
     from dsntpose import ops
-    from dsntpose.checkpoint import load_checkpoint
-    from dsntpose.config import RunConfig
-    from dsntpose.training import build_datasets
 
-    model, _, config = load_checkpoint(checkpoint)
-    values = {k: dict(v) for k, v in config.items()}
-    values["data"].update({"root": data_root, "val_subset": None})
-    run = RunConfig.from_dict(values)
+    model, run, test = lsp_test_set(checkpoint, data_root)
     if run.model.head != "heatmap":
         raise ValueError(f"{checkpoint}: model.head is {run.model.head!r}, expected 'heatmap'")
-    _, test = build_datasets(run)
     total: dict[str, float] = {}
-    model.eval()
     with torch.no_grad():
         for batch in DataLoader(test, batch_size=32):
             maps = model(batch["image"]).heatmaps.float()
@@ -123,22 +122,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data_root", default=str(REPO.parent / "shared" / "data" / "lsp"))
     args = parser.parse_args(argv)
 
-    done = read_rows(OUT)
-    for name, checkpoint, record in finished_checkpoints(args.runs_dir, "heatmap", args.cells):
-        if name in done:
-            continue
-        row = {
-            "cell": name,
-            "heatmap_px": record["heatmap_px"],
-            **measure(checkpoint, args.data_root),
-        }
-        done[name] = {k: str(v) for k, v in row.items()}
-        save_rows(OUT, FIELDS, done)
-        print(
-            f"{name}: peak {row['peak']:.3f}, amplitude {row['amplitude']:.3f}, "
-            f"arg-max within a cell {row['near_pct']:.1f}%, MSE / zero map {row['mse_ratio']:.3f}",
-            flush=True,
-        )
+    done = measure_cells(
+        OUT,
+        FIELDS,
+        finished_checkpoints(args.runs_dir, "heatmap", args.cells),
+        lambda checkpoint: measure(checkpoint, args.data_root),
+        lambda row: (
+            f"peak {row['peak']:.3f}, amplitude {row['amplitude']:.3f}, arg-max within a cell "
+            f"{row['near_pct']:.1f}%, MSE / zero map {row['mse_ratio']:.3f}"
+        ),
+    )
     if not done:
         print("no finished heatmap-matching cell with a last.ckpt in", args.runs_dir)
     return 0

@@ -380,6 +380,42 @@ def save_rows(path: Path, fields: Sequence[str], rows: Mapping[str, Mapping[str,
         writer.writerows(rows[k] for k in sorted(rows))
 
 
+def measure_cells(
+    out: Path,
+    fields: Sequence[str],
+    found: Sequence[tuple[str, Path, Mapping[str, Any]]],
+    measure: Callable[[Path], Mapping[str, Any]],
+    describe: Callable[[Mapping[str, Any]], str],
+) -> dict[str, dict[str, str]]:
+    """The per-cell diagnostics' loop (``experiments/heatmaps.py``, ``experiments/debiased.py``):
+    for each ``(sweep/cell, checkpoint, record)`` of :func:`finished_checkpoints` not yet in the
+    CSV ``out``, the row ``cell``, ``heatmap_px`` and ``measure(checkpoint)``, saved after every
+    cell and printed as ``cell: describe(row)``. Returns every row of the CSV."""
+    done = read_rows(out)
+    for name, checkpoint, record in found:
+        if name in done:
+            continue
+        row = {"cell": name, "heatmap_px": record["heatmap_px"], **measure(checkpoint)}
+        done[name] = {k: str(v) for k, v in row.items()}
+        save_rows(out, fields, done)
+        print(f"{name}: {describe(row)}", flush=True)
+    return done
+
+
+def lsp_test_set(checkpoint: Path, data_root: str) -> tuple[Any, Any, Any]:
+    """``(model in eval mode, RunConfig, LSP test dataset)`` of a cell's checkpoint, its
+    data read from ``data_root``."""
+    from dsntpose.checkpoint import load_checkpoint
+    from dsntpose.config import RunConfig
+    from dsntpose.training import build_datasets
+
+    model, _, config = load_checkpoint(checkpoint)
+    values = {k: dict(v) for k, v in config.items()}
+    values["data"].update({"root": data_root, "val_subset": None})
+    run = RunConfig.from_dict(values)
+    return model.eval(), run, build_datasets(run)[1]
+
+
 def run_cli(main: Callable[[], int]) -> NoReturn:
     """Exit with ``main()``'s status; a missing file or bad input exits 1 with one line
     (``error: ...``), not a traceback."""

@@ -312,18 +312,13 @@ def readme_block(r: dict[str, Any]) -> str:
     )
 
 
-def _calibration_formula(calibration: Any) -> str:
-    """The card's sentence on the fitted calibration (a list: the earlier three weights)."""
-    if isinstance(calibration, dict):
-        biases = ", ".join(f"{k} {v}" for k, v in calibration["bias"].items())
-        return (
-            "Calibration `sigmoid(a * visibility + b * logit(map confidence) + c * log(map peak) "
-            f"+ bias_joint)` with a = {calibration['visibility']}, b = "
-            f"{calibration['map_confidence']}, c = {calibration['log_peak']}; biases: {biases}."
-        )
+def _calibration_formula(calibration: dict[str, Any]) -> str:
+    """The card's sentence on the fitted calibration (``scripts/calibrate.py``'s record)."""
+    biases = ", ".join(f"{k} {v}" for k, v in calibration["bias"].items())
     return (
-        "Calibration `sigmoid(a * visibility + b * logit(map confidence) + c)` with (a, b, c) = "
-        f"{tuple(calibration)}."
+        "Calibration `sigmoid(a * visibility + b * logit(map confidence) + c * log(map peak) "
+        f"+ bias_joint)` with a = {calibration['visibility']}, b = "
+        f"{calibration['map_confidence']}, c = {calibration['log_peak']}; biases: {biases}."
     )
 
 

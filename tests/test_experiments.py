@@ -1062,3 +1062,23 @@ def test_a_stopped_cell_says_what_was_saved_and_how_to_resume(tmp_path, monkeypa
     assert err.startswith("pa_strategy/s32-fc-seed0: interrupted: /r/last.ckpt saved at step 610")
     assert err.endswith("resume with: python -m experiments.run " + " ".join(argv))
     assert (tmp_path / "runs" / "pa_strategy" / "s32-fc-seed0" / "train_seconds.txt").is_file()
+
+
+def test_measure_cells_saves_each_row_and_skips_the_measured(tmp_path, capsys):
+    from experiments.run import measure_cells, read_rows
+
+    out = tmp_path / "rows.csv"
+    found = [("a/x-seed0", tmp_path / "x.ckpt", {"heatmap_px": 4}),
+             ("a/y-seed0", tmp_path / "y.ckpt", {"heatmap_px": 8})]  # fmt: skip
+    calls = []
+
+    def measure(checkpoint):
+        calls.append(checkpoint.name)
+        return {"value": len(calls)}
+
+    done = measure_cells(out, ["cell", "heatmap_px", "value"], found[:1], measure, str)
+    assert calls == ["x.ckpt"] and read_rows(out) == done
+    done = measure_cells(out, ["cell", "heatmap_px", "value"], found, measure, str)
+    assert calls == ["x.ckpt", "y.ckpt"]
+    assert done["a/y-seed0"] == {"cell": "a/y-seed0", "heatmap_px": "8", "value": "2"}
+    assert capsys.readouterr().out.count("a/x-seed0:") == 1
