@@ -185,3 +185,50 @@ def test_shipped_model_path_is_used(tiny_checkpoint: Path, monkeypatch: pytest.M
     monkeypatch.setattr(zoo, "pretrained_path", lambda name=zoo.DEFAULT_MODEL: tiny_checkpoint)
     predictor = Predictor.from_checkpoint()
     assert predictor.config == TINY and "lsp" in repr(predictor)
+
+
+@pytest.mark.parametrize("engine", ["torch", "onnxruntime"])
+def test_whole_photo_search_can_mirror_only_the_final_crop(tmp_path: Path, engine: str) -> None:
+    """With ``flip_passes="final"`` the search's passes run without the flip test and only the
+    final crop's mirror runs after them: the answer is the flip test of that crop, at passes + 1
+    network runs; by default every pass runs both views."""
+    pytest.importorskip("onnxruntime") if engine == "onnxruntime" else None
+    from dsntpose.inference import back_project, flip_test
+
+    config = ModelConfig(
+        backbone="resnet18", output_stride=32, joints="mpii", input_size=64, presence=True
+    )
+    torch.manual_seed(1)
+    net = build_model(config).eval()
+    path = save_model(net, tmp_path / "presence.ckpt", config)
+    image = noise(90, 120, seed=3)
+    seen: list[np.ndarray] = []
+
+    def recorded(flip_passes: str) -> tuple[Predictor, object]:
+        predictor = Predictor.from_checkpoint(
+            path, flip=True, engine=engine, threads=None, min_presence=0.0, min_joint_score=0.0,
+            flip_passes=flip_passes,
+        )  # fmt: skip
+        model = predictor.model
+        predictor.model = lambda batch: (seen.append(batch.numpy().copy()), model(batch))[1]
+        predictor.model.head = getattr(model, "head", None)  # what the merge reads
+        predictor.model.joint_calibration = getattr(model, "joint_calibration", None)
+        return predictor, model
+
+    recorded("every")[0].predict_image(image)
+    every = len(seen)
+    assert every % 2 == 0 and 4 <= every <= 6  # 2 or 3 passes, both views each
+    for k in range(0, every, 2):
+        np.testing.assert_array_equal(seen[k + 1], seen[k][..., ::-1])
+    seen.clear()
+    predictor, model = recorded("final")
+    (person,) = predictor.predict_image(image)
+    passes = len(seen) - 1
+    assert 2 <= passes <= predictor.max_passes  # whole image, then at least one crop
+    final, mirror = seen[-2], seen[-1]
+    np.testing.assert_array_equal(mirror, final[..., ::-1])  # only the final crop is mirrored
+    expected = flip_test(model, torch.from_numpy(final), predictor.joint_set)
+    keypoints = back_project(expected.coords.double().numpy(), person.inverse[None], 64)[0]
+    np.testing.assert_allclose(person.keypoints, keypoints, atol=1e-4)
+    np.testing.assert_allclose(person.confidence, expected.confidence[0].numpy(), atol=1e-5)
+    assert person.presence == pytest.approx(float(torch.sigmoid(expected.presence[0])), abs=1e-5)

@@ -101,3 +101,46 @@ def test_choose_decode_refuses_bad_input_in_one_line(tmp_path, capsys) -> None:
     assert choose.main([str(tmp_path / "none.ckpt")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("choose_decode: ") and err.count("\n") == 1
+
+
+def test_whole_validation_scores_the_person_found_on_the_whole_image(tmp_path, capsys) -> None:
+    import numpy as np
+    import pytest
+    import torch
+
+    from dsntpose.predictor import Predictor
+    from test_predict import BLOB_CONFIG, blob_image, blob_model
+
+    whole = load_script("whole_validation", REPO / "scripts" / "whole_validation.py")
+    assert whole.parse_setting("flip=false,max_passes=2") == {"flip": False, "max_passes": 2}
+    assert whole.parse_setting("flip_passes=final") == {"flip_passes": "final"}
+    for bad in ("margin=2", "flip=maybe", "max_passes=two", "flip"):
+        with pytest.raises(ValueError, match="--setting"):
+            whole.parse_setting(bad)
+    # a blob at (70, 20): the blob model puts every joint there
+    image = blob_image(60, 100, 70.0, 20.0)[..., ::-1].copy()  # BGR, as cv2.imread gives
+    names = get_names()
+    limb = np.array([n in whole.LIMBS for n in names])
+    here = {"source": "a", "joints": np.tile([70.0, 20.0], (16, 1)), "torso": 10.0}
+    far = {"source": "b", "joints": np.tile([30.0, 40.0], (16, 1)), "torso": 10.0}
+    missing = ~limb  # only the limbs are labelled
+    missing[0] = True  # ... but one
+    people = [{**here, "missing": missing}, {**far, "missing": ~limb}]
+    predictor = Predictor(blob_model(), BLOB_CONFIG, flip=True, threads=None)
+    result = whole.score(predictor, people, [image, image])
+    assert result["per_source"] == {"a": 100.0, "b": 0.0}
+    assert result["pck20_limbs"] == pytest.approx(100 * 11 / 23, abs=0.01)
+    assert result["person_found"] == 2
+    assert result["crops_per_image"] in (4, 6)  # 2 or 3 passes, both views each
+    assert isinstance(predictor.model, torch.nn.Module)  # the counting wrapper is removed
+    # bad input: one line, exit 2
+    assert whole.main([str(tmp_path / "none.pt")]) == 2
+    assert whole.main(["--setting", "margin=2"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and all(line.startswith("whole_validation: ") for line in err)
+
+
+def get_names() -> list[str]:
+    from dsntpose.data.joints import get_joint_set
+
+    return list(get_joint_set("mpii").names)

@@ -106,12 +106,13 @@ class Spread(Predictor):
         super().__init__(blob_model(), BLOB_CONFIG, flip=False, max_passes=1)
         self.squares: list = []
 
-    def _predict_squares(self, arrays, jobs):
-        self.squares += [(center.copy(), side) for _, center, side, _ in jobs]
+    def _people(self, out, inverses, boxes):
+        # each pass reports its people with the square it cropped, as an (x, y, w, h) box
+        self.squares += [(np.array([x + (w - 1) / 2, y + (h - 1) / 2]), w) for x, y, w, h in boxes]
         offsets = np.array([[-10.0, -10.0], [10.0, -10.0], [0.0, 10.0]] + [[0.0, 0.0]] * 13)
         return [
             replace(p, keypoints=p.keypoints + offsets, confidence=np.full(16, 0.9))
-            for p in super()._predict_squares(arrays, jobs)
+            for p in super()._people(out, inverses, boxes)
         ]
 
 

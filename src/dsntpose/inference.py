@@ -38,6 +38,7 @@ __all__ = [
     "evaluate_mpii_frames",
     "flip_test",
     "map_joints",
+    "merge_flip",
     "predict_batch",
     "predict_dataset",
     "score",
@@ -138,6 +139,36 @@ def flip_test(
     if mode is not None and mode not in ("logits", "coords", "heatmaps"):
         raise ValueError(f"mode: expected 'logits', 'coords' or 'heatmaps', got {mode!r}")
     head = getattr(model, "head", None)
+    if mode is not None and hasattr(head, "flip_modes"):
+        check_flip_mode(head, mode)  # type: ignore[arg-type]  # refused before the model runs
+    out = model(images)
+    out_flip = model(torch.flip(images, dims=[-1]))
+    return merge_flip(model, out, out_flip, joint_set, mode, decode)
+
+
+def merge_flip(
+    model: Callable[[Tensor], Any],
+    out: Any,
+    out_flip: Any,
+    joint_set: JointSet,
+    mode: Literal["logits", "coords", "heatmaps"] | None = None,
+    decode: Decode | None = None,
+) -> FlipOutput:
+    """The flip test's merge (:func:`flip_test`) of outputs already computed: ``out`` of
+    ``model`` on images and ``out_flip`` on their mirrors (``torch.flip`` along the width).
+    Whole-photo search (:meth:`dsntpose.predictor.Predictor.find_people`) runs its passes
+    without flip and mirrors only the final crop, merging here.
+
+    Args:
+        model: the model both outputs came from (its head gives the mode and decode; its
+            ``joint_calibration`` the merged confidence).
+        out, out_flip: its outputs (``coords``, ``logits``, ``confidence`` ...) on the images
+            and on their mirrors.
+        joint_set, mode, decode: as for :func:`flip_test`.
+    """
+    if mode is not None and mode not in ("logits", "coords", "heatmaps"):
+        raise ValueError(f"mode: expected 'logits', 'coords' or 'heatmaps', got {mode!r}")
+    head = getattr(model, "head", None)
     if mode is None and decode is not None:
         mode = "logits"
     if hasattr(head, "flip_modes"):
@@ -147,8 +178,6 @@ def flip_test(
         decode = decode or head.decode  # type: ignore[union-attr]
     elif mode is None:
         mode = "coords"
-    out = model(images)
-    out_flip = model(torch.flip(images, dims=[-1]))
     if out.coords.shape[1] != joint_set.num_joints:
         raise ValueError(
             f"flip_test: the model predicts {out.coords.shape[1]} joints, joint set "

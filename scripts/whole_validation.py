@@ -1,0 +1,199 @@
+"""Score whole-photo pose on the held-out people of a model's run: no box, no test image.
+
+    .venv/bin/python scripts/whole_validation.py [MODEL] [--data ../shared/data]
+        [--setting KEY=VALUE[,KEY=VALUE ...] ...] [--limit N]
+        [--json docs/results/whole_validation.json]
+
+``scripts/choose_decode.py`` scores box crops; a user's photo has no box. This gives each
+held-out person of the model's run (the fixed draw of ``data.val_holdout`` people from LSP
+1-1000, LSP-extended and the MPII training crops; never the test sets) to the
+:class:`~dsntpose.predictor.Predictor` as the **whole image** the person came from, and scores
+the one person it finds: PCK@0.2 of the torso over the 12 limb joints the person has labelled
+(a person not found counts every joint wrong), overall and per source, with the network runs
+per image. Each ``--setting`` is one Predictor configuration (its keyword arguments, e.g.
+``flip=false,max_passes=2``; default: the Predictor's defaults with and without flip), so the
+search's knobs are chosen here rather than on LSP test. ONNX Runtime, one thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+LIMBS = (
+    "r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle",
+    "r_wrist", "r_elbow", "r_shoulder", "l_shoulder", "l_elbow", "l_wrist",
+)  # fmt: skip
+KNOBS = {
+    "flip": bool,
+    "flip_passes": str,
+    "max_passes": int,
+    "min_joint_score": float,
+    "min_presence": float,
+}
+
+
+def parse_setting(text: str) -> dict[str, Any]:
+    """``"flip=false,max_passes=2"`` -> ``{"flip": False, "max_passes": 2}`` (the Predictor's
+    search knobs only; a bad key or value is a ``ValueError`` naming it)."""
+    setting: dict[str, Any] = {}
+    for part in filter(None, text.split(",")):
+        key, sep, value = part.partition("=")
+        key = key.strip()
+        if not sep or key not in KNOBS:
+            raise ValueError(f"--setting {text!r}: expected KEY=VALUE with KEY in {sorted(KNOBS)}")
+        if KNOBS[key] is bool:
+            if value.strip().lower() not in ("true", "false"):
+                raise ValueError(f"--setting {text!r}: {key} must be true or false")
+            setting[key] = value.strip().lower() == "true"
+        else:
+            try:
+                setting[key] = KNOBS[key](value)
+            except ValueError:
+                raise ValueError(
+                    f"--setting {text!r}: {key} must be {KNOBS[key].__name__}"
+                ) from None
+    return setting
+
+
+def held_out_people(config: dict[str, Any], data: Path) -> list[dict[str, Any]]:
+    """The held-out people of a ``data.dataset: mixed`` run: per person its source, image
+    path, ``(J, 2)`` joints in the model's (MPII) joints (image px), ``(J,)`` missing flags
+    and torso size (px, NaN where unknown)."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    from calibrate import validation_split
+
+    val = validation_split(config, data)
+    people = []
+    for s, i in val.picks:
+        source, mapping = val.sources[s], np.asarray(val.maps[s])
+        have = mapping >= 0
+        joints = np.full((len(mapping), 2), np.nan)
+        missing = np.ones(len(mapping), dtype=bool)
+        joints[have] = source.joints[i][mapping[have]]
+        missing[have] = source.missing[i][mapping[have]]
+        people.append(
+            {
+                "source": val.names[s],
+                "image": source.image_paths[i],
+                "joints": joints,
+                "missing": missing,
+                "torso": float(source.torso_sizes[i]),
+            }
+        )
+    return people
+
+
+class _Counting:
+    """A model wrapper that counts the crops it is run on (the merge reads its head)."""
+
+    def __init__(self, model: Any) -> None:
+        self.model, self.crops = model, 0
+        self.head = getattr(model, "head", None)
+        self.joint_calibration = getattr(model, "joint_calibration", None)
+
+    def __call__(self, batch: torch.Tensor) -> Any:
+        self.crops += int(batch.shape[0])
+        return self.model(batch)
+
+
+def score(predictor: Any, people: list[dict[str, Any]], images: list[np.ndarray]) -> dict[str, Any]:
+    """PCK@0.2 (%) of the torso over the limb joints, whole images, overall and per source,
+    and the network runs (crops) per image."""
+    names = list(predictor.joint_set.names)
+    limb = np.array([name in LIMBS for name in names])
+    counting = _Counting(predictor.model)
+    predictor.model = counting
+    hits: dict[str, list[int]] = {}
+    found = 0
+    start = time.perf_counter()
+    try:
+        for person, image in zip(people, images):
+            answer = predictor.predict_image(image)
+            guess = answer[0].keypoints if answer else np.full((len(names), 2), np.nan)
+            found += bool(answer)
+            dist = np.linalg.norm(guess - person["joints"], axis=-1)
+            correct = np.nan_to_num(dist, nan=np.inf) <= 0.2 * person["torso"]
+            scored = ~person["missing"] & limb & np.isfinite(person["torso"])
+            for key in ("all", person["source"]):
+                tally = hits.setdefault(key, [0, 0])
+                tally[0] += int(correct[scored].sum())
+                tally[1] += int(scored.sum())
+    finally:
+        predictor.model = counting.model
+    pck = {key: round(100.0 * a / max(b, 1), 2) for key, (a, b) in hits.items()}
+    return {
+        "pck20_limbs": pck.pop("all"),
+        "per_source": pck,
+        "person_found": found,
+        "crops_per_image": round(counting.crops / max(len(people), 1), 3),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "model", nargs="?", type=Path,
+        default=REPO / "src" / "dsntpose" / "weights" / "whole_efficientnet_lite0.pt",
+    )  # fmt: skip
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--setting", action="append", default=None)
+    parser.add_argument("--limit", type=int, default=None, help="the first N people only")
+    parser.add_argument(
+        "--json", type=Path, default=REPO / "docs" / "results" / "whole_validation.json"
+    )
+    args = parser.parse_args(argv)
+    import cv2
+
+    from dsntpose.checkpoint import load_any
+    from dsntpose.predictor import Predictor
+
+    try:
+        settings = [parse_setting(s) for s in (args.setting or ["flip=true", "flip=false"])]
+        config = torch.load(args.model, map_location="cpu", weights_only=False).get("config")
+    except (ValueError, OSError) as err:
+        print(f"whole_validation: {err}", file=sys.stderr)
+        return 2
+    if not isinstance(config, dict) or config.get("data", {}).get("dataset") != "mixed":
+        print(
+            f"whole_validation: {args.model}: needs a model trained on data.dataset: mixed "
+            "(its run config names the held-out people)",
+            file=sys.stderr,
+        )
+        return 2
+    torch.set_num_threads(1)
+    people = held_out_people(config, args.data)[: args.limit]
+    images = [cv2.imread(person["image"]) for person in people]
+    rows = []
+    for setting in settings:
+        predictor = Predictor.from_loaded(load_any(args.model), threads=1, **setting)
+        row = {"setting": setting, **score(predictor, people, images)}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    record = {
+        "model": str(args.model.resolve().relative_to(REPO))
+        if args.model.resolve().is_relative_to(REPO)
+        else str(args.model),
+        "split": (
+            f"validation: {len(people)} held-out people of the model's run, each given as the "
+            "whole image it came from (no box); PCK@0.2 of the torso over the labelled limb "
+            "joints; ONNX Runtime where installed, 1 thread"
+        ),
+        "rows": rows,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(record, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
