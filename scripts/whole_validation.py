@@ -12,7 +12,11 @@ the one person it finds: PCK@0.2 of the torso over the 12 limb joints the person
 (a person not found counts every joint wrong), overall and per source, with the network runs
 per image. Each ``--setting`` is one Predictor configuration (its keyword arguments, e.g.
 ``flip=false,max_passes=2``; default: the Predictor's defaults with and without flip), so the
-search's knobs are chosen here rather than on LSP test. ONNX Runtime, one thread.
+search's knobs are chosen here rather than on LSP test; ``box=true`` instead hands the
+Predictor the box of the person's labelled joints with the margin of training (the search's
+final crop when every joint it found is right): how much the search itself loses. The
+validation split's background squares, given as images, say how often a setting reports a
+person where there is none. ONNX Runtime, one thread.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ LIMBS = (
     "r_wrist", "r_elbow", "r_shoulder", "l_shoulder", "l_elbow", "l_wrist",
 )  # fmt: skip
 KNOBS = {
+    "box": bool,
     "flip": bool,
     "flip_passes": str,
     "max_passes": int,
@@ -64,14 +69,22 @@ def parse_setting(text: str) -> dict[str, Any]:
     return setting
 
 
-def held_out_people(config: dict[str, Any], data: Path) -> list[dict[str, Any]]:
-    """The held-out people of a ``data.dataset: mixed`` run: per person its source, image
-    path, ``(J, 2)`` joints in the model's (MPII) joints (image px), ``(J,)`` missing flags
-    and torso size (px, NaN where unknown)."""
+def held_out(config: dict[str, Any], data: Path) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
+    """The held-out people of a ``data.dataset: mixed`` run and its validation backgrounds.
+
+    Returns:
+        per person its source, image path, ``(J, 2)`` joints in the model's (MPII) joints
+        (image px), ``(J,)`` missing flags and torso size (px, NaN where unknown); and the
+        validation split's background squares (no person) as ``(S, S, 3)`` uint8 BGR images.
+    """
     sys.path.insert(0, str(REPO / "scripts"))
     from calibrate import validation_split
 
     val = validation_split(config, data)
+    backgrounds = []
+    for index in range(len(val.picks), len(val)):
+        rgb = val[index]["image"].permute(1, 2, 0).numpy()
+        backgrounds.append(np.ascontiguousarray(np.rint(255 * rgb[..., ::-1]).astype(np.uint8)))
     people = []
     for s, i in val.picks:
         source, mapping = val.sources[s], np.asarray(val.maps[s])
@@ -89,7 +102,7 @@ def held_out_people(config: dict[str, Any], data: Path) -> list[dict[str, Any]]:
                 "torso": float(source.torso_sizes[i]),
             }
         )
-    return people
+    return people, backgrounds
 
 
 class _Counting:
@@ -105,9 +118,19 @@ class _Counting:
         return self.model(batch)
 
 
-def score(predictor: Any, people: list[dict[str, Any]], images: list[np.ndarray]) -> dict[str, Any]:
+def score(
+    predictor: Any,
+    people: list[dict[str, Any]],
+    images: list[np.ndarray],
+    box: bool = False,
+    backgrounds: list[np.ndarray] | None = None,
+) -> dict[str, Any]:
     """PCK@0.2 (%) of the torso over the limb joints, whole images, overall and per source,
-    and the network runs (crops) per image."""
+    and the network runs (crops) per image of the people; with ``box`` each person is given as
+    the box of their labelled joints (the predictor's ``margin`` around it). Of the
+    ``backgrounds`` (BGR images of no person), how many the predictor reports a person on."""
+    from dsntpose.predictor import keypoint_box
+
     names = list(predictor.joint_set.names)
     limb = np.array([name in LIMBS for name in names])
     counting = _Counting(predictor.model)
@@ -117,7 +140,11 @@ def score(predictor: Any, people: list[dict[str, Any]], images: list[np.ndarray]
     start = time.perf_counter()
     try:
         for person, image in zip(people, images):
-            answer = predictor.predict_image(image)
+            given = None
+            if box:
+                labelled = ~person["missing"] & np.isfinite(person["joints"]).all(axis=1)
+                given = keypoint_box(person["joints"], labelled.astype(float), 0.5, 1)
+            answer = predictor.predict_image(image, given)
             guess = answer[0].keypoints if answer else np.full((len(names), 2), np.nan)
             found += bool(answer)
             dist = np.linalg.norm(guess - person["joints"], axis=-1)
@@ -127,6 +154,8 @@ def score(predictor: Any, people: list[dict[str, Any]], images: list[np.ndarray]
                 tally = hits.setdefault(key, [0, 0])
                 tally[0] += int(correct[scored].sum())
                 tally[1] += int(scored.sum())
+        runs = counting.crops
+        false_people = sum(bool(predictor.predict_image(image)) for image in backgrounds or [])
     finally:
         predictor.model = counting.model
     pck = {key: round(100.0 * a / max(b, 1), 2) for key, (a, b) in hits.items()}
@@ -134,7 +163,9 @@ def score(predictor: Any, people: list[dict[str, Any]], images: list[np.ndarray]
         "pck20_limbs": pck.pop("all"),
         "per_source": pck,
         "person_found": found,
-        "crops_per_image": round(counting.crops / max(len(people), 1), 3),
+        "crops_per_image": round(runs / max(len(people), 1), 3),
+        "backgrounds": len(backgrounds or []),
+        "background_person_found": false_people,
         "seconds": round(time.perf_counter() - start, 1),
     }
 
@@ -155,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     import cv2
 
     from dsntpose.checkpoint import load_any
-    from dsntpose.predictor import Predictor
+    from dsntpose.predictor import BODY_MARGIN, Predictor
 
     try:
         settings = [parse_setting(s) for s in (args.setting or ["flip=true", "flip=false"])]
@@ -171,12 +202,20 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     torch.set_num_threads(1)
-    people = held_out_people(config, args.data)[: args.limit]
+    people, backgrounds = held_out(config, args.data)
+    people = people[: args.limit]
     images = [cv2.imread(person["image"]) for person in people]
     rows = []
     for setting in settings:
-        predictor = Predictor.from_loaded(load_any(args.model), threads=1, **setting)
-        row = {"setting": setting, **score(predictor, people, images)}
+        knobs = {k: v for k, v in setting.items() if k != "box"}
+        if setting.get("box"):
+            knobs["margin"] = BODY_MARGIN
+        predictor = Predictor.from_loaded(load_any(args.model), threads=1, **knobs)
+        boxed = bool(setting.get("box"))
+        row = {
+            "setting": setting,
+            **score(predictor, people, images, boxed, None if boxed else backgrounds),
+        }
         print(json.dumps(row), flush=True)
         rows.append(row)
     record = {
@@ -186,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         "split": (
             f"validation: {len(people)} held-out people of the model's run, each given as the "
             "whole image it came from (no box); PCK@0.2 of the torso over the labelled limb "
-            "joints; ONNX Runtime where installed, 1 thread"
+            f"joints; {len(backgrounds)} background squares of the split given as images; "
+            "ONNX Runtime where installed, 1 thread"
         ),
         "rows": rows,
     }

@@ -127,12 +127,18 @@ def test_whole_validation_scores_the_person_found_on_the_whole_image(tmp_path, c
     missing[0] = True  # ... but one
     people = [{**here, "missing": missing}, {**far, "missing": ~limb}]
     predictor = Predictor(blob_model(), BLOB_CONFIG, flip=True, threads=None)
-    result = whole.score(predictor, people, [image, image])
+    blank = np.zeros((40, 40, 3), np.uint8)
+    result = whole.score(predictor, people, [image, image], backgrounds=[blank])
     assert result["per_source"] == {"a": 100.0, "b": 0.0}
     assert result["pck20_limbs"] == pytest.approx(100 * 11 / 23, abs=0.01)
     assert result["person_found"] == 2
+    assert result["background_person_found"] == 1  # a model without presence finds one anywhere
     assert result["crops_per_image"] in (4, 6)  # 2 or 3 passes, both views each
     assert isinstance(predictor.model, torch.nn.Module)  # the counting wrapper is removed
+    # given the box of the labelled joints, the crop is taken there (a blank spot: the crop's
+    # centre, where the far person's joints are)
+    boxed = whole.score(predictor, people, [image, image], box=True)
+    assert boxed["per_source"]["b"] == 100.0 and boxed["crops_per_image"] == 2
     # bad input: one line, exit 2
     assert whole.main([str(tmp_path / "none.pt")]) == 2
     assert whole.main(["--setting", "margin=2"]) == 2
