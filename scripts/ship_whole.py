@@ -356,6 +356,40 @@ def _decode_line(r: dict[str, Any]) -> str:
     return line + "."
 
 
+WHOLE_VALIDATION_JSON = REPO / "docs" / "results" / "whole_validation.json"
+
+
+def _whole_validation_lines(r: dict[str, Any]) -> list[str]:
+    """The whole-photo figures on held-out people (``scripts/whole_validation.py``'s record,
+    when it measured this very file), as card lines; none otherwise."""
+    if not WHOLE_VALIDATION_JSON.is_file():
+        return []
+    record = json.loads(WHOLE_VALIDATION_JSON.read_text())
+    if not r.get("weights_sha256") or record.get("sha256") != r["weights_sha256"]:
+        return []
+    lines = [
+        f"Whole photo on held-out people (`scripts/whole_validation.py`, {record['split']}):",
+        "",
+        "| Predictor | PCK@0.2 limbs | per source | person found | network runs per image "
+        "| backgrounds with a person |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in record["rows"]:
+        setting = ", ".join(f"{k}={v}" for k, v in row["setting"].items()) or "defaults"
+        sources = ", ".join(f"{k} {v}" for k, v in row["per_source"].items())
+        background = (
+            f"{row['background_person_found']} of {row['backgrounds']}"
+            if row.get("backgrounds")
+            else "-"
+        )
+        lines.append(
+            f"| {setting} | {row['pck20_limbs']} | {sources} "
+            f"| {row['person_found']} of {record['people']} "
+            f"| {row['crops_per_image']} | {background} |"
+        )
+    return [*lines, ""]
+
+
 def _latency_line(lat: dict[str, Any]) -> str:
     """``whole-photo Predictor call X ms (Y with flip), median over N LSP test images ...``;
     records from before the per-image timing name their one image."""
@@ -441,6 +475,7 @@ def render(r: dict[str, Any]) -> str:
         "",
         "MPII groups: " + ", ".join(f"{k} {v}" for k, v in m["groups"].items()) + ".",
         "",
+        *_whole_validation_lines(r),
         "Per joint, LSP test, box, flip: "
         + ", ".join(f"{k} {v}" for k, v in r["lsp_test_box_per_joint_flip"].items())
         + ".",

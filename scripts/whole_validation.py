@@ -22,6 +22,7 @@ person where there is none. ONNX Runtime, one thread.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -219,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(row), flush=True)
         rows.append(row)
     record = {
+        "sha256": hashlib.sha256(args.model.read_bytes()).hexdigest(),
+        "people": len(people),
         "model": str(args.model.resolve().relative_to(REPO))
         if args.model.resolve().is_relative_to(REPO)
         else str(args.model),
