@@ -174,3 +174,16 @@ def test_the_card_shows_whole_validation_only_for_the_file_it_measured(tmp_path,
     assert "| box=True | 63.1 | lsp 76.3 | 600 of 600 | 2.0 | - |" in lines
     assert ship._whole_validation_lines({"weights_sha256": "other"}) == []
     assert "whole_validation" in ship.render({**RECORD, "weights_sha256": "abc"})
+
+
+def test_latency_line_names_each_flip_mode_it_has() -> None:
+    lat = {"engine": "OnnxModel", "whole_photo_predictor": 18.2, "whole_photo_predictor_flip": 38.7,
+           "whole_photo_predictor_range": [17.5, 52.9], "images": 20}  # fmt: skip
+    line = ship._latency_line(lat)
+    assert "18.2 ms (38.7 ms with flip), median over the first 20" in line
+    assert "final" not in line
+    line = ship._latency_line({**lat, "whole_photo_predictor_flip_final": 29.9})
+    assert (
+        '38.7 ms with flip, 29.9 ms with flip on the final crop only (`flip_passes="final"`)'
+        in line
+    )

@@ -180,9 +180,9 @@ class Predictor:
         min_joint_score: joints whose confidence is below this do not shape the next crop.
         flip_passes: with ``flip``, which passes of the whole-photo search (:meth:`find_people`)
             run the flip test: ``"every"`` pass, or only the ``"final"`` crop (the passes run
-            without it, then that crop's mirror: about a quarter fewer network runs; on the
-            shipped model's held-out people 0.6 points lower, within the run-to-run spread,
-            ``scripts/whole_validation.py``).
+            without it, then that crop's mirror: one network run fewer per pass after the
+            first; on the shipped model's held-out people 27% fewer runs and 0.6 points lower,
+            within the run-to-run spread, ``scripts/whole_validation.py``).
         track_keep: in tracking, the crop side never shrinks below this fraction of the
             previous frame's.
         threads: torch's CPU threads: ``"auto"`` (:func:`dsntpose.runtime.auto_threads`: the
