@@ -310,7 +310,7 @@ def readme_block(r: dict[str, Any]) -> str:
         f"{r['machine']['threads']} thread(s) on {r['machine']['cpu']}. Training: epoch "
         f"{r['training'].get('epoch')} of {r['recipe']['train']['epochs']} planned "
         "(`scripts/long_run.sh` resumes it). [Model card](docs/model_card_whole.md), written by "
-        "`scripts/ship_whole.py`."
+        "`scripts/ship_whole.py` (`scripts/reship_whole.sh` runs every step of a reship)."
     )
 
 

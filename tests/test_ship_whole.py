@@ -187,3 +187,20 @@ def test_latency_line_names_each_flip_mode_it_has() -> None:
         '38.7 ms with flip, 29.9 ms with flip on the final crop only (`flip_passes="final"`)'
         in line
     )
+
+
+def test_reship_refuses_bad_input_in_one_line(tmp_path) -> None:
+    import subprocess
+
+    script = str(REPO / "scripts" / "reship_whole.sh")
+    ckpt = tmp_path / "best.ckpt"
+    ckpt.write_bytes(b"x")
+    cases = {
+        (): "usage: scripts/reship_whole.sh CHECKPOINT NOTE RUN_DIR",
+        (str(tmp_path / "none.ckpt"), "note", str(tmp_path)): "none.ckpt: no such checkpoint",
+        (str(ckpt), "note", str(tmp_path)): "no last.ckpt (not a run folder)",
+    }
+    for args, message in cases.items():
+        done = subprocess.run(["bash", script, *args], capture_output=True, text=True)
+        assert done.returncode == 2 and message in done.stderr
+        assert done.stderr.count("\n") == 1 and done.stdout == ""
