@@ -154,6 +154,10 @@ def test_bad_inputs_give_one_line_errors(tmp_path: Path) -> None:
         as_rgb_image(image, max_pixels=100)
     with pytest.raises(TypeError, match="ModelConfig"):
         Predictor(blob_model(), {"joints": "mpii"})  # type: ignore[arg-type]
+    knobs = {"max_passes": 0, "min_joint_score": 1.5, "track_keep": 0.0, "flip_passes": "some"}
+    for key, value in knobs.items():
+        with pytest.raises(ValueError, match=key):
+            Predictor(blob_model(), BLOB_CONFIG, **{key: value})
     with pytest.raises(ValueError, match="predicts 14 joints, joint set mpii has 16"):
         Predictor(blob_model(14), BLOB_CONFIG)(image)
 
