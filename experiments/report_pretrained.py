@@ -189,6 +189,19 @@ def spent_minutes() -> float:
     )
 
 
+def cell_machines() -> str:
+    """The machines the pretrained-regime cells trained on, as their records name them
+    (``"2 CPU cores (AMD EPYC (AVX2)), torch threads 1"``), joined; "unrecorded" for none."""
+    machines = sorted(
+        {
+            str(r["machine"])
+            for r in records().values()
+            if r.get("sweep") in SWEEPS and trained_here(r) and r.get("machine")
+        }
+    )
+    return "; ".join(machines) or "unrecorded"
+
+
 # ---------------------------------------------------------------------------- seed noise
 
 
@@ -969,7 +982,7 @@ def section(lines: list[str]) -> None:
         f"(`experiments/base_pretrained.yaml`: {recipe['model']['input_size']} px crops, "
         f"{recipe['train']['epochs']} epochs of {recipe['optim']['optimizer']} at lr "
         f"{recipe['optim']['lr']:g} with a cosine schedule, batch {recipe['data']['batch_size']}, "
-        "the paper's augmentation, float32 on one thread of the 2-core Intel Xeon per cell; "
+        f"the paper's augmentation, float32, one thread per cell on {cell_machines()}; "
         "each cell's machine, precision and minutes are in its JSON). Numbers are from the "
         f"last checkpoint. Training spent so far: {spent_minutes():.0f} min; the unfinished "
         f"cells need about {need:.0f} min more (one thread each; two run side by side on this "

@@ -1082,3 +1082,13 @@ def test_measure_cells_saves_each_row_and_skips_the_measured(tmp_path, capsys):
     assert calls == ["x.ckpt", "y.ckpt"]
     assert done["a/y-seed0"] == {"cell": "a/y-seed0", "heatmap_px": "8", "value": "2"}
     assert capsys.readouterr().out.count("a/x-seed0:") == 1
+
+
+def test_results_name_the_machine_the_cells_ran_on() -> None:
+    """The regime's header names the machines of the cells' records, not a fixed one."""
+    from experiments import report_pretrained as rp
+
+    machines = rp.cell_machines()
+    assert machines != "unrecorded" and "CPU cores" in machines
+    results = (Path(__file__).resolve().parents[1] / "docs" / "results.md").read_text()
+    assert f"one thread per cell on {machines};" in results
