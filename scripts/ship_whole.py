@@ -392,6 +392,27 @@ def _whole_validation_lines(r: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _search_cost(r: dict[str, Any]) -> str:
+    """``", while on ... the search costs X points"`` from the whole-photo validation record of
+    this file (its default row against the row given the box); empty without one."""
+    if not WHOLE_VALIDATION_JSON.is_file():
+        return ""
+    record = json.loads(WHOLE_VALIDATION_JSON.read_text())
+    if not r.get("weights_sha256") or record.get("sha256") != r["weights_sha256"]:
+        return ""
+    rows = {json.dumps(row["setting"], sort_keys=True): row for row in record["rows"]}
+    whole = rows.get(json.dumps({"flip": True}))
+    box = rows.get(json.dumps({"box": True, "flip": True}, sort_keys=True))
+    if whole is None or box is None:
+        return ""
+    return (
+        f", while on the {record['people']} held-out photos of its run (most of them "
+        "LSP-extended: several people in a frame, inverted poses) the search costs "
+        f"{box['pck20_limbs'] - whole['pck20_limbs']:.1f} points ({whole['pck20_limbs']} on the "
+        f"limbs against {box['pck20_limbs']} given the labelled joints' box)"
+    )
+
+
 def _latency_line(lat: dict[str, Any]) -> str:
     """``whole-photo Predictor call X ms (Y with flip), median over N LSP test images ...``;
     records from before the per-image timing name their one image."""
@@ -638,8 +659,10 @@ def targets_section(r: dict[str, Any], peers: dict[str, Any] | None) -> list[str
             "",
             f"Where the gap is: on LSP test the whole photo scores {w['pck20_all_14']} over all "
             f"14 joints against {r['lsp_test_box_pck20_flip']} given the annotation box, so "
-            "finding the person costs next to nothing there; the gap to the peers is the "
-            "network's accuracy on a well-framed crop. What would close it, in order: (1) "
+            "finding the person costs next to nothing there"
+            + _search_cost(r)
+            + "; the gap to the peers is the network's accuracy on a well-framed crop. What "
+            "would close it, in order: (1) "
             f"training far longer: {epochs} epochs per run here, the validation curve rising "
             "until the cosine schedule's last epochs; at the last run's median logged "
             f"{speed} images/s one epoch ({per_epoch:.0f} samples) takes "
@@ -651,7 +674,9 @@ def targets_section(r: dict[str, Any], peers: dict[str, Any] | None) -> list[str
             f"resolution and capacity: {r['input_size']} px crops and {r['heatmap_size']} px "
             "maps from EfficientNet-Lite0, where MoveNet Thunder reads 256 px and the paper's "
             "best DSNT model used 28 px maps from a ResNet; each step up costs training time "
-            "this machine does not have.",
+            "this machine does not have. The long run is prepared for a lent GPU "
+            "(`scripts/gpu_pack.py`, `scripts/gpu_long_run.sh`: the data in parts that travel, "
+            "epochs sized to the minutes given); none has been lent to this work yet.",
         ]
     return lines
 

@@ -161,7 +161,7 @@ def test_the_card_shows_whole_validation_only_for_the_file_it_measured(tmp_path,
             {"setting": {"flip": True}, "pck20_limbs": 60.2, "per_source": {"lsp": 77.8},
              "person_found": 585, "crops_per_image": 4.33, "backgrounds": 60,
              "background_person_found": 1},
-            {"setting": {"box": True}, "pck20_limbs": 63.1, "per_source": {"lsp": 76.3},
+            {"setting": {"box": True, "flip": True}, "pck20_limbs": 63.1, "per_source": {"lsp": 76.3},
              "person_found": 600, "crops_per_image": 2.0, "backgrounds": 0,
              "background_person_found": 0},
         ],
@@ -171,8 +171,11 @@ def test_the_card_shows_whole_validation_only_for_the_file_it_measured(tmp_path,
     monkeypatch.setattr(ship, "WHOLE_VALIDATION_JSON", path)
     lines = ship._whole_validation_lines({"weights_sha256": "abc"})
     assert "| flip=True | 60.2 | lsp 77.8 | 585 of 600 | 4.33 | 1 of 60 |" in lines
-    assert "| box=True | 63.1 | lsp 76.3 | 600 of 600 | 2.0 | - |" in lines
+    assert "| box=True, flip=True | 63.1 | lsp 76.3 | 600 of 600 | 2.0 | - |" in lines
     assert ship._whole_validation_lines({"weights_sha256": "other"}) == []
+    cost = ship._search_cost({"weights_sha256": "abc"})
+    assert "the search costs 2.9 points (60.2 on the limbs against 63.1 given" in cost
+    assert ship._search_cost({"weights_sha256": "other"}) == ""
     assert "whole_validation" in ship.render({**RECORD, "weights_sha256": "abc"})
 
 
