@@ -361,13 +361,22 @@ def _decode_line(r: dict[str, Any]) -> str:
 WHOLE_VALIDATION_JSON = REPO / "docs" / "results" / "whole_validation.json"
 
 
+def _whole_validation_record(r: dict[str, Any]) -> dict[str, Any] | None:
+    """``scripts/whole_validation.py``'s record when it measured this very file (matched by
+    sha256), else None."""
+    if not WHOLE_VALIDATION_JSON.is_file():
+        return None
+    record: dict[str, Any] = json.loads(WHOLE_VALIDATION_JSON.read_text())
+    if not r.get("weights_sha256") or record.get("sha256") != r["weights_sha256"]:
+        return None
+    return record
+
+
 def _whole_validation_lines(r: dict[str, Any]) -> list[str]:
     """The whole-photo figures on held-out people (``scripts/whole_validation.py``'s record,
     when it measured this very file), as card lines; none otherwise."""
-    if not WHOLE_VALIDATION_JSON.is_file():
-        return []
-    record = json.loads(WHOLE_VALIDATION_JSON.read_text())
-    if not r.get("weights_sha256") or record.get("sha256") != r["weights_sha256"]:
+    record = _whole_validation_record(r)
+    if record is None:
         return []
     lines = [
         f"Whole photo on held-out people (`scripts/whole_validation.py`, {record['split']}):",
@@ -395,10 +404,8 @@ def _whole_validation_lines(r: dict[str, Any]) -> list[str]:
 def _search_cost(r: dict[str, Any]) -> str:
     """``", while on ... the search costs X points"`` from the whole-photo validation record of
     this file (its default row against the row given the box); empty without one."""
-    if not WHOLE_VALIDATION_JSON.is_file():
-        return ""
-    record = json.loads(WHOLE_VALIDATION_JSON.read_text())
-    if not r.get("weights_sha256") or record.get("sha256") != r["weights_sha256"]:
+    record = _whole_validation_record(r)
+    if record is None:
         return ""
     rows = {json.dumps(row["setting"], sort_keys=True): row for row in record["rows"]}
     whole = rows.get(json.dumps({"flip": True}))

@@ -186,12 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import cv2
 
-    from dsntpose.checkpoint import load_any
+    from dsntpose.checkpoint import load_any, read_torch_file
     from dsntpose.predictor import BODY_MARGIN, Predictor
 
     try:
         settings = [parse_setting(s) for s in (args.setting or ["flip=true", "flip=false"])]
-        config = torch.load(args.model, map_location="cpu", weights_only=False).get("config")
+        config = read_torch_file(args.model, "model").get("config")
     except (ValueError, OSError) as err:
         print(f"whole_validation: {err}", file=sys.stderr)
         return 2

@@ -142,8 +142,10 @@ def test_whole_validation_scores_the_person_found_on_the_whole_image(tmp_path, c
     # bad input: one line, exit 2
     assert whole.main([str(tmp_path / "none.pt")]) == 2
     assert whole.main(["--setting", "margin=2"]) == 2
+    (tmp_path / "junk.pt").write_text("not a checkpoint")
+    assert whole.main([str(tmp_path / "junk.pt")]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 2 and all(line.startswith("whole_validation: ") for line in err)
+    assert len(err) == 3 and all(line.startswith("whole_validation: ") for line in err)
 
 
 def get_names() -> list[str]:

@@ -541,22 +541,23 @@ class Predictor:
         # per image, where its latest pass ran: (raw output, its row, crop, inverse, box)
         last: list[tuple[Any, int, np.ndarray, np.ndarray, Box] | None] = [None] * len(arrays)
         pending = list(range(len(arrays)))
+        mirror_last = self.flip and self.flip_passes == "final"
         for step in range(self.max_passes):
             if not pending:
                 break
-            boxes = [_square_box(*state[k]) for k in pending]
-            crops, inverses = zip(*(self._square(arrays[k], *state[k]) for k in pending))
-            mirror_last = self.flip and self.flip_passes == "final"
-            if mirror_last or not self.flip:
+            jobs = [(k, *state[k], _square_box(*state[k])) for k in pending]
+            if mirror_last:  # this pass without the flip test; its raw output kept
+                boxes = [job[3] for job in jobs]
+                crops, inverses = zip(*(self._square(arrays[k], *state[k]) for k in pending))
                 raw = self._raw(list(crops))
                 found = self._people(self._crop_output(raw), inverses, boxes)
-            else:
-                found = self._people(self._run(list(crops)), inverses, boxes)
-            still = []
-            for j, (k, person) in enumerate(zip(pending, found)):
-                results[k] = person
-                if mirror_last:
+                for j, k in enumerate(pending):
                     last[k] = (raw, j, crops[j], inverses[j], boxes[j])
+            else:
+                found = self._predict_squares(arrays, jobs)
+            still = []
+            for k, person in zip(pending, found):
+                results[k] = person
                 lost = math.isfinite(person.presence) and person.presence < self.min_presence
                 if lost and tracked[k]:  # the tracked person is gone: search the whole frame
                     tracked[k] = False
@@ -573,7 +574,7 @@ class Predictor:
                     state[k] = square
                     still.append(k)
             pending = still
-        if self.flip and self.flip_passes == "final":
+        if mirror_last:
             results = self._flip_final(results, last)
         answers: list[Person | None] = []
         for result in results:
