@@ -21,9 +21,10 @@ from typing import Any
 
 import yaml
 
+# the results folder is read as base_report.RESULTS at call time (not bound at import), so one
+# patch of experiments.report.RESULTS redirects both reports
 from experiments import report as base_report
 from experiments.report import (
-    RESULTS,
     STRATEGY_NAMES,
     claim,
     grid_table,
@@ -84,7 +85,7 @@ OPS = {
 def records() -> dict[str, dict[str, Any]]:
     """Every finished cell record of every sweep, by ``sweep/cell``."""
     out = {}
-    for path in sorted(RESULTS.glob("*/*.json")):
+    for path in sorted(base_report.RESULTS.glob("*/*.json")):
         rec = json.loads(path.read_text())
         if "sweep" in rec and "cell" in rec:
             out[f"{rec['sweep']}/{rec['cell']}"] = rec
@@ -703,7 +704,7 @@ def differences() -> list[str]:
 def debiased_points() -> list[str]:
     """The debiased cells against plain DSNT + JS, from ``experiments/debiased.py``'s
     ``docs/results/debiased_maps.csv`` (``[]`` until it has both rows of a stride)."""
-    path = RESULTS / "debiased_maps.csv"
+    path = base_report.RESULTS / "debiased_maps.csv"
     if not path.is_file():
         return []
     import csv
@@ -879,7 +880,7 @@ def headline(lines: list[str]) -> None:
         lines += ["Not yet measured: no finished DSNT and heatmap-matching cells.", ""]
         return
     best_dsnt, best_heat = max(dsnt)[1], max(heat)[1]
-    path = RESULTS / "peers.json"
+    path = base_report.RESULTS / "peers.json"
     doc = json.loads(path.read_text()) if path.is_file() else {}
 
     def entry(cell: str) -> dict[str, Any] | None:

@@ -2,6 +2,10 @@
 # Reship the whole-photo model from a checkpoint of its long run, with every figure of its card.
 #
 #   scripts/reship_whole.sh CHECKPOINT NOTE RUN_DIR [RUN_DIR ...]
+#   PRIOR_RUNS=FILE scripts/reship_whole.sh CHECKPOINT NOTE [RUN_DIR ...]
+#
+# PRIOR_RUNS: a JSON file with the training_runs of runs whose folders are gone (an earlier
+# card's record: `git show REV:docs/results/model_card_whole.json > FILE`), counted first.
 #
 # The steps, each a script of the repo (their docstrings say what they measure):
 #   1. scripts/choose_decode.py: the decode (expectation or local DSNT radius 1-4) on the run's
@@ -23,14 +27,19 @@
 # training.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ $# -lt 3 ]; then
-  echo "usage: scripts/reship_whole.sh CHECKPOINT NOTE RUN_DIR [RUN_DIR ...]" >&2
+prior=${PRIOR_RUNS:-}
+if [ $# -lt 2 ] || { [ $# -lt 3 ] && [ -z "$prior" ]; }; then
+  echo "usage: [PRIOR_RUNS=FILE] scripts/reship_whole.sh CHECKPOINT NOTE RUN_DIR [RUN_DIR ...]" >&2
   exit 2
 fi
 checkpoint=$1 note=$2
 shift 2
 [ -f "$checkpoint" ] || { echo "reship_whole: $checkpoint: no such checkpoint" >&2; exit 2; }
 run_dirs=()
+if [ -n "$prior" ]; then
+  [ -f "$prior" ] || { echo "reship_whole: PRIOR_RUNS=$prior: no such file" >&2; exit 2; }
+  run_dirs+=(--prior_runs "$prior")
+fi
 for dir in "$@"; do
   [ -f "$dir/last.ckpt" ] || { echo "reship_whole: $dir: no last.ckpt (not a run folder)" >&2; exit 2; }
   run_dirs+=(--run_dir "$dir")

@@ -39,9 +39,12 @@ BINS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0001)
 
 
 def training_facts(checkpoint: Path) -> dict[str, Any]:
-    """Steps, epochs and wall-clock minutes of the run that wrote ``checkpoint``."""
+    """Steps, epochs and wall-clock minutes of the run that wrote ``checkpoint`` (empty for a
+    saved model, which keeps no step record)."""
     run_dir = checkpoint.parent
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+    if "global_step" not in ckpt:  # a saved model (a snapshot), not a training checkpoint
+        return {}
     facts: dict[str, Any] = {
         "global_step": int(ckpt.get("global_step", 0)),
         "epoch": int(ckpt.get("epoch", 0)) + 1,

@@ -151,6 +151,14 @@ def main() -> int:
         help="a training run folder behind the model, in order (its last.ckpt and metrics give "
         "the training cost in the card; repeat for a run continued in another folder)",
     )
+    parser.add_argument(
+        "--prior_runs",
+        type=Path,
+        default=None,
+        help="a JSON file whose training_runs (an earlier card's record, e.g. `git show "
+        "REV:docs/results/model_card_whole.json`) come before the --run_dir ones: for runs "
+        "whose folders are gone",
+    )
     parser.add_argument("--render", action="store_true", help="only rewrite the card from its JSON")
     parser.add_argument(
         "--latency",
@@ -178,8 +186,8 @@ def main() -> int:
         args.render = True
     if args.render:
         record = json.loads(CARD_JSON.read_text())
-        if args.run_dir:
-            record["training_runs"] = training_runs(args.run_dir)
+        if args.run_dir or args.prior_runs:
+            record["training_runs"] = training_runs(args.run_dir, args.prior_runs)
             CARD_JSON.write_text(json.dumps(record, indent=2) + "\n")
         CARD_MD.write_text(render(record))
         update_readme(record)
@@ -250,7 +258,7 @@ def main() -> int:
         "heatmap_size": cfg.heatmap_size,
         "recipe": config,
         "training": training_facts(args.checkpoint),
-        "training_runs": training_runs(args.run_dir),
+        "training_runs": training_runs(args.run_dir, args.prior_runs),
         "data": "training: LSP images 1-1000, LSP-extended 1-9000 and 2074 MPII training people "
         "(crops), mapped to MPII's 16 joints by name, less 600 held out for validation; "
         "background crops (the sources' own images away from their people, and two thirds of "
@@ -490,8 +498,12 @@ def render(r: dict[str, Any]) -> str:
         f"{r['recipe']['optim']['schedule']}, batch {r['recipe']['data']['batch_size']}, "
         f"{r['recipe']['train']['epochs']} epochs planned; framing: whole image "
         f"{r['recipe']['data']['whole_prob']}, loose crop {r['recipe']['data']['loose_prob']}; "
-        f"negatives {r['recipe']['data']['negatives']} per person. This model: epoch "
-        f"{t.get('epoch')}, step {t.get('global_step')}"
+        f"negatives {r['recipe']['data']['negatives']} per person. This model: "
+        + (
+            f"epoch {t.get('epoch')}, step {t.get('global_step')}"
+            if t
+            else "a saved snapshot of its run (no step record)"
+        )
         + (f", {t['wall_minutes']} min of wall clock" if "wall_minutes" in t else "")
         + (
             f"; validation PCK@0.2 by epoch {t.get('val_pck_by_epoch')}"
@@ -552,12 +564,23 @@ def _peers_record() -> dict[str, Any] | None:
     return json.loads(PEERS_JSON.read_text()) if PEERS_JSON.is_file() else None
 
 
-def training_runs(run_dirs: list[Path]) -> list[dict[str, Any]]:
-    """Per run folder (in order): its ``training_facts`` from ``last.ckpt`` and its metrics."""
+def training_runs(run_dirs: list[Path], prior: Path | None = None) -> list[dict[str, Any]]:
+    """Per run folder (in order): its ``training_facts`` from ``last.ckpt`` and its metrics,
+    after the ``training_runs`` recorded in ``prior`` (a JSON file, e.g. an earlier card's)."""
     sys.path.insert(0, str(REPO / "scripts"))
     from ship_model import training_facts
 
     out = []
+    if prior is not None:
+        try:
+            runs = json.loads(Path(prior).read_text())["training_runs"]
+            if not isinstance(runs, list) or not all("global_step" in r for r in runs):
+                raise ValueError("not a list of runs with global_step")
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise SystemExit(
+                f"ship_whole: --prior_runs {prior}: no training_runs there ({e})"
+            ) from None
+        out += runs
     for run_dir in run_dirs:
         last = Path(run_dir) / "last.ckpt"
         if not last.is_file():

@@ -745,7 +745,7 @@ def pretrained_sweeps(tmp_path: Path, monkeypatch) -> dict:
     }
     for name, spec in specs.items():
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    for module in (report, run, rp):
+    for module in (report, run):  # report_pretrained reads report.RESULTS at call time
         monkeypatch.setattr(module, "RESULTS", tmp_path)
     monkeypatch.setattr(rp, "sweep_file", lambda name: tmp_path / f"{name}.yaml")
     monkeypatch.setattr(rp, "SWEEPS", {k: rp.SWEEPS[k] for k in specs})
@@ -1089,8 +1089,8 @@ def test_results_name_the_machine_the_cells_ran_on(monkeypatch) -> None:
     from experiments import report_pretrained as rp
 
     docs = Path(__file__).resolve().parents[1] / "docs"
-    # the committed records (the module's binding may date from a test that pointed it elsewhere)
-    monkeypatch.setattr(rp, "RESULTS", docs / "results")
+    # the committed records, whatever an earlier test left (its patches are undone)
+    assert rp.base_report.RESULTS == docs / "results"
     machines = rp.cell_machines()
     assert machines != "unrecorded" and "CPU cores" in machines
     results = (docs / "results.md").read_text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 
 from conftest import load_script
@@ -201,7 +202,8 @@ def test_reship_refuses_bad_input_in_one_line(tmp_path) -> None:
     ckpt = tmp_path / "best.ckpt"
     ckpt.write_bytes(b"x")
     cases = {
-        (): "usage: scripts/reship_whole.sh CHECKPOINT NOTE RUN_DIR",
+        (): "scripts/reship_whole.sh CHECKPOINT NOTE RUN_DIR",
+        (str(ckpt), "note"): "usage: [PRIOR_RUNS=FILE]",  # no run folder and no prior runs
         (str(tmp_path / "none.ckpt"), "note", str(tmp_path)): "none.ckpt: no such checkpoint",
         (str(ckpt), "note", str(tmp_path)): "no last.ckpt (not a run folder)",
     }
@@ -209,3 +211,36 @@ def test_reship_refuses_bad_input_in_one_line(tmp_path) -> None:
         done = subprocess.run(["bash", script, *args], capture_output=True, text=True)
         assert done.returncode == 2 and message in done.stderr
         assert done.stderr.count("\n") == 1 and done.stdout == ""
+    env = {**os.environ, "PRIOR_RUNS": str(tmp_path / "gone.json")}
+    done = subprocess.run(["bash", script, str(ckpt), "note"], env=env, capture_output=True,
+                          text=True)  # fmt: skip
+    assert (
+        done.returncode == 2
+        and done.stderr == f"reship_whole: PRIOR_RUNS={env['PRIOR_RUNS']}: no such file\n"
+    )
+
+
+def test_prior_runs_come_first_and_a_bad_file_is_one_line(tmp_path) -> None:
+    import pytest
+
+    prior = tmp_path / "card.json"
+    prior.write_text(json.dumps({"training_runs": RECORD["training_runs"]}))
+    assert ship.training_runs([], prior) == RECORD["training_runs"]
+    for bad in ('{"training_runs": [{"epoch": 3}]}', "{}", "not json"):
+        prior.write_text(bad)
+        with pytest.raises(SystemExit, match=r"^ship_whole: --prior_runs .*card.json"):
+            ship.training_runs([], prior)
+    with pytest.raises(SystemExit, match="no training_runs there"):
+        ship.training_runs([], tmp_path / "none.json")
+
+
+def test_a_saved_model_has_no_step_record(tmp_path) -> None:
+    import torch
+
+    model = load_script("ship_model", REPO / "scripts" / "ship_model.py")
+    saved = tmp_path / "model.pt"
+    torch.save({"config": {}, "state_dict": {}}, saved)
+    assert model.training_facts(saved) == {}
+    record = copy.deepcopy(RECORD)
+    record["training"] = {}
+    assert "a saved snapshot of its run (no step record)" in ship.render(record)
