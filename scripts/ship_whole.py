@@ -315,11 +315,19 @@ def readme_block(r: dict[str, Any]) -> str:
         f"{c['joint_ece_flip']}{_interval(c, 'joint_ece_flip_interval')} on held-out people "
         "(flip); "
         f"{_latency_line(lat)}, batch 1, "
-        f"{r['machine']['threads']} thread(s) on {r['machine']['cpu']}. Training: epoch "
-        f"{r['training'].get('epoch')} of {r['recipe']['train']['epochs']} planned "
-        "(`scripts/long_run.sh` resumes it). [Model card](docs/model_card_whole.md), written by "
+        f"{r['machine']['threads']} thread(s) on {r['machine']['cpu']}. Training: "
+        f"{_this_model(r)} (`scripts/long_run.sh` resumes the long run). [Model card](docs/model_card_whole.md), written by "
         "`scripts/ship_whole.py` (`scripts/reship_whole.sh` runs every step of a reship)."
     )
+
+
+def _this_model(r: dict[str, Any]) -> str:
+    """Where the shipped weights stand in their run: its epoch, or a snapshot's plain words."""
+    planned = r["recipe"]["train"]["epochs"]
+    t = r["training"]
+    if not t:
+        return f"a saved snapshot of a run of {planned} planned epochs (no step record)"
+    return f"epoch {t.get('epoch')} of {planned} planned, step {t.get('global_step')}"
 
 
 def _calibration_formula(calibration: dict[str, Any]) -> str:
@@ -499,11 +507,7 @@ def render(r: dict[str, Any]) -> str:
         f"{r['recipe']['train']['epochs']} epochs planned; framing: whole image "
         f"{r['recipe']['data']['whole_prob']}, loose crop {r['recipe']['data']['loose_prob']}; "
         f"negatives {r['recipe']['data']['negatives']} per person. This model: "
-        + (
-            f"epoch {t.get('epoch')}, step {t.get('global_step')}"
-            if t
-            else "a saved snapshot of its run (no step record)"
-        )
+        + _this_model(r)
         + (f", {t['wall_minutes']} min of wall clock" if "wall_minutes" in t else "")
         + (
             f"; validation PCK@0.2 by epoch {t.get('val_pck_by_epoch')}"

@@ -243,4 +243,7 @@ def test_a_saved_model_has_no_step_record(tmp_path) -> None:
     assert model.training_facts(saved) == {}
     record = copy.deepcopy(RECORD)
     record["training"] = {}
-    assert "a saved snapshot of its run (no step record)" in ship.render(record)
+    assert "a saved snapshot of a run of 12 planned epochs (no step record)" in ship.render(record)
+    assert "Training: a saved snapshot of a run" in ship.readme_block(record)
+    record["training"] = {"epoch": 8, "global_step": 6312}
+    assert "Training: epoch 8 of 12 planned, step 6312" in ship.readme_block(record)
