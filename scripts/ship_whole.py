@@ -678,7 +678,12 @@ def targets_section(r: dict[str, Any], peers: dict[str, Any] | None) -> list[str
         compute = sum(t.get("train_minutes_at_median_speed", 0.0) for t in runs)
         batch = r["recipe"]["data"]["batch_size"]
         speed = runs[-1].get("train_images_per_s_median", 0.0)
-        epochs = max(int(r["recipe"]["train"]["epochs"]), 1)
+        # epochs each run validated (its curve), else its plan
+        per_run = [
+            len(t.get("val_pck_by_epoch") or []) or int(r["recipe"]["train"]["epochs"])
+            for t in runs
+        ]
+        epochs = " + ".join(map(str, per_run))
         per_epoch = runs[-1]["global_step"] * batch / max(runs[-1].get("epoch", 1) - 1, 1)
         curve = "; ".join(str(t.get("val_pck_by_epoch")) for t in runs)
         lines += [
@@ -697,7 +702,7 @@ def targets_section(r: dict[str, Any], peers: dict[str, Any] | None) -> list[str
             + _search_cost(r)
             + "; the gap to the peers is the network's accuracy on a well-framed crop. What "
             "would close it, in order: (1) "
-            f"training far longer: {epochs} epochs per run here, the validation curve rising "
+            f"training far longer: {epochs} epochs in the runs counted here, the validation curve rising "
             "until the cosine schedule's last epochs; at the last run's median logged "
             f"{speed} images/s one epoch ({per_epoch:.0f} samples) takes "
             f"{per_epoch / max(speed, 1e-9) / 60:.0f} min on this thread, so the paper's 120 "

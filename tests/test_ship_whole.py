@@ -78,6 +78,7 @@ def test_training_cost_sums_the_runs_and_derives_the_epoch_time() -> None:
     # the last run: 789 * 2 steps of 16 over 2 epochs = 12624 samples an epoch at 10 images/s
     assert "one epoch (12624 samples) takes 21 min" in text
     assert "[50.0, 60.0]; [61.0, 62.0]" in text
+    assert "2 + 2 epochs in the runs counted here" in text  # each run's validated epochs
 
 
 def test_the_card_says_how_coordinates_are_read_and_what_chose_it(tmp_path, monkeypatch) -> None:
