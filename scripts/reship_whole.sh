@@ -35,14 +35,14 @@ fi
 checkpoint=$1 note=$2
 shift 2
 [ -f "$checkpoint" ] || { echo "reship_whole: $checkpoint: no such checkpoint" >&2; exit 2; }
-run_dirs=()
+run_args=()
 if [ -n "$prior" ]; then
   [ -f "$prior" ] || { echo "reship_whole: PRIOR_RUNS=$prior: no such file" >&2; exit 2; }
-  run_dirs+=(--prior_runs "$prior")
+  run_args+=(--prior_runs "$prior")
 fi
 for dir in "$@"; do
   [ -f "$dir/last.ckpt" ] || { echo "reship_whole: $dir: no last.ckpt (not a run folder)" >&2; exit 2; }
-  run_dirs+=(--run_dir "$dir")
+  run_args+=(--run_dir "$dir")
 done
 logs=${LOGS:-/work/runs/logs}
 pause_files=${PAUSE_PID_FILES:-/work/runs/train.pid /work/runs/cells.pid}
@@ -61,7 +61,7 @@ echo "1/6 choose the decode on validation"
 $py scripts/choose_decode.py "$checkpoint" > "$logs/reship_decode.log" 2>&1
 read -r coords radius < <($py -c "import json; c = json.load(open('docs/results/decode_choice.json'))['chosen']; print(c['coords'], c.get('local_radius', 4))")
 echo "2/6 calibrate, ship and evaluate ($coords, radius $radius)"
-$py scripts/ship_whole.py --checkpoint "$checkpoint" "${run_dirs[@]}" --coords "$coords" \
+$py scripts/ship_whole.py --checkpoint "$checkpoint" "${run_args[@]}" --coords "$coords" \
   --local_radius "$radius" --note "$note" > "$logs/reship_ship.log" 2>&1
 echo "3/6 latency, the other processes paused"
 signal STOP
@@ -78,6 +78,6 @@ OMP_NUM_THREADS=1 $py benchmarks/peers.py "${pause_args[@]}" \
   --also whole_efficientnet_lite0=src/dsntpose/weights/whole_efficientnet_lite0.pt \
   --latency-images 50 --rounds 2 --no-efficiency > "$logs/reship_peers.log" 2>&1
 echo "6/6 the card and the README from the records"
-$py scripts/ship_whole.py --render "${run_dirs[@]}" > "$logs/reship_render.log" 2>&1
+$py scripts/ship_whole.py --render "${run_args[@]}" > "$logs/reship_render.log" 2>&1
 $py scripts/update_readme.py >> "$logs/reship_render.log" 2>&1
 echo "done: git diff --stat shows what changed"

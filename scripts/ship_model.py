@@ -46,7 +46,7 @@ def training_facts(checkpoint: Path) -> dict[str, Any]:
     if "global_step" not in ckpt:  # a saved model (a snapshot), not a training checkpoint
         return {}
     facts: dict[str, Any] = {
-        "global_step": int(ckpt.get("global_step", 0)),
+        "global_step": int(ckpt["global_step"]),
         "epoch": int(ckpt.get("epoch", 0)) + 1,
     }
     last = run_dir / "last.ckpt"
