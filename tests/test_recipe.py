@@ -83,16 +83,22 @@ def test_backbone_learning_rate_group() -> None:
 
     run = RunConfig.from_dict(
         {
-            "model": {"backbone": "resnet18", "output_stride": 32, "input_size": 64},
+            "model": {"backbone": "resnet18", "output_stride": 32, "input_size": 64,
+                      "presence": True},
             "optim": {"optimizer": "adam", "lr": 1e-3, "backbone_lr_ratio": 0.1},
         }
-    )
+    )  # fmt: skip
     module = PoseModule(run.to_dict())
     optimizer = module.configure_optimizers()["optimizer"]
     lrs = [group["lr"] for group in optimizer.param_groups]
     assert lrs == [pytest.approx(1e-3), pytest.approx(1e-4)]
-    head = {id(p) for p in module.model.head.parameters()}
+    model = module.model
+    # every parameter trains, the presence and visibility heads' with the head's rate
+    head = {id(p) for p in [*model.head.parameters(), *model.presence.parameters()]}
     assert {id(p) for p in optimizer.param_groups[0]["params"]} == head
+    backbone = {id(p) for p in model.backbone.parameters()}
+    assert {id(p) for p in optimizer.param_groups[1]["params"]} == backbone
+    assert len(head) + len(backbone) == len(list(model.parameters()))
 
 
 @needs_lspet
@@ -117,3 +123,45 @@ def test_lsp_plus_lspet_with_holdout() -> None:
             RunConfig.from_dict({**run.to_dict(), "data": {**run.to_dict()["data"],
                                                            "lspet_root": str(SHARED)}})
         )  # fmt: skip
+
+
+def test_resume_upgrades_an_older_optimizer_layout() -> None:
+    """A checkpoint written when the head group held the head's parameters alone (the presence
+    and visibility heads left out) resumes: the backbone's Adam moments land on the backbone's
+    parameters, the presence head joins the head group with fresh state."""
+    from dsntpose.training import PoseModule
+    from dsntpose.training.module import upgrade_optimizer_state
+
+    run = RunConfig.from_dict(
+        {
+            "model": {"backbone": "resnet18", "output_stride": 32, "input_size": 64,
+                      "presence": True},
+            "optim": {"optimizer": "adam", "lr": 1e-3},
+        }
+    )  # fmt: skip
+    model = PoseModule(run.to_dict()).model
+    old = torch.optim.Adam(
+        [
+            {"params": list(model.head.parameters()), "lr": 1e-3, "name": "head"},
+            {"params": list(model.backbone.parameters()), "lr": 1e-3, "name": "backbone"},
+        ]
+    )
+    loss = model(torch.rand(2, 3, 64, 64)).coords.square().sum()
+    loss.backward()
+    old.step()
+    saved = old.state_dict()
+    upgrade_optimizer_state(saved, model)
+    module = PoseModule(run.to_dict())
+    new = module.configure_optimizers()["optimizer"]
+    new.load_state_dict(saved)
+    by_id = {id(p): n for n, p in module.model.named_parameters()}
+    moments = {by_id[id(p)]: s["exp_avg"] for p, s in new.state.items()}
+    expected = {n: old.state[p]["exp_avg"] for n, p in model.named_parameters() if p in old.state}
+    assert moments.keys() == expected.keys()  # the presence head: no state yet
+    assert not any(n.startswith("presence.") for n in moments)
+    for name, value in expected.items():
+        assert torch.equal(moments[name], value), name
+    assert [len(g["params"]) for g in new.param_groups] == [
+        len([*module.model.head.parameters(), *module.model.presence.parameters()]),
+        len(list(module.model.backbone.parameters())),
+    ]

@@ -489,14 +489,14 @@ class PoseModule(L.LightningModule):
 
     def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         o = self.cfg.optim
-        # two groups, head then backbone, logged as lr-<Optimizer>/head and /backbone
+        # two groups, logged as lr-<Optimizer>/head and /backbone: the backbone's parameters at
+        # optim.backbone_lr_ratio, every other one (the head, the presence and visibility heads,
+        # the upsampling decoder) at optim.lr
+        backbone = [p for n, p in self.model.named_parameters() if n.startswith("backbone.")]
+        rest = [p for n, p in self.model.named_parameters() if not n.startswith("backbone.")]
         groups: list[dict[str, Any]] = [
-            {"params": list(self.model.head.parameters()), "lr": o.lr, "name": "head"},
-            {
-                "params": list(self.model.backbone.parameters()),
-                "lr": o.lr * o.backbone_lr_ratio,
-                "name": "backbone",
-            },
+            {"params": rest, "lr": o.lr, "name": "head"},
+            {"params": backbone, "lr": o.lr * o.backbone_lr_ratio, "name": "backbone"},
         ]
         groups = [g for g in groups if g["params"]]
         optimizer: torch.optim.Optimizer
@@ -548,6 +548,8 @@ class PoseModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "rng_states" in checkpoint:
             _set_rng_states(checkpoint["rng_states"])
+        for state in checkpoint.get("optimizer_states", []):
+            upgrade_optimizer_state(state, self.model)
         config = checkpoint.get("hyper_parameters", {}).get("config", {})
         saved = config.get("optim") if isinstance(config, Mapping) else None
         self._resumed_optim = dict(saved) if isinstance(saved, Mapping) else None
@@ -561,6 +563,36 @@ class PoseModule(L.LightningModule):
         if saved is None or not optim_changes(saved, self.cfg.optim):
             return
         apply_optim(self.cfg.optim, self.trainer)
+
+
+def upgrade_optimizer_state(state: dict[str, Any], model: nn.Module) -> None:
+    """Rewrite in place an optimiser state saved before the head group held every
+    non-backbone parameter (its head group held ``model.head``'s alone, so the presence and
+    visibility heads never trained): the missing parameters join the head group with no
+    state (the optimiser starts theirs afresh) and the backbone's indices move past them.
+
+    ``state`` is a ``torch.optim.Optimizer.state_dict()`` of :meth:`PoseModule.configure_optimizers`
+    (groups head then backbone); any other layout is left as it is, for the optimiser's own
+    check to judge."""
+    groups = state.get("param_groups")
+    named = list(model.named_parameters())
+    backbone = sum(1 for n, _ in named if n.startswith("backbone."))
+    head = len(named) - backbone
+    old_head = sum(1 for n, _ in named if n.startswith("head."))
+    if (
+        not isinstance(groups, list)
+        or len(groups) != 2
+        or [g.get("name") for g in groups] != ["head", "backbone"]
+        or [len(g["params"]) for g in groups] != [old_head, backbone]
+        or old_head == head
+    ):
+        return
+    shift = head - old_head
+    moved = {index: index + shift for index in groups[1]["params"]}
+    groups[0]["params"] = list(groups[0]["params"]) + list(range(old_head, head))
+    groups[1]["params"] = [moved[index] for index in groups[1]["params"]]
+    per_param = state.get("state", {})
+    state["state"] = {moved.get(index, index): value for index, value in per_param.items()}
 
 
 APPLIED_ON_RESUME = (
