@@ -32,6 +32,8 @@ CELLS: dict[str, dict[str, Any]] = {
     "192-s16": {"model": {"input_size": 192, "output_stride": 16}},
     "224-s16": {"model": {"input_size": 224, "output_stride": 16}},
     "192-s8": {"model": {"input_size": 192, "output_stride": 8}},
+    # stride 16 with the light upsampling decoder: the 24 px maps of 192-s8 without dilation
+    "192-s16-up": {"model": {"input_size": 192, "output_stride": 16, "upsample": True}},
 }
 
 
@@ -106,6 +108,7 @@ def run_cell(name: str, runs: Path, data: Path) -> dict[str, Any] | None:
             "cell": name,
             "input_size": run.model.input_size,
             "output_stride": run.model.output_stride,
+            "upsample": run.model.upsample,
             "heatmap_size": run.model.heatmap_size,
             "steps": result.global_step,
             "train_minutes_this_process": round(minutes, 1),

@@ -181,10 +181,17 @@ def _flops(module: nn.Module, x: Tensor) -> int:
     return int(counter.get_total_flops())
 
 
-def _backbone_features(model: CoordRegressionModel, x: Tensor) -> Tensor:
-    """The features the head sees for ``x`` (the last stack's maps for the hourglass)."""
+def _backbone_features(model: CoordRegressionModel, x: Tensor) -> tuple[Tensor, ...]:
+    """What :meth:`CoordRegressionModel.head_output` takes for ``x``: the features (the last
+    stack's maps for the hourglass), and the finer ones for a model with the decoder."""
+    if model.has_decoder:
+        return model.backbone_features(x)
     features = model.backbone(x)
-    return features if isinstance(features, Tensor) else features[-1]
+    return (features,) if isinstance(features, Tensor) else (features[-1],)
+
+
+def _backbone_call(model: CoordRegressionModel) -> Callable[[Tensor], Any]:
+    return model.backbone_features if model.has_decoder else model.backbone
 
 
 # ---------------------------------------------------------------- one model
@@ -302,7 +309,9 @@ def _timing(
     out: dict[str, Any] = {}
     flops = _flops(model, image)
     features = _backbone_features(model, image)
-    head_flops = _flops(model.head, features)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model.head_output(*features)  # the head with the decoder, if any
+    head_flops = int(counter.get_total_flops())
     out.update(gflops=flops / 1e9, gmacs=flops / 2e9, head_gmacs=head_flops / 2e9)
     with torch.inference_mode():
         # both formats side by side: a copy of the model in each, calls interleaved
@@ -326,7 +335,10 @@ def _timing(
         out["throughput_ips"] = throughput_batch / (batch_ms / 1e3)
         # head overhead: the backbone alone and the head alone on the backbone's features
         feats = _backbone_features(model, x)
-        parts = {"backbone": partial(model.backbone, x), "head": partial(model.head, feats)}
+        parts = {
+            "backbone": partial(_backbone_call(model), x),
+            "head": partial(model.head_output, *feats),
+        }
         parts_ms = _median_ms(parts, dev, repeats, warmup)
         out["backbone_ms"], out["head_ms"] = parts_ms["backbone"], parts_ms["head"]
         out["head_overhead_pct"] = 100 * parts_ms["head"] / parts_ms["backbone"]

@@ -135,6 +135,12 @@ class ModelConfig:
             logit (pooled features) and per-joint visibility logits (features pooled under each
             joint's map); see :class:`dsntpose.heads.PresenceHead`. Needs a DSNT or FC head on
             a ResNet or EfficientNet-Lite.
+        upsample: maps at half the output stride (``efficientnet_lite0`` at 16 with 192 px
+            crops: 24 px maps instead of 12) from a light decoder
+            (:class:`dsntpose.decoder.UpsampleDecoder`): the head's logits upsampled 2x and
+            refined from the backbone's features at that finer stride, the cheap alternative
+            to dilating the backbone to it. Needs the DSNT head on a ResNet (stride 8 to 32)
+            or EfficientNet-Lite.
     """
 
     backbone: str = "resnet34"
@@ -149,6 +155,7 @@ class ModelConfig:
     weights: str | None = None
     input_size: int = 224
     presence: bool = False
+    upsample: bool = False
 
     def __post_init__(self) -> None:
         check_field_types(self, "model")
@@ -163,6 +170,12 @@ class ModelConfig:
                 "model.presence: the presence and visibility heads need a backbone with "
                 f"features (not per-stack maps, as the hourglass's) and a head with probability "
                 f"maps ({', '.join(map(repr, takes))}), got {self.backbone!r} / {self.head!r}"
+            )
+        if self.upsample and (self.head != "dsnt" or backbone.maps or self.output_stride < 8):
+            raise ValueError(
+                "model.upsample: the upsampling decoder refines the DSNT head's maps from a "
+                "ResNet or EfficientNet-Lite at output stride 8, 16 or 32, got "
+                f"{self.backbone!r} / {self.head!r} at output stride {self.output_stride}"
             )
         check_choice("model.activation", self.activation, ACTIVATIONS)
         check_choice("model.coords", self.coords, COORDS)
@@ -204,10 +217,13 @@ class ModelConfig:
 
     @property
     def stride(self) -> int:
+        """Input pixels per heatmap cell: the output stride, halved by ``upsample``."""
         from dsntpose.families import BACKBONES
 
         spec = BACKBONES[self.backbone]
-        return spec.fixed_stride if spec.maps else self.output_stride
+        if spec.maps:
+            return spec.fixed_stride
+        return self.output_stride // 2 if self.upsample else self.output_stride
 
     @property
     def heatmap_size(self) -> int:

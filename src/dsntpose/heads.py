@@ -36,6 +36,7 @@ from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dsntpose import ops
@@ -177,8 +178,10 @@ class PresenceHead(nn.Module):
         in_channels: feature channels ``C``.
         num_joints: ``J``.
 
-    ``forward(features (B, C, H, W), probs (B, J, H, W)) -> (presence (B,), visibility (B, J))``
-    logits (apply a sigmoid for probabilities).
+    ``forward(features (B, C, H, W), probs (B, J, kH, kW)) -> (presence (B,), visibility (B,
+    J))`` logits (apply a sigmoid for probabilities). Maps ``k`` times finer than the features
+    (an :class:`~dsntpose.decoder.UpsampleDecoder`'s) are summed over each ``k x k`` block
+    first: the same probability mass on the features' cells.
 
     :meth:`joint_confidence` turns what the model knows of a joint into the probability that
     it is placed correctly: ``sigmoid(w_visibility * visibility + w_map * logit(map confidence)
@@ -229,13 +232,14 @@ class PresenceHead(nn.Module):
 
     def forward(self, features: Tensor, probs: Tensor) -> tuple[Tensor, Tensor]:
         _check_channels(features, self.presence.in_features, "PresenceHead")
-        if (
-            probs.shape[-2:] != features.shape[-2:]
-            or probs.shape[1] != self.visibility_bias.numel()
-        ):
+        (h, w), (mh, mw) = features.shape[-2:], probs.shape[-2:]
+        k = mh // h if h else 0
+        if k < 1 or (mh, mw) != (k * h, k * w) or probs.shape[1] != self.visibility_bias.numel():
             raise ValueError(
                 f"PresenceHead: maps {tuple(probs.shape)} do not fit features {tuple(features.shape)}"
             )
+        if k > 1:
+            probs = F.avg_pool2d(probs, k) * (k * k)
         presence = self.presence(features.mean(dim=(2, 3))).squeeze(1)
         weights = probs.detach().to(features.dtype).flatten(2)  # (B, J, HW)
         pooled = torch.bmm(weights, features.flatten(2).transpose(1, 2))  # (B, J, C)
@@ -380,11 +384,20 @@ class DSNTHead(nn.Module):
         """``(B, J, H, W)`` logits -> the probability maps and coords ``(B, J, 2)``."""
         return self._maps_and_coords(logits)
 
-    def forward(self, features: Tensor) -> HeadOutput:
+    def logits(self, features: Tensor) -> Tensor:
+        """``(B, C, H, W)`` features -> ``(B, J, H, W)`` map logits (the 1x1 conv)."""
         _check_channels(features, self.in_channels or self.num_joints, "DSNTHead")
-        logits = self.conv(features)
+        out: Tensor = self.conv(features)
+        return out
+
+    def output(self, logits: Tensor) -> HeadOutput:
+        """The :class:`HeadOutput` of ``(B, J, H, W)`` map logits (of :meth:`logits`, or of an
+        :class:`~dsntpose.decoder.UpsampleDecoder` at twice their size)."""
         probs, coords = self._maps_and_coords(logits)
         return HeadOutput(coords, probs, logits, ops.heatmap_confidence(probs, center=coords))
+
+    def forward(self, features: Tensor) -> HeadOutput:
+        return self.output(self.logits(features))
 
     def loss(
         self, out: HeadOutput, target: Tensor, mask: Tensor, cfg: LossConfig | None = None

@@ -13,6 +13,7 @@ Reading and writing model files is :mod:`dsntpose.checkpoint`'s job.
 Example:
     >>> import torch
     >>> from dsntpose.config import LossConfig, ModelConfig
+from dsntpose.decoder import UpsampleDecoder
     >>> cfg = ModelConfig(backbone="resnet18", output_stride=16, head="dsnt")
     >>> model = build_model(cfg)
     >>> out = model(torch.rand(2, 3, 224, 224))
@@ -30,8 +31,9 @@ import torch
 from torch import Tensor, nn
 
 from dsntpose.config import LossConfig, ModelConfig
+from dsntpose.decoder import UpsampleDecoder
 from dsntpose.families import BACKBONES, HEADS
-from dsntpose.heads import HeadOutput, PresenceHead, presence_loss
+from dsntpose.heads import DSNTHead, HeadOutput, PresenceHead, presence_loss
 
 __all__ = ["CoordRegressionModel", "build_model", "model_config", "model_name"]
 
@@ -48,7 +50,10 @@ class CoordRegressionModel(nn.Module):
         head: a head from :mod:`dsntpose.heads` built for those features.
 
     ``forward(images)``: ``images`` is ``(B, 3, S, S)`` RGB float in ``[0, 1]`` (the backbone
-    applies its own input normalisation). Returns the head's
+    applies its own input normalisation). With a ``decoder``
+    (:class:`~dsntpose.decoder.UpsampleDecoder`, ``model.upsample``), the backbone's
+    ``forward_skip`` gives its features and the finer ones, and the head's logits are
+    upsampled 2x by the decoder before they are decoded. Returns the head's
     :class:`~dsntpose.heads.HeadOutput` (``coords`` ``(B, J, 2)`` normalised). For a backbone
     that returns one output per stack, the head runs on every stack's maps in training mode:
     the last stack's output is returned with the earlier ones, earliest first, in ``aux`` (for
@@ -57,13 +62,25 @@ class CoordRegressionModel(nn.Module):
     """
 
     def __init__(
-        self, backbone: nn.Module, head: nn.Module, presence: PresenceHead | None = None
+        self,
+        backbone: nn.Module,
+        head: nn.Module,
+        presence: PresenceHead | None = None,
+        decoder: UpsampleDecoder | None = None,
     ) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
-        if presence is not None:  # registered only when present: old checkpoints load as before
+        # each registered only when present: checkpoints without them load as before
+        if presence is not None:
             self.presence = presence
+        if decoder is not None:
+            self.decoder = decoder
+
+    @property
+    def has_decoder(self) -> bool:
+        """Whether the maps come at twice the backbone's resolution (``model.upsample``)."""
+        return "decoder" in self._modules
 
     @property
     def has_presence(self) -> bool:
@@ -76,25 +93,45 @@ class CoordRegressionModel(nn.Module):
         :class:`~dsntpose.heads.PresenceHead`), None for a model without one."""
         return self.presence.calibration if self.has_presence else None
 
+    def backbone_features(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """A model with the decoder: the backbone's features and its finer ones (its
+        ``forward_skip``), the arguments of :meth:`head_output`."""
+        forward_skip = cast(Callable[[Tensor], tuple[Tensor, Tensor]], self.backbone.forward_skip)
+        return forward_skip(images)
+
+    def head_output(self, features: Tensor, skip: Tensor | None = None) -> HeadOutput:
+        """The head's output on the backbone's ``features`` (with the decoder: its logits
+        upsampled from ``skip``, the backbone's finer features); no presence heads."""
+        if not self.has_decoder:
+            out: HeadOutput = self.head(features)
+            return out
+        if skip is None:
+            raise ValueError("head_output: a model with the upsampling decoder needs skip")
+        head = cast(DSNTHead, self.head)  # config allows the decoder on the DSNT head only
+        logits = self.decoder(head.logits(features), features, skip)
+        return head.output(logits)
+
     def forward(self, images: Tensor) -> HeadOutput:
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(
                 f"images must be (B, 3, S, S) RGB in [0, 1], got {tuple(images.shape)}"
             )
-        features = self.backbone(images)
-        if isinstance(features, Tensor):
-            out: HeadOutput = self.head(features)
-            if self.has_presence:
-                presence, visibility = self.presence(features, out.heatmaps)
-                confidence = self.presence.joint_confidence(
-                    visibility, out.confidence, out.heatmaps
-                )
-                out = out._replace(presence=presence, visibility=visibility, confidence=confidence)
-            return out
-        *earlier, last = features
-        aux = tuple(self.head(f) for f in earlier) if self.training else ()
-        final: HeadOutput = self.head(last)
-        return final._replace(aux=aux)
+        if self.has_decoder:
+            features, skip = self.backbone_features(images)
+            out = self.head_output(features, skip)
+        else:
+            features = self.backbone(images)
+            if not isinstance(features, Tensor):  # per-stack maps
+                *earlier, last = features
+                aux = tuple(self.head(f) for f in earlier) if self.training else ()
+                final: HeadOutput = self.head(last)
+                return final._replace(aux=aux)
+            out = self.head_output(features)
+        if self.has_presence:
+            presence, visibility = self.presence(features, out.heatmaps)
+            confidence = self.presence.joint_confidence(visibility, out.confidence, out.heatmaps)
+            out = out._replace(presence=presence, visibility=visibility, confidence=confidence)
+        return out
 
     def loss(
         self,
@@ -176,7 +213,11 @@ def build_model(cfg: ModelConfig) -> CoordRegressionModel:
     in_channels: int | None = None if spec.maps else backbone.out_channels  # type: ignore[assignment]
     head = HEADS[cfg.head].load().from_config(cfg, in_channels)  # type: ignore[attr-defined]
     presence = PresenceHead(in_channels, cfg.num_joints) if cfg.presence and in_channels else None
-    return CoordRegressionModel(backbone, head, presence)
+    decoder = None
+    if cfg.upsample and in_channels:
+        skip = cast(int, backbone.skip_channels)  # config checked the stride has one
+        decoder = UpsampleDecoder(in_channels, skip, cfg.num_joints)
+    return CoordRegressionModel(backbone, head, presence, decoder)
 
 
 def model_config(name: str, *, input_size: int | None = None, joints: str = "mpii") -> ModelConfig:
@@ -184,8 +225,9 @@ def model_config(name: str, *, input_size: int | None = None, joints: str = "mpi
     ``dsntpose bench``, ``dsntpose models`` and the docs; :func:`model_name` is its inverse).
 
     Args:
-        name: ``<backbone>-os<stride>[-<head>]`` for a backbone with output strides
-            (``resnet50-os8``, ``efficientnet_lite0-os16-heatmap``) or
+        name: ``<backbone>-os<stride>[-up][-<head>]`` for a backbone with output strides
+            (``resnet50-os8``, ``efficientnet_lite0-os16-heatmap``; ``-up``: with the
+            upsampling decoder, ``efficientnet_lite0-os16-up``) or
             ``<backbone>-<stacks>[-<head>]`` for one of fixed stride (``hourglass-8``); the
             head defaults to ``dsnt``.
         input_size: crop side; default the backbone spec's ``default_input`` (224 for ResNets
@@ -193,6 +235,9 @@ def model_config(name: str, *, input_size: int | None = None, joints: str = "mpi
         joints: the joint set, ``mpii`` or ``lsp``.
     """
     parts = name.split("-")
+    upsample = "up" in parts[2:]
+    if upsample:
+        parts.remove("up")
     head = parts.pop() if len(parts) == 3 else "dsnt"
     heads = "|".join(HEADS)
     if len(parts) != 2 or head not in HEADS:
@@ -210,6 +255,7 @@ def model_config(name: str, *, input_size: int | None = None, joints: str = "mpi
             head=head,
             input_size=input_size or spec.default_input,
             joints=joints,
+            upsample=upsample,
             **setting,  # type: ignore[arg-type]
         )
     raise ValueError(
@@ -218,6 +264,8 @@ def model_config(name: str, *, input_size: int | None = None, joints: str = "mpi
 
 
 def model_name(cfg: ModelConfig) -> str:
-    """The name :func:`model_config` reads back: ``resnet50-os8``, ``hourglass-2-heatmap``."""
+    """The name :func:`model_config` reads back: ``resnet50-os8``, ``hourglass-2-heatmap``,
+    ``efficientnet_lite0-os16-up``."""
     arg = f"os{cfg.output_stride}" if BACKBONES[cfg.backbone].strides else str(cfg.num_stacks)
-    return f"{cfg.backbone}-{arg}" + ("" if cfg.head == "dsnt" else f"-{cfg.head}")
+    up = "-up" if cfg.upsample else ""
+    return f"{cfg.backbone}-{arg}{up}" + ("" if cfg.head == "dsnt" else f"-{cfg.head}")

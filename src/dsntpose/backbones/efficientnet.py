@@ -216,6 +216,8 @@ class EfficientNetLite(nn.Module):
     Attributes:
         out_channels: 1280 (the head conv's channels).
         stride: the output stride.
+        skip_channels: channels of :meth:`forward_skip`'s finer features (the last block at
+            half the output stride: 24, 40 or 112 for Lite0 at stride 8, 16 or 32).
 
     ``forward(x)``: ``x`` is ``(B, 3, H, W)`` RGB float in ``[0, 1]``; the Lite input
     normalisation is applied inside. Returns ``(B, 1280, ceil(H / stride), ceil(W / stride))``
@@ -236,6 +238,12 @@ class EfficientNetLite(nn.Module):
         self._bn0 = _bn(STEM_CHANNELS)
         plan = _block_plan(variant, output_stride)
         self._blocks = nn.ModuleList(MBConv(*args) for args in plan)
+        running, self._skip_index = 2, -1  # the stem's stride; the last block at stride / 2
+        for index, (_, _, _, block_stride, _, _) in enumerate(plan):
+            running *= block_stride
+            if running == output_stride // 2:
+                self._skip_index = index
+        self.skip_channels = plan[self._skip_index][1]
         self._conv_head = _SameConv2d(plan[-1][1], HEAD_CHANNELS, 1)
         self._bn1 = _bn(HEAD_CHANNELS)
         self.act = nn.ReLU6(inplace=True)
@@ -264,13 +272,26 @@ class EfficientNetLite(nn.Module):
             raise ValueError(
                 f"EfficientNet-Lite input must be (B, 3, H, W) RGB, got {tuple(x.shape)}"
             )
+        return self.forward_skip(x, normalize=normalize)[0]
+
+    def forward_skip(self, x: Tensor, *, normalize: bool = True) -> tuple[Tensor, Tensor]:
+        """The features and the finer features an upsampling decoder reads:
+        ``(B, 1280, H / stride, W / stride)`` and ``(B, skip_channels, 2H / stride, 2W /
+        stride)`` (the output of the last block at half the output stride; sizes rounded up)."""
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(
+                f"EfficientNet-Lite input must be (B, 3, H, W) RGB, got {tuple(x.shape)}"
+            )
         if normalize:
             x = (x - self.mean) / self.std
         x = self.act(self._bn0(self._conv_stem(x)))
-        for block in self._blocks:
+        skip = x
+        for index, block in enumerate(self._blocks):
             x = block(x)
+            if index == self._skip_index:
+                skip = x
         out: Tensor = self.act(self._bn1(self._conv_head(x)))
-        return out
+        return out, skip
 
     def classify(self, x: Tensor) -> Tensor:
         """ImageNet logits ``(B, 1000)`` for ``(B, 3, H, W)`` RGB in ``[0, 1]`` (needs

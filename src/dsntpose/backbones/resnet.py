@@ -180,6 +180,8 @@ class ResNetBackbone(nn.Module):
     Attributes:
         out_channels: channels of the output features (512 for 18/34, 2048 for 50/101/152).
         stride: the output stride (equal to ``output_stride``).
+        skip_channels: channels of :meth:`forward_skip`'s finer features (the last stage at half
+            the output stride), None at stride 4 (no stage is finer).
 
     ``forward(x)``: ``x`` is ``(B, 3, H, W)`` RGB float in ``[0, 1]``; the ImageNet mean/std
     normalisation is applied inside, from non-persistent buffers (so ``state_dict()`` holds
@@ -216,6 +218,14 @@ class ResNetBackbone(nn.Module):
             blocks += [block(in_ch, planes, 1, dilation, dilation) for _ in range(count - 1)]
             stages.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        strides = [STEM_STRIDE]
+        for stride, _, _ in plan:
+            strides.append(strides[-1] * stride)
+        finer = [i for i, s in enumerate(strides[1:]) if s == output_stride // 2]
+        self._skip_stage = finer[-1] if finer else None
+        self.skip_channels = (
+            None if self._skip_stage is None else (64 << self._skip_stage) * block.expansion
+        )
 
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
@@ -258,6 +268,22 @@ class ResNetBackbone(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """``(B, 3, H, W)`` RGB in ``[0, 1]`` -> ``(B, out_channels, H/stride, W/stride)``."""
         return self.forward_stages(x)[-1]
+
+    def forward_skip(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The features and the finer features an upsampling decoder reads:
+        ``(B, out_channels, H/stride, W/stride)`` and ``(B, skip_channels, 2H/stride,
+        2W/stride)`` (the last stage at half the output stride).
+
+        Raises:
+            ValueError: at output stride 4, where no stage is finer.
+        """
+        if self._skip_stage is None:
+            raise ValueError(
+                f"ResNet at output stride {self.stride} has no stage at stride "
+                f"{self.stride // 2}: an upsampling decoder needs output stride 8, 16 or 32"
+            )
+        stages = self.forward_stages(x)
+        return stages[-1], stages[self._skip_stage]
 
     def extra_repr(self) -> str:
         return f"depth={self.depth}, output_stride={self.stride}"

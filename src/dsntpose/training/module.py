@@ -668,8 +668,9 @@ def load_initial_weights(model: nn.Module, cfg: ModelConfig, path: str | Path) -
     The backbone must be the same network. The head may predict another joint set: its
     per-joint tensors are carried over **by joint name** (:func:`dsntpose.data.joints.joint_map`:
     an LSP model starts MPII's upper_neck from its neck; pelvis and thorax keep their fresh
-    initialisation). Presence and visibility heads (``model.presence``) that the trained network
-    lacks keep their fresh initialisation too.
+    initialisation). Presence and visibility heads (``model.presence``) and an upsampling
+    decoder (``model.upsample``) that the trained network lacks keep their fresh
+    initialisation too (the decoder's starts as the plain upsampling of the trained maps).
 
     Args:
         model: the freshly built network of ``cfg`` (:func:`~dsntpose.model.build_model`).
@@ -696,7 +697,7 @@ def load_initial_weights(model: nn.Module, cfg: ModelConfig, path: str | Path) -
         for key, value in list(state.items()):
             mine = own.get(key)
             joint_tensor = (
-                key.startswith("head.")
+                key.startswith(("head.", "decoder.out."))
                 and mine is not None
                 and value.dim() >= 1
                 and value.shape[0] == trained_cfg.num_joints
@@ -709,7 +710,7 @@ def load_initial_weights(model: nn.Module, cfg: ModelConfig, path: str | Path) -
                 merged[list(dst)] = value[list(src)].to(merged.dtype)
                 state[key] = merged
     for key, value in own.items():
-        if key.startswith("presence.") and key not in state:
+        if key.startswith(("presence.", "decoder.")) and key not in state:
             state[key] = value
     presence = getattr(model, "presence", None)
     if isinstance(presence, PresenceHead):  # an earlier calibration layout
