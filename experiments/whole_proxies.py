@@ -152,12 +152,54 @@ def _save(record: dict[str, Any]) -> None:
         RESULTS.write_text(json.dumps(records, indent=2, sort_keys=True) + "\n")
 
 
+def report(records: dict[str, dict[str, Any]]) -> str:
+    """The markdown table of the finished cells (``docs/results/whole_proxies.md``)."""
+    lines = [
+        "# Whole-photo proxies: input size, output stride, upsampling decoder",
+        "",
+        "Written by `python -m experiments.whole_proxies --report` from "
+        "`docs/results/whole_proxies.json`. Each cell fine-tunes the recipe "
+        f"`{RECIPE}` from the shipped LSP model for one pass over a fixed {FRACTION:.0%} of "
+        "every source (237 steps of batch 16, one thread), then scores the 600 held-out "
+        "validation people (box crops, no flip, PCK@0.2) and 60 background crops. Latency: "
+        "the network alone, batch 1, torch eager, 1 thread, median of 30 calls in the cell's "
+        "process (beside whatever else ran; `benchmarks/map_resolution.py` compares the "
+        "map resolutions' cost in a fair harness).",
+        "",
+        "| cell | maps | val PCK@0.2 | presence AUROC | visibility AUROC | train images/s | "
+        "latency ms | machine |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in CELLS:
+        r = records.get(name)
+        if r is None:
+            lines.append(f"| {name} | not run | | | | | | |")
+            continue
+        maps = f"{r['heatmap_size']} px" + (" (decoder)" if r.get("upsample") else "")
+        lines.append(
+            f"| {name} | {maps} | {r['val_pck20']} | {r['presence_auroc']:.4f} | "
+            f"{r['visibility_auroc']:.4f} | {r['train_images_per_s_median']} | "
+            f"{r['latency_ms_batch1_1thread']} | {r['machine']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("cells", nargs="*", default=list(CELLS), help=f"of {', '.join(CELLS)}")
-    parser.add_argument("--runs", type=Path, required=True, help="folder of the cells' runs")
+    parser.add_argument("--runs", type=Path, help="folder of the cells' runs")
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument(
+        "--report", action="store_true", help="train nothing: write whole_proxies.md from the JSON"
+    )
     args = parser.parse_args(argv)
+    if args.report:
+        records = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+        RESULTS.with_suffix(".md").write_text(report(records))
+        print(RESULTS.with_suffix(".md"))
+        return 0
+    if args.runs is None:
+        parser.error("--runs is required to train cells")
     unknown = [c for c in args.cells if c not in CELLS]
     if unknown:
         parser.error(f"unknown cell {unknown[0]!r}; cells: {', '.join(CELLS)}")

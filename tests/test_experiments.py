@@ -1095,3 +1095,21 @@ def test_results_name_the_machine_the_cells_ran_on(monkeypatch) -> None:
     assert machines != "unrecorded" and "CPU cores" in machines
     results = (docs / "results.md").read_text()
     assert f"one thread per cell on {machines};" in results
+
+
+def test_whole_proxies_report_names_every_cell() -> None:
+    from experiments import whole_proxies
+
+    record = {
+        "cell": "192-s16-up", "heatmap_size": 24, "upsample": True, "val_pck20": 60.1,
+        "presence_auroc": 0.99, "visibility_auroc": 0.9, "train_images_per_s_median": 7.0,
+        "latency_ms_batch1_1thread": 30.0, "machine": "test machine",
+    }  # fmt: skip
+    text = whole_proxies.report({"192-s16-up": record})
+    assert "| 192-s16-up | 24 px (decoder) | 60.1 | 0.9900 |" in text
+    assert "| 192-s8 | not run |" in text
+    assert set(whole_proxies.CELLS) <= {
+        line.split(" | ")[0][2:]
+        for line in text.splitlines()
+        if line.startswith("| ") and "|---" not in line
+    } | {"cell"}
