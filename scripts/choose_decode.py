@@ -1,7 +1,7 @@
 """Choose how a DSNT model reads coordinates off its maps, on its run's validation split.
 
     .venv/bin/python scripts/choose_decode.py CHECKPOINT [--data ../shared/data]
-        [--radii 1 2 3 4] [--json docs/results/decode_choice.json]
+        [--radii R ...] [--json docs/results/decode_choice.json]
 
 The expectation of the whole map (``dsnt``) lands between two peaks when a map has two (a left
 and a right wrist, dsntnn#13); ``local`` takes it inside a window of ``2 r + 1`` cells around
@@ -54,7 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--radii", type=int, nargs="+", default=[1, 2, 3, 4])
+    parser.add_argument(
+        "--radii",
+        type=int,
+        nargs="+",
+        help="local DSNT radii in map cells (default 1 to 4, and 1 to 8 on maps of 24 px or "
+        "more: the same reach in the image)",
+    )
     parser.add_argument(
         "--json", type=Path, default=REPO / "docs" / "results" / "decode_choice.json"
     )
@@ -77,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.radii is None:
+        args.radii = list(range(1, 9 if cfg.heatmap_size >= 24 else 5))
     if min(args.radii) < 1:
         print(f"choose_decode: --radii must be >= 1, got {args.radii}", file=sys.stderr)
         return 2

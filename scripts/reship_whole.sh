@@ -8,7 +8,7 @@
 # card's record: `git show REV:docs/results/model_card_whole.json > FILE`), counted first.
 #
 # The steps, each a script of the repo (their docstrings say what they measure):
-#   1. scripts/choose_decode.py: the decode (expectation or local DSNT radius 1-4) on the run's
+#   1. scripts/choose_decode.py: the decode (expectation or local DSNT radius (1-4 cells, 1-8 on 24 px maps)) on the run's
 #      validation split, box crops;
 #   2. scripts/ship_whole.py: calibrate on the held-out people, write the half-precision file,
 #      evaluate it (LSP test box and whole photo, MPII frames), the card (RUN_DIRs: every run
