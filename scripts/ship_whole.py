@@ -713,7 +713,8 @@ def targets_section(r: dict[str, Any], peers: dict[str, Any] | None) -> list[str
             f"resolution and capacity: {r['input_size']} px crops and {r['heatmap_size']} px "
             "maps from EfficientNet-Lite0, where MoveNet Thunder reads 256 px and the paper's "
             "best DSNT model used 28 px maps from a ResNet; each step up costs training time "
-            "this machine does not have. The long run is prepared for a lent GPU "
+            "this machine does not have ([short proxies](results/whole_proxies.md) of input "
+            "size, output stride and the upsampling decoder measure each). The long run is prepared for a lent GPU "
             "(`scripts/gpu_pack.py`, `scripts/gpu_long_run.sh`: the data in parts that travel, "
             "epochs sized to the minutes given); none has been lent to this work yet.",
         ]
