@@ -3,6 +3,7 @@ px maps from the light upsampling decoder (stride 16 + ``model.upsample``), and 
 from dilation (stride 8), each timed against stride 16 in the same run.
 
     .venv/bin/python benchmarks/map_resolution.py [--quick] [--json FILE] [--markdown FILE]
+        [--note TEXT] [--from-json FILE]
 
 Two figures per network, both as ratios to stride 16 (absolute times are noise on a shared
 machine): the batch-1 inference forward (``torch.inference_mode``, channels-last) and a
@@ -168,7 +169,8 @@ def markdown(doc: dict[str, Any]) -> str:
         f"{doc['machine']}, {doc['date']}; times as ratios to stride 16 (12 px maps) in the same "
         f"run. `infer`: batch-1 forward, inference mode; `train`: batch-{doc['train_batch']} "
         "forward + backward. Harnesses: `blocked_autorange` in a fresh process per network, and "
-        "the steady state of one process timing the networks in interleaved rounds.",
+        "the steady state of one process timing the networks in interleaved rounds."
+        + (f" {doc['note']}" if doc.get("note") else ""),
         "",
         "| harness | "
         + " | ".join(f"{n} {w}" for n in nets if n != BASE for w in ("infer", "train"))
@@ -208,8 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="64 px, batch 2, short timings")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--markdown", type=Path)
+    parser.add_argument("--note", help="what else ran on the machine (goes in the report)")
+    parser.add_argument(
+        "--from-json", type=Path, help="measure nothing: render an earlier --json file"
+    )
     args = parser.parse_args(argv)
-    doc = run(args.quick)
+    doc = json.loads(args.from_json.read_text()) if args.from_json else run(args.quick)
+    if args.note:
+        doc["note"] = args.note
     report = markdown(doc)
     if args.json:
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
