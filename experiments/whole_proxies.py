@@ -28,10 +28,10 @@ RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results" / "whole_p
 RECIPE = "mixed_efficientnet_lite0_s16_presence"
 FRACTION = 0.3  # of every source, a fixed draw
 CELLS: dict[str, dict[str, Any]] = {
-    "160-s16": {"model": {"input_size": 160, "output_stride": 16}},
-    "192-s16": {"model": {"input_size": 192, "output_stride": 16}},
-    "224-s16": {"model": {"input_size": 224, "output_stride": 16}},
-    "192-s8": {"model": {"input_size": 192, "output_stride": 8}},
+    "160-s16": {"model": {"input_size": 160, "output_stride": 16, "upsample": False}},
+    "192-s16": {"model": {"input_size": 192, "output_stride": 16, "upsample": False}},
+    "224-s16": {"model": {"input_size": 224, "output_stride": 16, "upsample": False}},
+    "192-s8": {"model": {"input_size": 192, "output_stride": 8, "upsample": False}},
     # stride 16 with the light upsampling decoder: the 24 px maps of 192-s8 without dilation
     "192-s16-up": {"model": {"input_size": 192, "output_stride": 16, "upsample": True}},
 }
