@@ -693,8 +693,9 @@ def targets_section(r: dict[str, Any], peers: dict[str, Any] | None) -> list[str
             f"This file's training: {steps} steps of batch {batch} in {len(runs)} run(s) "
             f"(after the start it names), {minutes / 60:.1f} h of wall clock from each run "
             f"folder's first file to its last checkpoint ({compute / 60:.1f} h at the median "
-            f"logged speed), one thread of the 2-core {r['machine']['cpu']} shared with other "
-            f"work; validation PCK@0.2 by epoch {curve}.",
+            "logged speed), mostly one thread of a 2-core CPU machine shared with other work "
+            f"(this file measured on {r['machine']['cpu']}; earlier runs may have had another "
+            f"machine); validation PCK@0.2 by epoch {curve}.",
             "",
             f"Where the gap is: on LSP test the whole photo scores {w['pck20_all_14']} over all "
             f"14 joints against {r['lsp_test_box_pck20_flip']} given the annotation box, so "
