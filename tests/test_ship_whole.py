@@ -243,6 +243,7 @@ def test_a_saved_model_has_no_step_record(tmp_path) -> None:
     torch.save({"config": {}, "state_dict": {}}, saved)
     assert model.training_facts(saved) == {}
     record = copy.deepcopy(RECORD)
+    record["recipe"]["train"]["epochs"] = 12
     record["training"] = {}
     assert "a saved snapshot of a run of 12 planned epochs (no step record)" in ship.render(record)
     assert "Training: a saved snapshot of a run" in ship.readme_block(record)
