@@ -85,29 +85,18 @@ def test_the_refining_branch_learns_from_the_finer_features() -> None:
     """Blobs (one per joint, in its own channel) in 64 px images: 8 px coarse maps, 16 px
     after the decoder; 150 Adam steps reach a mean error under one input pixel, and the
     decoder's output layer has moved off zero (it is trained, not bypassed)."""
-    from test_model import blob_samples
+    from test_model import blob_samples, overfit_error_px
 
     torch.manual_seed(0)
     size, joints = 64, 2
     images, joints_px = blob_samples(8, joints, size)
-    target = ops.pixel_to_normalized(joints_px, (size, size))
-    mask = torch.ones(8, joints)
-    backbone = SkipBackbone()
     decoder = UpsampleDecoder(16, 8, joints, width=16)
-    model = CoordRegressionModel(backbone, DSNTHead(16, joints), decoder=decoder)
+    model = CoordRegressionModel(SkipBackbone(), DSNTHead(16, joints), decoder=decoder)
+    assert tuple(model(images).heatmaps.shape[-2:]) == (16, 16)
     cfg = LossConfig(regularizer="js", sigma=1.0)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(150):
-        out = model(images)
-        assert tuple(out.heatmaps.shape[-2:]) == (16, 16)
-        loss = model.loss(out, target, mask, cfg)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    with torch.no_grad():
-        pred_px = ops.normalized_to_pixel(model(images).coords, (size, size))
-    error_px = (pred_px - joints_px).norm(dim=-1)
+    error_px = overfit_error_px(
+        model, images, joints_px, lambda o, t, m: model.loss(o, t, m, cfg), 150, 3e-3
+    )
     assert float(error_px.mean()) < 1.0, f"mean error {float(error_px.mean()):.2f} px"
     assert float(decoder.out.weight.detach().abs().max()) > 1e-3
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 from torch import nn
@@ -311,6 +313,32 @@ def blob_samples(
     return images, joints_px
 
 
+def overfit_error_px(
+    model: nn.Module,
+    images: torch.Tensor,
+    joints_px: torch.Tensor,
+    loss: Callable[[HeadOutput, torch.Tensor, torch.Tensor], torch.Tensor],
+    steps: int,
+    lr: float,
+) -> torch.Tensor:
+    """Fit ``model`` to ``images`` (every joint labelled) with ``steps`` Adam steps of ``loss``
+    ``(output, target, mask)``; return its per-joint error ``(N, J)`` in input pixels after,
+    in eval mode."""
+    size = images.shape[-1]
+    target = ops.pixel_to_normalized(joints_px, (size, size))
+    mask = torch.ones(joints_px.shape[:2])
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(steps):
+        value = loss(model(images), target, mask)
+        opt.zero_grad()
+        value.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        pred_px = ops.normalized_to_pixel(model(images).coords, (size, size))
+    return (pred_px - joints_px).norm(dim=-1)
+
+
 @pytest.mark.parametrize(
     ("head", "steps", "lr"), [("dsnt", 100, 3e-3), ("heatmap", 50, 3e-3), ("fc", 125, 1e-2)]
 )
@@ -322,8 +350,6 @@ def test_small_model_overfits_to_sub_pixel_error(head: str, steps: int, lr: floa
     torch.manual_seed(0)
     size, joints = 64, 2
     images, joints_px = blob_samples(8, joints, size)
-    target = ops.pixel_to_normalized(joints_px, (size, size))
-    mask = torch.ones(8, joints)
     maps = size // TinyBackbone.stride
     heads = {
         "dsnt": DSNTHead(32, joints),
@@ -332,16 +358,9 @@ def test_small_model_overfits_to_sub_pixel_error(head: str, steps: int, lr: floa
     }
     model = CoordRegressionModel(TinyBackbone(), heads[head])
     cfg = LossConfig(regularizer="js", sigma=1.0, heatmap_sigma=1.0)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    for _ in range(steps):
-        loss = loss_for(model(images), target, mask, cfg, head=head)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    with torch.no_grad():
-        pred_px = ops.normalized_to_pixel(model(images).coords, (size, size))
-    error_px = (pred_px - joints_px).norm(dim=-1)
+    error_px = overfit_error_px(
+        model, images, joints_px, lambda o, t, m: loss_for(o, t, m, cfg, head=head), steps, lr
+    )
     assert float(error_px.mean()) < 1.0, f"{head}: mean error {float(error_px.mean()):.2f} px"
     assert float(error_px.max()) < 2.5
 

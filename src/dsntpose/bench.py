@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
 from dsntpose.bench_report import (
@@ -175,9 +175,9 @@ def _peak_growth_mb(fn: Callable[[], object], device: torch.device) -> tuple[flo
     return (peak_kb - before_kb) / 1024, "process peak RSS (VmHWM) growth"
 
 
-def _flops(module: nn.Module, x: Tensor) -> int:
+def _flops(fn: Callable[..., object], *args: Tensor) -> int:
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        module(x)
+        fn(*args)
     return int(counter.get_total_flops())
 
 
@@ -309,9 +309,7 @@ def _timing(
     out: dict[str, Any] = {}
     flops = _flops(model, image)
     features = _backbone_features(model, image)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model.head_output(*features)  # the head with the decoder, if any
-    head_flops = int(counter.get_total_flops())
+    head_flops = _flops(model.head_output, *features)  # the head with the decoder, if any
     out.update(gflops=flops / 1e9, gmacs=flops / 2e9, head_gmacs=head_flops / 2e9)
     with torch.inference_mode():
         # both formats side by side: a copy of the model in each, calls interleaved

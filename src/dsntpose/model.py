@@ -13,7 +13,6 @@ Reading and writing model files is :mod:`dsntpose.checkpoint`'s job.
 Example:
     >>> import torch
     >>> from dsntpose.config import LossConfig, ModelConfig
-from dsntpose.decoder import UpsampleDecoder
     >>> cfg = ModelConfig(backbone="resnet18", output_stride=16, head="dsnt")
     >>> model = build_model(cfg)
     >>> out = model(torch.rand(2, 3, 224, 224))

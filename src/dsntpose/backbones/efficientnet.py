@@ -268,10 +268,6 @@ class EfficientNetLite(nn.Module):
     def forward(self, x: Tensor, *, normalize: bool = True) -> Tensor:
         """``(B, 3, H, W)`` RGB in ``[0, 1]`` (already normalised when ``normalize=False``)
         -> ``(B, 1280, ceil(H / stride), ceil(W / stride))``."""
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(
-                f"EfficientNet-Lite input must be (B, 3, H, W) RGB, got {tuple(x.shape)}"
-            )
         return self.forward_skip(x, normalize=normalize)[0]
 
     def forward_skip(self, x: Tensor, *, normalize: bool = True) -> tuple[Tensor, Tensor]:
