@@ -65,6 +65,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import signal
@@ -156,6 +157,56 @@ def score_lsp(
         "all": score(preds, gt, ~missing, torso),
         "has_visible": score(preds, gt, visible & ~missing, torso, joints=has),
         "has_all": score(preds, gt, ~missing, torso, joints=has),
+    }
+
+
+def confidence_lsp(
+    preds: np.ndarray,
+    scores: np.ndarray,
+    gt: np.ndarray,
+    missing: np.ndarray,
+    joints: Sequence[int] = LIMB_JOINTS,
+    threshold: float = 0.2,
+) -> dict[str, Any]:
+    """How well a model's own per-joint score separates its right joints from its wrong ones.
+
+    Over every annotated joint of ``joints`` (LSP labels occluded joints too), a joint is right
+    when it lies within PCK@``threshold`` of the torso; a joint without a prediction is wrong
+    and keeps the score the model gave it (0 where it reported nobody; a non-finite score
+    counts as 0). The figures: AUROC of the score for "right" (the issue's joint-confidence
+    target) and the expected calibration error (15 equal-width bins) reading the score as the
+    probability of being right -- fair for dsntpose's calibrated confidence; MediaPipe's
+    visibility and MoveNet's keypoint score are not fitted to this event, so their ECE says how
+    far their score is from that probability, not that it is wrong at what it was made for.
+
+    Args:
+        preds: ``(N, 14, 2)`` predictions in image px (NaN: none).
+        scores: ``(N, 14)`` the model's score of each joint, in ``[0, 1]``.
+        gt: ``(N, 14, 2)`` ground truth; missing: ``(N, 14)`` bool, unannotated joints.
+        joints: the joints counted (the 12 limb joints every contender has).
+    """
+    from dsntpose.evaluate import auroc
+    from dsntpose.ops import reliability_curve
+
+    p = np.asarray(preds, dtype=np.float64)
+    s = np.asarray(scores, dtype=np.float64)
+    if s.shape != p.shape[:2]:
+        raise ValueError(f"scores: expected {p.shape[:2]}, got {s.shape}")
+    torso = torso_sizes(gt)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dist = np.linalg.norm(p - np.asarray(gt, dtype=np.float64), axis=-1) / torso[:, None]
+    joints = list(joints)
+    counted = ~np.asarray(missing, dtype=bool)[:, joints]
+    right = (dist[:, joints] <= threshold)[counted]  # NaN compares False: a miss
+    score_of = np.clip(np.nan_to_num(s[:, joints], nan=0.0), 0.0, 1.0)[counted]
+    value = auroc(score_of, right)
+    ece = float(reliability_curve(score_of, right, bins=15).ece)
+    return {
+        "joints": int(counted.sum()),
+        "right_pct": round(100.0 * float(right.mean()), 2) if right.size else None,
+        "auroc": None if math.isnan(value) else round(value, 4),
+        "ece": round(ece, 4),
+        "mean_score": round(float(score_of.mean()), 4) if score_of.size else None,
     }
 
 
@@ -572,6 +623,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             phases["mpii"] = load_mpii(args.mpii_root, args.mpii_limit)
         preds: dict[str, dict[str, np.ndarray]] = {}
         detected: dict[str, dict[str, np.ndarray]] = {}
+        scores: dict[str, dict[str, np.ndarray]] = {}  # (n, J): each model's score of a joint
         latency: dict[str, Any] = {}
         for phase, data in phases.items():
             images = data["images"]
@@ -582,7 +634,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 worker.load(raw, items)
             print(f"[peers] {phase}: {n} images, accuracy pass ...", file=sys.stderr)
             timers = make_timers(contenders, pipes, workers, data)
-            preds[phase], detected[phase] = {}, {}
+            preds[phase], detected[phase], scores[phase] = {}, {}, {}
             for key in keys:
                 out = None
                 found = np.zeros(n, dtype=bool)
@@ -591,7 +643,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     if out is None:
                         out = np.full((n, *joints.shape), np.nan)
                     out[i] = joints
-                    found[i] = np.isfinite(joints).any()
+                    found[i] = np.isfinite(joints[:, :2]).any()
+                assert out is not None and out.shape[-1] == 3
+                scores[phase][key] = out[..., 2]
+                out = out[..., :2]
                 if phase == "mpii":  # crop px -> frame px
                     out = out + data["offsets"][:, None, :]
                 preds[phase][key] = out
@@ -619,6 +674,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             p, lsp["gt"], lsp["visible"], lsp["missing"], has(key, LSP_JOINTS)
         )
         lsp_scores[key]["no_person"] = int((~detected["lsp"][key]).sum())
+        s = convert_joints(
+            np.repeat(scores["lsp"][key][..., None], 2, axis=-1), c["joint_set"], LSP_JOINTS
+        )[..., 0]
+        lsp_scores[key]["confidence"] = confidence_lsp(p, s, lsp["gt"], lsp["missing"])
         if "mpii" in phases:
             m = phases["mpii"]
             p = convert_joints(preds["mpii"][key], c["joint_set"], MPII_JOINTS)
@@ -716,6 +775,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "mpii_its_joints": "the joints of MPII's usual Total (all but pelvis and thorax) "
             "that the model has",
             "no_person": "an image where a model reports nobody counts as a miss for every joint",
+            "confidence": "each model's own per-joint score (dsntpose: its calibrated joint "
+            "confidence; MediaPipe: landmark visibility; MoveNet: keypoint score; 0 where it "
+            "reported nobody) against 'within PCK@0.2 of the torso', over every annotated limb "
+            "joint of LSP test: AUROC, and ECE reading the score as that probability",
             "coco_map": {LSP_NAMES[j]: k for j, k in LSP_FROM_COCO.items()},
             "mediapipe_map": {LSP_NAMES[j]: m for j, m in LSP_FROM_MEDIAPIPE.items()},
         },
@@ -749,7 +812,8 @@ def busy_notes(latency: dict[str, Any]) -> list[str]:
 def make_timers(
     contenders: dict[str, Any], pipes: dict[str, Any], workers: dict[str, Any], data: dict[str, Any]
 ) -> dict[str, Callable[[int], tuple[np.ndarray, float, float]]]:
-    """Per contender ``i -> (joints in its joint set, image px; ms; cpu_ms)`` on ``data``."""
+    """Per contender ``i -> (joints (J, 3) in its joint set: image px and the model's score of
+    each; ms; cpu_ms)`` on ``data``."""
     images = data["images"]
     timers: dict[str, Callable[[int], tuple[np.ndarray, float, float]]] = {}
 

@@ -116,6 +116,29 @@ def mediapipe_to_lsp(landmarks: Any, width: int, height: int) -> np.ndarray:
     return out
 
 
+def mapped_scores(scores: Any, mapping: dict[int, int], size: int) -> np.ndarray:
+    """A peer's per-landmark scores -> LSP's 14 joints by ``mapping`` (LSP joint -> landmark):
+    ``(14,)`` float64, NaN for the joints it lacks (neck, head top); 0 for every mapped joint
+    when ``scores`` is None (no person found: the model gives those joints nothing).
+
+    Args:
+        scores: ``(size,)`` one score per landmark (MediaPipe's visibility, MoveNet's keypoint
+            score), or None.
+        mapping: :data:`LSP_FROM_MEDIAPIPE` or :data:`LSP_FROM_COCO`.
+        size: the peer's landmark count (33 or 17).
+    """
+    out = np.full(NUM_LSP, np.nan)
+    lsp = list(mapping)
+    if scores is None:
+        out[lsp] = 0.0
+        return out
+    s = np.asarray(scores, dtype=np.float64)
+    if s.shape != (size,):
+        raise ValueError(f"scores: expected shape ({size},), got {s.shape}")
+    out[lsp] = s[[mapping[j] for j in lsp]]
+    return out
+
+
 def torso_sizes(joints: np.ndarray) -> np.ndarray:
     """``(N, 14, 2)`` ground truth in px -> ``(N,)`` distances right shoulder -- left hip."""
     g = np.asarray(joints, dtype=np.float64)

@@ -88,8 +88,9 @@ def runtime_model(model: Any, cfg: Any, source: Path, engine: str, threads: int)
 
 
 class OursBox:
-    """Given a box: decoded BGR image + square (centre, side) -> the model's joints in image px
-    (crop warp + BGR->RGB + [0, 1] + model [+ flip] + back-projection)."""
+    """Given a box: decoded BGR image + square (centre, side) -> ``(J, 3)``: the model's joints
+    in image px and its confidence in each (crop warp + BGR->RGB + [0, 1] + model [+ flip] +
+    back-projection)."""
 
     def __init__(self, model: Any, cfg: Any, flip: bool) -> None:
         import torch
@@ -113,18 +114,17 @@ class OursBox:
         crop = self.warp_image(bgr, matrix, self.size)
         x = torch.from_numpy(self.to_chw_rgb(crop, bgr=True))[None]
         with torch.inference_mode():
-            if self.flip:
-                coords = self.flip_test(self.model, x, self.joint_set).coords
-            else:
-                coords = self.model(x).coords
-        out = self.back_project(coords[0].double(), self.invert_affine(matrix), self.size)
-        return np.asarray(out.numpy(), dtype=np.float64)
+            out = self.flip_test(self.model, x, self.joint_set) if self.flip else self.model(x)
+        xy = self.back_project(out.coords[0].double(), self.invert_affine(matrix), self.size)
+        confidence = out.confidence[0].double()[:, None]
+        return np.asarray(torch.cat([xy, confidence], dim=1).numpy(), dtype=np.float64)
 
 
 class OursWhole:
     """The whole photo, no box: ``Predictor.predict_image(bgr)`` finds the person itself (the
-    whole image, then crops around the joints found until the crop settles). Returns the
-    model's joints in image px, all NaN when it reports nobody (``[]``)."""
+    whole image, then crops around the joints found until the crop settles). Returns ``(J,
+    3)``: the model's joints in image px and its confidence in each (``Person.confidence``);
+    coordinates NaN and confidence 0 when it reports nobody (``[]``)."""
 
     def __init__(self, model: Any, cfg: Any, flip: bool, engine: str = "torch") -> None:
         from dsntpose.data.joints import get_joint_set
@@ -141,8 +141,14 @@ class OursWhole:
     def __call__(self, bgr: np.ndarray) -> np.ndarray:
         people = self.predictor.predict_image(bgr)
         if not people:
-            return np.full((self.joint_set.num_joints, 2), np.nan)
-        return np.asarray(people[0].keypoints, dtype=np.float64)
+            return np.column_stack(
+                [
+                    np.full((self.joint_set.num_joints, 2), np.nan),
+                    np.zeros(self.joint_set.num_joints),
+                ]
+            )
+        person = people[0]
+        return np.column_stack([person.keypoints, person.confidence]).astype(np.float64)
 
 
 def parse_also(items: Sequence[str]) -> list[tuple[str, Path]]:

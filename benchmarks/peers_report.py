@@ -127,6 +127,29 @@ def render_markdown(doc: dict[str, Any]) -> str:
             )
         lines.append("")
 
+    if any("confidence" in lsp[key] for key in keys):
+        lines += [
+            "## Joint confidence: does a model's own score tell its right joints from its wrong?",
+            "",
+            "LSP test, every annotated limb joint; right = within PCK@0.2 of the torso. Each "
+            "model's own per-joint score: dsntpose its calibrated joint confidence, MediaPipe the "
+            "landmark visibility, MoveNet the keypoint score (0 on an image where a model found "
+            "nobody). AUROC of the score for right (the issue's target: 0.85); ECE (15 bins) "
+            "reads the score as the probability of being right, which only dsntpose's is "
+            "fitted to be.",
+            "",
+            "| model | AUROC | ECE | mean score | right % | joints |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for key in keys:
+            cf = lsp[key].get("confidence")
+            if cf:
+                lines.append(
+                    f"| {cont[key]['label']} | **{_fmt(cf['auroc'], 3)}** | {_fmt(cf['ece'], 3)} "
+                    f"| {_fmt(cf['mean_score'], 3)} | {_fmt(cf['right_pct'])} | {cf['joints']} |"
+                )
+        lines.append("")
+
     if mpii:
         lines += [
             "## MPII validation frames, PCKh@0.5",

@@ -27,7 +27,15 @@ from typing import Any
 
 import numpy as np
 
-from peers_core import NUM_COCO, NUM_LSP, movenet_to_lsp
+from peers_core import (
+    LSP_FROM_COCO,
+    LSP_FROM_MEDIAPIPE,
+    NUM_COCO,
+    NUM_LSP,
+    NUM_MEDIAPIPE,
+    mapped_scores,
+    movenet_to_lsp,
+)
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -175,12 +183,20 @@ class MediaPipeWorker(Worker):
         super().__init__([str(python), str(script), "--mediapipe-worker"], _thread_env(threads))
 
     def run(self, index: int) -> tuple[np.ndarray, bool, float, float]:
-        """``(joints (14, 2) px, detected, ms, cpu_ms)`` for loaded image ``index``."""
+        """``(joints (14, 3) x/y px + score, detected, ms, cpu_ms)`` for loaded image ``index``:
+        the score is the landmark's visibility (MediaPipe's probability that it is in view and
+        not occluded), 0 when nobody was found."""
         msg = self.request(op="run", index=index)
         joints = np.array(
             [[math.nan if v is None else v for v in p] for p in msg["joints"]], dtype=np.float64
         )
-        return joints, msg["landmarks"] is not None, float(msg["ms"]), float(msg["cpu_ms"])
+        landmarks = msg["landmarks"]
+        visibility = None
+        if landmarks is not None:
+            visibility = [p[3] if len(p) > 3 and p[3] is not None else math.nan for p in landmarks]
+        scores = mapped_scores(visibility, LSP_FROM_MEDIAPIPE, NUM_MEDIAPIPE)
+        joints = np.concatenate([joints, scores[:, None]], axis=1)
+        return joints, landmarks is not None, float(msg["ms"]), float(msg["cpu_ms"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,13 +279,15 @@ class MoveNetWorker(Worker):
         super().__init__(command, _thread_env(threads))
 
     def run(self, index: int) -> tuple[np.ndarray, np.ndarray, float, float]:
-        """``(joints (14, 2) LSP px, keypoints (17, 3) x/y px + score, ms, cpu_ms)``."""
+        """``(joints (14, 3) LSP px + keypoint score, keypoints (17, 3) x/y px + score, ms,
+        cpu_ms)``."""
         msg = self.request(op="run", index=index)
         keypoints = np.asarray(msg["joints"], dtype=np.float64)
         if keypoints.shape != (NUM_COCO, 3):
             raise PeersError(f"{self.name}: expected 17 keypoints, got {keypoints.shape}")
-        joints = movenet_to_lsp(keypoints)
-        assert joints.shape == (NUM_LSP, 2)
+        scores = mapped_scores(keypoints[:, 2], LSP_FROM_COCO, NUM_COCO)
+        joints = np.concatenate([movenet_to_lsp(keypoints), scores[:, None]], axis=1)
+        assert joints.shape == (NUM_LSP, 3)
         return joints, keypoints, float(msg["ms"]), float(msg["cpu_ms"])
 
     def letterbox(self, index: int) -> np.ndarray:

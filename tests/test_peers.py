@@ -542,6 +542,76 @@ def test_score_lsp_joints_it_has() -> None:
     assert r["has_all"]["groups"]["Head"] == 0.0 and r["has_all"]["groups"]["Neck"] == 100.0
 
 
+def test_mapped_scores_by_name() -> None:
+    """A peer's per-landmark scores land on LSP's joints by name; neck and head top have
+    none; no person found gives every mapped joint 0."""
+    visibility = np.arange(33) / 100.0
+    out = peers_core.mapped_scores(visibility, peers_core.LSP_FROM_MEDIAPIPE, 33)
+    assert out[peers_core.LSP_NAMES.index("r_wrist")] == pytest.approx(
+        MEDIAPIPE_NAMES.index("right_wrist") / 100.0
+    )
+    assert np.isnan(out[12:]).all()
+    kp = np.arange(17) / 10.0
+    out = peers_core.mapped_scores(kp, peers_core.LSP_FROM_COCO, 17)
+    assert out[peers_core.LSP_NAMES.index("l_ankle")] == pytest.approx(
+        peers_core.COCO_NAMES.index("left_ankle") / 10.0
+    )
+    none = peers_core.mapped_scores(None, peers_core.LSP_FROM_COCO, 17)
+    assert (none[:12] == 0).all() and np.isnan(none[12:]).all()
+    with pytest.raises(ValueError, match=r"expected shape \(17,\)"):
+        peers_core.mapped_scores(np.zeros(33), peers_core.LSP_FROM_COCO, 17)
+
+
+def test_workers_report_scores() -> None:
+    """Both workers' answers become ``(14, 3)``: LSP px and the peer's own score (MediaPipe's
+    visibility, MoveNet's keypoint score), 0 where MediaPipe found nobody."""
+    mp = object.__new__(peers_workers.MediaPipeWorker)
+    landmarks = [[0.5, 0.5, 0.0, k / 100.0] for k in range(33)]
+    answer = {"landmarks": landmarks, "joints": [[1.0, 2.0]] * 12 + [[None, None]] * 2}
+    mp.request = lambda **req: {**answer, "ms": 1.0, "cpu_ms": 1.0}  # type: ignore[method-assign]
+    joints, found, _, _ = mp.run(0)
+    assert found and joints.shape == (14, 3)
+    assert joints[peers_core.LSP_NAMES.index("l_knee"), 2] == pytest.approx(
+        MEDIAPIPE_NAMES.index("left_knee") / 100.0
+    )
+    answer = {"landmarks": None, "joints": [[None, None]] * 14}
+    joints, found, _, _ = mp.run(0)
+    assert not found and np.isnan(joints[:, :2]).all() and (joints[:12, 2] == 0).all()
+    mn = object.__new__(peers_workers.MoveNetWorker)
+    mn.name = "MoveNet test"
+    kp = [[float(k), 2.0 * k, k / 20.0] for k in range(17)]
+    mn.request = lambda **req: {"joints": kp, "ms": 1.0, "cpu_ms": 1.0}  # type: ignore[method-assign]
+    joints, _, _, _ = mn.run(0)
+    k = peers_core.COCO_NAMES.index("right_elbow")
+    assert joints[peers_core.LSP_NAMES.index("r_elbow")].tolist() == [k, 2.0 * k, k / 20.0]
+
+
+def test_confidence_lsp_by_hand() -> None:
+    """A score that ranks every right joint above every wrong one has AUROC 1, the reverse
+    0; a miss (NaN) is wrong; ECE reads the score as the probability of being right."""
+    gt, torso = people(4)
+    preds = gt.copy()
+    preds[:2, :6, 0] += 0.5 * torso[:2, None]  # 12 wrong joints (0.5 torso away)
+    preds[3, 7] = np.nan  # a miss: wrong
+    missing = np.zeros((4, 14), bool)
+    missing[3, 0] = True  # not annotated: not counted
+    right = np.ones((4, 14), bool)
+    right[:2, :6] = False
+    right[3, 7] = False
+    scores = np.where(right, 0.9, 0.1)
+    r = peers.confidence_lsp(preds, scores, gt, missing)
+    assert r["joints"] == 4 * 12 - 1
+    assert r["right_pct"] == pytest.approx(100 * 34 / 47, abs=0.01)
+    assert r["auroc"] == 1.0
+    ece = abs(0.9 - 1) * 34 / 47 + abs(0.1 - 0) * 13 / 47
+    assert r["ece"] == pytest.approx(ece, abs=1e-4)
+    assert peers.confidence_lsp(preds, 1 - scores, gt, missing)["auroc"] == 0.0
+    flat = peers.confidence_lsp(preds, np.full((4, 14), np.nan), gt, missing)
+    assert flat["auroc"] == 0.5 and flat["mean_score"] == 0.0  # NaN scores count as 0
+    with pytest.raises(ValueError, match="scores: expected"):
+        peers.confidence_lsp(preds, scores[:, :12], gt, missing)
+
+
 def test_raw_roundtrip(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(3, 5), (7, 2)]]
@@ -645,6 +715,7 @@ def minimal_doc() -> dict:
     gt, _ = people(3)
     lsp = peers.score_lsp(gt, gt, np.ones((3, 14), bool), np.zeros((3, 14), bool), range(14))
     lsp["no_person"] = 0
+    lsp["confidence"] = peers.confidence_lsp(gt, np.full((3, 14), 0.8), gt, np.zeros((3, 14), bool))
     peer = peers.score_lsp(gt, gt, np.ones((3, 14), bool), np.zeros((3, 14), bool), range(12))
     peer["no_person"] = 1
     timing = {**peers_core.summarize_ms([1.0, 2.0]), "cpu_median_ms": 1.5}
@@ -688,6 +759,8 @@ def test_markdown_renders() -> None:
     assert "pid 123" in text and "paused (SIGSTOP)" in text
     assert "| dsntpose (network) | 3.39 |" in text
     assert "(trap ...; peers.py)" in text and "* a note" in text
+    assert "## Joint confidence" in text
+    assert "| dsntpose + flip, whole image | **-** | 0.200 | 0.800 | 100.0 | 36 |" in text
 
 
 @pytest.mark.slow
@@ -710,6 +783,9 @@ def test_quick_run(tmp_path: Path) -> None:
         assert doc["lsp"][key]["visible"]["counted"] > 0
         assert doc["mpii"][key]["its_joints"]["total"] is not None
         assert doc["latency"]["results"][key]["n"] == 6
+        confidence = doc["lsp"][key]["confidence"]
+        assert confidence["joints"] == doc["lsp"][key]["all"]["counted"]
+        assert 0 <= confidence["mean_score"] <= 1
     ran = [k for k in peers_workers.MOVENET_MODELS if k in doc["contenders"]]
     ran += ["mediapipe"] if "mediapipe" in doc["contenders"] else []
     assert len(ran) + len(doc["skipped"]) >= 2  # each peer ran or said why not
