@@ -61,6 +61,13 @@ def test_targets_are_judged_from_the_records_and_the_same_peers_run() -> None:
     assert any("did not include this file" in line for line in stale)
     same = ship.targets_section(record, peers_run(88.0, 24.0, record["weights_file"], "a" * 64))
     assert not any("did not include this file" in line for line in same)
+    # the peers run's confidence figures (each model's own score) stand beside ours
+    assert not any("own score" in line for line in same)
+    run = peers_run(88.0, 24.0, record["weights_file"], "a" * 64)
+    run["lsp"]["also1_whole"]["confidence"] = {"auroc": 0.8123}
+    run["lsp"]["movenet_lightning"]["confidence"] = {"auroc": 0.7}
+    (line,) = [x for x in ship.targets_section(record, run) if "AUROC of within" in x]
+    assert "ours (flip) 0.812, Lightning's keypoint score 0.700 |" in line
 
 
 def test_training_cost_sums_the_runs_and_derives_the_epoch_time() -> None:
