@@ -34,6 +34,8 @@ CELLS: dict[str, dict[str, Any]] = {
     "192-s8": {"model": {"input_size": 192, "output_stride": 8, "upsample": False}},
     # stride 16 with the light upsampling decoder: the 24 px maps of 192-s8 without dilation
     "192-s16-up": {"model": {"input_size": 192, "output_stride": 16, "upsample": True}},
+    # two decoder stages: 48 px maps (the second reading stride-4 features), MoveNet's size
+    "192-s16-up2": {"model": {"input_size": 192, "output_stride": 16, "upsample": 2}},
 }
 
 

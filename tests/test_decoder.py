@@ -1,9 +1,11 @@
-"""The light upsampling decoder (``model.upsample``): maps at twice the backbone's resolution.
+"""The light upsampling decoder (``model.upsample``): maps at twice (two stages: four times)
+the backbone's resolution.
 
 Proven here: a fresh decoder is exactly the bilinear upsampling of the head's logits (so a
-fine-tune starts from the trained maps); upsampling keeps the coordinate frame (rendered blobs
-at sub-cell positions); the refining branch learns from the finer features (a blob model reaches
-sub-pixel error on 2x maps); config, names, checkpoints, fine-tuning starts and ONNX export.
+fine-tune starts from the trained maps), with one stage or two; upsampling keeps the coordinate
+frame (rendered blobs at sub-cell positions); the refining branches learn from the finer
+features (a blob model reaches sub-pixel error on 2x and 4x maps); the backbones' finer levels;
+config, names, checkpoints, fine-tuning starts (a one-stage model into two) and ONNX export.
 """
 
 from __future__ import annotations
@@ -62,43 +64,99 @@ def test_upsampling_keeps_the_coordinate_frame(centre: tuple[float, float]) -> N
 
 
 class SkipBackbone(nn.Module):
-    """Stride 4 (the skip, 8 channels) then stride 8 (16 channels), with ``forward_skip``."""
+    """Stride 2 (4 channels), stride 4 (8 channels), then stride 8 (16 channels), with
+    ``forward_skip`` giving the stride-4 and stride-2 levels."""
 
-    stride, out_channels, skip_channels = 8, 16, 8
+    stride, out_channels, skip_channels, pyramid_channels = 8, 16, 8, (8, 4)
 
     def __init__(self) -> None:
         super().__init__()
-        self.fine = nn.Sequential(
-            nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 8, 3, 2, 1), nn.ReLU()
-        )
+        self.finest = nn.Sequential(nn.Conv2d(3, 4, 3, 2, 1), nn.ReLU())
+        self.fine = nn.Sequential(nn.Conv2d(4, 8, 3, 2, 1), nn.ReLU())
         self.deep = nn.Sequential(nn.Conv2d(8, 16, 3, 2, 1), nn.ReLU())
 
-    def forward_skip(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        skip = self.fine(x)
-        return self.deep(skip), skip
+    def forward_skip(self, x: Tensor, levels: int = 1) -> tuple[Tensor, ...]:
+        finest = self.finest(x)
+        skip = self.fine(finest)
+        return (self.deep(skip), skip, finest)[: 1 + levels]
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_skip(x)[0]
 
 
-def test_the_refining_branch_learns_from_the_finer_features() -> None:
+@pytest.mark.parametrize("skips", [(8,), (8, 4)])
+def test_the_refining_branch_learns_from_the_finer_features(skips: tuple[int, ...]) -> None:
     """Blobs (one per joint, in its own channel) in 64 px images: 8 px coarse maps, 16 px
-    after the decoder; 150 Adam steps reach a mean error under one input pixel, and the
-    decoder's output layer has moved off zero (it is trained, not bypassed)."""
+    after one stage (32 px after two); 150 Adam steps reach a mean error under one input
+    pixel, and every stage's output layer has moved off zero (trained, not bypassed)."""
     from test_model import blob_samples, overfit_error_px
 
     torch.manual_seed(0)
     size, joints = 64, 2
     images, joints_px = blob_samples(8, joints, size)
-    decoder = UpsampleDecoder(16, 8, joints, width=16)
+    decoder = UpsampleDecoder(16, skips, joints, width=16)
+    assert decoder.stages == len(skips)
     model = CoordRegressionModel(SkipBackbone(), DSNTHead(16, joints), decoder=decoder)
-    assert tuple(model(images).heatmaps.shape[-2:]) == (16, 16)
+    assert tuple(model(images).heatmaps.shape[-2:]) == (8 << len(skips),) * 2
     cfg = LossConfig(regularizer="js", sigma=1.0)
     error_px = overfit_error_px(
         model, images, joints_px, lambda o, t, m: model.loss(o, t, m, cfg), 150, 3e-3
     )
     assert float(error_px.mean()) < 1.0, f"mean error {float(error_px.mean()):.2f} px"
-    assert float(decoder.out.weight.detach().abs().max()) > 1e-3
+    stage: UpsampleDecoder | None = decoder
+    while stage is not None:
+        assert float(stage.out.weight.detach().abs().max()) > 1e-3
+        stage = stage.finer
+
+
+def test_a_fresh_two_stage_decoder_is_the_bilinear_upsampling_twice() -> None:
+    """Lite0 at stride 16 with two stages: 64 px in, 4 px features, 16 px maps, exactly the
+    logits upsampled 2x twice; the backbone's finer levels are its stride-8 and stride-4
+    blocks."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(**{**vars(LITE), "upsample": 2})
+    model = build_model(cfg).eval()
+    assert model.backbone.pyramid_channels == (40, 24) and cfg.heatmap_size == 16
+    x = torch.rand(2, 3, 64, 64)
+    features, skip, skip2 = model.backbone_features(x)
+    assert [tuple(t.shape[-3:]) for t in (features, skip, skip2)] == [
+        (1280, 4, 4), (40, 8, 8), (24, 16, 16)
+    ]  # fmt: skip
+    with torch.no_grad():
+        out = model(x)
+        coarse = model.head.logits(model.backbone(x))
+    twice = F.interpolate(coarse, scale_factor=2, mode="bilinear", align_corners=False)
+    twice = F.interpolate(twice, scale_factor=2, mode="bilinear", align_corners=False)
+    assert tuple(out.heatmaps.shape) == (2, 16, 16, 16)
+    assert torch.allclose(out.logits, twice, atol=1e-6)
+    with pytest.raises(ValueError, match="2 stage"):
+        model.decoder(coarse, features, skip)
+
+
+def test_backbones_name_their_finer_levels() -> None:
+    """Each backbone's finer levels (half, then a quarter of its output stride, down to 4):
+    what a one- or two-stage decoder may read; asking for more is a one-line error."""
+    from dsntpose.backbones.efficientnet import EfficientNetLite
+    from dsntpose.backbones.resnet import ResNetBackbone
+
+    x = torch.rand(1, 3, 64, 64)
+    for net, pyramid in (
+        (ResNetBackbone(18, 32), (256, 128)),
+        (ResNetBackbone(18, 16), (128, 64)),
+        (ResNetBackbone(18, 8), (64,)),
+        (ResNetBackbone(18, 4), ()),
+        (EfficientNetLite(0, 32), (112, 40)),
+        (EfficientNetLite(0, 16), (40, 24)),
+        (EfficientNetLite(0, 8), (24,)),
+    ):
+        assert net.pyramid_channels == pyramid, net
+        if pyramid:
+            got = net.forward_skip(x, len(pyramid))
+            for level, (t, channels) in enumerate(zip(got[1:], pyramid), 1):
+                assert t.shape[1] == channels
+                assert t.shape[-1] == 64 * 2**level // net.stride
+        with pytest.raises(ValueError, match="finer"):
+            net.forward_skip(x, len(pyramid) + 1)
 
 
 def test_presence_pools_finer_maps_as_their_mass_on_the_features_cells() -> None:
@@ -120,6 +178,13 @@ def test_config_names_and_errors() -> None:
     assert model_name(LITE) == "efficientnet_lite0-os16-up"
     assert model_config("efficientnet_lite0-os16-up", input_size=64) == LITE
     assert not model_config("efficientnet_lite0-os16").upsample
+    two = model_config("efficientnet_lite0-os16-up2", input_size=192)
+    assert two.upsample == 2 and two.stride == 4 and two.heatmap_size == 48
+    assert model_name(two) == "efficientnet_lite0-os16-up2"
+    with pytest.raises(ValueError, match=r"model\.upsample: 2 stages .* got 8"):
+        ModelConfig(backbone="efficientnet_lite0", output_stride=8, upsample=2)
+    with pytest.raises(ValueError, match=r"model\.upsample: .* got 3"):
+        ModelConfig(backbone="efficientnet_lite0", output_stride=16, upsample=3)
     built = build_model(ModelConfig(backbone="resnet18", output_stride=32, upsample=True))
     assert built.decoder.skip_channels == 256  # layer3, stride 16
     for bad in (
@@ -165,21 +230,36 @@ def test_checkpoint_round_trip_and_a_fine_tune_start_from_a_model_without_one(
     assert cfg.upsample and again.has_decoder
     with torch.no_grad():
         assert torch.allclose(again(x).logits, up(x).logits, atol=1e-6)
+    # a one-stage model starts a two-stage one: its trained stage kept, the second fresh
+    two_cfg = ModelConfig(**{**vars(up_cfg), "upsample": 2})
+    two = build_model(two_cfg)
+    load_initial_weights(two, two_cfg, tmp_path / "up.pt")
+    two.eval()
+    with torch.no_grad():
+        c, d = up(x), two(x)
+    expected = F.interpolate(c.logits, scale_factor=2, mode="bilinear", align_corners=False)
+    assert torch.allclose(d.logits, expected, atol=1e-5)
+    assert torch.allclose(d.coords, c.coords, atol=0.25 * 2 / 8)  # within a quarter cell
 
 
-def test_onnx_export_with_the_decoder_matches_torch(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stages", [1, 2])
+def test_onnx_export_with_the_decoder_matches_torch(tmp_path: Path, stages: int) -> None:
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     from dsntpose.checkpoint import OnnxModel
     from dsntpose.export import export_onnx
 
     torch.manual_seed(0)
-    model = build_model(LITE).eval()
-    nn.init.normal_(model.decoder.out.weight, std=0.1)
-    path = export_onnx(model, tmp_path / "up.onnx", config=LITE)  # checks parity itself
+    cfg = ModelConfig(**{**vars(LITE), "upsample": stages})
+    model = build_model(cfg).eval()
+    stage = model.decoder
+    while stage is not None:
+        nn.init.normal_(stage.out.weight, std=0.1)
+        stage = stage.finer
+    path = export_onnx(model, tmp_path / "up.onnx", config=cfg)  # checks parity itself
     x = torch.rand(3, 3, 64, 64)
     with torch.no_grad():
         expected = model(x)
     got = OnnxModel(path)(x)
-    assert tuple(got.heatmaps.shape) == (3, 16, 8, 8)
+    assert tuple(got.heatmaps.shape) == (3, 16, 4 << stages, 4 << stages)
     assert torch.allclose(got.coords, expected.coords, atol=1e-4)

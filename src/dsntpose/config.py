@@ -140,7 +140,9 @@ class ModelConfig:
             (:class:`dsntpose.decoder.UpsampleDecoder`): the head's logits upsampled 2x and
             refined from the backbone's features at that finer stride, the cheap alternative
             to dilating the backbone to it. Needs the DSNT head on a ResNet (stride 8 to 32)
-            or EfficientNet-Lite.
+            or EfficientNet-Lite. ``2``: two such stages, maps at a quarter of the output
+            stride (48 px from stride 16 at 192 px), the second reading the features at
+            stride 4; needs output stride 16 or 32. ``true`` is ``1``.
     """
 
     backbone: str = "resnet34"
@@ -155,7 +157,7 @@ class ModelConfig:
     weights: str | None = None
     input_size: int = 224
     presence: bool = False
-    upsample: bool = False
+    upsample: bool | int = False
 
     def __post_init__(self) -> None:
         check_field_types(self, "model")
@@ -170,6 +172,16 @@ class ModelConfig:
                 "model.presence: the presence and visibility heads need a backbone with "
                 f"features (not per-stack maps, as the hourglass's) and a head with probability "
                 f"maps ({', '.join(map(repr, takes))}), got {self.backbone!r} / {self.head!r}"
+            )
+        if not isinstance(self.upsample, bool) and self.upsample not in (0, 1, 2):
+            raise ValueError(
+                f"model.upsample: true/false, or the decoder's stages 0, 1 or 2, got "
+                f"{self.upsample!r}"
+            )
+        if self.upsample_stages == 2 and self.output_stride < 16:
+            raise ValueError(
+                "model.upsample: 2 stages read the backbone's features at a quarter of its "
+                f"output stride, down to stride 4: output stride 16 or 32, got {self.output_stride}"
             )
         if self.upsample and (self.head != "dsnt" or backbone.maps or self.output_stride < 8):
             raise ValueError(
@@ -216,14 +228,20 @@ class ModelConfig:
         return len(JOINT_SETS[self.joints].names)
 
     @property
+    def upsample_stages(self) -> int:
+        """How many 2x stages the decoder has (``upsample``: false 0, true 1, or 0/1/2)."""
+        return int(self.upsample)
+
+    @property
     def stride(self) -> int:
-        """Input pixels per heatmap cell: the output stride, halved by ``upsample``."""
+        """Input pixels per heatmap cell: the output stride, halved by each ``upsample``
+        stage."""
         from dsntpose.families import BACKBONES
 
         spec = BACKBONES[self.backbone]
         if spec.maps:
             return spec.fixed_stride
-        return self.output_stride // 2 if self.upsample else self.output_stride
+        return self.output_stride >> self.upsample_stages
 
     @property
     def heatmap_size(self) -> int:

@@ -52,7 +52,7 @@ class CoordRegressionModel(nn.Module):
     applies its own input normalisation). With a ``decoder``
     (:class:`~dsntpose.decoder.UpsampleDecoder`, ``model.upsample``), the backbone's
     ``forward_skip`` gives its features and the finer ones, and the head's logits are
-    upsampled 2x by the decoder before they are decoded. Returns the head's
+    upsampled 2x (4x with two stages) by the decoder before they are decoded. Returns the head's
     :class:`~dsntpose.heads.HeadOutput` (``coords`` ``(B, J, 2)`` normalised). For a backbone
     that returns one output per stack, the head runs on every stack's maps in training mode:
     the last stack's output is returned with the earlier ones, earliest first, in ``aux`` (for
@@ -78,7 +78,7 @@ class CoordRegressionModel(nn.Module):
 
     @property
     def has_decoder(self) -> bool:
-        """Whether the maps come at twice the backbone's resolution (``model.upsample``)."""
+        """Whether the maps come finer than the backbone's features (``model.upsample``)."""
         return "decoder" in self._modules
 
     @property
@@ -92,22 +92,22 @@ class CoordRegressionModel(nn.Module):
         :class:`~dsntpose.heads.PresenceHead`), None for a model without one."""
         return self.presence.calibration if self.has_presence else None
 
-    def backbone_features(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        """A model with the decoder: the backbone's features and its finer ones (its
-        ``forward_skip``), the arguments of :meth:`head_output`."""
-        forward_skip = cast(Callable[[Tensor], tuple[Tensor, Tensor]], self.backbone.forward_skip)
-        return forward_skip(images)
+    def backbone_features(self, images: Tensor) -> tuple[Tensor, ...]:
+        """A model with the decoder: the backbone's features and its finer ones, one per
+        decoder stage (its ``forward_skip``), the arguments of :meth:`head_output`."""
+        forward_skip = cast(Callable[..., tuple[Tensor, ...]], self.backbone.forward_skip)
+        return forward_skip(images, self.decoder.stages)
 
-    def head_output(self, features: Tensor, skip: Tensor | None = None) -> HeadOutput:
+    def head_output(self, features: Tensor, *skips: Tensor) -> HeadOutput:
         """The head's output on the backbone's ``features`` (with the decoder: its logits
-        upsampled from ``skip``, the backbone's finer features); no presence heads."""
+        upsampled from ``skips``, the backbone's finer features); no presence heads."""
         if not self.has_decoder:
             out: HeadOutput = self.head(features)
             return out
-        if skip is None:
+        if not skips:
             raise ValueError("head_output: a model with the upsampling decoder needs skip")
         head = cast(DSNTHead, self.head)  # config allows the decoder on the DSNT head only
-        logits = self.decoder(head.logits(features), features, skip)
+        logits = self.decoder(head.logits(features), features, *skips)
         return head.output(logits)
 
     def forward(self, images: Tensor) -> HeadOutput:
@@ -116,8 +116,8 @@ class CoordRegressionModel(nn.Module):
                 f"images must be (B, 3, S, S) RGB in [0, 1], got {tuple(images.shape)}"
             )
         if self.has_decoder:
-            features, skip = self.backbone_features(images)
-            out = self.head_output(features, skip)
+            features, *skips = self.backbone_features(images)
+            out = self.head_output(features, *skips)
         else:
             features = self.backbone(images)
             if not isinstance(features, Tensor):  # per-stack maps
@@ -213,9 +213,10 @@ def build_model(cfg: ModelConfig) -> CoordRegressionModel:
     head = HEADS[cfg.head].load().from_config(cfg, in_channels)  # type: ignore[attr-defined]
     presence = PresenceHead(in_channels, cfg.num_joints) if cfg.presence and in_channels else None
     decoder = None
-    if cfg.upsample and in_channels:
-        skip = cast(int, backbone.skip_channels)  # config checked the stride has one
-        decoder = UpsampleDecoder(in_channels, skip, cfg.num_joints)
+    if cfg.upsample_stages and in_channels:
+        pyramid = cast(tuple[int, ...], backbone.pyramid_channels)
+        skips = pyramid[: cfg.upsample_stages]  # config checked the stride has them
+        decoder = UpsampleDecoder(in_channels, skips, cfg.num_joints)
     return CoordRegressionModel(backbone, head, presence, decoder)
 
 
@@ -224,9 +225,9 @@ def model_config(name: str, *, input_size: int | None = None, joints: str = "mpi
     ``dsntpose bench``, ``dsntpose models`` and the docs; :func:`model_name` is its inverse).
 
     Args:
-        name: ``<backbone>-os<stride>[-up][-<head>]`` for a backbone with output strides
+        name: ``<backbone>-os<stride>[-up|-up2][-<head>]`` for a backbone with output strides
             (``resnet50-os8``, ``efficientnet_lite0-os16-heatmap``; ``-up``: with the
-            upsampling decoder, ``efficientnet_lite0-os16-up``) or
+            upsampling decoder, ``efficientnet_lite0-os16-up``; ``-up2``: its two stages) or
             ``<backbone>-<stacks>[-<head>]`` for one of fixed stride (``hourglass-8``); the
             head defaults to ``dsnt``.
         input_size: crop side; default the backbone spec's ``default_input`` (224 for ResNets
@@ -234,9 +235,11 @@ def model_config(name: str, *, input_size: int | None = None, joints: str = "mpi
         joints: the joint set, ``mpii`` or ``lsp``.
     """
     parts = name.split("-")
-    upsample = "up" in parts[2:]
-    if upsample:
-        parts.remove("up")
+    upsample = 0
+    for stages, tag in ((1, "up"), (2, "up2")):
+        if tag in parts[2:]:
+            upsample = stages
+            parts.remove(tag)
     head = parts.pop() if len(parts) == 3 else "dsnt"
     heads = "|".join(HEADS)
     if len(parts) != 2 or head not in HEADS:
@@ -254,7 +257,7 @@ def model_config(name: str, *, input_size: int | None = None, joints: str = "mpi
             head=head,
             input_size=input_size or spec.default_input,
             joints=joints,
-            upsample=upsample,
+            upsample=upsample or False,
             **setting,  # type: ignore[arg-type]
         )
     raise ValueError(
@@ -264,7 +267,7 @@ def model_config(name: str, *, input_size: int | None = None, joints: str = "mpi
 
 def model_name(cfg: ModelConfig) -> str:
     """The name :func:`model_config` reads back: ``resnet50-os8``, ``hourglass-2-heatmap``,
-    ``efficientnet_lite0-os16-up``."""
+    ``efficientnet_lite0-os16-up``, ``efficientnet_lite0-os16-up2``."""
     arg = f"os{cfg.output_stride}" if BACKBONES[cfg.backbone].strides else str(cfg.num_stacks)
-    up = "-up" if cfg.upsample else ""
+    up = {0: "", 1: "-up"}.get(cfg.upsample_stages, f"-up{cfg.upsample_stages}")
     return f"{cfg.backbone}-{arg}{up}" + ("" if cfg.head == "dsnt" else f"-{cfg.head}")

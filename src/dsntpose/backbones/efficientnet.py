@@ -218,6 +218,9 @@ class EfficientNetLite(nn.Module):
         stride: the output stride.
         skip_channels: channels of :meth:`forward_skip`'s finer features (the last block at
             half the output stride: 24, 40 or 112 for Lite0 at stride 8, 16 or 32).
+        pyramid_channels: the channels of every finer level :meth:`forward_skip` can give, at
+            half and a quarter of the output stride down to stride 4 (Lite0 at 16: ``(40,
+            24)``).
 
     ``forward(x)``: ``x`` is ``(B, 3, H, W)`` RGB float in ``[0, 1]``; the Lite input
     normalisation is applied inside. Returns ``(B, 1280, ceil(H / stride), ceil(W / stride))``
@@ -238,12 +241,18 @@ class EfficientNetLite(nn.Module):
         self._bn0 = _bn(STEM_CHANNELS)
         plan = _block_plan(variant, output_stride)
         self._blocks = nn.ModuleList(MBConv(*args) for args in plan)
-        running, self._skip_index = 2, -1  # the stem's stride; the last block at stride / 2
+        # the last block at half, then at a quarter of the output stride (the stem is at 2)
+        running, last_at = 2, {}
         for index, (_, _, _, block_stride, _, _) in enumerate(plan):
             running *= block_stride
-            if running == output_stride // 2:
-                self._skip_index = index
-        self.skip_channels = plan[self._skip_index][1]
+            last_at[running] = index
+        self._skip_indices = tuple(
+            last_at[output_stride // level]
+            for level in (2, 4)
+            if output_stride // level >= 4 and output_stride // level in last_at
+        )
+        self.pyramid_channels = tuple(plan[i][1] for i in self._skip_indices)
+        self.skip_channels = self.pyramid_channels[0]
         self._conv_head = _SameConv2d(plan[-1][1], HEAD_CHANNELS, 1)
         self._bn1 = _bn(HEAD_CHANNELS)
         self.act = nn.ReLU6(inplace=True)
@@ -270,24 +279,34 @@ class EfficientNetLite(nn.Module):
         -> ``(B, 1280, ceil(H / stride), ceil(W / stride))``."""
         return self.forward_skip(x, normalize=normalize)[0]
 
-    def forward_skip(self, x: Tensor, *, normalize: bool = True) -> tuple[Tensor, Tensor]:
+    def forward_skip(
+        self, x: Tensor, levels: int = 1, *, normalize: bool = True
+    ) -> tuple[Tensor, ...]:
         """The features and the finer features an upsampling decoder reads:
-        ``(B, 1280, H / stride, W / stride)`` and ``(B, skip_channels, 2H / stride, 2W /
-        stride)`` (the output of the last block at half the output stride; sizes rounded up)."""
+        ``(B, 1280, H / stride, W / stride)``, then ``(B, pyramid_channels[k], 2^(k+1) H /
+        stride, ...)`` for ``k < levels`` (the output of the last block at half, then a quarter
+        of the output stride; sizes rounded up)."""
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(
                 f"EfficientNet-Lite input must be (B, 3, H, W) RGB, got {tuple(x.shape)}"
             )
+        if not 1 <= levels <= len(self._skip_indices):
+            raise ValueError(
+                f"EfficientNet-Lite at output stride {self.stride} has "
+                f"{len(self._skip_indices)} finer level(s) down to stride 4, {levels} asked "
+                "(two stages need output stride 16 or 32)"
+            )
         if normalize:
             x = (x - self.mean) / self.std
         x = self.act(self._bn0(self._conv_stem(x)))
-        skip = x
+        wanted = self._skip_indices[:levels]
+        skips: dict[int, Tensor] = {}
         for index, block in enumerate(self._blocks):
             x = block(x)
-            if index == self._skip_index:
-                skip = x
+            if index in wanted:
+                skips[index] = x
         out: Tensor = self.act(self._bn1(self._conv_head(x)))
-        return out, skip
+        return (out, *(skips[i] for i in wanted))
 
     def classify(self, x: Tensor) -> Tensor:
         """ImageNet logits ``(B, 1000)`` for ``(B, 3, H, W)`` RGB in ``[0, 1]`` (needs

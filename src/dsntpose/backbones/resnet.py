@@ -182,6 +182,8 @@ class ResNetBackbone(nn.Module):
         stride: the output stride (equal to ``output_stride``).
         skip_channels: channels of :meth:`forward_skip`'s finer features (the last stage at half
             the output stride), None at stride 4 (no stage is finer).
+        pyramid_channels: the channels of every finer level :meth:`forward_skip` can give: at
+            half and a quarter of the output stride, down to stride 4 (``()`` at stride 4).
 
     ``forward(x)``: ``x`` is ``(B, 3, H, W)`` RGB float in ``[0, 1]``; the ImageNet mean/std
     normalisation is applied inside, from non-persistent buffers (so ``state_dict()`` holds
@@ -221,11 +223,15 @@ class ResNetBackbone(nn.Module):
         strides = [STEM_STRIDE]
         for stride, _, _ in plan:
             strides.append(strides[-1] * stride)
-        finer = [i for i, s in enumerate(strides[1:]) if s == output_stride // 2]
-        self._skip_stage = finer[-1] if finer else None
-        self.skip_channels = (
-            None if self._skip_stage is None else (64 << self._skip_stage) * block.expansion
-        )
+        # the last stage at half, then at a quarter of the output stride (layer1 is at 4)
+        self._skip_stages: tuple[int, ...] = ()
+        for level in (2, 4):
+            finer = [i for i, s in enumerate(strides[1:]) if s == output_stride // level]
+            if not finer or output_stride // level < 4:
+                break
+            self._skip_stages += (finer[-1],)
+        self.pyramid_channels = tuple((64 << i) * block.expansion for i in self._skip_stages)
+        self.skip_channels = self.pyramid_channels[0] if self.pyramid_channels else None
 
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
@@ -269,21 +275,23 @@ class ResNetBackbone(nn.Module):
         """``(B, 3, H, W)`` RGB in ``[0, 1]`` -> ``(B, out_channels, H/stride, W/stride)``."""
         return self.forward_stages(x)[-1]
 
-    def forward_skip(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward_skip(self, x: Tensor, levels: int = 1) -> tuple[Tensor, ...]:
         """The features and the finer features an upsampling decoder reads:
-        ``(B, out_channels, H/stride, W/stride)`` and ``(B, skip_channels, 2H/stride,
-        2W/stride)`` (the last stage at half the output stride).
+        ``(B, out_channels, H/stride, W/stride)``, then ``(B, pyramid_channels[k], 2^(k+1) H /
+        stride, ...)`` for ``k < levels`` (the last stage at half, then a quarter of the output
+        stride).
 
         Raises:
-            ValueError: at output stride 4, where no stage is finer.
+            ValueError: when fewer than ``levels`` stages are finer (stride 4 has none, 8 one).
         """
-        if self._skip_stage is None:
+        if not 1 <= levels <= len(self._skip_stages):
             raise ValueError(
-                f"ResNet at output stride {self.stride} has no stage at stride "
-                f"{self.stride // 2}: an upsampling decoder needs output stride 8, 16 or 32"
+                f"ResNet at output stride {self.stride} has {len(self._skip_stages)} finer "
+                f"stage(s) down to stride 4, {levels} asked: an upsampling decoder needs output "
+                "stride 8, 16 or 32 (16 or 32 for two stages)"
             )
         stages = self.forward_stages(x)
-        return stages[-1], stages[self._skip_stage]
+        return (stages[-1], *(stages[i] for i in self._skip_stages[:levels]))
 
     def extra_repr(self) -> str:
         return f"depth={self.depth}, output_stride={self.stride}"

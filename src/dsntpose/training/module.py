@@ -697,7 +697,7 @@ def load_initial_weights(model: nn.Module, cfg: ModelConfig, path: str | Path) -
         for key, value in list(state.items()):
             mine = own.get(key)
             joint_tensor = (
-                key.startswith(("head.", "decoder.out."))
+                key.startswith(("head.", "decoder.out.", "decoder.finer.out."))
                 and mine is not None
                 and value.dim() >= 1
                 and value.shape[0] == trained_cfg.num_joints
