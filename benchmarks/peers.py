@@ -674,9 +674,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             p, lsp["gt"], lsp["visible"], lsp["missing"], has(key, LSP_JOINTS)
         )
         lsp_scores[key]["no_person"] = int((~detected["lsp"][key]).sum())
-        s = convert_joints(
-            np.repeat(scores["lsp"][key][..., None], 2, axis=-1), c["joint_set"], LSP_JOINTS
-        )[..., 0]
+        s = convert_joints(scores["lsp"][key][..., None], c["joint_set"], LSP_JOINTS)[..., 0]
         lsp_scores[key]["confidence"] = confidence_lsp(p, s, lsp["gt"], lsp["missing"])
         if "mpii" in phases:
             m = phases["mpii"]

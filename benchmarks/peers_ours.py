@@ -24,15 +24,15 @@ HERE = Path(__file__).resolve().parent
 
 
 def convert_joints(preds: np.ndarray, source: Any, target: Any) -> np.ndarray:
-    """``(..., Js, 2)`` joints of JointSet ``source`` -> ``(..., Jt, 2)`` of ``target`` by joint
-    name (``dsntpose.data.joints.joint_map``: LSP's neck is MPII's upper_neck); NaN where
-    ``source`` has no such joint."""
+    """``(..., Js, D)`` values per joint of JointSet ``source`` (``D = 2``: x, y; ``D = 1``: a
+    score) -> ``(..., Jt, D)`` of ``target`` by joint name (``dsntpose.data.joints.joint_map``:
+    LSP's neck is MPII's upper_neck); NaN where ``source`` has no such joint."""
     from dsntpose.data.joints import joint_map
 
     index = np.asarray(joint_map(source, target))
     p = np.asarray(preds, dtype=np.float64)
-    if p.shape[-2:] != (source.num_joints, 2):
-        raise ValueError(f"preds: expected (..., {source.num_joints}, 2), got {p.shape}")
+    if p.ndim < 2 or p.shape[-2] != source.num_joints:
+        raise ValueError(f"preds: expected (..., {source.num_joints}, D), got {p.shape}")
     out = p[..., np.maximum(index, 0), :].copy()
     out[..., index < 0, :] = np.nan
     return out

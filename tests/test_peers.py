@@ -466,6 +466,10 @@ def test_joints_by_name_lsp_mpii() -> None:
     assert m[0, 9].tolist() == p[0, 13].tolist()  # head_top
     assert m[0, 10].tolist() == p[0, 6].tolist()  # r_wrist
     np.testing.assert_array_equal(peers_ours.convert_joints(m, mpii, lsp), p)
+    scores = peers_ours.convert_joints(p[..., :1], lsp, mpii)  # one score per joint too
+    assert scores.shape == (1, 16, 1) and scores[0, 8, 0] == p[0, 12, 0]
+    with pytest.raises(ValueError, match=r"expected \(\.\.\., 14, D\)"):
+        peers_ours.convert_joints(np.zeros((1, 16, 2)), lsp, mpii)
     assert peers_ours.joints_had(lsp, mpii) == (0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15)
     assert peers_ours.joints_had(mpii, lsp) == tuple(range(14))
     limbs = peers_ours.joints_had(lsp, mpii, peers.LIMB_NAMES)
