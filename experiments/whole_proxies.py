@@ -177,7 +177,10 @@ def report(records: dict[str, dict[str, Any]]) -> str:
         if r is None:
             lines.append(f"| {name} | not run | | | | | | |")
             continue
-        maps = f"{r['heatmap_size']} px" + (" (decoder)" if r.get("upsample") else "")
+        stages = int(r.get("upsample") or 0)
+        maps = f"{r['heatmap_size']} px" + {0: "", 1: " (decoder)"}.get(
+            stages, f" (decoder, {stages} stages)"
+        )
         lines.append(
             f"| {name} | {maps} | {r['val_pck20']} | {r['presence_auroc']:.4f} | "
             f"{r['visibility_auroc']:.4f} | {r['train_images_per_s_median']} | "

@@ -1105,8 +1105,10 @@ def test_whole_proxies_report_names_every_cell() -> None:
         "presence_auroc": 0.99, "visibility_auroc": 0.9, "train_images_per_s_median": 7.0,
         "latency_ms_batch1_1thread": 30.0, "machine": "test machine",
     }  # fmt: skip
-    text = whole_proxies.report({"192-s16-up": record})
+    two = {**record, "cell": "192-s16-up2", "heatmap_size": 48, "upsample": 2}
+    text = whole_proxies.report({"192-s16-up": record, "192-s16-up2": two})
     assert "| 192-s16-up | 24 px (decoder) | 60.1 | 0.9900 |" in text
+    assert "| 192-s16-up2 | 48 px (decoder, 2 stages) | 60.1 |" in text
     assert "| 192-s8 | not run |" in text
     assert set(whole_proxies.CELLS) <= {
         line.split(" | ")[0][2:]
