@@ -1,6 +1,7 @@
 """What finer maps cost: the whole-photo network at 192 px with 12 px maps (stride 16), with 24
-px maps from the light upsampling decoder (stride 16 + ``model.upsample``), and with 24 px maps
-from dilation (stride 8), each timed against stride 16 in the same run.
+px maps from the light upsampling decoder (stride 16 + ``model.upsample``), with 48 px maps from
+its two stages (``model.upsample: 2``), and with 24 px maps from dilation (stride 8), each timed
+against stride 16 in the same run.
 
     .venv/bin/python benchmarks/map_resolution.py [--quick] [--json FILE] [--markdown FILE]
         [--note TEXT] [--from-json FILE]
@@ -27,6 +28,7 @@ from typing import Any
 NETWORKS = {
     "s16": {"output_stride": 16},
     "s16-up": {"output_stride": 16, "upsample": True},
+    "s16-up2": {"output_stride": 16, "upsample": 2},
     "s8": {"output_stride": 8},
 }
 BASE = "s16"

@@ -200,11 +200,13 @@ def test_bench_rejects_zero_repeats_and_threads() -> None:
 
 
 def test_map_resolution_benchmark_times_every_network_against_stride_16() -> None:
-    """benchmarks/map_resolution.py: its steady-state harness times the three networks (the
-    decoder's and dilation's 2x maps against stride 16) and the report names each ratio."""
+    """benchmarks/map_resolution.py: its steady-state harness times the four networks (the
+    decoder's 2x and 4x maps and dilation's 2x against stride 16) and the report names each
+    ratio."""
     bench = load_script("map_resolution", REPO / "benchmarks" / "map_resolution.py")
     times = bench.steady(1, 64, 2, 1)
-    assert set(times) == {"s16", "s16-up", "s8"}
+    assert set(times) == {"s16", "s16-up", "s16-up2", "s8"}
+    assert bench.build("s16-up2", 64)[1].heatmap_size == 16
     assert all(t["infer"] > 0 and t["train"] > 0 for t in times.values())
     _, cfg = bench.build("s16-up", 64)
     assert cfg.upsample and cfg.heatmap_size == 8
@@ -213,7 +215,7 @@ def test_map_resolution_benchmark_times_every_network_against_stride_16() -> Non
         "machine": "test", "date": "today", "input_size": 64, "train_batch": 2,
         "networks": {n: {"params_m": 1.0, "heatmap_size": 4} for n in times},
         "ratios_to_s16": {"steady, 1 thread(s)": ratios},
-        "worst_ratio_to_s16": {n: ratios[n] for n in ("s16-up", "s8")},
+        "worst_ratio_to_s16": {n: ratios[n] for n in ("s16-up", "s16-up2", "s8")},
     }  # fmt: skip
     report = bench.markdown(doc)
     assert "| steady, 1 thread(s) |" in report and "| worst |" in report
