@@ -167,9 +167,10 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--local_radius", type=int, default=None, help="with --coords local")
 
 
-def validation_split(config: dict[str, Any], data: Path) -> Any:
-    """The held-out split of a ``data.dataset: mixed`` run config, its sources read from the
-    folders under ``data`` (``lsp``, ``lspet``, ``mpii_train_crops``, ``coco_mini``)."""
+def validation_split(config: dict[str, Any], data: Path, split: str = "val") -> Any:
+    """The held-out split (``split="train"``: the training split) of a ``data.dataset: mixed``
+    run config, its sources read from the folders under ``data`` (``lsp``, ``lspet``,
+    ``mpii_train_crops``, ``coco_mini``)."""
     from dsntpose.config import RunConfig
     from dsntpose.datasets import build_split
 
@@ -180,7 +181,7 @@ def validation_split(config: dict[str, Any], data: Path) -> Any:
         mpii_crops_root=str(data / "mpii_train_crops"),
         coco_root=str(data / "coco_mini"),
     )
-    return build_split(RunConfig.from_dict({**config, "data": roots}), "val")
+    return build_split(RunConfig.from_dict({**config, "data": roots}), split)
 
 
 def main(argv: list[str] | None = None) -> int:

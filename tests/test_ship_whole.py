@@ -256,3 +256,37 @@ def test_a_saved_model_has_no_step_record(tmp_path) -> None:
     assert "Training: a saved snapshot of a run" in ship.readme_block(record)
     record["training"] = {"epoch": 8, "global_step": 6312}
     assert "Training: epoch 8 of 12 planned, step 6312" in ship.readme_block(record)
+
+
+def test_fit_gap_scores_each_source_and_rejects_bad_models(tmp_path, capsys) -> None:
+    """scripts/fit_gap.py: PCK@0.2 per source from calibrate.collect's arrays (negatives, after
+    the people, are left out; unlabelled joints do not count); a model that is not a mixed-data
+    run, a missing or damaged file: one line, exit 2."""
+    import numpy as np
+    import pytest
+
+    from dsntpose.checkpoint import save_model
+    from dsntpose.config import ModelConfig
+    from dsntpose.model import build_model
+
+    gap = load_script("fit_gap", REPO / "scripts" / "fit_gap.py")
+    correct = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 0], [1, 1, 1]], dtype=float)
+    labelled = np.array([[1, 1, 1], [1, 1, 0], [1, 1, 1], [1, 1, 1]], dtype=float)
+    values = {
+        "correct": correct,
+        "labelled": labelled,
+        "presence_target": np.array([1.0, 1.0, 1.0, 0.0]),  # the last: a background crop
+    }
+    got = gap.split_scores(values, np.array([0, 0, 2]), ["lsp", "lspet", "mpii_crops"])
+    assert got["all"] == {"pck20": pytest.approx(100 * 3 / 8, abs=0.01), "people": 3, "joints": 8}
+    assert got["lsp"]["pck20"] == 60.0 and got["lsp"]["joints"] == 5
+    assert got["mpii_crops"]["pck20"] == 0.0 and "lspet" not in got
+    assert gap.main([str(tmp_path / "none.pt")]) == 2
+    (tmp_path / "junk.pt").write_text("not a checkpoint")
+    assert gap.main([str(tmp_path / "junk.pt")]) == 2
+    tiny = ModelConfig(backbone="resnet18", output_stride=32, input_size=64, joints="lsp")
+    lsp_model = save_model(build_model(tiny), tmp_path / "lsp.pt", tiny)  # not a mixed run
+    assert gap.main([str(lsp_model)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 3 and all(line.startswith("fit_gap: ") for line in err)
+    assert "data.dataset: mixed" in err[-1]
