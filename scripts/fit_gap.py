@@ -16,6 +16,7 @@ source (LSP, LSP-extended, MPII training crops). Torch eager, one thread.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     record: dict[str, Any] = {
         "model": str(args.model),
+        "sha256": hashlib.sha256(args.model.read_bytes()).hexdigest(),
         "protocol": "box crops with the training margin, no augmentation, flip test; "
         "PCK@0.2 of the torso over every labelled joint",
         "machine": f"{cpu_name()}, 1 thread",

@@ -377,15 +377,48 @@ def _decode_line(r: dict[str, Any]) -> str:
 WHOLE_VALIDATION_JSON = REPO / "docs" / "results" / "whole_validation.json"
 
 
-def _whole_validation_record(r: dict[str, Any]) -> dict[str, Any] | None:
-    """``scripts/whole_validation.py``'s record when it measured this very file (matched by
-    sha256), else None."""
-    if not WHOLE_VALIDATION_JSON.is_file():
+FIT_GAP_JSON = REPO / "docs" / "results" / "fit_gap.json"
+
+
+def _record_of_this_file(path: Path, r: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON record at ``path`` when it measured this very file (matched by sha256), else
+    None."""
+    if not path.is_file():
         return None
-    record: dict[str, Any] = json.loads(WHOLE_VALIDATION_JSON.read_text())
+    record: dict[str, Any] = json.loads(path.read_text())
     if not r.get("weights_sha256") or record.get("sha256") != r["weights_sha256"]:
         return None
     return record
+
+
+def _whole_validation_record(r: dict[str, Any]) -> dict[str, Any] | None:
+    """``scripts/whole_validation.py``'s record when it measured this very file."""
+    return _record_of_this_file(WHOLE_VALIDATION_JSON, r)
+
+
+def _fit_gap(r: dict[str, Any]) -> str:
+    """``"; on a draw of its own training people ..."`` from ``scripts/fit_gap.py``'s record
+    of this file (training against held-out PCK@0.2, per source); empty without one."""
+    record = _record_of_this_file(FIT_GAP_JSON, r)
+    if record is None:
+        return ""
+    seen, held = record["training"], record["held_out"]
+    names = {"lsp": "LSP", "lspet": "LSP-extended", "mpii_crops": "MPII crops"}
+    per = ", ".join(
+        f"{names.get(k, k)} {seen[k]['pck20']} / {held[k]['pck20']}"
+        for k in held
+        if k != "all" and k in seen
+    )
+    return (
+        f"; on a draw of {seen['all']['people']} of its own training people it scores "
+        f"{seen['all']['pck20']} against {held['all']['pck20']} on the held-out ones (box crops, "
+        f"flip; training / held-out per source: {per}; `scripts/fit_gap.py`)"
+        + (
+            ", so it falls short on the people it trained on too"
+            if seen["all"]["pck20"] < 90
+            else ""
+        )
+    )
 
 
 def _whole_validation_lines(r: dict[str, Any]) -> list[str]:
@@ -727,7 +760,9 @@ def targets_section(r: dict[str, Any], peers: dict[str, Any] | None) -> list[str
             f"14 joints against {r['lsp_test_box_pck20_flip']} given the annotation box, so "
             "finding the person costs next to nothing there"
             + _search_cost(r)
-            + "; the gap to the peers is the network's accuracy on a well-framed crop. What "
+            + "; the gap to the peers is the network's accuracy on a well-framed crop"
+            + _fit_gap(r)
+            + ". What "
             "would close it, in order: (1) "
             f"training far longer: {epochs} epochs in the runs counted here, the validation curve rising "
             "until the cosine schedule's last epochs; at the last run's median logged "

@@ -190,6 +190,27 @@ def test_the_card_shows_whole_validation_only_for_the_file_it_measured(tmp_path,
     assert "whole_validation" in ship.render({**RECORD, "weights_sha256": "abc"})
 
 
+def test_the_card_cites_the_fit_gap_of_the_file_it_measured(tmp_path, monkeypatch) -> None:
+    def part(pck: float, people: int) -> dict:
+        return {"pck20": pck, "people": people, "joints": 10 * people}
+
+    record = {
+        "sha256": "abc",
+        "training": {"all": part(77.45, 600), "lsp": part(84.96, 57), "lspet": part(72.94, 427)},
+        "held_out": {"all": part(70.65, 600), "lsp": part(81.71, 50), "lspet": part(66.72, 458)},
+    }
+    path = tmp_path / "fit_gap.json"
+    path.write_text(json.dumps(record))
+    monkeypatch.setattr(ship, "FIT_GAP_JSON", path)
+    text = ship._fit_gap({"weights_sha256": "abc"})
+    assert "of its own training people it scores 77.45 against 70.65 on the held-out" in text
+    assert "LSP 84.96 / 81.71, LSP-extended 72.94 / 66.72;" in text
+    assert text.endswith("falls short on the people it trained on too")
+    assert ship._fit_gap({"weights_sha256": "other"}) == ""
+    cost = "\n".join(ship.targets_section({**RECORD, "weights_sha256": "abc"}, None))
+    assert "well-framed crop; on a draw of 600 of its own training people" in cost
+
+
 def test_latency_line_names_each_flip_mode_it_has() -> None:
     lat = {"engine": "OnnxModel", "whole_photo_predictor": 18.2, "whole_photo_predictor_flip": 38.7,
            "whole_photo_predictor_range": [17.5, 52.9], "images": 20}  # fmt: skip
