@@ -25,18 +25,31 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 
 
-def score(model: Any, batches: list[dict[str, Any]], joint_set: Any) -> tuple[float, int]:
+def views(model: Any, batches: list[dict[str, Any]]) -> list[tuple[Any, Any]]:
+    """The model's outputs on each batch's images and on their mirrors: run once, decoded
+    every way by :func:`score`."""
+    with torch.no_grad():
+        return [(model(b["image"]), model(torch.flip(b["image"], dims=[-1]))) for b in batches]
+
+
+def score(
+    model: Any,
+    batches: list[dict[str, Any]],
+    joint_set: Any,
+    outputs: list[tuple[Any, Any]] | None = None,
+) -> tuple[float, int]:
     """PCK@0.2 (%) of the torso and the number of labelled joints of the people in
-    ``batches`` (background crops and unlabelled joints do not count), flip test."""
-    from dsntpose.inference import back_project, flip_test
+    ``batches`` (background crops and unlabelled joints do not count), flip test, decoded as
+    the model's head is set now; ``outputs``: :func:`views` of the batches (else run here)."""
+    from dsntpose.inference import back_project, merge_flip
 
     hits = total = 0
     with torch.no_grad():
-        for batch in batches:
+        for batch, (out, out_flip) in zip(batches, outputs or views(model, batches)):
             images = batch["image"]
-            out = flip_test(model, images, joint_set)
+            merged = merge_flip(model, out, out_flip, joint_set)
             px = back_project(
-                out.coords.double(), batch["inverse"].double(), tuple(images.shape[-2:])
+                merged.coords.double(), batch["inverse"].double(), tuple(images.shape[-2:])
             )
             dist = torch.linalg.norm(px - batch["joints_image"].double(), dim=-1)
             size = batch["norm_size"].double()[:, None]
@@ -97,10 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     model = model.float().eval()
     scores: dict[str, float] = {}
     joints = 0
+    outputs = views(model, batches)  # the network runs once; each decode reads its logits
     for radius in [0, *args.radii]:  # 0: the plain expectation
         model.head.coords, model.head.local_radius = ("local", radius) if radius else ("dsnt", 4)
         name = f"local{radius}" if radius else "dsnt"
-        scores[name], joints = score(model, batches, joint_set)
+        scores[name], joints = score(model, batches, joint_set, outputs)
         print(f"{name}: validation PCK@0.2 {scores[name]:.2f}", flush=True)
     best = max(scores, key=lambda k: scores[k])
     record = {

@@ -311,3 +311,49 @@ def test_fit_gap_scores_each_source_and_rejects_bad_models(tmp_path, capsys) -> 
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 3 and all(line.startswith("fit_gap: ") for line in err)
     assert "data.dataset: mixed" in err[-1]
+
+
+def test_choose_decode_decodes_one_run_of_the_network_as_the_flip_test_does() -> None:
+    """The network runs once (its outputs on the images and their mirrors); every decode read
+    from those outputs scores exactly what the flip test run afresh with that decode gives."""
+    import torch
+
+    from dsntpose.config import ModelConfig
+    from dsntpose.data.joints import get_joint_set
+    from dsntpose.inference import back_project, flip_test
+    from dsntpose.model import build_model
+
+    choose = load_script("choose_decode", REPO / "scripts" / "choose_decode.py")
+    torch.manual_seed(0)
+    cfg = ModelConfig(backbone="resnet18", output_stride=16, input_size=64, upsample=True)
+    model = build_model(cfg).eval()
+    torch.nn.init.normal_(model.head.conv.weight, std=0.2)  # maps with several peaks
+    joint_set = get_joint_set("mpii")
+    batches = []
+    for _ in range(2):
+        image = torch.rand(3, 3, 64, 64)
+        with torch.no_grad():  # the truth near the plain decode: the decodes' spread matters
+            guess = (flip_test(model, image, joint_set).coords + 1) * 32 - 0.5  # px
+        joints = guess + 6.0 * torch.randn(3, 16, 2)
+        missing = torch.rand(3, 16) < 0.2
+        batches.append({
+            "image": image,
+            "inverse": torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]).expand(3, 2, 3),
+            "joints_image": joints, "norm_size": torch.full((3,), 40.0),
+            "joints_missing": missing, "presence": torch.tensor([1.0, 1.0, 0.0]),
+        })  # fmt: skip
+    outputs = choose.views(model, batches)
+    seen = set()
+    for coords, radius in (("dsnt", 4), ("local", 1), ("local", 3)):
+        model.head.coords, model.head.local_radius = coords, radius
+        hits = total = 0
+        for b in batches:  # the reference: the flip test run afresh
+            merged = flip_test(model, b["image"], joint_set)
+            px = back_project(merged.coords.double(), b["inverse"].double(), (64, 64))
+            dist = torch.linalg.norm(px - b["joints_image"].double(), dim=-1)
+            counted = ~b["joints_missing"] & (b["presence"][:, None] > 0)
+            hits += int(((dist <= 0.2 * 40.0) & counted).sum())
+            total += int(counted.sum())
+        assert choose.score(model, batches, joint_set, outputs) == (100.0 * hits / total, total)
+        seen.add(hits)
+    assert len(seen) > 1  # the decodes differ here, so a stale decode would be caught
