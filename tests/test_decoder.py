@@ -67,7 +67,7 @@ class SkipBackbone(nn.Module):
     """Stride 2 (4 channels), stride 4 (8 channels), then stride 8 (16 channels), with
     ``forward_skip`` giving the stride-4 and stride-2 levels."""
 
-    stride, out_channels, skip_channels, pyramid_channels = 8, 16, 8, (8, 4)
+    stride, out_channels, pyramid_channels = 8, 16, (8, 4)
 
     def __init__(self) -> None:
         super().__init__()

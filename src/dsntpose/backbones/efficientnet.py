@@ -216,11 +216,9 @@ class EfficientNetLite(nn.Module):
     Attributes:
         out_channels: 1280 (the head conv's channels).
         stride: the output stride.
-        skip_channels: channels of :meth:`forward_skip`'s finer features (the last block at
-            half the output stride: 24, 40 or 112 for Lite0 at stride 8, 16 or 32).
-        pyramid_channels: the channels of every finer level :meth:`forward_skip` can give, at
-            half and a quarter of the output stride down to stride 4 (Lite0 at 16: ``(40,
-            24)``).
+        pyramid_channels: the channels of every finer level :meth:`forward_skip` can give: the
+            last block at half and at a quarter of the output stride, down to stride 4 (Lite0
+            at 8, 16, 32: ``(24,)``, ``(40, 24)``, ``(112, 40)``).
 
     ``forward(x)``: ``x`` is ``(B, 3, H, W)`` RGB float in ``[0, 1]``; the Lite input
     normalisation is applied inside. Returns ``(B, 1280, ceil(H / stride), ceil(W / stride))``
@@ -252,7 +250,6 @@ class EfficientNetLite(nn.Module):
             if output_stride // level >= 4 and output_stride // level in last_at
         )
         self.pyramid_channels = tuple(plan[i][1] for i in self._skip_indices)
-        self.skip_channels = self.pyramid_channels[0]
         self._conv_head = _SameConv2d(plan[-1][1], HEAD_CHANNELS, 1)
         self._bn1 = _bn(HEAD_CHANNELS)
         self.act = nn.ReLU6(inplace=True)

@@ -180,10 +180,9 @@ class ResNetBackbone(nn.Module):
     Attributes:
         out_channels: channels of the output features (512 for 18/34, 2048 for 50/101/152).
         stride: the output stride (equal to ``output_stride``).
-        skip_channels: channels of :meth:`forward_skip`'s finer features (the last stage at half
-            the output stride), None at stride 4 (no stage is finer).
-        pyramid_channels: the channels of every finer level :meth:`forward_skip` can give: at
-            half and a quarter of the output stride, down to stride 4 (``()`` at stride 4).
+        pyramid_channels: the channels of every finer level :meth:`forward_skip` can give: the
+            last stage at half and at a quarter of the output stride, down to stride 4 (``()``
+            at stride 4, where no stage is finer).
 
     ``forward(x)``: ``x`` is ``(B, 3, H, W)`` RGB float in ``[0, 1]``; the ImageNet mean/std
     normalisation is applied inside, from non-persistent buffers (so ``state_dict()`` holds
@@ -231,7 +230,6 @@ class ResNetBackbone(nn.Module):
                 break
             self._skip_stages += (finer[-1],)
         self.pyramid_channels = tuple((64 << i) * block.expansion for i in self._skip_stages)
-        self.skip_channels = self.pyramid_channels[0] if self.pyramid_channels else None
 
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
