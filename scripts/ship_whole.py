@@ -648,8 +648,8 @@ def _same_run_peers(r: dict[str, Any], peers: dict[str, Any] | None) -> dict[str
         for name, k in rows.items()
         if k in peers["lsp"] and k in lat
     }
-    out["confidence_auroc"] = {  # each model's own per-joint score, LSP test (peers.py)
-        name: peers["lsp"][k]["confidence"]["auroc"]
+    out["confidence"] = {  # each model's own per-joint score, LSP test (peers.py)
+        name: peers["lsp"][k]["confidence"]
         for name, k in rows.items()
         if k in peers["lsp"] and peers["lsp"][k].get("confidence", {}).get("auroc") is not None
     }
@@ -661,20 +661,33 @@ def _same_run_peers(r: dict[str, Any], peers: dict[str, Any] | None) -> dict[str
     return out
 
 
-def _confidence_beside_peers(same: dict[str, Any] | None) -> str:
-    """``; LSP test whole photo ...``: each model's own per-joint score as a predictor of
-    "within PCK@0.2" in the same benchmarks/peers.py run (empty when it has none)."""
-    aurocs = (same or {}).get("confidence_auroc") or {}
-    if not aurocs:
+PEER_SCORE_NAMES = {
+    "ours_flip": "ours (flip)",
+    "ours": "ours (no flip)",
+    "mediapipe": "MediaPipe's visibility",
+    "movenet_lightning": "Lightning's keypoint score",
+    "movenet_thunder": "Thunder's",
+}
+
+
+def _confidence_beside_peers(same: dict[str, Any] | None, figure: str = "auroc") -> str:
+    """``; each model's own score on LSP test ...``: each model's per-joint score as a
+    predictor of "within PCK@0.2" in the same benchmarks/peers.py run, its ``figure``
+    (``"auroc"``, or ``"ece"`` with the mean score against the fraction right, which says
+    whether a score is over- or under-confident there); empty when the run has none."""
+    scores = {k: v for k, v in ((same or {}).get("confidence") or {}).items() if figure in v}
+    if not scores:
         return ""
-    names = {
-        "ours_flip": "ours (flip)",
-        "ours": "ours (no flip)",
-        "mediapipe": "MediaPipe's visibility",
-        "movenet_lightning": "Lightning's keypoint score",
-        "movenet_thunder": "Thunder's",
-    }
-    parts = [f"{names.get(k, k)} {v:.3f}" for k, v in aurocs.items()]
+    parts = []
+    for key, v in scores.items():
+        text = f"{PEER_SCORE_NAMES.get(key, key)} {v[figure]:.3f}"
+        if figure == "ece" and key == "ours_flip" and "mean_score" in v and "right_pct" in v:
+            side = "under" if v["mean_score"] < v["right_pct"] / 100 else "over"
+            text += (
+                f" (mean score {v['mean_score']:.3f} where {v['right_pct']:.1f}% are right: "
+                f"{side}-confident on this set)"
+            )
+        parts.append(text)
     return (
         "; each model's own score on LSP test, whole photo (`benchmarks/peers.py`): "
         + ", ".join(parts)
@@ -726,7 +739,8 @@ def targets_section(r: dict[str, Any], peers: dict[str, Any] | None) -> list[str
         f"{c['joint_auroc_flip']} on held-out people{_confidence_beside_peers(same)} | "
         f"{verdict(c['joint_auroc_flip'] >= 0.85)} |",
         f"| expected calibration error at most 0.05 (flip) | {ece}"
-        f"{_interval(c, 'joint_ece_flip_interval')} | {verdict(ece <= 0.05)}"
+        f"{_interval(c, 'joint_ece_flip_interval')} on held-out people"
+        f"{_confidence_beside_peers(same, 'ece')} | {verdict(ece <= 0.05)}"
         + (" (its interval reaches above 0.05)" if ece <= 0.05 < ece_high else "")
         + " |",
     ]

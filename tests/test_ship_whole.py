@@ -68,6 +68,18 @@ def test_targets_are_judged_from_the_records_and_the_same_peers_run() -> None:
     run["lsp"]["movenet_lightning"]["confidence"] = {"auroc": 0.7}
     (line,) = [x for x in ship.targets_section(record, run) if "AUROC of within" in x]
     assert "ours (flip) 0.812, Lightning's keypoint score 0.700 |" in line
+    (line,) = [x for x in ship.targets_section(record, run) if "calibration error" in x]
+    assert "own score" not in line  # no ECE in that run: nothing beside ours
+    # with ECE and the mean score: the direction of the miscalibration on LSP test is said
+    run["lsp"]["also1_whole"]["confidence"].update(ece=0.0656, mean_score=0.744, right_pct=79.3)
+    run["lsp"]["mediapipe"]["confidence"] = {"auroc": 0.83, "ece": 0.0871}
+    (line,) = [x for x in ship.targets_section(record, run) if "calibration error" in x]
+    assert "0.048 (0.039-0.061) on held-out people; each model's own score" in line
+    assert "ours (flip) 0.066 (mean score 0.744 where 79.3% are right: under-confident" in line
+    assert "MediaPipe's visibility 0.087 |" in line and line.endswith("above 0.05) |")
+    run["lsp"]["also1_whole"]["confidence"].update(mean_score=0.9)
+    (line,) = [x for x in ship.targets_section(record, run) if "calibration error" in x]
+    assert "over-confident" in line
 
 
 def test_training_cost_sums_the_runs_and_derives_the_epoch_time() -> None:
