@@ -371,24 +371,26 @@ COSINE = {"optimizer": "adam", "lr": 1e-3, "schedule": "cosine", "warmup_steps":
 
 
 def test_resume_mid_epoch_is_bit_identical_with_the_cosine_schedule(tmp_path):
-    """Killed at step 6 (mid epoch 1 of 3, 4 steps an epoch) and resumed: every tensor equal.
-    Before the fix, the cosine schedule built the loader before the loop state was restored,
-    so the resumed epoch trained its first batches again."""
+    """Killed at step 6 (mid epoch 1 of 3, 4 steps an epoch) and resumed: every tensor equal,
+    the weight average's (``train.ema_decay``) included. Before the fix, the cosine schedule
+    built the loader before the loop state was restored, so the resumed epoch trained its
+    first batches again."""
+    train = {"epochs": 3, "deterministic": True, "ema_decay": 0.9}
     killed = tmp_path / "killed.ckpt"
     straight = fit(
-        tiny_run(tmp_path / "straight", optim=COSINE, train={"epochs": 3, "deterministic": True}),
+        tiny_run(tmp_path / "straight", optim=COSINE, train=train),
         resume="never",
         extra_callbacks=[_CopyAt(6, killed)],
     )
     resumed_dir = tmp_path / "resumed"
     resumed_dir.mkdir()
     shutil.copy(killed, resumed_dir / "last.ckpt")
-    run = tiny_run(resumed_dir, optim=COSINE, train={"epochs": 3, "deterministic": True})
-    resumed = fit(run, resume="auto")
+    resumed = fit(tiny_run(resumed_dir, optim=COSINE, train=train), resume="auto")
     assert resumed.global_step == straight.global_step == 3 * STEPS_PER_EPOCH
     a = torch.load(resumed.last, map_location="cpu", weights_only=True)
     b = torch.load(straight.last, map_location="cpu", weights_only=True)
     assert a["state_dict"].keys() == b["state_dict"].keys()
+    assert int(a["state_dict"]["ema.updates"]) == 3 * STEPS_PER_EPOCH
     differ = [k for k in a["state_dict"] if not torch.equal(a["state_dict"][k], b["state_dict"][k])]
     assert differ == []
     assert a["lr_schedulers"] == b["lr_schedulers"]

@@ -3,7 +3,9 @@
 Formats (all read with ``torch.load(weights_only=True)``: no pickled code ever runs):
 
 * a Lightning checkpoint from ``dsntpose train``: ``hyper_parameters["config"]`` the full run
-  config, ``state_dict`` keys ``model.backbone.*``, ``model.head.*`` (``model.presence.*``);
+  config, ``state_dict`` keys ``model.backbone.*``, ``model.head.*`` (``model.presence.*``),
+  and with ``train.ema_decay`` the average of those weights under ``ema.network.*`` (what
+  every reader here takes as the model);
 * the plain dict of :func:`save_model`: ``{"config": run config, "state_dict": {"model.*"}}``;
 * a shipped model (:func:`save_half`): the same dict with float16 tensors and a ``"card"``,
   under ``dsntpose/weights/`` and named in :data:`PRETRAINED`;
@@ -42,6 +44,7 @@ from dsntpose.heads import HeadOutput
 from dsntpose.model import CoordRegressionModel, build_model
 
 __all__ = [
+    "AVERAGE_PREFIX",
     "CONFIG_KEY",
     "DEFAULT_MODEL",
     "LSP_MODEL",
@@ -71,6 +74,8 @@ __all__ = [
 # Prefix of the model's parameters in a Lightning checkpoint (the LightningModule holds the
 # CoordRegressionModel as ``self.model``); save_model and save_half write the same prefix.
 STATE_PREFIX = "model."
+# a training run's average of the weights (train.ema_decay), read before STATE_PREFIX's
+AVERAGE_PREFIX = "ema.network."
 # The ONNX metadata key holding the ModelConfig as JSON.
 CONFIG_KEY = "dsntpose.model_config"
 # The ONNX metadata key holding a presence model's joint-confidence calibration (JSON list):
@@ -232,8 +237,10 @@ def load_checkpoint(
     """Rebuild a trained model from a checkpoint file.
 
     Reads a Lightning checkpoint (``hyper_parameters["config"]`` the run config with a
-    ``model`` section, ``state_dict`` keys ``model.*``) or the plain dict of
-    :func:`save_model` (a shipped model's float16 tensors are cast to the model's float32).
+    ``model`` section, ``state_dict`` keys ``model.*``; a run with ``train.ema_decay`` also
+    holds the average of its weights under ``ema.network.*``, and that is what is read) or the
+    plain dict of :func:`save_model` (a shipped model's float16 tensors are cast to the
+    model's float32).
     The model is built from the config (without downloading its initial ``weights``: the
     checkpoint replaces them) and loaded strictly.
 
@@ -272,11 +279,9 @@ def load_checkpoint(
             f"{path}: checkpoint is for {_joints_name(cfg.num_joints)} but "
             f"{_joints_name(wanted)} were asked for"
         )
-    state = {
-        k.removeprefix(STATE_PREFIX): v
-        for k, v in ckpt["state_dict"].items()
-        if k.startswith(STATE_PREFIX)
-    }
+    saved = ckpt["state_dict"]
+    prefix = AVERAGE_PREFIX if any(k.startswith(AVERAGE_PREFIX) for k in saved) else STATE_PREFIX
+    state = {k.removeprefix(prefix): v for k, v in saved.items() if k.startswith(prefix)}
     if not state:
         raise ValueError(f"{path}: no '{STATE_PREFIX}*' parameters in its state_dict")
     bad = nonfinite_tensors(state)

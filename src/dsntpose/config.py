@@ -585,6 +585,10 @@ class TrainConfig:
             run reads its own ``last.ckpt`` instead.
         max_steps: stop after this many optimiser steps in all (None: run ``epochs``); a
             resumed run counts the steps it already took. ``last.ckpt`` is saved at the stop.
+        ema_decay: keep an exponential moving average of the weights with this decay (e.g.
+            0.999: about the last 1000 steps; :mod:`dsntpose.training.averaging`), validate it
+            as ``val/pck`` (the raw weights as ``val/pck_raw``, same pass) and ship it from the
+            checkpoints; None: no average.
     """
 
     epochs: int = 120
@@ -605,6 +609,7 @@ class TrainConfig:
     channels_last: bool = False
     init_from: str | None = None
     max_steps: int | None = None
+    ema_decay: float | None = None
 
     def __post_init__(self) -> None:
         check_field_types(self, "train")
@@ -613,6 +618,10 @@ class TrainConfig:
             _check_int("train.max_steps", self.max_steps, 1, MAX_INT)
         if self.init_from is not None and not str(self.init_from).strip():
             raise ValueError("train.init_from: must name a checkpoint file or a shipped model")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise ValueError(
+                f"train.ema_decay: must be in (0, 1) (e.g. 0.999) or null, got {self.ema_decay}"
+            )
         check_choice("train.precision", self.precision, PRECISIONS)
         check_choice("train.accelerator", self.accelerator, ACCELERATORS)
         check_choice("train.strategy", self.strategy, STRATEGIES)

@@ -26,7 +26,13 @@ from lightning.pytorch.utilities.types import OptimizerLRSchedulerConfig
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from dsntpose.checkpoint import checkpoint_path, load_checkpoint, state_problems
+from dsntpose.checkpoint import (
+    AVERAGE_PREFIX,
+    STATE_PREFIX,
+    checkpoint_path,
+    load_checkpoint,
+    state_problems,
+)
 from dsntpose.config import ModelConfig, OptimConfig, RunConfig
 from dsntpose.data import get_joint_set, worker_init_fn
 from dsntpose.datasets import build_datasets
@@ -36,6 +42,7 @@ from dsntpose.inference import predict_batch
 from dsntpose.metrics import PCKMetric
 from dsntpose.model import build_model, model_name
 from dsntpose.ops import normalized_to_pixel
+from dsntpose.training.averaging import WeightAverage
 from dsntpose.training.run_folder import MONITOR, TrainingDiverged, _kept_message, run_paths
 
 # --------------------------------------------------------------------------------------------
@@ -212,6 +219,9 @@ class PoseModule(L.LightningModule):
     predicts (with the flip test if ``train.flip_test``), maps the crop coordinates back to the
     original image pixels, and accumulates PCK (PCKh@0.5 for MPII, PCK@0.2 otherwise) in a
     :class:`dsntpose.evaluate.PCKMetric`, summed over all devices; ``val/pck`` is its total.
+    With ``train.ema_decay`` the module also keeps ``self.ema``
+    (:class:`~dsntpose.training.averaging.WeightAverage`), updated after every optimiser step;
+    validation then scores the average as ``val/pck`` and the raw weights as ``val/pck_raw``.
     """
 
     def __init__(self, config: Mapping[str, Any], *, initialise: bool = True) -> None:
@@ -227,11 +237,18 @@ class PoseModule(L.LightningModule):
             )
         if self.cfg.train.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        # the average starts from the initial weights (init_from's, when given)
+        decay = self.cfg.train.ema_decay
+        self.ema = WeightAverage(self.model, decay) if decay is not None else None
         self.joint_set = get_joint_set(self.cfg.model.joints)
-        self.val_pck = PCKMetric(
-            self.joint_set.num_joints,
-            threshold=protocol_for(self.cfg.data.dataset).threshold,
-            total_joints=self.joint_set.pck_total,
+        protocol = protocol_for(self.cfg.data.dataset)
+        self.val_pck, self.val_pck_raw = (
+            PCKMetric(
+                self.joint_set.num_joints,
+                threshold=protocol.threshold,
+                total_joints=self.joint_set.pck_total,
+            )
+            for _ in range(2)
         )
         self.train_set: Dataset[dict[str, Any]] | None = None
         self.val_set: Dataset[dict[str, Any]] | None = None
@@ -363,6 +380,13 @@ class PoseModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._step_end = None
 
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """The optimiser's step, then the weight average's (before any checkpoint of this
+        step is written, so a run resumed from it averages exactly as one that went on)."""
+        super().optimizer_step(*args, **kwargs)
+        if self.ema is not None:
+            self.ema.update(self.model)
+
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         # With 16-mixed the grad scaler skips steps with infinite gradients by itself.
         if self.trainer.precision == "16-mixed":
@@ -382,9 +406,33 @@ class PoseModule(L.LightningModule):
             "Try a lower optim.lr (or another optim.gamma/schedule) or train.precision 32-true."
         )
 
+    def _score(
+        self, network: nn.Module, metric: PCKMetric, batch: Mapping[str, Tensor], images: Tensor
+    ) -> tuple[HeadOutput, Tensor]:
+        """Run ``network`` on a validation batch, add its predictions to ``metric``; return its
+        output and the crop coordinates it predicted."""
+        out = network(images)
+        coords, image_px, _ = predict_batch(
+            network,
+            {**batch, "image": images},
+            self.joint_set,
+            flip=self.cfg.train.flip_test,
+            output=_float32(out),
+        )
+        metric.update(
+            image_px.to(batch["joints_image"].device),
+            batch["joints_image"],
+            ~batch["joints_missing"].bool(),
+            batch["norm_size"],
+        )
+        return out, coords
+
     def validation_step(self, batch: Mapping[str, Tensor], batch_idx: int) -> None:
         images = self._images(batch)
-        out = self.model(images)
+        network = self.model if self.ema is None else self.ema.network
+        out, coords = self._score(network, self.val_pck, batch, images)
+        if self.ema is not None:
+            self._score(self.model, self.val_pck_raw, batch, images)
         self.log(
             "val/loss",
             self._loss(out, batch),
@@ -392,20 +440,7 @@ class PoseModule(L.LightningModule):
             sync_dist=True,
             batch_size=len(images),
         )
-        coords, image_px, _ = predict_batch(
-            self.model,
-            {**batch, "image": images},
-            self.joint_set,
-            flip=self.cfg.train.flip_test,
-            output=_float32(out),
-        )
-        self.val_pck.update(
-            image_px.to(batch["joints_image"].device),
-            batch["joints_image"],
-            ~batch["joints_missing"].bool(),
-            batch["norm_size"],
-        )
-        if out.presence is not None and "presence" in batch:
+        if out.presence is not None and out.visibility is not None and "presence" in batch:
             self._presence_scores.append(
                 (
                     out.presence.detach().float().cpu(),
@@ -423,16 +458,22 @@ class PoseModule(L.LightningModule):
             gt_px = torch.where(batch["mask"][..., None] > 0, gt_px, torch.nan)
             self._vis = {"images": images[:8], "pred": crop_px[:8], "gt": gt_px[:8]}
 
-    def on_validation_epoch_end(self) -> None:
-        with self.val_pck.sync_context():  # counts summed over all devices
-            correct = self.val_pck.correct.cpu().numpy().copy()
-            counts = self.val_pck.total.cpu().numpy().copy()
-        self.val_pck.reset()
+    def _result(self, metric: PCKMetric) -> PCKResult:
+        """``metric``'s counts summed over all devices, as a result; the metric is reset."""
+        with metric.sync_context():
+            correct = metric.correct.cpu().numpy().copy()
+            counts = metric.total.cpu().numpy().copy()
+        metric.reset()
         protocol = protocol_for(self.cfg.data.dataset)
-        result = PCKResult(protocol.metric, protocol.threshold, self.joint_set, correct, counts)
+        return PCKResult(protocol.metric, protocol.threshold, self.joint_set, correct, counts)
+
+    def on_validation_epoch_end(self) -> None:
+        result = self._result(self.val_pck)
         self.last_result = result
         self.log(MONITOR, result.total)
         extra = self._presence_metrics()
+        if self.ema is not None:  # the raw weights, scored in the same pass
+            extra["pck_raw"] = self._result(self.val_pck_raw).total
         for key, value in extra.items():
             self.log(f"val/{key}", value)
         for group, value in result.groups.items():
@@ -548,6 +589,7 @@ class PoseModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "rng_states" in checkpoint:
             _set_rng_states(checkpoint["rng_states"])
+        _match_average(checkpoint.get("state_dict"), self.ema)
         for state in checkpoint.get("optimizer_states", []):
             upgrade_optimizer_state(state, self.model)
         config = checkpoint.get("hyper_parameters", {}).get("config", {})
@@ -563,6 +605,23 @@ class PoseModule(L.LightningModule):
         if saved is None or not optim_changes(saved, self.cfg.optim):
             return
         apply_optim(self.cfg.optim, self.trainer)
+
+
+def _match_average(state: dict[str, Any] | None, ema: WeightAverage | None) -> None:
+    """Make a checkpoint's state_dict fit a module with (or without) a weight average, in
+    place: a run that turns ``train.ema_decay`` on when resumed starts its average from the
+    checkpoint's weights; one that turns it off drops the saved average."""
+    if state is None:
+        return
+    saved = [key for key in state if key.startswith("ema.")]
+    if ema is None:
+        for key in saved:
+            del state[key]
+    elif not saved:
+        for key, value in list(state.items()):
+            if key.startswith(STATE_PREFIX):
+                state[AVERAGE_PREFIX + key.removeprefix(STATE_PREFIX)] = value.clone()
+        state["ema.updates"] = torch.zeros((), dtype=torch.long)
 
 
 def upgrade_optimizer_state(state: dict[str, Any], model: nn.Module) -> None:
