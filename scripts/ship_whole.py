@@ -766,7 +766,7 @@ def targets_section(r: dict[str, Any], peers: dict[str, Any] | None) -> list[str
             f"This file's training: {steps} steps of batch {batch} in {len(runs)} run(s) "
             f"(after the start it names), {minutes / 60:.1f} h of wall clock from each run "
             f"folder's first file to its last checkpoint ({compute / 60:.1f} h at the median "
-            "logged speed), mostly one thread of a 2-core CPU machine shared with other work "
+            "logged speed), one or two threads of a 2-core CPU machine, often shared with other work "
             f"(this file measured on {r['machine']['cpu']}; earlier runs may have had another "
             f"machine); validation PCK@0.2 by epoch {curve}.",
             "",
