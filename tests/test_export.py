@@ -171,3 +171,27 @@ def test_resnet18_checkpoint_export_with_parity(tmp_path: Path) -> None:
     assert runner.config == cfg and runner.input_size == 224
     assert runner(torch.rand(2, 3, 224, 224)).heatmaps.shape == (2, 14, 14, 14)
     print(f"resnet18/16 export + parity check: {seconds:.1f} s")
+
+
+def test_export_keeps_the_batch_dynamic_for_large_maps_on_two_threads(tmp_path: Path) -> None:
+    """48 x 48 maps of 16 joints: the expectation takes its threaded path from a batch of 4 on
+    two threads. Deciding that from the batch size under export made a shape guard (batch <
+    32/9) and failed the export of the shipped two-stage decoder model; the batch stays
+    dynamic and every batch size matches torch."""
+    torch.manual_seed(0)
+    model = CoordRegressionModel(tiny_backbone(), DSNTHead(16, 16)).eval()
+    nn.init.normal_(model.head.conv.weight, std=10.0)
+    cfg = ModelConfig(backbone="resnet18", joints="mpii", input_size=192)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        path = export_onnx(model, tmp_path / "large_maps.onnx", config=cfg)
+        for batch in (1, 5):
+            x = torch.rand(batch, 3, 192, 192)
+            with torch.no_grad():
+                expected = model(x)
+            got = OnnxModel(path)(x)
+            assert tuple(got.heatmaps.shape) == (batch, 16, 48, 48)
+            assert torch.allclose(got.coords, expected.coords, atol=1e-4)
+    finally:
+        torch.set_num_threads(threads)

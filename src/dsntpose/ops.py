@@ -577,11 +577,11 @@ def _expectations(p: Tensor, normalized: bool = True) -> Tensor:
     product lost to dsntnn.)"""
     b, j = p.shape[:2]
     cells = math.prod(p.shape[2:])
-    if (
-        cells >= _SUM_CELLS
-        and b * j * cells >= _SUM_VALUES
+    if (  # host checks first: under export a batch-size test would become a shape guard
+        _host_checks(p)
         and torch.get_num_threads() > 1
-        and _host_checks(p)
+        and cells >= _SUM_CELLS
+        and b * j * cells >= _SUM_VALUES
     ):
         axes = [_cell_grid((s,), normalized, p.dtype, p.device)[0] for s in reversed(p.shape[2:])]
         return torch.stack([_dot(m, a) for m, a in zip(_marginals(p), axes)], -1)
