@@ -569,7 +569,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     sources = {"ours": source, **{e["key"]: e["source"] for e in extras}}
     engines = {}  # what Predictor.from_checkpoint runs each model on (--engine)
     for key, (m, c) in list(dsnt.items()):
-        runnable, engines[key] = runtime_model(m, c, sources[key], args.engine, args.threads)
+        try:
+            runnable, engines[key] = runtime_model(m, c, sources[key], args.engine, args.threads)
+        except ValueError as err:  # --engine onnxruntime and a model that does not export
+            print(f"peers: {err}", file=sys.stderr)
+            return 2
         dsnt[key] = (runnable, c)
     names = {"ours": "dsntpose", **{e["key"]: e["label"] for e in extras}}
 

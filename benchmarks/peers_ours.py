@@ -77,13 +77,15 @@ def runtime_model(model: Any, cfg: Any, source: Path, engine: str, threads: int)
     """``(model, engine name)``: the network as ``Predictor.from_checkpoint`` runs it with
     ``engine`` (``auto``: ONNX Runtime when it is installed, as in the default install; the
     export cached by the checkpoint's hash), so the benchmark times what a user of the
-    Predictor gets; torch where the engine is ``torch`` or the export fails."""
+    Predictor gets; torch where the engine is ``torch`` or the export fails (``auto``; a
+    ``ValueError`` naming the file with ``onnxruntime``)."""
     from dsntpose.checkpoint import LoadedModel
-    from dsntpose.runtime import onnx_engine, resolve_engine
+    from dsntpose.runtime import engine_insisted, onnx_engine, resolve_engine
 
     if resolve_engine(engine) != "onnxruntime":
         return model, "torch"
-    onnx = onnx_engine(LoadedModel(model, cfg, "torch", Path(source)), threads)
+    loaded = LoadedModel(model, cfg, "torch", Path(source))
+    onnx = onnx_engine(loaded, threads, required=engine_insisted(engine))
     return (model, "torch") if onnx is None else (onnx, "onnxruntime")
 
 

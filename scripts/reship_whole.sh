@@ -75,7 +75,9 @@ OMP_NUM_THREADS=1 $py scripts/whole_validation.py --setting flip=true \
 echo "5/7 the peers in the same run"
 pause_args=()
 for file in $pause_files; do pause_args+=(--pause-pid-file "$file"); done
-OMP_NUM_THREADS=1 $py benchmarks/peers.py "${pause_args[@]}" \
+# ONNX Runtime insisted on where installed: a model that does not export stops the reship
+engine=$($py -c "import importlib.util as u; print('onnxruntime' if u.find_spec('onnxruntime') else 'torch')")
+OMP_NUM_THREADS=1 $py benchmarks/peers.py "${pause_args[@]}" --engine "$engine" \
   --also whole_efficientnet_lite0=src/dsntpose/weights/whole_efficientnet_lite0.pt \
   --latency-images 50 --rounds 2 --no-efficiency > "$logs/reship_peers.log" 2>&1
 echo "6/7 training people against held-out people"

@@ -177,3 +177,41 @@ def test_the_predictor_runs_onnx_runtime_from_a_cache_keyed_by_the_checkpoint(
     Predictor.from_checkpoint(ckpt, engine="onnxruntime")  # the cache is reused, not rewritten
     assert cached.stat().st_mtime_ns == stamp
     assert not list(cached.parent.glob(".*.tmp-*"))
+
+
+def test_onnxruntime_insisted_on_is_an_error_when_the_model_does_not_export(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """engine="onnxruntime" (or DSNTPOSE_ENGINE=onnxruntime) names the engine outright: a
+    model the exporter cannot trace is a one-line error naming the file, where "auto" falls
+    back to torch with a warning (a reship once timed torch as if it were the engine)."""
+    pytest.importorskip("onnxruntime")
+    import dsntpose.export
+    from dsntpose.checkpoint import OnnxModel
+
+    def fails(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Expected op to be '==', got < for batch < 32/9\nmore lines")
+
+    monkeypatch.setenv("DSNTPOSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(dsntpose.export, "export_onnx", fails)
+    ckpt = tiny_checkpoint(tmp_path / "m.pt")
+    with pytest.raises(ValueError) as err:
+        Predictor.from_checkpoint(ckpt, engine="onnxruntime", threads=1)
+    assert str(err.value).startswith(f"engine onnxruntime: {ckpt} does not export to ONNX (")
+    assert "batch < 32/9)" in str(err.value) and "\n" not in str(err.value)
+    monkeypatch.setenv("DSNTPOSE_ENGINE", "onnxruntime")
+    with pytest.raises(ValueError, match="does not export"):
+        Predictor.from_checkpoint(ckpt, threads=1)
+    monkeypatch.delenv("DSNTPOSE_ENGINE")
+    fallback = Predictor.from_checkpoint(ckpt, engine="auto", threads=1)
+    assert not isinstance(fallback.model, OnnxModel)
+    assert "ONNX Runtime not used" in caplog.text
+    image = write_rgb(tmp_path / "a.png", blob_image(60, 60, 30.0, 30.0))
+    capsys.readouterr()
+    cli_args = ["predict", str(image), "--checkpoint", str(ckpt), "--engine", "onnxruntime"]
+    assert cli.main(cli_args) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("dsntpose: error: engine onnxruntime: ") and "does not export" in line

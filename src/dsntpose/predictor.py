@@ -190,7 +190,8 @@ class Predictor:
         engine: for a model opened from a file (:meth:`from_checkpoint`): ``"auto"`` runs it
             on ONNX Runtime when that is installed (an export cached by the checkpoint's hash,
             :func:`dsntpose.runtime.onnx_engine`; about 1.9x torch eager's speed at batch 1),
-            ``"torch"`` keeps torch, ``"onnxruntime"`` insists.
+            ``"torch"`` keeps torch, ``"onnxruntime"`` insists (a model that does not export is a
+            ``ValueError``, where ``"auto"`` falls back to torch).
 
     Use :meth:`from_checkpoint` (or :meth:`from_onnx`) to load a file.
     """
@@ -309,14 +310,16 @@ class Predictor:
         :func:`~dsntpose.checkpoint.load_any` opened); an ONNX model runs on the CPU, and a
         torch one on the CPU runs on ONNX Runtime when ``engine`` says so (see
         :class:`Predictor`)."""
-        from dsntpose.runtime import resolve_engine, resolve_threads
+        from dsntpose.runtime import engine_insisted, resolve_engine, resolve_threads
 
-        engine = resolve_engine(kwargs.get("engine", "auto"))
+        asked = kwargs.get("engine", "auto")
+        engine = resolve_engine(asked)
         on_cpu = device is None or torch.device(device).type == "cpu"
         if loaded.kind == "torch" and engine == "onnxruntime" and on_cpu:
             from dsntpose.runtime import onnx_engine
 
-            onnx = onnx_engine(loaded, resolve_threads(kwargs.get("threads", "auto")))
+            threads = resolve_threads(kwargs.get("threads", "auto"))
+            onnx = onnx_engine(loaded, threads, required=engine_insisted(asked))
             if onnx is not None:
                 return cls(onnx, loaded.config, **kwargs)
         if loaded.kind == "onnx":

@@ -121,11 +121,20 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def onnx_engine(loaded: Any, threads: int | None = None) -> Any:
+def engine_insisted(engine: str = "auto") -> bool:
+    """Whether ``engine`` (or, for ``"auto"``, ``$DSNTPOSE_ENGINE``) names ONNX Runtime
+    outright: then a model that does not export is an error, not a quiet fall back to torch."""
+    if engine == "auto":
+        engine = os.environ.get("DSNTPOSE_ENGINE", "auto").strip() or "auto"
+    return engine == "onnxruntime"
+
+
+def onnx_engine(loaded: Any, threads: int | None = None, *, required: bool = False) -> Any:
     """The ONNX Runtime twin of a torch :class:`~dsntpose.checkpoint.LoadedModel`: its export,
     made once and cached by the checkpoint's sha256 (and the package version), opened as an
     :class:`~dsntpose.checkpoint.OnnxModel` with ``threads`` intra-op threads. Returns None (and
-    logs why) when the export fails: the caller keeps torch."""
+    logs why) when the export fails: the caller keeps torch; with ``required`` that is a
+    ``ValueError`` naming the file and the exporter's first line instead."""
     from dsntpose import __version__
     from dsntpose.checkpoint import OnnxModel
 
@@ -139,6 +148,12 @@ def onnx_engine(loaded: Any, threads: int | None = None) -> Any:
         try:
             export_onnx(loaded.model, target, config=loaded.config, check=True, inputs=[source])
         except Exception as err:  # a model the exporter cannot trace: torch it is
+            if required:
+                first = next((line for line in str(err).splitlines() if line.strip()), repr(err))
+                raise ValueError(
+                    f"engine onnxruntime: {source} does not export to ONNX ({first.strip()}); "
+                    "use engine 'torch' or 'auto' (auto falls back to torch)"
+                ) from err
             log.warning("ONNX Runtime not used for %s (%s); running torch", source, err)
             return None
     try:
