@@ -76,7 +76,7 @@ echo "5/7 the peers in the same run"
 pause_args=()
 for file in $pause_files; do pause_args+=(--pause-pid-file "$file"); done
 # ONNX Runtime insisted on where installed: a model that does not export stops the reship
-engine=$($py -c "import importlib.util as u; print('onnxruntime' if u.find_spec('onnxruntime') else 'torch')")
+engine=$($py -c "from dsntpose.runtime import resolve_engine; print(resolve_engine())")
 OMP_NUM_THREADS=1 $py benchmarks/peers.py "${pause_args[@]}" --engine "$engine" \
   --also whole_efficientnet_lite0=src/dsntpose/weights/whole_efficientnet_lite0.pt \
   --latency-images 50 --rounds 2 --no-efficiency > "$logs/reship_peers.log" 2>&1

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import json
 import subprocess
 import sys
@@ -102,6 +101,7 @@ def latency(
 
     from dsntpose.data import LSP
     from dsntpose.predictor import Predictor
+    from dsntpose.runtime import resolve_engine
 
     sys.path.insert(0, str(REPO / "scripts"))
     from ship_model import latency_ms as median_ms
@@ -117,9 +117,9 @@ def latency(
     out: dict[str, Any] = {"network_batch1_torch": round(model_ms, 2)}
     modes = {"": {"flip": False}, "_flip": {"flip": True}}
     modes["_flip_final"] = {"flip": True, "flip_passes": "final"}
-    # ONNX Runtime where installed, as a user's Predictor, but insisted on: a model that does
-    # not export is an error here, not a torch figure standing in for the engine's
-    engine = "onnxruntime" if importlib.util.find_spec("onnxruntime") else "torch"
+    # the engine a user's Predictor picks (ONNX Runtime where installed), named outright so a
+    # model that does not export is an error here, not a torch figure standing in for it
+    engine = resolve_engine("auto")
     for suffix, knobs in modes.items():
         predictor = Predictor.from_checkpoint(
             shipped, threads=torch.get_num_threads(), engine=engine, **knobs

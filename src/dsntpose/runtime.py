@@ -89,9 +89,8 @@ def set_threads(threads: Threads = "auto") -> int | None:
     return count
 
 
-def resolve_engine(engine: str = "auto") -> str:
-    """``"torch"`` or ``"onnxruntime"``: ``"auto"`` (or ``$DSNTPOSE_ENGINE``) is ONNX Runtime
-    when it is installed, else torch."""
+def _asked_engine(engine: str) -> str:
+    """``engine`` checked, with ``"auto"`` replaced by ``$DSNTPOSE_ENGINE`` where that is set."""
     if engine not in ENGINES:
         raise ValueError(f"engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
     if engine == "auto":
@@ -100,6 +99,13 @@ def resolve_engine(engine: str = "auto") -> str:
             raise ValueError(
                 f"DSNTPOSE_ENGINE: expected one of {', '.join(ENGINES)}, got {engine!r}"
             )
+    return engine
+
+
+def resolve_engine(engine: str = "auto") -> str:
+    """``"torch"`` or ``"onnxruntime"``: ``"auto"`` (or ``$DSNTPOSE_ENGINE``) is ONNX Runtime
+    when it is installed, else torch."""
+    engine = _asked_engine(engine)
     if engine == "auto":
         import importlib.util
 
@@ -124,9 +130,7 @@ def _sha256(path: Path) -> str:
 def engine_insisted(engine: str = "auto") -> bool:
     """Whether ``engine`` (or, for ``"auto"``, ``$DSNTPOSE_ENGINE``) names ONNX Runtime
     outright: then a model that does not export is an error, not a quiet fall back to torch."""
-    if engine == "auto":
-        engine = os.environ.get("DSNTPOSE_ENGINE", "auto").strip() or "auto"
-    return engine == "onnxruntime"
+    return _asked_engine(engine) == "onnxruntime"
 
 
 def onnx_engine(loaded: Any, threads: int | None = None, *, required: bool = False) -> Any:
