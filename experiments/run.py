@@ -282,6 +282,8 @@ ADDED_FIELDS = (
     ("data", "loose_prob", 0.0),
     ("data", "loose_scale", 1.0),
     ("data", "shift", 0.0),
+    ("data", "tight_prob", 0.0),
+    ("data", "tight_scale", 1.0),
 )
 
 

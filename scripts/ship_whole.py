@@ -457,6 +457,14 @@ def _whole_validation_lines(r: dict[str, Any]) -> list[str]:
             f"| {row['person_found']} of {record['people']} "
             f"| {row['crops_per_image']} | {background} |"
         )
+        close = row.get("closeups")
+        if close:
+            lines.append(
+                f"| {setting}, upper-body close-ups | {close['pck20_limbs']} (joints in the "
+                f"crop) | {', '.join(f'{k} {v}' for k, v in close['per_source'].items())} "
+                f"| {close['person_found']} of {close['people']} | {close['crops_per_image']} "
+                "| - |"
+            )
     return [*lines, ""]
 
 

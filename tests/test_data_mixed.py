@@ -70,7 +70,13 @@ def _blob_source(tmp_path: Path, num: int = 3) -> SimpleNamespace:
 
 
 @pytest.mark.parametrize(
-    "framing", [None, Framing(whole_prob=1.0), Framing(loose_prob=1.0, loose_scale=1.0, shift=0.2)]
+    "framing",
+    [
+        None,
+        Framing(whole_prob=1.0),
+        Framing(loose_prob=1.0, loose_scale=1.0, shift=0.2),
+        Framing(tight_prob=1.0, tight_scale=1.0),
+    ],
 )
 def test_mapped_joints_land_on_their_rendered_blobs(
     tmp_path: Path, framing: Framing | None
@@ -189,6 +195,16 @@ def test_framing_and_config_checks_name_the_field() -> None:
         Framing(whole_prob=1.5)
     with pytest.raises(ValueError, match="at most 1"):
         Framing(whole_prob=0.6, loose_prob=0.6)
+    with pytest.raises(ValueError, match="tight_prob"):
+        Framing(loose_prob=0.6, tight_prob=0.6)
+    with pytest.raises(ValueError, match="tight_scale"):
+        Framing(tight_scale=-1.0)
+    with pytest.raises(
+        ValueError, match=r"data\.whole_prob \+ data\.loose_prob \+ data\.tight_prob"
+    ):
+        DataConfig(dataset="mixed", whole_prob=0.5, tight_prob=0.6)
+    with pytest.raises(ValueError, match=r"data\.tight_prob: needs data\.dataset 'mixed'"):
+        DataConfig(dataset="lsp", tight_prob=0.1)
     with pytest.raises(ValueError, match=r"data\.negatives: needs data\.dataset 'mixed'"):
         DataConfig(dataset="lsp", negatives=0.1)
     with pytest.raises(ValueError, match=r"data\.mix_weights"):
@@ -325,3 +341,30 @@ def test_image_names_from_data_files_stay_inside_the_root(tmp_path: Path, name: 
     }
     with pytest.raises(ValueError, match="not a path inside"):
         COCOKeypoints(coco, tmp_path)
+
+
+def test_close_ups_zoom_in_inside_the_box_and_cut_the_person() -> None:
+    """A tight draw: the side between 2**-tight_scale and 1 times the box's, the crop inside
+    the box, and over many draws every part of the box shown; the other kinds untouched."""
+    framing = Framing(tight_prob=1.0, tight_scale=1.0)
+    rng = np.random.default_rng(0)
+    center, side = np.array([50.0, 80.0]), 40.0
+    sides, centres = [], []
+    for _ in range(400):
+        c, s, kind = framing.frame(rng, center, side, (200, 300))
+        assert kind == "tight"
+        assert side / 2 - 1e-9 <= s <= side + 1e-9
+        assert np.all(np.abs(c - center) <= (side - s) / 2 + 1e-9)  # inside the box
+        sides.append(s), centres.append(c)
+    assert min(sides) < 0.55 * side and max(sides) > 0.95 * side
+    offsets = (np.array(centres) - center) / side
+    assert offsets.min() < -0.15 and offsets.max() > 0.15  # top and bottom, left and right
+    # the same four draws as before: a config without close-ups frames exactly as it did
+    old, new = (
+        Framing(loose_prob=0.5, shift=0.2),
+        Framing(loose_prob=0.5, shift=0.2, tight_prob=0.0),
+    )
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    for _ in range(20):
+        fa, fb = old.frame(a, center, side, (200, 300)), new.frame(b, center, side, (200, 300))
+        assert fa[2] == fb[2] and fa[1] == fb[1] and np.array_equal(fa[0], fb[0])

@@ -160,6 +160,31 @@ def test_whole_validation_scores_the_person_found_on_the_whole_image(tmp_path, c
     # centre, where the far person's joints are)
     boxed = whole.score(predictor, people, [image, image], box=True)
     assert boxed["per_source"]["b"] == 100.0 and boxed["crops_per_image"] == 2
+    # close-ups: the crop of the upper body's labelled joints (+15% + 4 px), the joints moved
+    # into it, those outside it missing; people without both shoulders left out
+    tall = np.zeros((200, 120, 3), np.uint8)
+    body = np.zeros((16, 2))
+    for name, xy in {
+        "head_top": (60, 20), "upper_neck": (60, 40), "thorax": (60, 50), "r_shoulder": (45, 50),
+        "l_shoulder": (75, 50), "r_elbow": (40, 75), "l_elbow": (80, 75), "r_wrist": (40, 100),
+        "l_wrist": (80, 100), "pelvis": (60, 125), "r_hip": (50, 125), "l_hip": (70, 125),
+        "r_knee": (50, 150), "l_knee": (70, 150), "r_ankle": (50, 190), "l_ankle": (70, 190),
+    }.items():  # fmt: skip
+        body[names.index(name)] = xy
+    shoulderless = np.zeros(16, bool)
+    shoulderless[names.index("l_shoulder")] = True
+    people2 = [
+        {"source": "a", "joints": body, "missing": np.zeros(16, bool), "torso": 70.0},
+        {"source": "b", "joints": body, "missing": shoulderless, "torso": 70.0},
+    ]
+    close_people, crops = whole.closeups(people2, [tall, tall], names)
+    assert len(close_people) == len(crops) == 1
+    pad = 0.15 * 80 + 4  # the upper joints span 40 x 80 px
+    x0, y0 = int(np.floor(40 - pad)), int(np.floor(20 - pad))
+    assert crops[0].shape[:2] == (int(np.ceil(100 + pad)) + 1 - y0, int(np.ceil(80 + pad)) + 1 - x0)
+    np.testing.assert_allclose(close_people[0]["joints"], body - [x0, y0])
+    cut = {names[j] for j in np.flatnonzero(close_people[0]["missing"])}
+    assert cut == {"pelvis", "r_hip", "l_hip", "r_knee", "l_knee", "r_ankle", "l_ankle"}
     # bad input: one line, exit 2
     assert whole.main([str(tmp_path / "none.pt")]) == 2
     assert whole.main(["--setting", "margin=2"]) == 2
@@ -183,7 +208,9 @@ def test_the_card_shows_whole_validation_only_for_the_file_it_measured(tmp_path,
         "rows": [
             {"setting": {"flip": True}, "pck20_limbs": 60.2, "per_source": {"lsp": 77.8},
              "person_found": 585, "crops_per_image": 4.33, "backgrounds": 60,
-             "background_person_found": 1},
+             "background_person_found": 1,
+             "closeups": {"people": 580, "pck20_limbs": 55.5, "per_source": {"lsp": 70.1},
+                          "person_found": 500, "crops_per_image": 4.1}},
             {"setting": {"box": True, "flip": True}, "pck20_limbs": 63.1, "per_source": {"lsp": 76.3},
              "person_found": 600, "crops_per_image": 2.0, "backgrounds": 0,
              "background_person_found": 0},
@@ -195,6 +222,10 @@ def test_the_card_shows_whole_validation_only_for_the_file_it_measured(tmp_path,
     lines = ship._whole_validation_lines({"weights_sha256": "abc"})
     assert "| flip=True | 60.2 | lsp 77.8 | 585 of 600 | 4.33 | 1 of 60 |" in lines
     assert "| box=True, flip=True | 63.1 | lsp 76.3 | 600 of 600 | 2.0 | - |" in lines
+    assert (
+        "| flip=True, upper-body close-ups | 55.5 (joints in the crop) | lsp 70.1 | 500 of 580 "
+        "| 4.1 | - |" in lines
+    )
     assert ship._whole_validation_lines({"weights_sha256": "other"}) == []
     cost = ship._search_cost({"weights_sha256": "abc"})
     assert "the search costs 2.9 points (60.2 on the limbs against 63.1 given" in cost

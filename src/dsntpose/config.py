@@ -390,10 +390,12 @@ class DataConfig:
             that source twice an epoch, 0.5 a fixed half).
         negatives: mixed: background crops (no person) per person crop, for the presence
             score.
-        whole_prob, loose_prob, loose_scale, shift: mixed: the framing of training crops
-            (:class:`dsntpose.data.mixed.Framing`): the whole image with probability
-            ``whole_prob``, a loose crop (side x ``2 ** U(0, loose_scale)``, centre moved by up
-            to ``shift`` of the side) with probability ``loose_prob``, else the annotation box.
+        whole_prob, loose_prob, loose_scale, shift, tight_prob, tight_scale: mixed: the
+            framing of training crops (:class:`dsntpose.data.mixed.Framing`): the whole image
+            with probability ``whole_prob``, a loose crop (side x ``2 ** U(0, loose_scale)``,
+            centre moved by up to ``shift`` of the side) with probability ``loose_prob``, a
+            close-up (side x ``2 ** -U(0, tight_scale)``, inside the box: part of the person
+            cut off) with probability ``tight_prob``, else the annotation box.
         val_holdout: hold out this many training images (a fixed draw, the same for every run
             and seed) for validation, model and checkpoint selection, so that the test split
             is touched only for final numbers. 0: validate on the test split (LSP 1001-2000,
@@ -427,6 +429,8 @@ class DataConfig:
     loose_prob: float = 0.0
     loose_scale: float = 1.0
     shift: float = 0.0
+    tight_prob: float = 0.0
+    tight_scale: float = 1.0
     val_holdout: int = 0
     augment: bool = True
     scale_sigma: float = AUGMENT_DEFAULTS["scale_sigma"]
@@ -460,6 +464,7 @@ class DataConfig:
             "negatives": self.negatives != 0,
             "whole_prob": self.whole_prob != 0,
             "loose_prob": self.loose_prob != 0,
+            "tight_prob": self.tight_prob != 0,
         }
         for key in (k for k, on in used.items() if on):
             if key not in DATASETS[self.dataset].keys:
@@ -479,13 +484,16 @@ class DataConfig:
         _check_positive("data.negatives", self.negatives, allow_zero=True)
         _check_probability("data.whole_prob", self.whole_prob)
         _check_probability("data.loose_prob", self.loose_prob)
-        if self.whole_prob + self.loose_prob > 1:
+        _check_probability("data.tight_prob", self.tight_prob)
+        framed = self.whole_prob + self.loose_prob + self.tight_prob
+        if framed > 1:
             raise ValueError(
-                "data.whole_prob + data.loose_prob: must be at most 1, got "
-                f"{self.whole_prob + self.loose_prob!r}"
+                "data.whole_prob + data.loose_prob + data.tight_prob: must be at most 1, got "
+                f"{framed!r}"
             )
         _check_positive("data.loose_scale", self.loose_scale, allow_zero=True)
         _check_positive("data.shift", self.shift, allow_zero=True)
+        _check_positive("data.tight_scale", self.tight_scale, allow_zero=True)
         _check_positive("data.batch_size", self.batch_size)
         _check_positive("data.num_workers", self.num_workers, allow_zero=True)
         _check_int("data.batch_size", self.batch_size, 1, 1 << 16)

@@ -364,7 +364,9 @@ def _build_mixed(
     else:
         train_picks, val_picks = [(p, i) for p, n in enumerate(sizes) for i in range(n)], []
     train_picks = _weighted(train_picks, [name for name, _ in sources], d.mix_weights, seed)
-    framing = Framing(d.whole_prob, d.loose_prob, d.loose_scale, d.shift)
+    framing = Framing(
+        d.whole_prob, d.loose_prob, d.loose_scale, d.shift, d.tight_prob, d.tight_scale
+    )
     train = MixedPeople(
         sources,
         MPII_JOINTS,

@@ -240,6 +240,7 @@ MIXED_KEYS = (
     "negatives",
     "whole_prob",
     "loose_prob",
+    "tight_prob",
 )
 
 DATASETS: dict[str, DatasetSpec] = {

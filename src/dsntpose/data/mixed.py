@@ -82,29 +82,37 @@ class Framing:
     With probability ``whole_prob`` the crop is the whole image (the square of side
     ``max(H, W)`` around the image centre, zero-padded); else with probability ``loose_prob``
     it is a loose crop: the annotation box's side times ``2 ** U(0, loose_scale)`` (zoomed out)
-    and its centre moved by ``U(-shift, shift)`` times that side in x and in y; else the
-    annotation box. The paper's augmentation (:class:`~dsntpose.data.transforms.Augment`) is
-    applied on top of each.
+    and its centre moved by ``U(-shift, shift)`` times that side in x and in y; else with
+    probability ``tight_prob`` a close-up: the box's side times ``2 ** -U(0, tight_scale)``
+    (zoomed in, so part of the person falls outside the crop, as in a webcam's head and
+    shoulders or a zoomed video) with its centre anywhere that keeps the crop inside the box
+    (``U(-1, 1)`` times half the difference of the sides, in x and in y); else the annotation
+    box. The joints a crop cuts off are masked (out of the crop); a crop holding fewer than
+    ``MIN_JOINTS_IN`` labelled joints does not train the presence score. The paper's
+    augmentation (:class:`~dsntpose.data.transforms.Augment`) is applied on top of each.
     """
 
     whole_prob: float = 0.0
     loose_prob: float = 0.0
     loose_scale: float = 1.0
     shift: float = 0.0
+    tight_prob: float = 0.0
+    tight_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        for key in ("whole_prob", "loose_prob"):
+        for key in ("whole_prob", "loose_prob", "tight_prob"):
             value = getattr(self, key)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"Framing.{key}: must be a probability in [0, 1], got {value!r}")
-        if self.whole_prob + self.loose_prob > 1.0:
+        total = self.whole_prob + self.loose_prob + self.tight_prob
+        if total > 1.0:
             raise ValueError(
-                "Framing.whole_prob + loose_prob: must be at most 1, got "
-                f"{self.whole_prob + self.loose_prob!r}"
+                f"Framing.whole_prob + loose_prob + tight_prob: must be at most 1, got {total!r}"
             )
-        if not (self.loose_scale >= 0 and self.shift >= 0):
+        if not (self.loose_scale >= 0 and self.shift >= 0 and self.tight_scale >= 0):
             raise ValueError(
-                f"Framing.loose_scale and shift: must be >= 0, got {self.loose_scale}, {self.shift}"
+                "Framing.loose_scale, shift and tight_scale: must be >= 0, got "
+                f"{self.loose_scale}, {self.shift}, {self.tight_scale}"
             )
 
     def frame(
@@ -114,8 +122,8 @@ class Framing:
         side: float,
         image_hw: tuple[int, int],
     ) -> tuple[np.ndarray, float, str]:
-        """``(center, side, kind)`` of one draw; ``kind`` is ``whole``, ``loose`` or ``box``.
-        Always draws the same number of values from ``rng``."""
+        """``(center, side, kind)`` of one draw; ``kind`` is ``whole``, ``loose``, ``tight``
+        or ``box``. Always draws the same number of values from ``rng``."""
         u = rng.random(4).tolist()
         if u[0] < self.whole_prob:
             height, width = image_hw
@@ -124,6 +132,10 @@ class Framing:
             side = side * 2.0 ** (u[1] * self.loose_scale)
             shift = (np.array(u[2:4]) * 2 - 1) * self.shift * side
             return np.asarray(center, dtype=np.float64) + shift, side, "loose"
+        if u[0] < self.whole_prob + self.loose_prob + self.tight_prob:
+            crop = side * 2.0 ** (-u[1] * self.tight_scale)
+            shift = (np.array(u[2:4]) * 2 - 1) * (side - crop) / 2
+            return np.asarray(center, dtype=np.float64) + shift, crop, "tight"
         return np.asarray(center, dtype=np.float64), side, "box"
 
 
