@@ -556,7 +556,8 @@ def render(r: dict[str, Any]) -> str:
         f"{r['recipe']['optim']['optimizer']} {r['recipe']['optim']['lr']} "
         f"{r['recipe']['optim']['schedule']}, batch {r['recipe']['data']['batch_size']}, "
         f"{r['recipe']['train']['epochs']} epochs planned; framing: whole image "
-        f"{r['recipe']['data']['whole_prob']}, loose crop {r['recipe']['data']['loose_prob']}; "
+        f"{r['recipe']['data']['whole_prob']}, loose crop {r['recipe']['data']['loose_prob']}, "
+        f"close-up {r['recipe']['data'].get('tight_prob', 0.0)}; "
         f"negatives {r['recipe']['data']['negatives']} per person. This model: "
         + _this_model(r)
         + (f", {t['wall_minutes']} min of wall clock" if "wall_minutes" in t else "")
