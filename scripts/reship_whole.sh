@@ -21,7 +21,9 @@
 #   5. benchmarks/peers.py: MoveNet and MediaPipe in the same run as the new file (paused
 #      likewise during its latency part);
 #   6. scripts/fit_gap.py: the new file on its own training people against the held-out ones;
-#   7. the card and the README rewritten from the records (ship_whole.py --render,
+#   7. benchmarks/video_tracking.py: --track on clips made from LSP test photos (pan, zoom,
+#      cuts);
+#   8. the card and the README rewritten from the records (ship_whole.py --render,
 #      scripts/update_readme.py).
 # A failing step stops the script with its exit status; the log of each is under LOGS
 # (default /work/runs/logs). Takes 40-50 minutes on the 2-core Intel machine beside a
@@ -58,21 +60,21 @@ signal() {  # signal STOP|CONT: the processes named by the pause files, where th
 }
 trap 'signal CONT' EXIT
 
-echo "1/7 choose the decode on validation"
+echo "1/8 choose the decode on validation"
 $py scripts/choose_decode.py "$checkpoint" > "$logs/reship_decode.log" 2>&1
 read -r coords radius < <($py -c "import json; c = json.load(open('docs/results/decode_choice.json'))['chosen']; print(c['coords'], c.get('local_radius', 4))")
-echo "2/7 calibrate, ship and evaluate ($coords, radius $radius)"
+echo "2/8 calibrate, ship and evaluate ($coords, radius $radius)"
 $py scripts/ship_whole.py --checkpoint "$checkpoint" "${run_args[@]}" --coords "$coords" \
   --local_radius "$radius" --note "$note" > "$logs/reship_ship.log" 2>&1
-echo "3/7 latency, the other processes paused"
+echo "3/8 latency, the other processes paused"
 signal STOP
 $py scripts/ship_whole.py --latency > "$logs/reship_latency.log" 2>&1
 signal CONT
-echo "4/7 the whole-photo search on held-out photos"
+echo "4/8 the whole-photo search on held-out photos"
 OMP_NUM_THREADS=1 $py scripts/whole_validation.py --setting flip=true \
   --setting flip=true,flip_passes=final --setting flip=false --setting box=true,flip=true \
   > "$logs/reship_whole_validation.log" 2>&1
-echo "5/7 the peers in the same run"
+echo "5/8 the peers in the same run"
 pause_args=()
 for file in $pause_files; do pause_args+=(--pause-pid-file "$file"); done
 # ONNX Runtime insisted on where installed: a model that does not export stops the reship
@@ -80,9 +82,11 @@ engine=$($py -c "from dsntpose.runtime import resolve_engine; print(resolve_engi
 OMP_NUM_THREADS=1 $py benchmarks/peers.py "${pause_args[@]}" --engine "$engine" \
   --also whole_efficientnet_lite0=src/dsntpose/weights/whole_efficientnet_lite0.pt \
   --latency-images 50 --rounds 2 --no-efficiency > "$logs/reship_peers.log" 2>&1
-echo "6/7 training people against held-out people"
+echo "6/8 training people against held-out people"
 OMP_NUM_THREADS=1 $py scripts/fit_gap.py > "$logs/reship_fit_gap.log" 2>&1
-echo "7/7 the card and the README from the records"
+echo "7/8 video tracking on clips made from LSP test photos"
+OMP_NUM_THREADS=1 $py benchmarks/video_tracking.py > "$logs/reship_video.log" 2>&1
+echo "8/8 the card and the README from the records"
 $py scripts/ship_whole.py --render "${run_args[@]}" > "$logs/reship_render.log" 2>&1
 $py scripts/update_readme.py >> "$logs/reship_render.log" 2>&1
 echo "done: git diff --stat shows what changed"

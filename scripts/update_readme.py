@@ -14,6 +14,7 @@ Each section sits between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` in R
 * ``demo``: ``docs/results/demo_*.json`` (the ``summary.json`` a ``make demo`` run writes)
 * ``shipped``: ``docs/results/model_card.json`` (``scripts/ship_model.py``) and
   ``docs/results/peers.json`` (``benchmarks/peers.py``)
+* ``video``: ``docs/results/video_tracking.json`` (``benchmarks/video_tracking.py``)
 
 So no figure in the README is typed by hand.
 """
@@ -174,6 +175,31 @@ def whole_photo_summary(p: dict) -> str:
     )
 
 
+def video_summary(v: dict) -> str:
+    """One paragraph from benchmarks/video_tracking.py's JSON: tracked against searched."""
+    s = v["summary"]
+
+    def pair(kind: str, key: str) -> str:
+        return f"{s[kind]['track'][key]} against {s[kind]['search'][key]}"
+
+    cuts = s["cuts"]["track"]
+    return (
+        f"`--track` measured on clips made from LSP test photos (`benchmarks/video_tracking.py`, "
+        f"[docs/results/video_tracking.md](docs/results/video_tracking.md); {v['clips']} clips "
+        f"of each kind, {v['frames']} frames, model `{v['model']}`, {v['engine']}, "
+        f"{v['machine']}): PCK@0.2 on the limb joints in the frame, tracked against every frame "
+        f"searched from the whole frame: a slow pan {pair('pan', 'pck')} (last third "
+        f"{pair('pan', 'pck_last_third')}), a zoom to 60% {pair('zoom', 'pck')} (person not "
+        f"found in {s['zoom']['track']['frames_nobody']} and "
+        f"{s['zoom']['search']['frames_nobody']} of {s['zoom']['track']['frames']} frames), "
+        f"scene cuts {pair('cuts', 'pck')} (first frame after a cut "
+        f"{pair('cuts', 'pck_first_frame_after_cut')}; "
+        f"{cuts['black_frames_with_a_person']} of {cuts['black_frames']} frames of a fade to "
+        f"black reported as a person); {s['pan']['track']['ms_per_frame']} against "
+        f"{s['pan']['search']['ms_per_frame']} ms per frame on the pans."
+    )
+
+
 def main() -> int:
     readme_path = REPO / "README.md"
     readme = readme_path.read_text()
@@ -219,6 +245,11 @@ def main() -> int:
     card = REPO / "docs" / "results" / "model_card.json"
     if card.is_file():
         readme = replace(readme, "shipped", shipped_summary(card))
+    video = REPO / "docs" / "results" / "video_tracking.json"
+    if video.is_file():
+        import json
+
+        readme = replace(readme, "video", video_summary(json.loads(video.read_text())))
     readme_path.write_text(readme)
     print(f"updated {readme_path}")
     return 0

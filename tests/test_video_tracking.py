@@ -169,3 +169,15 @@ def test_one_clip_through_predict_video_and_the_summary(tmp_path: Path) -> None:
     assert cuts["black_frames"] == 4 and cuts["frames"] == 10
     assert len(summary["pan"]["track"]["pck_by_frame"]) == 10
     assert 80 < summary["pan"]["track"]["pck"] < 100  # the far two miss, the others hit
+    # the report and the README's paragraph read the same record
+    record = {
+        "command": "python benchmarks/video_tracking.py", "date": "2026-12-07", "machine": "m",
+        "model": "blob", "engine": "CoordRegressionModel", "flip": False, "threads": 1,
+        "clips": 1, "frames": 10, "summary": summary,
+    }  # fmt: skip
+    table = vt.markdown(record)
+    assert f"| pan | track | {summary['pan']['track']['pck']} |" in table
+    readme = load_script("update_readme", REPO / "scripts" / "update_readme.py")
+    line = readme.video_summary(record)
+    assert f"a slow pan {summary['pan']['track']['pck']} against" in line
+    assert f"{cuts['black_frames_with_a_person']} of 4 frames of a fade to black" in line
