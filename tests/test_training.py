@@ -57,7 +57,7 @@ def tiny_run(out_dir: Path, **sections: dict) -> RunConfig:
         },
     }
     for name, overrides in sections.items():
-        values[name] = {**values[name], **overrides}
+        values[name] = {**values.get(name, {}), **overrides}
     return RunConfig.from_dict(values)
 
 
@@ -404,7 +404,9 @@ def test_resume_applies_a_changed_lr_and_refuses_another_optimizer(trained, tmp_
     with pytest.raises(ValueError, match=r"optim\.optimizer: the config says 'sgd'"):
         fit(tiny_run(out, optim={"optimizer": "sgd"}, train={"epochs": 2}), resume="auto")
     fit(run, resume="auto")
-    assert "optim.lr 0.0005 (was 0.001)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "optim.lr 0.0005 (was 0.001)" in err
+    assert "changed data or loss settings" not in err  # nothing else changed
     ckpt = torch.load(out / "last.ckpt", map_location="cpu", weights_only=True)
     groups = ckpt["optimizer_states"][0]["param_groups"]
     assert [g["lr"] for g in groups] == [5e-4, 5e-4]
@@ -472,3 +474,25 @@ def test_sigterm_finishes_the_step_saves_last_and_resumes(tmp_path):
     resumed = fit(tiny_run(out, train={"epochs": 3, "ckpt_every": 0, "max_steps": 6}))
     assert resumed.resumed_from == out / "last.ckpt"
     assert resumed.global_step == 6
+
+
+def test_resume_names_changed_data_and_loss_settings_not_moved_folders(trained, tmp_path, capsys):
+    """An edited recipe (or a dropped override) changes what a resumed run trains on: said in
+    one line at resume, next to the step it applies from; moving the data is not a change."""
+    from dsntpose.training.run_folder import recipe_changes
+
+    _, result = trained
+    saved = torch.load(result.last, map_location="cpu", weights_only=True)
+    config = saved["hyper_parameters"]["config"]
+    run = tiny_run(result.out_dir, data={"flip_prob": 0.0}, loss={"reg_weight": 2.0})
+    changes = recipe_changes(config, run)
+    assert changes == {
+        "data.flip_prob": (config["data"]["flip_prob"], 0.0),
+        "loss.reg_weight": (config["loss"]["reg_weight"], 2.0),
+    }
+    moved = tiny_run(result.out_dir, data={"num_workers": 3})
+    assert recipe_changes(config, moved) == {}
+    check_resume(result.last, run)
+    err = capsys.readouterr().err
+    assert "with changed data or loss settings, applied from this step" in err
+    assert "data.flip_prob 0.0 (was 0.5)" in err

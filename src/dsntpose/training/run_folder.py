@@ -402,7 +402,38 @@ def check_resume(path: str | Path, run: RunConfig) -> int:
             f"applied from this step: {said}",
             file=sys.stderr,
         )
+    recipe = recipe_changes(config, run)
+    if recipe:
+        said = ", ".join(f"{k} {new!r} (was {old!r})" for k, (old, new) in recipe.items())
+        print(
+            f"dsntpose: resuming {path} at step {step} with changed data or loss settings, "
+            f"applied from this step: {said}",
+            file=sys.stderr,
+        )
     return step
+
+
+# where the data lives and how it is loaded: a resumed run may move or re-thread freely
+_WHERE = {"root", "image_root", "lspet_root", "mpii_crops_root", "coco_root", "num_workers"}
+
+
+def recipe_changes(saved: Mapping[str, Any], run: RunConfig) -> dict[str, tuple[Any, Any]]:
+    """``"section.key" -> (checkpoint's value, config's value)`` for every ``data`` and
+    ``loss`` setting that differs between a checkpoint's run config ``saved`` and ``run``
+    (not the data's folders or loader workers): what a resumed run trains differently from
+    the step it resumes at (the recipe file edited, an override added or dropped)."""
+    now = run.to_dict()
+    defaults = RunConfig().to_dict()
+    changes: dict[str, tuple[Any, Any]] = {}
+    for section in ("data", "loss"):
+        old_section = dict(saved.get(section) or {})
+        for key, value in now[section].items():
+            if section == "data" and key in _WHERE:
+                continue
+            old = old_section.get(key, defaults[section].get(key))
+            if old != value:
+                changes[f"{section}.{key}"] = (old, value)
+    return changes
 
 
 def _resume_path(run: RunConfig, resume: str | None) -> Path | None:
