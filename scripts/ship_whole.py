@@ -465,6 +465,19 @@ def _whole_validation_lines(r: dict[str, Any]) -> list[str]:
                 f"| {close['person_found']} of {close['people']} | {close['crops_per_image']} "
                 "| - |"
             )
+    first = record["rows"][0] if record["rows"] else {}
+    if (
+        first.get("background_person_found")
+        and (REPO / "docs/images/background_people.png").is_file()
+    ):
+        lines += [
+            "",
+            "The background squares the first row reports a person on (labelled with their "
+            "index in the split; the negatives are regions away from the *annotated* people of "
+            "their frames, so look for people nobody annotated):",
+            "",
+            "![backgrounds reported as a person](images/background_people.png)",
+        ]
     return [*lines, ""]
 
 

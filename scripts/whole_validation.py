@@ -194,7 +194,8 @@ def score(
                 tally[0] += int(correct[scored].sum())
                 tally[1] += int(scored.sum())
         runs = counting.crops
-        false_people = sum(bool(predictor.predict_image(image)) for image in backgrounds or [])
+        flagged = [k for k, image in enumerate(backgrounds or []) if predictor.predict_image(image)]
+        false_people = len(flagged)
     finally:
         predictor.model = counting.model
     pck = {key: round(100.0 * a / max(b, 1), 2) for key, (a, b) in hits.items()}
@@ -205,6 +206,7 @@ def score(
         "crops_per_image": round(runs / max(len(people), 1), 3),
         "backgrounds": len(backgrounds or []),
         "background_person_found": false_people,
+        "background_person_found_index": flagged,
         "seconds": round(time.perf_counter() - start, 1),
     }
 
@@ -218,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--setting", action="append", default=None)
     parser.add_argument("--limit", type=int, default=None, help="the first N people only")
+    parser.add_argument(
+        "--backgrounds_png", type=Path, default=REPO / "docs" / "images" / "background_people.png",
+        help="the background squares the first setting reports a person on, side by side",
+    )  # fmt: skip
     parser.add_argument(
         "--json", type=Path, default=REPO / "docs" / "results" / "whole_validation.json"
     )
@@ -280,7 +286,27 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(record, indent=2) + "\n")
+    flagged = rows[0].get("background_person_found_index") or [] if rows else []
+    if args.backgrounds_png is not None:
+        write_montage([backgrounds[k] for k in flagged], flagged, args.backgrounds_png)
     return 0
+
+
+def write_montage(images: list[np.ndarray], labels: list[int], path: Path, side: int = 128) -> None:
+    """The background squares a setting reported a person on, side by side (``side`` px each,
+    labelled with their index in the split), as a PNG at ``path``; an empty list removes it."""
+    import cv2
+
+    if not images:
+        path.unlink(missing_ok=True)
+        return
+    tiles = []
+    for image, label in zip(images, labels):
+        tile = cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA)
+        cv2.putText(tile, str(label), (3, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 255), 1)
+        tiles.append(tile)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.concatenate(tiles, axis=1))
 
 
 if __name__ == "__main__":

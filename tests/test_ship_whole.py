@@ -125,6 +125,7 @@ def test_choose_decode_refuses_bad_input_in_one_line(tmp_path, capsys) -> None:
 
 
 def test_whole_validation_scores_the_person_found_on_the_whole_image(tmp_path, capsys) -> None:
+    import cv2
     import numpy as np
     import pytest
     import torch
@@ -154,6 +155,12 @@ def test_whole_validation_scores_the_person_found_on_the_whole_image(tmp_path, c
     assert result["pck20_limbs"] == pytest.approx(100 * 11 / 23, abs=0.01)
     assert result["person_found"] == 2
     assert result["background_person_found"] == 1  # a model without presence finds one anywhere
+    assert result["background_person_found_index"] == [0]
+    montage = tmp_path / "bg.png"
+    whole.write_montage([blank, blank], [3, 7], montage, side=32)
+    assert cv2.imread(str(montage)).shape == (32, 64, 3)
+    whole.write_montage([], [], montage)  # nothing flagged: no stale picture left
+    assert not montage.exists()
     assert result["crops_per_image"] in (4, 6)  # 2 or 3 passes, both views each
     assert isinstance(predictor.model, torch.nn.Module)  # the counting wrapper is removed
     # given the box of the labelled joints, the crop is taken there (a blank spot: the crop's
