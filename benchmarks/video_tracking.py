@@ -64,22 +64,6 @@ MODES = ("track", "search")
 # --------------------------------------------------------------------------------------------
 
 
-def warp(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """The frame ``size`` ``(width, height)`` showing ``image`` under ``matrix`` ``(2, 3)``
-    (image px -> frame px, pixel centres at integers), bilinear, black outside."""
-    import cv2
-
-    return cv2.warpAffine(
-        image, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-        borderValue=(0, 0, 0),
-    )  # fmt: skip
-
-
-def move(joints: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """``(J, 2)`` image px -> frame px under ``matrix`` ``(2, 3)``."""
-    return joints @ matrix[:, :2].T + matrix[:, 2]
-
-
 def scale_matrix(scale: float, left: float, top: float) -> np.ndarray:
     """The matrix that shows the window whose top-left pixel *edge* is ``(left, top)`` (image
     px) at ``scale`` frame px per image px: edges map to edges, so pixel centre ``x`` goes to
@@ -160,6 +144,8 @@ def _clip(
     labelled: np.ndarray, frames: int,
 ) -> dict[str, Any]:  # fmt: skip
     """One clip of ``kind`` from the photos ``picks`` (:func:`build_clips`)."""
+    from dsntpose.data.transforms import apply_affine, warp_image
+
     plan: list[tuple[int, np.ndarray | None]] = []  # (photo index or -1, matrix) per frame
     if kind in ("pan", "zoom"):
         k = picks[0]
@@ -184,8 +170,8 @@ def _clip(
             marks.append(np.zeros(len(LSP_NAMES), bool))
             segments.append(-1)
             continue
-        images.append(warp(photos[k], matrix, size))
-        moved = move(joints[k], matrix)
+        images.append(warp_image(photos[k], matrix, size))
+        moved = apply_affine(matrix, joints[k])
         within = np.all((moved >= 0) & (moved <= np.array(size) - 1), axis=1)
         gt.append(moved)
         marks.append(labelled[k] & within)
@@ -310,9 +296,8 @@ def summarize(clips: Sequence[dict[str, Any]], runs: dict[str, list[dict[str, An
                 hits.append(hit), counts.append(counted)
                 third = len(hit) - len(hit) // 3
                 late_h.append(hit[third:]), late_c.append(counted[third:])
-                if len(curve_h) == len(hit):
-                    curve_h += hit.sum(axis=1)
-                    curve_c += counted.sum(axis=1)
+                curve_h += hit.sum(axis=1)  # every clip of a kind has the same length
+                curve_c += counted.sum(axis=1)
                 segment = clip["segment"]
                 firsts = [
                     f for f in range(1, len(segment))
@@ -359,6 +344,13 @@ def summarize(clips: Sequence[dict[str, Any]], runs: dict[str, list[dict[str, An
 # --------------------------------------------------------------------------------------------
 
 
+def clip_frames(record: dict[str, Any], kind: str) -> int:
+    """Frames of each clip of ``kind`` in a record (a cut clip's three equal shares after its
+    fade can come out shorter than ``--frames``)."""
+    figures = record["summary"][kind]["track"]
+    return int(figures["frames"] // figures["clips"])
+
+
 def markdown(record: dict[str, Any]) -> str:
     s = record["summary"]
     lines = [
@@ -367,8 +359,9 @@ def markdown(record: dict[str, Any]) -> str:
         f"Written by `{record['command']}` ({record['date']}; {record['machine']}). Model "
         f"`{record['model']}`, {record['engine']}, flip test {'on' if record['flip'] else 'off'}, "
         f"{record['threads']} thread(s). {record['clips']} clips of each kind, "
-        f"{record['frames']} frames each (cuts: three photos, a fade of {FADE_FRAMES} black "
-        "frames between the first two, a hard cut before the third). How the clips are made "
+        f"{clip_frames(record, 'pan')} frames a pan or zoom, {clip_frames(record, 'cuts')} a cut "
+        f"clip (three photos, a fade of {FADE_FRAMES} black frames between the first two, a "
+        "hard cut before the third). How the clips are made "
         "and scored: the docstring of `benchmarks/video_tracking.py`.",
         "",
         "PCK@0.2 of the torso over the 12 limb joints labelled and inside each frame; `track`: "
@@ -437,7 +430,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--data_root", type=Path, default=REPO.parent / "shared" / "data" / "lsp")
     p.add_argument("--clips", type=int, default=12, help="clips of each kind")
-    p.add_argument("--frames", type=int, default=24, help="frames per clip")
+    p.add_argument(
+        "--frames",
+        type=int,
+        default=24,
+        help="frames per pan or zoom clip (a cut clip: three equal shares after the fade)",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument(
         "--no-flip", dest="flip", action="store_false", help="the Predictor without the flip test"

@@ -466,17 +466,14 @@ def _whole_validation_lines(r: dict[str, Any]) -> list[str]:
                 "| - |"
             )
     first = record["rows"][0] if record["rows"] else {}
-    if (
-        first.get("background_person_found")
-        and (REPO / "docs/images/background_people.png").is_file()
-    ):
+    if first.get("background_person_found") and WHOLE_VALIDATION_JSON.with_suffix(".png").is_file():
         lines += [
             "",
             "The background squares the first row reports a person on (labelled with their "
             "index in the split; the negatives are regions away from the *annotated* people of "
             "their frames, so look for people nobody annotated):",
             "",
-            "![backgrounds reported as a person](images/background_people.png)",
+            f"![backgrounds reported as a person](results/{WHOLE_VALIDATION_JSON.stem}.png)",
         ]
     return [*lines, ""]
 

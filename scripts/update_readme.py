@@ -178,6 +178,7 @@ def whole_photo_summary(p: dict) -> str:
 def video_summary(v: dict) -> str:
     """One paragraph from benchmarks/video_tracking.py's JSON: tracked against searched."""
     s = v["summary"]
+    lengths = {k: s[k]["track"]["frames"] // s[k]["track"]["clips"] for k in ("pan", "cuts")}
 
     def pair(kind: str, key: str) -> str:
         return f"{s[kind]['track'][key]} against {s[kind]['search'][key]}"
@@ -186,7 +187,7 @@ def video_summary(v: dict) -> str:
     return (
         f"`--track` measured on clips made from LSP test photos (`benchmarks/video_tracking.py`, "
         f"[docs/results/video_tracking.md](docs/results/video_tracking.md); {v['clips']} clips "
-        f"of each kind, {v['frames']} frames, model `{v['model']}`, {v['engine']}, "
+        f"of each kind, {lengths['pan']} frames a pan or zoom, {lengths['cuts']} a cut clip, model `{v['model']}`, {v['engine']}, "
         f"{v['machine']}): PCK@0.2 on the limb joints in the frame, tracked against every frame "
         f"searched from the whole frame: a slow pan {pair('pan', 'pck')} (last third "
         f"{pair('pan', 'pck_last_third')}), a zoom to 60% {pair('zoom', 'pck')} (person not "

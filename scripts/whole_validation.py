@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/whole_validation.py [MODEL] [--data ../shared/data]
         [--setting KEY=VALUE[,KEY=VALUE ...] ...] [--limit N]
-        [--json docs/results/whole_validation.json]
+        [--json docs/results/whole_validation.json]  (and the same name .png: see below)
 
 ``scripts/choose_decode.py`` scores box crops; a user's photo has no box. This gives each
 held-out person of the model's run (the fixed draw of ``data.val_holdout`` people from LSP
@@ -16,7 +16,8 @@ search's knobs are chosen here rather than on LSP test; ``box=true`` instead han
 Predictor the box of the person's labelled joints with the margin of training (the search's
 final crop when every joint it found is right): how much the search itself loses. The
 validation split's background squares, given as images, say how often a setting reports a
-person where there is none. **Close-ups** (each setting without ``box``): every held-out person
+person where there is none; those the first setting flags are drawn side by side beside the
+JSON (its name with ``.png``). **Close-ups** (each setting without ``box``): every held-out person
 whose shoulders are labelled, given as the part of the image around the labelled joints of the
 upper body (head, neck, thorax, shoulders, elbows, wrists) grown by 15% of its longer side,
 so the legs and often the hips are cut off, as in a webcam's view or a zoomed video: how often
@@ -221,10 +222,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--setting", action="append", default=None)
     parser.add_argument("--limit", type=int, default=None, help="the first N people only")
     parser.add_argument(
-        "--backgrounds_png", type=Path, default=REPO / "docs" / "images" / "background_people.png",
-        help="the background squares the first setting reports a person on, side by side",
-    )  # fmt: skip
-    parser.add_argument(
         "--json", type=Path, default=REPO / "docs" / "results" / "whole_validation.json"
     )
     args = parser.parse_args(argv)
@@ -286,9 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(record, indent=2) + "\n")
-    flagged = rows[0].get("background_person_found_index") or [] if rows else []
-    if args.backgrounds_png is not None:
-        write_montage([backgrounds[k] for k in flagged], flagged, args.backgrounds_png)
+    # beside the record (``--json`` with ``.png``): the squares its first row flags
+    flagged = rows[0].get("background_person_found_index") or []
+    write_montage([backgrounds[k] for k in flagged], flagged, args.json.with_suffix(".png"))
     return 0
 
 

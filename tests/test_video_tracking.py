@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import load_script
+from dsntpose.data.transforms import apply_affine, warp_image
 from test_predict import BLOB_CONFIG, blob_image, blob_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,27 +37,31 @@ def test_a_rendered_blob_lands_where_its_joint_is_moved(kind: str) -> None:
         matrices, size = vt.letterbox_pan(height, width, 5), vt.CANVAS
     assert len(matrices) == 5
     for matrix in matrices:
-        frame = vt.warp(photo, matrix, size)
+        frame = warp_image(photo, matrix, size)
         assert frame.shape == (size[1], size[0], 3)
-        np.testing.assert_allclose(centroid(frame), vt.move(point, matrix)[0], atol=0.05)
+        np.testing.assert_allclose(centroid(frame), apply_affine(matrix, point)[0], atol=0.05)
 
 
 def test_windows_frame_what_their_docstrings_say() -> None:
     # pan: corner to corner, 75% windows, no scaling
     matrices, size = vt.pan_clip(100, 200, 3)
     assert size == (150, 75)
-    np.testing.assert_allclose(vt.move(np.array([[0.0, 0.0]]), matrices[0]), [[0.0, 0.0]])
-    np.testing.assert_allclose(vt.move(np.array([[199.0, 99.0]]), matrices[-1]), [[149.0, 74.0]])
+    np.testing.assert_allclose(apply_affine(matrices[0], np.array([[0.0, 0.0]])), [[0.0, 0.0]])
+    np.testing.assert_allclose(
+        apply_affine(matrices[-1], np.array([[199.0, 99.0]])), [[149.0, 74.0]]
+    )
     # zoom: the whole photo first, then 60% of it (1/0.6 px per photo px) around the joints
     joints = np.array([[90.0, 40.0], [110.0, 60.0]])
     matrices, size = vt.zoom_clip(100, 200, joints, 4)
     assert size == (200, 100)
     np.testing.assert_allclose(matrices[0], [[1, 0, 0], [0, 1, 0]], atol=1e-12)
     assert matrices[-1][0, 0] == pytest.approx(1 / 0.6)
-    np.testing.assert_allclose(vt.move(joints.mean(0, keepdims=True), matrices[-1]), [[99.5, 49.5]])
+    np.testing.assert_allclose(
+        apply_affine(matrices[-1], joints.mean(0, keepdims=True)), [[99.5, 49.5]]
+    )
     # letterbox: the whole photo inside the canvas on every frame
     for matrix in vt.letterbox_pan(300, 100, 6):
-        corners = vt.move(np.array([[-0.5, -0.5], [99.5, 299.5]]), matrix)
+        corners = apply_affine(matrix, np.array([[-0.5, -0.5], [99.5, 299.5]]))
         assert (corners >= -0.5).all() and (corners <= np.array(vt.CANVAS) - 0.5).all()
 
 

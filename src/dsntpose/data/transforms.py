@@ -98,15 +98,18 @@ def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return moved
 
 
-def warp_image(image: np.ndarray, matrix: np.ndarray, size: int, border: float = 0) -> np.ndarray:
-    """Warp an ``(H, W[, C])`` image into an ``(S, S[, C])`` crop with bilinear sampling.
+def warp_image(
+    image: np.ndarray, matrix: np.ndarray, size: int | tuple[int, int], border: float = 0
+) -> np.ndarray:
+    """Warp an ``(H, W[, C])`` image into an ``(S, S[, C])`` crop (``size`` ``S``), or an
+    ``(h, w[, C])`` frame (``size`` ``(w, h)``), with bilinear sampling.
 
     Pixels that come from outside the image are filled with ``border``.
     """
     return cv2.warpAffine(
         image,
         np.asarray(matrix, dtype=np.float64),
-        (size, size),
+        (size, size) if isinstance(size, int) else tuple(size),
         flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=(border, border, border, border),

@@ -395,22 +395,20 @@ def check_resume(path: str | Path, run: RunConfig) -> int:
             f"optimiser state does not carry over; resume with optim.{key} {old!r}, or train "
             "into another train.out_dir"
         )
-    if changes:
-        said = ", ".join(f"optim.{k} {new!r} (was {old!r})" for k, (old, new) in changes.items())
-        print(
-            f"dsntpose: resuming {path} at step {step} with changed optimiser settings, "
-            f"applied from this step: {said}",
-            file=sys.stderr,
-        )
-    recipe = recipe_changes(config, run)
-    if recipe:
-        said = ", ".join(f"{k} {new!r} (was {old!r})" for k, (old, new) in recipe.items())
-        print(
-            f"dsntpose: resuming {path} at step {step} with changed data or loss settings, "
-            f"applied from this step: {said}",
-            file=sys.stderr,
-        )
+    _say_changes(path, step, "optimiser", {f"optim.{k}": v for k, v in changes.items()})
+    _say_changes(path, step, "data or loss", recipe_changes(config, run))
     return step
+
+
+def _say_changes(path: Path, step: int, what: str, changes: dict[str, tuple[Any, Any]]) -> None:
+    """One stderr line naming each ``key -> (old, new)`` a resumed run changes (none: silent)."""
+    if changes:
+        said = ", ".join(f"{k} {new!r} (was {old!r})" for k, (old, new) in changes.items())
+        print(
+            f"dsntpose: resuming {path} at step {step} with changed {what} settings, "
+            f"applied from this step: {said}",
+            file=sys.stderr,
+        )
 
 
 # where the data lives and how it is loaded: a resumed run may move or re-thread freely
