@@ -15,7 +15,9 @@ set-up), ``peers_ours.py`` (our pipelines and efficiency), ``peers_report.py`` (
 
 * dsntpose: ``Predictor(model, cfg, flip=...).predict_image(bgr)`` with no box (the whole
   image, then crops around the joints it found, until the crop settles); ``[]`` (a presence
-  head saw nobody) counts as a miss for every joint. Rows with and without the flip test.
+  head saw nobody) counts as a miss for every joint. Rows with the flip test on every pass of
+  the search, on the final crop only (``flip_passes="final"``: one extra network run), and
+  without it.
   The network runs as ``Predictor.from_checkpoint`` runs it (``--engine auto``: ONNX Runtime
   when installed, as in the default install, from the export cached by the checkpoint's hash;
   ``--engine torch`` for eager PyTorch).
@@ -139,6 +141,11 @@ PEER_LABELS = {
     "movenet_thunder": "MoveNet Thunder (256 px, TF.js wasm)",
 }
 LIMB_NAMES = tuple(LSP_NAMES[j] for j in LIMB_JOINTS)
+WHOLE_ROWS = (  # our whole-photo rows: key suffix, flip, flip_passes, label suffix
+    ("_whole", True, "every", " + flip"),
+    ("_whole_flipfinal", True, "final", " + flip of the final crop"),
+    ("_whole_noflip", False, "every", ""),
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -582,8 +589,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     pipes: dict[str, Any] = {}
     for key, (m, c) in dsnt.items():
         js = get_joint_set(c.joints)
-        for suffix, flip, what in (("_whole", True, " + flip"), ("_whole_noflip", False, "")):
-            pipes[key + suffix] = OursWhole(m, c, flip, engines[key])
+        for suffix, flip, passes, what in WHOLE_ROWS:
+            pipes[key + suffix] = OursWhole(m, c, flip, engines[key], passes)
             contenders[key + suffix] = {
                 "label": f"{names[key]}{what}, whole image",
                 "protocol": "whole photo",

@@ -128,14 +128,25 @@ class OursWhole:
     3)``: the model's joints in image px and its confidence in each (``Person.confidence``);
     coordinates NaN and confidence 0 when it reports nobody (``[]``)."""
 
-    def __init__(self, model: Any, cfg: Any, flip: bool, engine: str = "torch") -> None:
+    def __init__(
+        self,
+        model: Any,
+        cfg: Any,
+        flip: bool,
+        engine: str = "torch",
+        flip_passes: str = "every",
+    ) -> None:
         from dsntpose.data.joints import get_joint_set
         from dsntpose.predictor import Predictor
 
-        self.predictor = Predictor(model, cfg, flip=flip, threads=None)  # the run sets threads
+        self.predictor = Predictor(  # the run sets threads
+            model, cfg, flip=flip, threads=None, flip_passes=flip_passes
+        )
         self.joint_set = get_joint_set(cfg.joints)
+        passes = f", flip_passes={flip_passes!r}" if flip and flip_passes != "every" else ""
         self.settings = (
-            f"Predictor(flip={flip}, engine={engine}, max_passes={self.predictor.max_passes}, "
+            f"Predictor(flip={flip}{passes}, engine={engine}, "
+            f"max_passes={self.predictor.max_passes}, "
             f"min_presence={self.predictor.min_presence}, "
             f"min_joint_score={self.predictor.min_joint_score}).predict_image(bgr)"
         )

@@ -158,6 +158,8 @@ def whole_photo_summary(p: dict) -> str:
     labels = {
         "ours_whole": "ours",
         "also1_whole": "the whole-photo model",
+        "also1_whole_flipfinal": "the same with flip of the final crop only",
+        "also1_whole_noflip": "without flip",
         "mediapipe": "MediaPipe",
         "movenet_lightning": "MoveNet Lightning",
         "movenet_thunder": "MoveNet Thunder",
@@ -170,7 +172,8 @@ def whole_photo_summary(p: dict) -> str:
     if "ours_whole" not in pck or len(parts) < 2:
         return ""
     return (
-        " Whole photo for everyone (no box; ours and the whole-photo model with flip), visible "
+        " Whole photo for everyone (no box; ours and the whole-photo model with flip on every "
+        "pass of the search unless said), visible "
         "limb joints and batch-1 latency: " + ", ".join(parts) + "."
     )
 

@@ -783,7 +783,8 @@ def test_quick_run(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     doc = json.loads(out.read_text())
     assert doc["data"]["lsp"]["images"] == 12 and doc["data"]["mpii"]["people"] == 6
-    for key in ("ours_whole", "ours_whole_noflip", "ours", "ours_flip"):
+    assert "flip_passes='final'" in doc["contenders"]["ours_whole_flipfinal"]["how"]
+    for key in ("ours_whole", "ours_whole_flipfinal", "ours_whole_noflip", "ours", "ours_flip"):
         assert doc["lsp"][key]["visible"]["counted"] > 0
         assert doc["mpii"][key]["its_joints"]["total"] is not None
         assert doc["latency"]["results"][key]["n"] == 6
