@@ -4,8 +4,8 @@
         [--json docs/results/calibration.json] [--plot docs/images/calibration.png]
 
 A model built with ``model.presence`` reports, per joint, ``sigmoid(w_vis * visibility + w_map *
-logit(map confidence) + w_peak * log(map peak) + bias_joint)`` (:class:`dsntpose.heads.PresenceHead`,
-:func:`dsntpose.heads.joint_features`). This script runs the model on its run's validation split
+logit(map confidence) + w_peak * log(map peak) + w_spread * log(map spread) + w_scale * log(torso
+length) + bias_joint)`` (:class:`dsntpose.heads.PresenceHead`, :func:`dsntpose.heads.joint_features`). This script runs the model on its run's validation split
 (the held-out people and background crops of ``data.dataset: mixed``, box crops), marks each
 labelled joint correct when it lies within PCK@0.2 of the torso, and fits the weights by
 logistic regression on the flip test's merged prediction (what the Predictor gives by default);
@@ -95,7 +95,7 @@ def fit_logistic(features: np.ndarray, target: np.ndarray, intercept: bool = Tru
 
 
 def collect(model: Any, dataset: Any, joint_set: Any, flip: bool) -> dict[str, np.ndarray]:
-    """Per sample of ``dataset``: the joint features the calibration reads ``(N, J, 3)``
+    """Per sample of ``dataset``: the joint features the calibration reads ``(N, J, 5)``
     (:func:`dsntpose.heads.joint_features`, of the flip test's merged prediction with ``flip``),
     the model's own confidence, correctness of each joint (PCK@0.2 of the torso), labels,
     presence."""
@@ -117,7 +117,9 @@ def collect(model: Any, dataset: Any, joint_set: Any, flip: bool) -> dict[str, n
                 out = model(images)
                 coords, conf, presence = out.coords, out.confidence, out.presence
                 map_conf = ops.heatmap_confidence(out.heatmaps, center=out.coords)
-                feats = joint_features(out.visibility, map_conf, out.heatmaps)
+                feats = joint_features(
+                    out.visibility, map_conf, out.heatmaps, out.coords, joint_set.torso
+                )
             assert feats is not None and presence is not None
             px = back_project(coords.double(), batch["inverse"].double(), tuple(images.shape[-2:]))
             gt = batch["joints_image"].double()
@@ -139,7 +141,7 @@ def collect(model: Any, dataset: Any, joint_set: Any, flip: bool) -> dict[str, n
 
 
 def design(values: dict[str, np.ndarray], rows: np.ndarray) -> tuple[np.ndarray, ...]:
-    """For the labelled joints of the samples ``rows``: the design matrix ``(n, 3 + J)`` (the
+    """For the labelled joints of the samples ``rows``: the design matrix ``(n, 5 + J)`` (the
     joint features, then a one-hot column per joint: the per-joint biases), correctness, the
     model's own confidence and the sample each joint belongs to."""
     labelled = values["labelled"][rows].astype(bool)
@@ -197,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     from dsntpose.checkpoint import load_checkpoint, save_model
     from dsntpose.data.joints import get_joint_set
     from dsntpose.evaluate import auroc
+    from dsntpose.heads import CALIBRATION_WEIGHTS, TORSO_REFERENCE
 
     torch.set_num_threads(1)
     try:
@@ -268,8 +271,15 @@ def main(argv: list[str] | None = None) -> int:
             "visibility": round(float(weights[0]), 5),
             "map_confidence": round(float(weights[1]), 5),
             "log_peak": round(float(weights[2]), 5),
-            "bias": {n: round(float(b), 4) for n, b in zip(names, weights[3:])},
+            "log_spread": round(float(weights[3]), 5),
+            "log_scale": round(float(weights[4]), 5),
+            "bias": {n: round(float(b), 4) for n, b in zip(names, weights[CALIBRATION_WEIGHTS:])},
         },
+        # the median predicted torso of the held-out people's box crops, normalised units:
+        # the scale term is 0 at heads.TORSO_REFERENCE, meant to be about this
+        "torso_median": round(
+            float(np.median(np.exp(flipped["features"][people][:, 0, 4]))) * TORSO_REFERENCE, 4
+        ),
         "joints_fitted": len(y_all),
         "joints_measured": len(m["y"]),
         "accuracy_pck20": round(float(m["y"].mean()) * 100, 2),

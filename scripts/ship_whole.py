@@ -343,10 +343,20 @@ def _this_model(r: dict[str, Any]) -> str:
 def _calibration_formula(calibration: dict[str, Any]) -> str:
     """The card's sentence on the fitted calibration (``scripts/calibrate.py``'s record)."""
     biases = ", ".join(f"{k} {v}" for k, v in calibration["bias"].items())
+    if "log_spread" not in calibration:  # a record of the earlier three-term calibration
+        return (
+            "Calibration `sigmoid(a * visibility + b * logit(map confidence) + c * log(map peak) "
+            f"+ bias_joint)` with a = {calibration['visibility']}, b = "
+            f"{calibration['map_confidence']}, c = {calibration['log_peak']}; biases: {biases}."
+        )
     return (
         "Calibration `sigmoid(a * visibility + b * logit(map confidence) + c * log(map peak) "
-        f"+ bias_joint)` with a = {calibration['visibility']}, b = "
-        f"{calibration['map_confidence']}, c = {calibration['log_peak']}; biases: {biases}."
+        "+ d * log(map spread) + e * log(torso length / 0.5) + bias_joint)` (spread and torso "
+        "length in normalised crop units, the torso of the prediction; the whole-photo search "
+        "picks its joints by this confidence without the e term, the confidence the same "
+        f"evidence would have at the usual size) with a = {calibration['visibility']}, b = "
+        f"{calibration['map_confidence']}, c = {calibration['log_peak']}, d = "
+        f"{calibration['log_spread']}, e = {calibration['log_scale']}; biases: {biases}."
     )
 
 

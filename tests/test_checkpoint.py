@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import importlib.util
+import math
 from pathlib import Path
 
 import pytest
@@ -236,6 +237,7 @@ ONNX_CASES = [("dsnt", "dsnt"), ("dsnt", "debiased"), ("dsnt", "local"), ("heatm
 def onnx_pair(head: str, coords: str, presence: bool = False) -> tuple[nn.Module, ModelConfig]:
     """A fast-to-export model (two strided convs, 16 x 16 maps) with a real dsntpose head and
     the ``ModelConfig`` that names that head's settings."""
+    from dsntpose.data.joints import get_joint_set
     from dsntpose.heads import DSNTHead, HeatmapHead, PresenceHead
     from dsntpose.model import CoordRegressionModel
 
@@ -245,7 +247,8 @@ def onnx_pair(head: str, coords: str, presence: bool = False) -> tuple[nn.Module
     torch.manual_seed(0)
     backbone = tiny_backbone()
     module = DSNTHead(16, 16, coords=coords) if head == "dsnt" else HeatmapHead(16, 16)
-    extra = PresenceHead(16, 16) if presence else None
+    torso = get_joint_set("mpii").torso  # as build_model gives a presence head
+    extra = PresenceHead(16, 16, torso) if presence else None
     model = CoordRegressionModel(backbone, module, extra)
     nn.init.normal_(model.head.conv.weight, std=10.0)  # peaky maps: decodes differ visibly
     return model.eval(), cfg
@@ -321,7 +324,7 @@ def test_flip_confidence_is_the_calibration_of_the_merged_prediction_on_both_eng
 
     model, cfg = onnx_pair("dsnt", "local", presence=True)
     cfg = dataclasses.replace(cfg, presence=True)
-    calibration = torch.linspace(-1.0, 1.5, 3 + 16)
+    calibration = torch.linspace(-1.0, 1.5, 5 + 16)
     model.presence.calibration.copy_(calibration)
     loaded = load_any(export_onnx(model, tmp_path / "calibrated.onnx", config=cfg, check=False))
     torch.testing.assert_close(loaded.model.joint_calibration, calibration)
@@ -336,17 +339,30 @@ def test_flip_confidence_is_the_calibration_of_the_merged_prediction_on_both_eng
     probs = torch.softmax(logits.flatten(2), -1).view_as(logits)
     coords = ops.local_dsnt(probs, cfg.local_radius)
     visibility = 0.5 * (out.visibility + out_flip.visibility[:, flip_index])
+    # the spread: the length of the per-axis standard deviations, normalised units (2 / side
+    # per cell); the scale: the torso (r_shoulder - l_hip) of the merged prediction against
+    # the reference torso length 0.5 (heads.TORSO_REFERENCE)
+    side = probs.shape[-1]
+    cells = torch.arange(side, dtype=probs.dtype)
+    mean_x = (probs.sum(-2) * cells).sum(-1)
+    mean_y = (probs.sum(-1) * cells).sum(-1)
+    var_x = (probs.sum(-2) * (cells - mean_x[..., None]) ** 2).sum(-1)
+    var_y = (probs.sum(-1) * (cells - mean_y[..., None]) ** 2).sum(-1)
+    spread = torch.sqrt(var_x + var_y) * 2 / side
+    torso = torch.linalg.vector_norm(coords[:, 12] - coords[:, 3], dim=-1)
     by_hand = torch.sigmoid(
         visibility * calibration[0]
         + torch.logit(ops.heatmap_confidence(probs, center=coords).clamp(1e-4, 1 - 1e-4))
         * calibration[1]
         + torch.log(probs.flatten(2).amax(-1)) * calibration[2]
-        + calibration[3:]
+        + torch.log(spread) * calibration[3]
+        + torch.log(torso / 0.5)[:, None] * calibration[4]
+        + calibration[5:]
     )
     torch.testing.assert_close(want.coords, coords, atol=1e-5, rtol=0)
     torch.testing.assert_close(want.confidence, by_hand, atol=1e-5, rtol=0)
     torch.testing.assert_close(have.confidence, want.confidence, atol=1e-4, rtol=0)
-    assert want.features is not None and want.features.shape == (2, 16, 3)
+    assert want.features is not None and want.features.shape == (2, 16, 5)
     torch.testing.assert_close(calibrated_confidence(calibration, want.features), by_hand)
     # one view: the same formula on the model's own maps and coordinates
     single = calibrated_confidence(
@@ -355,31 +371,123 @@ def test_flip_confidence_is_the_calibration_of_the_merged_prediction_on_both_eng
             out.visibility,
             ops.heatmap_confidence(out.heatmaps, center=out.coords),
             out.heatmaps,
+            out.coords,
+            joint_set.torso,
         ),
     )
     torch.testing.assert_close(out.confidence, single, atol=1e-6, rtol=0)
 
 
 def test_a_checkpoint_with_the_earlier_three_weight_calibration_gives_the_same_confidence() -> None:
-    """(w_visibility, w_map, bias) of the earlier layout loads as one bias per joint and no
-    peak term: the confidences it was shipped with."""
+    """(w_visibility, w_map, bias) of the earliest layout loads as one bias per joint and no
+    peak, spread or scale term: the confidences it was shipped with."""
     from dsntpose.heads import PresenceHead
 
-    head = PresenceHead(8, 5)
+    head = PresenceHead(8, 5, torso=(0, 3))
     state = head.state_dict()
     state["calibration"] = torch.tensor([0.3, 2.0, -1.5])
     head.load_state_dict(state)
-    assert head.calibration.shape == (3 + 5,)
+    assert head.calibration.shape == (5 + 5,)
     visibility = torch.randn(2, 5)
     map_conf = torch.rand(2, 5)
     probs = torch.softmax(torch.randn(2, 5, 36), -1).view(2, 5, 6, 6)
+    coords = torch.rand(2, 5, 2) * 2 - 1
     p = map_conf.clamp(1e-4, 1 - 1e-4)
     old = torch.sigmoid(0.3 * visibility + 2.0 * torch.log(p / (1 - p)) - 1.5)
-    torch.testing.assert_close(head.joint_confidence(visibility, map_conf, probs), old)
-    with pytest.raises(ValueError, match="expected 8 weights for 5 joints"):
+    torch.testing.assert_close(head.joint_confidence(visibility, map_conf, probs, coords), old)
+    with pytest.raises(ValueError, match="expected 10 weights for 5 joints"):
         from dsntpose.heads import calibrated_confidence
 
-        calibrated_confidence(torch.zeros(4), torch.zeros(2, 5, 3))
+        calibrated_confidence(torch.zeros(4), torch.zeros(2, 5, 5))
+
+
+def test_the_calibration_with_the_peak_term_loads_with_zero_spread_and_scale_weights() -> None:
+    """(w_visibility, w_map, w_peak, bias_1 ... bias_J) -- the layout the model shipped with
+    before the spread and scale terms -- gives the same confidences, in a state dict and
+    applied directly (an ONNX file's metadata)."""
+    from dsntpose.heads import PresenceHead, calibrated_confidence, joint_features
+
+    earlier = torch.tensor([0.4, 1.5, -0.5, -1.0, -0.8, -0.6, -0.4, -0.2])
+    head = PresenceHead(8, 5, torso=(0, 3))
+    state = head.state_dict()
+    state["calibration"] = earlier
+    head.load_state_dict(state)
+    torch.testing.assert_close(head.calibration[:5], torch.tensor([0.4, 1.5, -0.5, 0.0, 0.0]))
+    visibility, map_conf = torch.randn(2, 5), torch.rand(2, 5)
+    probs = torch.softmax(torch.randn(2, 5, 36), -1).view(2, 5, 6, 6)
+    coords = torch.rand(2, 5, 2) * 2 - 1
+    p = map_conf.clamp(1e-4, 1 - 1e-4)
+    peak = probs.flatten(2).amax(-1)
+    want = torch.sigmoid(
+        0.4 * visibility + 1.5 * torch.logit(p) - 0.5 * torch.log(peak) + earlier[3:]
+    )
+    torch.testing.assert_close(head.joint_confidence(visibility, map_conf, probs, coords), want)
+    features = joint_features(visibility, map_conf, probs, coords, (0, 3))
+    torch.testing.assert_close(calibrated_confidence(earlier, features), want)
+
+
+def test_the_spread_and_scale_features_follow_the_map_and_the_person() -> None:
+    """A wider blob has a larger spread feature; a person twice as large in the crop has a
+    scale feature larger by log 2, the same for every joint; no torso pair gives 0."""
+    from dsntpose.heads import joint_features
+
+    side = 32
+    grid = torch.arange(side, dtype=torch.float64)
+    yy, xx = torch.meshgrid(grid, grid, indexing="ij")
+
+    def blob(sigma: float) -> torch.Tensor:
+        g = torch.exp(-((xx - 15.5) ** 2 + (yy - 15.5) ** 2) / (2 * sigma**2))
+        return g / g.sum()
+
+    probs = torch.stack([blob(1.0), blob(3.0), blob(1.0)])[None]  # (1, 3, 32, 32)
+    visibility, map_conf = torch.zeros(1, 3, dtype=torch.float64), torch.full((1, 3), 0.5)
+    coords = torch.tensor([[[0.0, -0.2], [0.0, 0.0], [0.0, 0.2]]], dtype=torch.float64)
+    f = joint_features(visibility, map_conf, probs, coords, (0, 2))
+    assert f.shape == (1, 3, 5)
+    # a Gaussian's spread is sqrt(2) sigma cells, 2 / side per cell in normalised units
+    want = torch.log(torch.tensor([1.0, 3.0, 1.0], dtype=torch.float64) * 2**0.5 * 2 / side)
+    torch.testing.assert_close(f[0, :, 3], want, atol=1e-3, rtol=0)
+    bigger = joint_features(visibility, map_conf, probs, coords * 2, (0, 2))
+    torch.testing.assert_close(
+        bigger[..., 4] - f[..., 4], torch.full((1, 3), math.log(2.0), dtype=torch.float64)
+    )
+    # the torso 0.4 long against the reference 0.5
+    torch.testing.assert_close(f[0, :, 4], torch.full((3,), math.log(0.8), dtype=torch.float64))
+    assert torch.all(joint_features(visibility, map_conf, probs, coords, None)[..., 4] == 0)
+
+
+def test_the_scale_free_confidence_is_the_confidence_at_the_reference_torso() -> None:
+    """Removing the scale term's share gives what the calibration says of the same evidence
+    with the torso TORSO_REFERENCE long; a calibration without the term changes nothing."""
+    from dsntpose.heads import (
+        TORSO_REFERENCE,
+        calibrated_confidence,
+        joint_features,
+        scale_free_confidence,
+    )
+
+    torch.manual_seed(0)
+    visibility, map_conf = torch.randn(3, 5, dtype=torch.float64), torch.rand(3, 5)
+    probs = torch.softmax(torch.randn(3, 5, 36, dtype=torch.float64), -1).view(3, 5, 6, 6)
+    coords = torch.zeros(3, 5, 2, dtype=torch.float64)
+    lengths = torch.tensor([0.1, TORSO_REFERENCE, 1.3], dtype=torch.float64)
+    coords[:, 3, 1] = lengths  # joint 3 below joint 0: torso (0, 3) of these lengths
+    calibration = torch.tensor([0.5, 1.2, 0.3, -0.7, 1.5, -1.0, -0.5, 0.0, 0.5, 1.0])
+    conf = calibrated_confidence(
+        calibration, joint_features(visibility, map_conf, probs, coords, (0, 3))
+    )
+    at_reference = coords.clone()
+    at_reference[:, 3, 1] = TORSO_REFERENCE
+    # the other features do not read the torso: only the scale term differs
+    want = calibrated_confidence(
+        calibration, joint_features(visibility, map_conf, probs, at_reference, (0, 3))
+    )
+    got = scale_free_confidence(calibration, conf, lengths)
+    torch.testing.assert_close(got, want)
+    assert torch.all(got[0] > conf[0]) and torch.all(got[2] < conf[2])  # w_scale > 0
+    torch.testing.assert_close(got[1], conf[1])
+    earlier = torch.tensor([0.4, 1.5, -0.5, -1.0, -0.8, -0.6, -0.4, -0.2])  # no scale term
+    assert scale_free_confidence(earlier, conf, lengths) is conf
 
 
 def test_a_checkpoint_file_with_the_earlier_calibration_loads(tmp_path: Path) -> None:
@@ -395,5 +503,5 @@ def test_a_checkpoint_file_with_the_earlier_calibration_loads(tmp_path: Path) ->
     ckpt["state_dict"]["model.presence.calibration"] = torch.tensor([0.5, 1.0, -2.0])
     torch.save(ckpt, path)
     loaded, _, _ = load_checkpoint(path)
-    want = torch.tensor([0.5, 1.0, 0.0] + [-2.0] * 16)
+    want = torch.tensor([0.5, 1.0, 0.0, 0.0, 0.0] + [-2.0] * 16)
     torch.testing.assert_close(loaded.presence.calibration, want)

@@ -237,3 +237,33 @@ def test_whole_photo_search_can_mirror_only_the_final_crop(tmp_path: Path, engin
     np.testing.assert_allclose(person.keypoints, keypoints, atol=1e-4)
     np.testing.assert_allclose(person.confidence, expected.confidence[0].numpy(), atol=1e-5)
     assert person.presence == pytest.approx(float(torch.sigmoid(expected.presence[0])), abs=1e-5)
+
+
+def test_the_search_scores_joints_without_the_scale_term(tmp_path: Path) -> None:
+    """The whole-photo search chooses joints by the confidence at the reference torso length
+    (heads.scale_free_confidence): the torso read from the person's image keypoints through
+    the crop's inverse affine, in normalised crop units, as the calibration reads it."""
+    from dsntpose.heads import scale_free_confidence
+
+    config = ModelConfig(
+        backbone="resnet18", output_stride=32, joints="mpii", input_size=64, presence=True
+    )
+    torch.manual_seed(2)
+    net = build_model(config).eval()
+    calibration = torch.zeros(5 + 16)
+    calibration[:5] = torch.tensor([0.5, 1.0, 0.2, -0.3, 2.0])  # w_scale = 2
+    calibration[5:] = torch.linspace(-1.0, 1.0, 16)
+    net.presence.calibration.copy_(calibration)
+    predictor = Predictor(net, config, flip=False, threads=None)
+    image = noise(150, 200, seed=4)
+    (person,) = predictor.predict_image(image, boxes=[(30.0, 20.0, 80.0, 100.0)], rgb=True)
+    crop, _ = predictor._square(image, np.array([69.5, 69.5]), 100.0 * predictor.margin)
+    out = predictor.forward_crops(torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255)
+    np.testing.assert_allclose(person.confidence, out.confidence[0].numpy(), atol=1e-6)
+    a, b = predictor.joint_set.torso
+    length = torch.linalg.vector_norm(out.coords[:, a] - out.coords[:, b], dim=-1)
+    want = scale_free_confidence(calibration.double(), out.confidence, length)[0].numpy()
+    np.testing.assert_allclose(predictor.search_confidence(person), want, atol=1e-6)
+    assert not np.allclose(want, person.confidence, atol=1e-3)  # the term mattered here
+    net.presence.calibration[4] = 0.0  # no scale term: the confidences themselves
+    np.testing.assert_array_equal(predictor.search_confidence(person), person.confidence)

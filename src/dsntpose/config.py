@@ -228,6 +228,14 @@ class ModelConfig:
         return len(JOINT_SETS[self.joints].names)
 
     @property
+    def torso(self) -> tuple[int, int]:
+        """The joint pair whose distance is the torso (``JointSet.torso``: the person's scale
+        for PCK@0.2 and for the joint confidence of :class:`dsntpose.heads.PresenceHead`)."""
+        from dsntpose.data.joints import JOINT_SETS
+
+        return JOINT_SETS[self.joints].torso
+
+    @property
     def upsample_stages(self) -> int:
         """How many 2x stages the decoder has (``upsample``: false 0, true 1, or 0/1/2)."""
         return int(self.upsample)

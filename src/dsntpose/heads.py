@@ -55,6 +55,9 @@ __all__ = [
     "joint_features",
     "merge_views",
     "presence_loss",
+    "scale_free_confidence",
+    "torso_scale",
+    "upgrade_calibration",
 ]
 
 FlipMode = Literal["logits", "coords", "heatmaps"]
@@ -129,36 +132,123 @@ def _coordinate_loss(out: HeadOutput, target: Tensor, mask: Tensor, cfg: LossCon
     return ops.average_loss(losses, mask)
 
 
-CALIBRATION_WEIGHTS = 3
+CALIBRATION_WEIGHTS = 5
 """Weights of the joint-confidence calibration before its per-joint biases (see
 :class:`PresenceHead`)."""
 
+_EARLIER_WEIGHTS = 3  # (w_visibility, w_map, w_peak): the layout before the spread and scale
 
-def joint_features(visibility: Tensor, map_confidence: Tensor, probs: Tensor) -> Tensor:
-    """``(B, J, 3)``: what the joint-confidence calibration reads of each joint -- the
+TORSO_REFERENCE = 0.5
+"""The torso length (normalised crop units; the crop spans ``[-1, 1]``) that the scale term
+of the joint confidence is measured against: about a person's torso in a crop around their
+box (a quarter of the side). At this length the scale term is 0; see
+:func:`scale_free_confidence`."""
+
+
+def joint_features(
+    visibility: Tensor,
+    map_confidence: Tensor,
+    probs: Tensor,
+    coords: Tensor,
+    torso: tuple[int, int] | None = None,
+) -> Tensor:
+    """``(B, J, 5)``: what the joint-confidence calibration reads of each joint -- the
     visibility logit, the logit of the map confidence around the prediction (clamped to
-    ``[1e-4, 1 - 1e-4]``) and the log of the map's largest cell probability.
+    ``[1e-4, 1 - 1e-4]``), the log of the map's largest cell probability, the log of the map's
+    spread (the length of its per-axis standard deviations, normalised units, at least
+    ``1e-3``) and the log of the person's predicted scale in the crop (the distance between
+    the ``torso`` pair of ``coords`` over :data:`TORSO_REFERENCE`, normalised units, at least
+    ``1e-2``; the same for every joint of a person, 0 without a pair). The last two say how far the map's mass strays
+    against how large the person is: PCK's tolerance is a fraction of the torso.
 
     Args:
         visibility: ``(B, J)`` logits (:class:`PresenceHead`).
         map_confidence: ``(B, J)`` in ``[0, 1]`` (:func:`dsntpose.ops.heatmap_confidence`).
         probs: ``(B, J, H, W)`` probability maps (each sums to 1).
+        coords: ``(B, J, 2)`` normalised predictions read from them.
+        torso: the joint pair whose distance is the torso (``JointSet.torso``), or None.
     """
     dtype = visibility.dtype
     p = map_confidence.to(dtype).clamp(1e-4, 1 - 1e-4)
-    peak = probs.detach().to(dtype).flatten(2).amax(-1).clamp_min(1e-8)
-    return torch.stack([visibility, torch.log(p / (1 - p)), torch.log(peak)], dim=-1)
+    maps = probs.detach().to(dtype)
+    peak = maps.flatten(2).amax(-1).clamp_min(1e-8)
+    spread = torch.linalg.vector_norm(ops.heatmap_spread(maps, normalized=True), dim=-1)
+    if torso is None:
+        scale = torch.zeros_like(visibility)
+    else:
+        a, b = torso
+        length = torch.linalg.vector_norm(coords[:, a] - coords[:, b], dim=-1)
+        scale = torso_scale(length.to(dtype))[:, None].expand_as(visibility)
+    return torch.stack(
+        [
+            visibility,
+            torch.log(p / (1 - p)),
+            torch.log(peak),
+            torch.log(spread.clamp_min(1e-3)),
+            scale,
+        ],
+        dim=-1,
+    )
+
+
+def torso_scale(length: Tensor) -> Tensor:
+    """The scale term of :func:`joint_features`: ``log(max(length, 1e-2) / TORSO_REFERENCE)``
+    of torso lengths in normalised crop units (any shape)."""
+    return torch.log(length.clamp_min(1e-2) / TORSO_REFERENCE)
+
+
+def scale_free_confidence(calibration: Tensor, confidence: Tensor, torso_length: Tensor) -> Tensor:
+    """The calibrated joint confidences ``(B, J)`` as they would be if each person's torso
+    were :data:`TORSO_REFERENCE` long in the crop: the scale term's share removed,
+    ``sigmoid(logit(confidence) - w_scale * torso_scale(torso_length))``.
+
+    The calibrated confidence rightly says that a person small in the crop is placed less
+    precisely; the whole-photo search, which looks for a person small in the first pass's
+    whole image to crop them, chooses its joints by this score instead (the rest of the
+    evidence: visibility, the map's mass, peak and spread). Unchanged where ``w_scale`` is 0
+    (calibrations without the term).
+
+    Args:
+        calibration: ``(5 + J,)`` (or an earlier layout, :func:`upgrade_calibration`).
+        confidence: ``(B, J)`` in ``[0, 1]``, computed under ``calibration``.
+        torso_length: ``(B,)`` the predicted torso length, normalised crop units.
+    """
+    weights = upgrade_calibration(calibration, confidence.shape[-1])
+    w_scale = weights[CALIBRATION_WEIGHTS - 1].to(confidence.dtype)
+    if float(w_scale) == 0.0:
+        return confidence
+    p = confidence.clamp(1e-7, 1 - 1e-7)
+    shift = w_scale * torso_scale(torso_length.to(confidence.dtype))
+    return torch.sigmoid(torch.log(p / (1 - p)) - shift[:, None])
+
+
+def upgrade_calibration(calibration: Tensor, joints: int) -> Tensor:
+    """A calibration in this layout ``(5 + J,)`` from an earlier one, giving the confidences it
+    was fitted for: ``(w_visibility, w_map, bias)`` becomes ``(w_visibility, w_map, 0, 0, 0,
+    bias ... bias)``, ``(w_visibility, w_map, w_peak, bias_1 ... bias_J)`` gains zero weights
+    for the spread and scale; anything else is returned as it is (and refused where used)."""
+    if calibration.dim() != 1:
+        return calibration
+    if calibration.numel() == 3:
+        w, bias = calibration[:2], calibration[2:]
+        calibration = torch.cat([w, calibration.new_zeros(1), bias.expand(joints)])
+    if calibration.numel() == _EARLIER_WEIGHTS + joints:
+        head, bias = calibration[:_EARLIER_WEIGHTS], calibration[_EARLIER_WEIGHTS:]
+        extra = CALIBRATION_WEIGHTS - _EARLIER_WEIGHTS
+        calibration = torch.cat([head, calibration.new_zeros(extra), bias])
+    return calibration
 
 
 def calibrated_confidence(calibration: Tensor, features: Tensor) -> Tensor:
     """``(B, J)`` probabilities ``sigmoid(features @ w + bias_j)`` of :func:`joint_features`
-    ``(B, J, 3)`` under ``calibration`` ``(3 + J,)``: ``(w, bias_1 ... bias_J)``."""
-    weights = calibration.to(features.dtype)
+    ``(B, J, 5)`` under ``calibration`` ``(5 + J,)``: ``(w, bias_1 ... bias_J)`` (an earlier
+    layout is read through :func:`upgrade_calibration`)."""
     joints = features.shape[1]
+    weights = upgrade_calibration(calibration, joints).to(features.dtype)
     if weights.shape != (CALIBRATION_WEIGHTS + joints,):
         raise ValueError(
             f"calibration: expected {CALIBRATION_WEIGHTS + joints} weights for {joints} joints, "
-            f"got {tuple(weights.shape)}"
+            f"got {tuple(calibration.shape)}"
         )
     w, bias = weights[:CALIBRATION_WEIGHTS], weights[CALIBRATION_WEIGHTS:]
     return torch.sigmoid(features @ w + bias)
@@ -177,6 +267,8 @@ class PresenceHead(nn.Module):
     Args:
         in_channels: feature channels ``C``.
         num_joints: ``J``.
+        torso: the joint pair whose distance is the person's scale for the joint confidence
+            (``JointSet.torso``); None: no scale term.
 
     ``forward(features (B, C, H, W), probs (B, J, kH, kW)) -> (presence (B,), visibility (B,
     J))`` logits (apply a sigmoid for probabilities). Maps ``k`` times finer than the features
@@ -185,23 +277,30 @@ class PresenceHead(nn.Module):
 
     :meth:`joint_confidence` turns what the model knows of a joint into the probability that
     it is placed correctly: ``sigmoid(w_visibility * visibility + w_map * logit(map confidence)
-    + w_peak * log(peak) + bias_j)`` (:func:`joint_features`), through the buffer
-    ``calibration`` ``(w_visibility, w_map, w_peak, bias_1 ... bias_J)``: a bias per joint,
-    since joints differ in how often they are right (a wrist less often than a shoulder at the
-    same evidence). It starts as ``(1, 0, 0, 0 ...)`` (the visibility probability) and is
-    fitted after training on held-out people (``scripts/calibrate.py``). A checkpoint written
-    with the earlier ``(w_visibility, w_map, bias)`` loads as ``(w_visibility, w_map, 0, bias
-    ...)``: the same confidences.
+    + w_peak * log(peak) + w_spread * log(spread) + w_scale * log(torso length) + bias_j)``
+    (:func:`joint_features`), through the buffer ``calibration`` ``(w_visibility, w_map,
+    w_peak, w_spread, w_scale, bias_1 ... bias_J)``: a bias per joint, since joints differ in
+    how often they are right (a wrist less often than a shoulder at the same evidence). It
+    starts as ``(1, 0, 0, 0, 0, 0 ...)`` (the visibility probability) and is fitted after
+    training on held-out people (``scripts/calibrate.py``). A checkpoint written with an
+    earlier layout (``(w_visibility, w_map, bias)`` or ``(w_visibility, w_map, w_peak, bias_1
+    ... bias_J)``) loads with zero weights for the terms it lacks
+    (:func:`upgrade_calibration`): the same confidences.
     """
 
     calibration: Tensor
 
-    def __init__(self, in_channels: int, num_joints: int) -> None:
+    def __init__(
+        self, in_channels: int, num_joints: int, torso: tuple[int, int] | None = None
+    ) -> None:
         super().__init__()
         if in_channels < 1 or num_joints < 1:
             raise ValueError(
                 f"PresenceHead needs in_channels >= 1 and num_joints >= 1, got {in_channels}, {num_joints}"
             )
+        if torso is not None and not all(0 <= j < num_joints for j in torso):
+            raise ValueError(f"PresenceHead: torso pair {torso} outside {num_joints} joints")
+        self.torso = torso
         self.presence = nn.Linear(in_channels, 1)
         self.visibility_weight = nn.Parameter(torch.randn(num_joints, in_channels) * 0.01)
         self.visibility_bias = nn.Parameter(torch.zeros(num_joints))
@@ -210,24 +309,26 @@ class PresenceHead(nn.Module):
         self.register_buffer("calibration", start)
 
     def upgrade_state(self, state_dict: dict[str, Any], prefix: str) -> None:
-        """Rewrite in place an earlier ``(w_visibility, w_map, bias)`` calibration under
-        ``prefix`` to this layout (no peak term, the bias for every joint)."""
+        """Rewrite in place a calibration of an earlier layout under ``prefix`` to this one
+        (:func:`upgrade_calibration`)."""
         key = prefix + "calibration"
         old = state_dict.get(key)
-        if isinstance(old, Tensor) and tuple(old.shape) == (3,):
-            joints = self.visibility_bias.numel()
-            state_dict[key] = torch.cat([old[:2], old.new_zeros(1), old[2:].expand(joints)])
+        if isinstance(old, Tensor):
+            state_dict[key] = upgrade_calibration(old, self.visibility_bias.numel())
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         self.upgrade_state(state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args)
 
-    def joint_confidence(self, visibility: Tensor, map_confidence: Tensor, probs: Tensor) -> Tensor:
+    def joint_confidence(
+        self, visibility: Tensor, map_confidence: Tensor, probs: Tensor, coords: Tensor
+    ) -> Tensor:
         """``(B, J)`` calibrated probability that each joint is right (see the class), from the
         visibility logits ``(B, J)``, the map confidences ``(B, J)`` around the predictions
-        (:func:`dsntpose.ops.heatmap_confidence`) and the probability maps ``(B, J, H, W)``."""
+        (:func:`dsntpose.ops.heatmap_confidence`), the probability maps ``(B, J, H, W)`` and
+        the normalised predictions ``(B, J, 2)``."""
         return calibrated_confidence(
-            self.calibration, joint_features(visibility, map_confidence, probs)
+            self.calibration, joint_features(visibility, map_confidence, probs, coords, self.torso)
         )
 
     def forward(self, features: Tensor, probs: Tensor) -> tuple[Tensor, Tensor]:

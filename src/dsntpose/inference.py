@@ -83,7 +83,7 @@ def back_project(
 class FlipOutput(NamedTuple):
     """Flip-test prediction: ``coords`` ``(B, J, 2)`` normalised, ``confidence`` ``(B, J)``;
     for a model with presence and visibility heads, ``presence`` ``(B,)`` and ``visibility``
-    ``(B, J)`` logits averaged over both views, and ``features`` ``(B, J, 3)`` that its
+    ``(B, J)`` logits averaged over both views, and ``features`` ``(B, J, 5)`` that its
     calibrated ``confidence`` was computed from (:func:`dsntpose.heads.joint_features`; else
     None)."""
 
@@ -91,7 +91,7 @@ class FlipOutput(NamedTuple):
     confidence: Tensor
     presence: Tensor | None = None
     visibility: Tensor | None = None
-    features: Tensor | None = None  # (B, J, 3) what the calibration read (heads.joint_features)
+    features: Tensor | None = None  # (B, J, 5) what the calibration read (heads.joint_features)
 
 
 Decode = Callable[[Tensor], tuple[Tensor, Tensor]]
@@ -196,7 +196,13 @@ def merge_flip(
         # (what scripts/calibrate.py fits it on)
         logits = 0.5 * (out.logits + torch.flip(out_flip.logits, dims=[-1])[:, flip_index])
         probs, _ = head.decode_maps(logits)  # type: ignore[union-attr]
-        features = joint_features(visibility, ops.heatmap_confidence(probs, center=coords), probs)
+        features = joint_features(
+            visibility,
+            ops.heatmap_confidence(probs, center=coords),
+            probs,
+            coords,
+            joint_set.torso,
+        )
         confidence = calibrated_confidence(calibration, features)
         return FlipOutput(coords, confidence, presence, visibility, features)
     # the heads' calibrated joint confidences, averaged like the scores they come from

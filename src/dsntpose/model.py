@@ -88,7 +88,7 @@ class CoordRegressionModel(nn.Module):
 
     @property
     def joint_calibration(self) -> Tensor | None:
-        """The presence head's joint-confidence calibration (``(3 + J,)``, see
+        """The presence head's joint-confidence calibration (``(5 + J,)``, see
         :class:`~dsntpose.heads.PresenceHead`), None for a model without one."""
         return self.presence.calibration if self.has_presence else None
 
@@ -128,7 +128,9 @@ class CoordRegressionModel(nn.Module):
             out = self.head_output(features)
         if self.has_presence:
             presence, visibility = self.presence(features, out.heatmaps)
-            confidence = self.presence.joint_confidence(visibility, out.confidence, out.heatmaps)
+            confidence = self.presence.joint_confidence(
+                visibility, out.confidence, out.heatmaps, out.coords
+            )
             out = out._replace(presence=presence, visibility=visibility, confidence=confidence)
         return out
 
@@ -211,7 +213,9 @@ def build_model(cfg: ModelConfig) -> CoordRegressionModel:
     backbone = spec.build(cfg)
     in_channels: int | None = None if spec.maps else backbone.out_channels  # type: ignore[assignment]
     head = HEADS[cfg.head].load().from_config(cfg, in_channels)  # type: ignore[attr-defined]
-    presence = PresenceHead(in_channels, cfg.num_joints) if cfg.presence and in_channels else None
+    presence = None
+    if cfg.presence and in_channels:
+        presence = PresenceHead(in_channels, cfg.num_joints, cfg.torso)
     decoder = None
     if cfg.upsample_stages and in_channels:
         pyramid = cast(tuple[int, ...], backbone.pyramid_channels)

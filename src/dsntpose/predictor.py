@@ -177,7 +177,8 @@ class Predictor:
             presence probability is below this (see :meth:`find_people`).
         max_passes: without a box, at most this many passes (whole image, then crops around
             the joints found).
-        min_joint_score: joints whose confidence is below this do not shape the next crop.
+        min_joint_score: joints whose confidence is below this do not shape the next crop (the
+            confidence without its scale term, :meth:`search_confidence`).
         flip_passes: with ``flip``, which passes of the whole-photo search (:meth:`find_people`)
             run the flip test: ``"every"`` pass, or only the ``"final"`` crop (the passes run
             without it, then that crop's mirror: one network run fewer per pass after the
@@ -501,6 +502,36 @@ class Predictor:
             )
         return found
 
+    def search_confidence(self, person: Person) -> np.ndarray:
+        """``(J,)`` the joint scores the whole-photo search chooses its crop by: ``person``'s
+        confidences as they would be were the person of the usual size in the crop
+        (:func:`dsntpose.heads.scale_free_confidence`; the confidences themselves where the
+        model's calibration has no scale term). The calibrated confidence marks down every
+        joint of a person who is small in the crop, which is just what the first pass on a
+        whole photo sees; the search must still find their joints to crop them.
+
+        Args:
+            person: a prediction of this predictor (its ``inverse`` maps its crop to the image).
+        """
+        from dsntpose.heads import scale_free_confidence
+
+        calibration = getattr(self.model, "joint_calibration", None)
+        if calibration is None:
+            return person.confidence
+        # crop px per image px: the crop is a scaled, shifted copy of the image
+        per_px = 1.0 / math.sqrt(abs(float(np.linalg.det(person.inverse[:, :2]))))
+        a, b = self.joint_set.torso
+        length = np.linalg.norm(person.keypoints[a] - person.keypoints[b]) * per_px
+        length *= 2.0 / self.input_size  # normalised crop units
+        if not math.isfinite(length):
+            return person.confidence
+        score = scale_free_confidence(
+            calibration.detach().double().cpu(),
+            torch.from_numpy(np.asarray(person.confidence, np.float64))[None],
+            torch.tensor([length], dtype=torch.float64),
+        )
+        return score[0].numpy()
+
     def find_people(
         self, arrays: Sequence[np.ndarray], start: Sequence[Person | None] | None = None
     ) -> list[Person | None]:
@@ -533,7 +564,9 @@ class Predictor:
             previous = None if start is None else start[k]
             square = None
             if previous is not None:
-                square = body_square(previous.keypoints, previous.confidence, self.min_joint_score)
+                square = body_square(
+                    previous.keypoints, self.search_confidence(previous), self.min_joint_score
+                )
                 if square is not None:
                     _, _, pw, ph = previous.box
                     floor = self.track_keep * max(pw, ph) * BODY_MARGIN
@@ -567,7 +600,9 @@ class Predictor:
                     state[k] = whole_square(*arrays[k].shape[:2])
                     still.append(k)
                     continue
-                square = body_square(person.keypoints, person.confidence, self.min_joint_score)
+                square = body_square(
+                    person.keypoints, self.search_confidence(person), self.min_joint_score
+                )
                 if square is None or step == self.max_passes - 1:
                     continue
                 center, side = state[k]
@@ -586,7 +621,9 @@ class Predictor:
             ):
                 answers.append(None)
                 continue
-            box = keypoint_box(result.keypoints, result.confidence, self.min_joint_score)
+            box = keypoint_box(
+                result.keypoints, self.search_confidence(result), self.min_joint_score
+            )
             answers.append(result if box is None else dataclasses.replace(result, box=box))
         return answers
 
