@@ -5,11 +5,13 @@
 
 A model built with ``model.presence`` reports, per joint, ``sigmoid(w_vis * visibility + w_map *
 logit(map confidence) + w_peak * log(map peak) + w_spread * log(map spread) + w_scale * log(torso
-length) + bias_joint)`` (:class:`dsntpose.heads.PresenceHead`, :func:`dsntpose.heads.joint_features`). This script runs the model on its run's validation split
+length / 0.5) + bias_joint)`` (:class:`dsntpose.heads.PresenceHead`, :func:`dsntpose.heads.joint_features`). This script runs the model on its run's validation split
 (the held-out people and background crops of ``data.dataset: mixed``, box crops), marks each
 labelled joint correct when it lies within PCK@0.2 of the torso, and fits the weights by
 logistic regression on the flip test's merged prediction (what the Predictor gives by default);
-the same weights serve a single view. The shipped weights are fitted on all the held-out
+the same weights serve a single view. Beside them it fits the whole-photo search's score the
+same way on the first three terms only (:func:`dsntpose.heads.search_confidence`: a person small
+in the whole image must keep the joints the search crops around). The shipped weights are fitted on all the held-out
 people; the figures are 2-fold cross-fitted: each person is measured with the calibration
 fitted on the other half (people at even against odd positions), so every held-out joint is
 measured and none by a fit that saw it:
@@ -199,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     from dsntpose.checkpoint import load_checkpoint, save_model
     from dsntpose.data.joints import get_joint_set
     from dsntpose.evaluate import auroc
-    from dsntpose.heads import CALIBRATION_WEIGHTS, TORSO_REFERENCE
+    from dsntpose.heads import CALIBRATION_WEIGHTS, SEARCH_WEIGHTS, TORSO_REFERENCE
 
     torch.set_num_threads(1)
     try:
@@ -258,7 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     m = {k: np.concatenate(v) for k, v in parts.items()}
     x_all, y_all, _, _ = design(flipped, people)
     weights = fit_logistic(x_all, y_all, intercept=False)  # what ships: fitted on all
-    model.presence.calibration.copy_(torch.tensor(weights, dtype=torch.float32))
+    # the search's score: the same fit without the spread and scale columns
+    drop = list(range(SEARCH_WEIGHTS, CALIBRATION_WEIGHTS))
+    search = fit_logistic(np.delete(x_all, drop, axis=1), y_all, intercept=False)
+    model.presence.calibration.copy_(
+        torch.tensor(np.concatenate([weights, search]), dtype=torch.float32)
+    )
     mask = plain["presence_mask"] > 0
     names = list(joint_set.names)
     record = {
@@ -274,6 +281,13 @@ def main(argv: list[str] | None = None) -> int:
             "log_spread": round(float(weights[3]), 5),
             "log_scale": round(float(weights[4]), 5),
             "bias": {n: round(float(b), 4) for n, b in zip(names, weights[CALIBRATION_WEIGHTS:])},
+        },
+        # what the whole-photo search picks its joints by (heads.search_confidence)
+        "search_calibration": {
+            "visibility": round(float(search[0]), 5),
+            "map_confidence": round(float(search[1]), 5),
+            "log_peak": round(float(search[2]), 5),
+            "bias": {n: round(float(b), 4) for n, b in zip(names, search[SEARCH_WEIGHTS:])},
         },
         # the median predicted torso of the held-out people's box crops, normalised units:
         # the scale term is 0 at heads.TORSO_REFERENCE, meant to be about this

@@ -352,11 +352,22 @@ def _calibration_formula(calibration: dict[str, Any]) -> str:
     return (
         "Calibration `sigmoid(a * visibility + b * logit(map confidence) + c * log(map peak) "
         "+ d * log(map spread) + e * log(torso length / 0.5) + bias_joint)` (spread and torso "
-        "length in normalised crop units, the torso of the prediction; the whole-photo search "
-        "picks its joints by this confidence without the e term, the confidence the same "
-        f"evidence would have at the usual size) with a = {calibration['visibility']}, b = "
+        "length in normalised crop units, the torso of the prediction) with a = "
+        f"{calibration['visibility']}, b = "
         f"{calibration['map_confidence']}, c = {calibration['log_peak']}, d = "
         f"{calibration['log_spread']}, e = {calibration['log_scale']}; biases: {biases}."
+    )
+
+
+def _search_formula(search: dict[str, Any] | None) -> str:
+    """The card's sentence on the search score's fit (``calibration.json``'s
+    ``search_calibration``), empty without one."""
+    if not search:
+        return ""
+    return (
+        " The whole-photo search picks the joints it crops around by the same fit without the "
+        "spread and torso terms (a person small in the whole image keeps their joints): a = "
+        f"{search['visibility']}, b = {search['map_confidence']}, c = {search['log_peak']}."
     )
 
 
@@ -613,7 +624,8 @@ def render(r: dict[str, Any]) -> str:
         f"**{c['joint_ece_flip']}**{_interval(c, 'joint_ece_flip_interval')}; without flip "
         f"AUROC {c['joint_auroc']}, ECE {c['joint_ece']}{_interval(c, 'joint_ece_interval')}; "
         f"before calibration {c.get('joint_ece_before_flip', c['joint_ece_before'])}. "
-        + _calibration_formula(c["calibration"]),
+        + _calibration_formula(c["calibration"])
+        + _search_formula(c.get("search_calibration")),
         "",
         "![reliability](images/calibration.png)",
         "",

@@ -324,7 +324,7 @@ def test_flip_confidence_is_the_calibration_of_the_merged_prediction_on_both_eng
 
     model, cfg = onnx_pair("dsnt", "local", presence=True)
     cfg = dataclasses.replace(cfg, presence=True)
-    calibration = torch.linspace(-1.0, 1.5, 5 + 16)
+    calibration = torch.linspace(-1.0, 1.5, 8 + 2 * 16)  # the confidence's, the search's
     model.presence.calibration.copy_(calibration)
     loaded = load_any(export_onnx(model, tmp_path / "calibrated.onnx", config=cfg, check=False))
     torch.testing.assert_close(loaded.model.joint_calibration, calibration)
@@ -357,7 +357,7 @@ def test_flip_confidence_is_the_calibration_of_the_merged_prediction_on_both_eng
         + torch.log(probs.flatten(2).amax(-1)) * calibration[2]
         + torch.log(spread) * calibration[3]
         + torch.log(torso / 0.5)[:, None] * calibration[4]
-        + calibration[5:]
+        + calibration[5:21]
     )
     torch.testing.assert_close(want.coords, coords, atol=1e-5, rtol=0)
     torch.testing.assert_close(want.confidence, by_hand, atol=1e-5, rtol=0)
@@ -387,7 +387,7 @@ def test_a_checkpoint_with_the_earlier_three_weight_calibration_gives_the_same_c
     state = head.state_dict()
     state["calibration"] = torch.tensor([0.3, 2.0, -1.5])
     head.load_state_dict(state)
-    assert head.calibration.shape == (5 + 5,)
+    assert head.calibration.shape == (8 + 2 * 5,)
     visibility = torch.randn(2, 5)
     map_conf = torch.rand(2, 5)
     probs = torch.softmax(torch.randn(2, 5, 36), -1).view(2, 5, 6, 6)
@@ -395,7 +395,7 @@ def test_a_checkpoint_with_the_earlier_three_weight_calibration_gives_the_same_c
     p = map_conf.clamp(1e-4, 1 - 1e-4)
     old = torch.sigmoid(0.3 * visibility + 2.0 * torch.log(p / (1 - p)) - 1.5)
     torch.testing.assert_close(head.joint_confidence(visibility, map_conf, probs, coords), old)
-    with pytest.raises(ValueError, match="expected 10 weights for 5 joints"):
+    with pytest.raises(ValueError, match="expected 18 weights for 5 joints"):
         from dsntpose.heads import calibrated_confidence
 
         calibrated_confidence(torch.zeros(4), torch.zeros(2, 5, 5))
@@ -413,6 +413,8 @@ def test_the_calibration_with_the_peak_term_loads_with_zero_spread_and_scale_wei
     state["calibration"] = earlier
     head.load_state_dict(state)
     torch.testing.assert_close(head.calibration[:5], torch.tensor([0.4, 1.5, -0.5, 0.0, 0.0]))
+    # the search keeps the earlier weights and biases: the same crops as before
+    torch.testing.assert_close(head.calibration[10:], earlier)
     visibility, map_conf = torch.randn(2, 5), torch.rand(2, 5)
     probs = torch.softmax(torch.randn(2, 5, 36), -1).view(2, 5, 6, 6)
     coords = torch.rand(2, 5, 2) * 2 - 1
@@ -456,38 +458,34 @@ def test_the_spread_and_scale_features_follow_the_map_and_the_person() -> None:
     assert torch.all(joint_features(visibility, map_conf, probs, coords, None)[..., 4] == 0)
 
 
-def test_the_scale_free_confidence_is_the_confidence_at_the_reference_torso() -> None:
-    """Removing the scale term's share gives what the calibration says of the same evidence
-    with the torso TORSO_REFERENCE long; a calibration without the term changes nothing."""
-    from dsntpose.heads import (
-        TORSO_REFERENCE,
-        calibrated_confidence,
-        joint_features,
-        scale_free_confidence,
-    )
+def test_the_search_score_reads_the_first_three_features_under_its_own_weights() -> None:
+    """The calibration's second part scores joints for the whole-photo search from visibility,
+    map confidence and peak only: the spread and the person's scale do not move it, while they
+    move the confidence; a lone confidence part gains a search part of its own first three
+    weights and biases."""
+    from dsntpose.heads import calibrated_confidence, joint_features, search_confidence
 
     torch.manual_seed(0)
     visibility, map_conf = torch.randn(3, 5, dtype=torch.float64), torch.rand(3, 5)
     probs = torch.softmax(torch.randn(3, 5, 36, dtype=torch.float64), -1).view(3, 5, 6, 6)
     coords = torch.zeros(3, 5, 2, dtype=torch.float64)
-    lengths = torch.tensor([0.1, TORSO_REFERENCE, 1.3], dtype=torch.float64)
-    coords[:, 3, 1] = lengths  # joint 3 below joint 0: torso (0, 3) of these lengths
-    calibration = torch.tensor([0.5, 1.2, 0.3, -0.7, 1.5, -1.0, -0.5, 0.0, 0.5, 1.0])
-    conf = calibrated_confidence(
-        calibration, joint_features(visibility, map_conf, probs, coords, (0, 3))
+    coords[:, 3, 1] = torch.tensor([0.1, 0.5, 1.3], dtype=torch.float64)  # torso (0, 3)
+    confidence_part = torch.tensor([0.5, 1.2, 0.3, -0.7, 1.5, -1.0, -0.5, 0.0, 0.5, 1.0])
+    search_part = torch.tensor([0.9, 0.4, 0.1, 0.2, 0.1, 0.0, -0.1, -0.2])
+    calibration = torch.cat([confidence_part, search_part])
+    f = joint_features(visibility, map_conf, probs, coords, (0, 3))
+    want = torch.sigmoid(f[..., :3] @ search_part[:3].double() + search_part[3:].double())
+    torch.testing.assert_close(search_confidence(calibration, f), want)
+    larger = joint_features(visibility, map_conf, probs, coords * 3, (0, 3))
+    torch.testing.assert_close(search_confidence(calibration, larger), want)
+    assert not torch.allclose(
+        calibrated_confidence(calibration, larger), calibrated_confidence(calibration, f)
     )
-    at_reference = coords.clone()
-    at_reference[:, 3, 1] = TORSO_REFERENCE
-    # the other features do not read the torso: only the scale term differs
-    want = calibrated_confidence(
-        calibration, joint_features(visibility, map_conf, probs, at_reference, (0, 3))
+    alone = search_confidence(confidence_part, f)
+    torch.testing.assert_close(
+        alone,
+        torch.sigmoid(f[..., :3] @ confidence_part[:3].double() + confidence_part[5:].double()),
     )
-    got = scale_free_confidence(calibration, conf, lengths)
-    torch.testing.assert_close(got, want)
-    assert torch.all(got[0] > conf[0]) and torch.all(got[2] < conf[2])  # w_scale > 0
-    torch.testing.assert_close(got[1], conf[1])
-    earlier = torch.tensor([0.4, 1.5, -0.5, -1.0, -0.8, -0.6, -0.4, -0.2])  # no scale term
-    assert scale_free_confidence(earlier, conf, lengths) is conf
 
 
 def test_a_checkpoint_file_with_the_earlier_calibration_loads(tmp_path: Path) -> None:
@@ -503,5 +501,6 @@ def test_a_checkpoint_file_with_the_earlier_calibration_loads(tmp_path: Path) ->
     ckpt["state_dict"]["model.presence.calibration"] = torch.tensor([0.5, 1.0, -2.0])
     torch.save(ckpt, path)
     loaded, _, _ = load_checkpoint(path)
-    want = torch.tensor([0.5, 1.0, 0.0, 0.0, 0.0] + [-2.0] * 16)
+    # the confidence's part, then the search's (the same weights, no spread or scale)
+    want = torch.tensor([0.5, 1.0, 0.0, 0.0, 0.0] + [-2.0] * 16 + [0.5, 1.0, 0.0] + [-2.0] * 16)
     torch.testing.assert_close(loaded.presence.calibration, want)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -239,31 +240,56 @@ def test_whole_photo_search_can_mirror_only_the_final_crop(tmp_path: Path, engin
     assert person.presence == pytest.approx(float(torch.sigmoid(expected.presence[0])), abs=1e-5)
 
 
-def test_the_search_scores_joints_without_the_scale_term(tmp_path: Path) -> None:
-    """The whole-photo search chooses joints by the confidence at the reference torso length
-    (heads.scale_free_confidence): the torso read from the person's image keypoints through
-    the crop's inverse affine, in normalised crop units, as the calibration reads it."""
-    from dsntpose.heads import scale_free_confidence
+def test_the_search_scores_joints_by_its_own_calibration(tmp_path: Path) -> None:
+    """The whole-photo search chooses joints by heads.search_confidence (the calibration's
+    second part on visibility, map confidence and peak), which each Person carries beside its
+    confidence, the same on torch and ONNX Runtime and with the flip test."""
+    pytest.importorskip("onnxruntime")
+    from dsntpose import ops
+    from dsntpose.export import export_onnx
+    from dsntpose.heads import joint_features, search_confidence
 
     config = ModelConfig(
         backbone="resnet18", output_stride=32, joints="mpii", input_size=64, presence=True
     )
     torch.manual_seed(2)
     net = build_model(config).eval()
-    calibration = torch.zeros(5 + 16)
-    calibration[:5] = torch.tensor([0.5, 1.0, 0.2, -0.3, 2.0])  # w_scale = 2
-    calibration[5:] = torch.linspace(-1.0, 1.0, 16)
+    calibration = torch.zeros(8 + 2 * 16)
+    calibration[:5] = torch.tensor([0.5, 1.0, 0.2, -0.3, 2.0])
+    calibration[5:21] = torch.linspace(-1.0, 1.0, 16)
+    calibration[21:24] = torch.tensor([2.0, -0.5, 0.3])  # the search's own weights
+    calibration[24:] = torch.linspace(1.0, -1.0, 16)
     net.presence.calibration.copy_(calibration)
-    predictor = Predictor(net, config, flip=False, threads=None)
     image = noise(150, 200, seed=4)
-    (person,) = predictor.predict_image(image, boxes=[(30.0, 20.0, 80.0, 100.0)], rgb=True)
-    crop, _ = predictor._square(image, np.array([69.5, 69.5]), 100.0 * predictor.margin)
-    out = predictor.forward_crops(torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255)
-    np.testing.assert_allclose(person.confidence, out.confidence[0].numpy(), atol=1e-6)
-    a, b = predictor.joint_set.torso
-    length = torch.linalg.vector_norm(out.coords[:, a] - out.coords[:, b], dim=-1)
-    want = scale_free_confidence(calibration.double(), out.confidence, length)[0].numpy()
-    np.testing.assert_allclose(predictor.search_confidence(person), want, atol=1e-6)
-    assert not np.allclose(want, person.confidence, atol=1e-3)  # the term mattered here
-    net.presence.calibration[4] = 0.0  # no scale term: the confidences themselves
-    np.testing.assert_array_equal(predictor.search_confidence(person), person.confidence)
+    box = (30.0, 20.0, 80.0, 100.0)
+    torch_plain = Predictor(net, config, flip=False, threads=None, engine="torch")
+    (person,) = torch_plain.predict_image(image, boxes=[box], rgb=True)
+    crop, _ = torch_plain._square(image, np.array([69.5, 69.5]), 100.0 * torch_plain.margin)
+    batch = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        out = net(batch)
+    f = joint_features(
+        out.visibility,
+        ops.heatmap_confidence(out.heatmaps, center=out.coords),
+        out.heatmaps,
+        out.coords,
+        torch_plain.joint_set.torso,
+    )
+    want = search_confidence(calibration, f)[0].double().numpy()
+    assert person.search_confidence is not None
+    np.testing.assert_allclose(Predictor.search_confidence(person), want, atol=1e-5)
+    assert not np.allclose(want, person.confidence, atol=1e-2)  # its own weights
+    onnx = export_onnx(net, tmp_path / "search.onnx", config=config, check=False)
+    for flip in (False, True):
+        mine = Predictor(net, config, flip=flip, threads=None)
+        theirs = Predictor.from_onnx(onnx, flip=flip, threads=None)
+        (a,) = mine.predict_image(image, boxes=[box], rgb=True)
+        (b,) = theirs.predict_image(image, boxes=[box], rgb=True)
+        assert a.search_confidence is not None and b.search_confidence is not None
+        np.testing.assert_allclose(a.search_confidence, b.search_confidence, atol=1e-4)
+    no_calibration = build_model(dataclasses.replace(config, presence=False)).eval()
+    (plain,) = Predictor(
+        no_calibration, dataclasses.replace(config, presence=False), flip=False, threads=None
+    ).predict_image(image, boxes=[box], rgb=True)
+    assert plain.search_confidence is None
+    np.testing.assert_array_equal(Predictor.search_confidence(plain), plain.confidence)

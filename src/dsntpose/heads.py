@@ -50,12 +50,13 @@ __all__ = [
     "HeatmapHead",
     "PresenceHead",
     "calibrated_confidence",
+    "calibration_size",
     "check_flip_mode",
     "default_flip_mode",
     "joint_features",
     "merge_views",
     "presence_loss",
-    "scale_free_confidence",
+    "search_confidence",
     "torso_scale",
     "upgrade_calibration",
 ]
@@ -136,13 +137,16 @@ CALIBRATION_WEIGHTS = 5
 """Weights of the joint-confidence calibration before its per-joint biases (see
 :class:`PresenceHead`)."""
 
+SEARCH_WEIGHTS = 3
+"""Weights of the search score's calibration before its per-joint biases: the first three
+features of :func:`joint_features` (visibility, map confidence, peak), no spread or scale."""
+
 _EARLIER_WEIGHTS = 3  # (w_visibility, w_map, w_peak): the layout before the spread and scale
 
 TORSO_REFERENCE = 0.5
 """The torso length (normalised crop units; the crop spans ``[-1, 1]``) that the scale term
 of the joint confidence is measured against: about a person's torso in a crop around their
-box (a quarter of the side). At this length the scale term is 0; see
-:func:`scale_free_confidence`."""
+box (a quarter of the side), where the scale term is 0."""
 
 
 def joint_features(
@@ -197,36 +201,19 @@ def torso_scale(length: Tensor) -> Tensor:
     return torch.log(length.clamp_min(1e-2) / TORSO_REFERENCE)
 
 
-def scale_free_confidence(calibration: Tensor, confidence: Tensor, torso_length: Tensor) -> Tensor:
-    """The calibrated joint confidences ``(B, J)`` as they would be if each person's torso
-    were :data:`TORSO_REFERENCE` long in the crop: the scale term's share removed,
-    ``sigmoid(logit(confidence) - w_scale * torso_scale(torso_length))``.
-
-    The calibrated confidence rightly says that a person small in the crop is placed less
-    precisely; the whole-photo search, which looks for a person small in the first pass's
-    whole image to crop them, chooses its joints by this score instead (the rest of the
-    evidence: visibility, the map's mass, peak and spread). Unchanged where ``w_scale`` is 0
-    (calibrations without the term).
-
-    Args:
-        calibration: ``(5 + J,)`` (or an earlier layout, :func:`upgrade_calibration`).
-        confidence: ``(B, J)`` in ``[0, 1]``, computed under ``calibration``.
-        torso_length: ``(B,)`` the predicted torso length, normalised crop units.
-    """
-    weights = upgrade_calibration(calibration, confidence.shape[-1])
-    w_scale = weights[CALIBRATION_WEIGHTS - 1].to(confidence.dtype)
-    if float(w_scale) == 0.0:
-        return confidence
-    p = confidence.clamp(1e-7, 1 - 1e-7)
-    shift = w_scale * torso_scale(torso_length.to(confidence.dtype))
-    return torch.sigmoid(torch.log(p / (1 - p)) - shift[:, None])
+def calibration_size(joints: int) -> int:
+    """Length of a calibration for ``joints`` joints in this layout: the confidence's ``5 + J``
+    weights and biases, then the search score's ``3 + J`` (:class:`PresenceHead`)."""
+    return CALIBRATION_WEIGHTS + SEARCH_WEIGHTS + 2 * joints
 
 
 def upgrade_calibration(calibration: Tensor, joints: int) -> Tensor:
-    """A calibration in this layout ``(5 + J,)`` from an earlier one, giving the confidences it
+    """A calibration in this layout ``(8 + 2J,)`` from an earlier one, giving the confidences it
     was fitted for: ``(w_visibility, w_map, bias)`` becomes ``(w_visibility, w_map, 0, 0, 0,
     bias ... bias)``, ``(w_visibility, w_map, w_peak, bias_1 ... bias_J)`` gains zero weights
-    for the spread and scale; anything else is returned as it is (and refused where used)."""
+    for the spread and scale; the search part of either is the same weights (without spread
+    and scale). A confidence part alone ``(5 + J,)`` gains a search part of its first three
+    weights and its biases. Anything else is returned as it is (and refused where used)."""
     if calibration.dim() != 1:
         return calibration
     if calibration.numel() == 3:
@@ -236,22 +223,53 @@ def upgrade_calibration(calibration: Tensor, joints: int) -> Tensor:
         head, bias = calibration[:_EARLIER_WEIGHTS], calibration[_EARLIER_WEIGHTS:]
         extra = CALIBRATION_WEIGHTS - _EARLIER_WEIGHTS
         calibration = torch.cat([head, calibration.new_zeros(extra), bias])
+    if calibration.numel() == CALIBRATION_WEIGHTS + joints:
+        search = torch.cat([calibration[:SEARCH_WEIGHTS], calibration[CALIBRATION_WEIGHTS:]])
+        calibration = torch.cat([calibration, search])
     return calibration
+
+
+def _calibration_parts(calibration: Tensor, joints: int) -> tuple[Tensor, Tensor]:
+    """The confidence part ``(5 + J,)`` and the search part ``(3 + J,)`` of a calibration
+    (an earlier layout upgraded first); a wrong length is a ``ValueError``."""
+    full = upgrade_calibration(calibration, joints)
+    if full.shape != (calibration_size(joints),):
+        raise ValueError(
+            f"calibration: expected {calibration_size(joints)} weights for {joints} joints, "
+            f"got {tuple(calibration.shape)}"
+        )
+    split = CALIBRATION_WEIGHTS + joints
+    return full[:split], full[split:]
+
+
+def _apply(part: Tensor, features: Tensor) -> Tensor:
+    """``sigmoid(features @ w + bias_j)`` of features ``(B, J, F)`` and ``part`` ``(F + J,)``."""
+    part = part.to(features.dtype)
+    width = features.shape[-1]
+    return torch.sigmoid(features @ part[:width] + part[width:])
 
 
 def calibrated_confidence(calibration: Tensor, features: Tensor) -> Tensor:
     """``(B, J)`` probabilities ``sigmoid(features @ w + bias_j)`` of :func:`joint_features`
-    ``(B, J, 5)`` under ``calibration`` ``(5 + J,)``: ``(w, bias_1 ... bias_J)`` (an earlier
-    layout is read through :func:`upgrade_calibration`)."""
-    joints = features.shape[1]
-    weights = upgrade_calibration(calibration, joints).to(features.dtype)
-    if weights.shape != (CALIBRATION_WEIGHTS + joints,):
-        raise ValueError(
-            f"calibration: expected {CALIBRATION_WEIGHTS + joints} weights for {joints} joints, "
-            f"got {tuple(calibration.shape)}"
-        )
-    w, bias = weights[:CALIBRATION_WEIGHTS], weights[CALIBRATION_WEIGHTS:]
-    return torch.sigmoid(features @ w + bias)
+    ``(B, J, 5)`` under the confidence part ``(w, bias_1 ... bias_J)`` of ``calibration``
+    (:class:`PresenceHead`; an earlier layout is read through :func:`upgrade_calibration`)."""
+    confidence, _ = _calibration_parts(calibration, features.shape[1])
+    return _apply(confidence, features)
+
+
+def search_confidence(calibration: Tensor, features: Tensor) -> Tensor:
+    """``(B, J)`` the joint scores the whole-photo search chooses its crop by: the search part
+    of ``calibration`` on the first three of :func:`joint_features` ``(B, J, 5)`` (visibility,
+    map confidence, peak; not the spread and the person's scale).
+
+    The calibrated confidence rightly marks down every joint of a person who is small in the
+    crop (placed less precisely against their torso), which is just what the first pass on a
+    whole photo sees; the search must still find those joints to crop around them. On the
+    shipped model's held-out whole photos a search by the confidence itself (5 terms) found
+    fewer people and scored lower; this score is fitted like the confidence, without those
+    two terms (``scripts/calibrate.py``)."""
+    _, search = _calibration_parts(calibration, features.shape[1])
+    return _apply(search, features[..., :SEARCH_WEIGHTS])
 
 
 class PresenceHead(nn.Module):
@@ -277,15 +295,17 @@ class PresenceHead(nn.Module):
 
     :meth:`joint_confidence` turns what the model knows of a joint into the probability that
     it is placed correctly: ``sigmoid(w_visibility * visibility + w_map * logit(map confidence)
-    + w_peak * log(peak) + w_spread * log(spread) + w_scale * log(torso length) + bias_j)``
-    (:func:`joint_features`), through the buffer ``calibration`` ``(w_visibility, w_map,
-    w_peak, w_spread, w_scale, bias_1 ... bias_J)``: a bias per joint, since joints differ in
-    how often they are right (a wrist less often than a shoulder at the same evidence). It
-    starts as ``(1, 0, 0, 0, 0, 0 ...)`` (the visibility probability) and is fitted after
-    training on held-out people (``scripts/calibrate.py``). A checkpoint written with an
-    earlier layout (``(w_visibility, w_map, bias)`` or ``(w_visibility, w_map, w_peak, bias_1
-    ... bias_J)``) loads with zero weights for the terms it lacks
-    (:func:`upgrade_calibration`): the same confidences.
+    + w_peak * log(peak) + w_spread * log(spread) + w_scale * log(torso length / 0.5) +
+    bias_j)`` (:func:`joint_features`), through the buffer ``calibration`` ``(w_visibility,
+    w_map, w_peak, w_spread, w_scale, bias_1 ... bias_J, s_visibility, s_map, s_peak,
+    sbias_1 ... sbias_J)``: a bias per joint, since joints differ in how often they are right
+    (a wrist less often than a shoulder at the same evidence); the second part is the search
+    score's (:func:`search_confidence`, the first three terms). It starts as the visibility
+    probability for both and is fitted after training on held-out people
+    (``scripts/calibrate.py``). A checkpoint written with an earlier layout (``(w_visibility,
+    w_map, bias)`` or ``(w_visibility, w_map, w_peak, bias_1 ... bias_J)``) loads with zero
+    weights for the terms it lacks and the same weights for the search
+    (:func:`upgrade_calibration`): the same confidences and the same search.
     """
 
     calibration: Tensor
@@ -304,8 +324,8 @@ class PresenceHead(nn.Module):
         self.presence = nn.Linear(in_channels, 1)
         self.visibility_weight = nn.Parameter(torch.randn(num_joints, in_channels) * 0.01)
         self.visibility_bias = nn.Parameter(torch.zeros(num_joints))
-        start = torch.zeros(CALIBRATION_WEIGHTS + num_joints)
-        start[0] = 1.0
+        start = torch.zeros(calibration_size(num_joints))
+        start[0] = start[CALIBRATION_WEIGHTS + num_joints] = 1.0
         self.register_buffer("calibration", start)
 
     def upgrade_state(self, state_dict: dict[str, Any], prefix: str) -> None:

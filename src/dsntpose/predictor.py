@@ -90,6 +90,8 @@ class Person:
             NaN otherwise).
         visibility: ``(J,)`` probability that each joint is in view and not occluded (models
             with a presence head), else None.
+        search_confidence: ``(J,)`` the scores the whole-photo search picks joints by (models
+            with a calibrated presence head, :meth:`Predictor.search_confidence`), else None.
     """
 
     keypoints: np.ndarray
@@ -100,6 +102,7 @@ class Person:
     names: tuple[str, ...]
     presence: float = math.nan
     visibility: np.ndarray | None = None
+    search_confidence: np.ndarray | None = dataclasses.field(default=None, repr=False)
 
     @property
     def finite(self) -> bool:
@@ -395,7 +398,32 @@ class Predictor:
             cpu(confidence),  # type: ignore[arg-type]
             cpu(presence, sigmoid=True),
             cpu(visibility, sigmoid=True),
+            cpu(self._search_scores(out)),
         )
+
+    def _search_scores(self, out: Any) -> Tensor | None:
+        """``(B, J)`` :func:`dsntpose.heads.search_confidence` of a model output or a flip
+        test's (the features it merged), None for a model without a calibration."""
+        from dsntpose import ops
+        from dsntpose.heads import joint_features, search_confidence
+
+        calibration = getattr(self.model, "joint_calibration", None)
+        if calibration is None or getattr(out, "visibility", None) is None:
+            return None
+        features = getattr(out, "features", None)
+        if features is None:
+            if not hasattr(out, "heatmaps"):  # a flip test that averaged the confidences
+                return None
+            probs = out.heatmaps.float()
+            coords = out.coords.float()
+            features = joint_features(
+                out.visibility.float(),
+                ops.heatmap_confidence(probs, center=coords),
+                probs,
+                coords,
+                self.joint_set.torso,
+            )
+        return search_confidence(calibration.detach().cpu(), features.float().cpu())
 
     def predict_batch(
         self,
@@ -498,39 +526,17 @@ class Predictor:
                     self.joint_set.names,
                     math.nan if out.presence is None else float(out.presence[k]),
                     None if out.visibility is None else out.visibility[k].numpy().copy(),
+                    None if out.search is None else out.search[k].numpy().copy(),
                 )
             )
         return found
 
-    def search_confidence(self, person: Person) -> np.ndarray:
-        """``(J,)`` the joint scores the whole-photo search chooses its crop by: ``person``'s
-        confidences as they would be were the person of the usual size in the crop
-        (:func:`dsntpose.heads.scale_free_confidence`; the confidences themselves where the
-        model's calibration has no scale term). The calibrated confidence marks down every
-        joint of a person who is small in the crop, which is just what the first pass on a
-        whole photo sees; the search must still find their joints to crop them.
-
-        Args:
-            person: a prediction of this predictor (its ``inverse`` maps its crop to the image).
-        """
-        from dsntpose.heads import scale_free_confidence
-
-        calibration = getattr(self.model, "joint_calibration", None)
-        if calibration is None:
-            return person.confidence
-        # crop px per image px: the crop is a scaled, shifted copy of the image
-        per_px = 1.0 / math.sqrt(abs(float(np.linalg.det(person.inverse[:, :2]))))
-        a, b = self.joint_set.torso
-        length = np.linalg.norm(person.keypoints[a] - person.keypoints[b]) * per_px
-        length *= 2.0 / self.input_size  # normalised crop units
-        if not math.isfinite(length):
-            return person.confidence
-        score = scale_free_confidence(
-            calibration.detach().double().cpu(),
-            torch.from_numpy(np.asarray(person.confidence, np.float64))[None],
-            torch.tensor([length], dtype=torch.float64),
-        )
-        return score[0].numpy()
+    @staticmethod
+    def search_confidence(person: Person) -> np.ndarray:
+        """``(J,)`` the joint scores the whole-photo search chooses its crops by: ``person``'s
+        ``search_confidence`` (:func:`dsntpose.heads.search_confidence`, the calibration's
+        visibility, map and peak terms without the person's scale), else its confidence."""
+        return person.confidence if person.search_confidence is None else person.search_confidence
 
     def find_people(
         self, arrays: Sequence[np.ndarray], start: Sequence[Person | None] | None = None
@@ -718,12 +724,14 @@ class Predictor:
 class CropOutput(NamedTuple):
     """The model's answer on crops (float64, CPU): ``coords`` ``(B, J, 2)`` normalised,
     ``confidence`` ``(B, J)``, and (presence head) ``presence`` ``(B,)`` and ``visibility``
-    ``(B, J)`` probabilities, else None."""
+    ``(B, J)`` probabilities and ``search`` ``(B, J)`` the whole-photo search's joint scores
+    (:func:`dsntpose.heads.search_confidence`), else None."""
 
     coords: Tensor
     confidence: Tensor
     presence: Tensor | None = None
     visibility: Tensor | None = None
+    search: Tensor | None = None
 
 
 # The crop side around a person's joints, as a multiple of their extent: the training box
