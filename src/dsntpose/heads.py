@@ -57,7 +57,6 @@ __all__ = [
     "merge_views",
     "presence_loss",
     "search_confidence",
-    "torso_scale",
     "upgrade_calibration",
 ]
 
@@ -182,7 +181,8 @@ def joint_features(
     else:
         a, b = torso
         length = torch.linalg.vector_norm(coords[:, a] - coords[:, b], dim=-1)
-        scale = torso_scale(length.to(dtype))[:, None].expand_as(visibility)
+        scale = torch.log(length.to(dtype).clamp_min(1e-2) / TORSO_REFERENCE)
+        scale = scale[:, None].expand_as(visibility)
     return torch.stack(
         [
             visibility,
@@ -193,12 +193,6 @@ def joint_features(
         ],
         dim=-1,
     )
-
-
-def torso_scale(length: Tensor) -> Tensor:
-    """The scale term of :func:`joint_features`: ``log(max(length, 1e-2) / TORSO_REFERENCE)``
-    of torso lengths in normalised crop units (any shape)."""
-    return torch.log(length.clamp_min(1e-2) / TORSO_REFERENCE)
 
 
 def calibration_size(joints: int) -> int:
