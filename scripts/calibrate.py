@@ -5,7 +5,9 @@
 
 A model built with ``model.presence`` reports, per joint, ``sigmoid(w_vis * visibility + w_map *
 logit(map confidence) + w_peak * log(map peak) + w_spread * log(map spread) + w_scale * log(torso
-length / 0.5) + bias_joint)`` (:class:`dsntpose.heads.PresenceHead`, :func:`dsntpose.heads.joint_features`). This script runs the model on its run's validation split
+length / 0.5) + person terms + bias_joint)``, the person terms weighing the first four averaged
+over the person's joints (:class:`dsntpose.heads.PresenceHead`,
+:func:`dsntpose.heads.joint_features`). This script runs the model on its run's validation split
 (the held-out people and background crops of ``data.dataset: mixed``, box crops), marks each
 labelled joint correct when it lies within PCK@0.2 of the torso, and fits the weights by
 logistic regression on the flip test's merged prediction (what the Predictor gives by default);
@@ -97,7 +99,7 @@ def fit_logistic(features: np.ndarray, target: np.ndarray, intercept: bool = Tru
 
 
 def collect(model: Any, dataset: Any, joint_set: Any, flip: bool) -> dict[str, np.ndarray]:
-    """Per sample of ``dataset``: the joint features the calibration reads ``(N, J, 5)``
+    """Per sample of ``dataset``: the joint features the calibration reads ``(N, J, 9)``
     (:func:`dsntpose.heads.joint_features`, of the flip test's merged prediction with ``flip``),
     the model's own confidence, correctness of each joint (PCK@0.2 of the torso), labels,
     presence."""
@@ -143,7 +145,7 @@ def collect(model: Any, dataset: Any, joint_set: Any, flip: bool) -> dict[str, n
 
 
 def design(values: dict[str, np.ndarray], rows: np.ndarray) -> tuple[np.ndarray, ...]:
-    """For the labelled joints of the samples ``rows``: the design matrix ``(n, 5 + J)`` (the
+    """For the labelled joints of the samples ``rows``: the design matrix ``(n, 9 + J)`` (the
     joint features, then a one-hot column per joint: the per-joint biases), correctness, the
     model's own confidence and the sample each joint belongs to."""
     labelled = values["labelled"][rows].astype(bool)
@@ -260,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     m = {k: np.concatenate(v) for k, v in parts.items()}
     x_all, y_all, _, _ = design(flipped, people)
     weights = fit_logistic(x_all, y_all, intercept=False)  # what ships: fitted on all
-    # the search's score: the same fit without the spread and scale columns
+    # the search's score: the same fit on the first three columns (no spread, scale, person)
     drop = list(range(SEARCH_WEIGHTS, CALIBRATION_WEIGHTS))
     search = fit_logistic(np.delete(x_all, drop, axis=1), y_all, intercept=False)
     model.presence.calibration.copy_(
@@ -280,6 +282,11 @@ def main(argv: list[str] | None = None) -> int:
             "log_peak": round(float(weights[2]), 5),
             "log_spread": round(float(weights[3]), 5),
             "log_scale": round(float(weights[4]), 5),
+            # the first four averaged over the person's joints (heads.PERSON_TERMS)
+            "person_visibility": round(float(weights[5]), 5),
+            "person_map_confidence": round(float(weights[6]), 5),
+            "person_log_peak": round(float(weights[7]), 5),
+            "person_log_spread": round(float(weights[8]), 5),
             "bias": {n: round(float(b), 4) for n, b in zip(names, weights[CALIBRATION_WEIGHTS:])},
         },
         # what the whole-photo search picks its joints by (heads.search_confidence)

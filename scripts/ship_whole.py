@@ -349,13 +349,27 @@ def _calibration_formula(calibration: dict[str, Any]) -> str:
             f"+ bias_joint)` with a = {calibration['visibility']}, b = "
             f"{calibration['map_confidence']}, c = {calibration['log_peak']}; biases: {biases}."
         )
-    return (
+    own = (
         "Calibration `sigmoid(a * visibility + b * logit(map confidence) + c * log(map peak) "
-        "+ d * log(map spread) + e * log(torso length / 0.5) + bias_joint)` (spread and torso "
-        "length in normalised crop units, the torso of the prediction) with a = "
-        f"{calibration['visibility']}, b = "
-        f"{calibration['map_confidence']}, c = {calibration['log_peak']}, d = "
-        f"{calibration['log_spread']}, e = {calibration['log_scale']}; biases: {biases}."
+        "+ d * log(map spread) + e * log(torso length / 0.5)"
+    )
+    values = (
+        f"a = {calibration['visibility']}, b = {calibration['map_confidence']}, c = "
+        f"{calibration['log_peak']}, d = {calibration['log_spread']}, e = "
+        f"{calibration['log_scale']}"
+    )
+    if "person_visibility" not in calibration:  # a record before the person terms
+        return (
+            f"{own} + bias_joint)` (spread and torso length in normalised crop units, the torso "
+            f"of the prediction) with {values}; biases: {biases}."
+        )
+    return (
+        f"{own} + f * mean visibility + g * mean logit(map confidence) + h * mean log(map peak) "
+        "+ i * mean log(map spread) + bias_joint)` (spread and torso length in normalised crop "
+        "units, the torso of the prediction; the means over the person's joints) with "
+        f"{values}, f = {calibration['person_visibility']}, g = "
+        f"{calibration['person_map_confidence']}, h = {calibration['person_log_peak']}, i = "
+        f"{calibration['person_log_spread']}; biases: {biases}."
     )
 
 

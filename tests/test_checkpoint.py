@@ -324,7 +324,7 @@ def test_flip_confidence_is_the_calibration_of_the_merged_prediction_on_both_eng
 
     model, cfg = onnx_pair("dsnt", "local", presence=True)
     cfg = dataclasses.replace(cfg, presence=True)
-    calibration = torch.linspace(-1.0, 1.5, 8 + 2 * 16)  # the confidence's, the search's
+    calibration = torch.linspace(-1.0, 1.5, 12 + 2 * 16)  # the confidence's, the search's
     model.presence.calibration.copy_(calibration)
     loaded = load_any(export_onnx(model, tmp_path / "calibrated.onnx", config=cfg, check=False))
     torch.testing.assert_close(loaded.model.joint_calibration, calibration)
@@ -350,19 +350,23 @@ def test_flip_confidence_is_the_calibration_of_the_merged_prediction_on_both_eng
     var_y = (probs.sum(-1) * (cells - mean_y[..., None]) ** 2).sum(-1)
     spread = torch.sqrt(var_x + var_y) * 2 / side
     torso = torch.linalg.vector_norm(coords[:, 12] - coords[:, 3], dim=-1)
+    own = [
+        visibility,
+        torch.logit(ops.heatmap_confidence(probs, center=coords).clamp(1e-4, 1 - 1e-4)),
+        torch.log(probs.flatten(2).amax(-1)),
+        torch.log(spread),
+    ]
     by_hand = torch.sigmoid(
-        visibility * calibration[0]
-        + torch.logit(ops.heatmap_confidence(probs, center=coords).clamp(1e-4, 1 - 1e-4))
-        * calibration[1]
-        + torch.log(probs.flatten(2).amax(-1)) * calibration[2]
-        + torch.log(spread) * calibration[3]
+        sum(term * calibration[k] for k, term in enumerate(own))
         + torch.log(torso / 0.5)[:, None] * calibration[4]
-        + calibration[5:21]
+        # the person terms: the first four averaged over the 16 joints
+        + sum(term.mean(1, keepdim=True) * calibration[5 + k] for k, term in enumerate(own))
+        + calibration[9:25]
     )
     torch.testing.assert_close(want.coords, coords, atol=1e-5, rtol=0)
     torch.testing.assert_close(want.confidence, by_hand, atol=1e-5, rtol=0)
     torch.testing.assert_close(have.confidence, want.confidence, atol=1e-4, rtol=0)
-    assert want.features is not None and want.features.shape == (2, 16, 5)
+    assert want.features is not None and want.features.shape == (2, 16, 9)
     torch.testing.assert_close(calibrated_confidence(calibration, want.features), by_hand)
     # one view: the same formula on the model's own maps and coordinates
     single = calibrated_confidence(
@@ -387,7 +391,7 @@ def test_a_checkpoint_with_the_earlier_three_weight_calibration_gives_the_same_c
     state = head.state_dict()
     state["calibration"] = torch.tensor([0.3, 2.0, -1.5])
     head.load_state_dict(state)
-    assert head.calibration.shape == (8 + 2 * 5,)
+    assert head.calibration.shape == (12 + 2 * 5,)
     visibility = torch.randn(2, 5)
     map_conf = torch.rand(2, 5)
     probs = torch.softmax(torch.randn(2, 5, 36), -1).view(2, 5, 6, 6)
@@ -395,10 +399,10 @@ def test_a_checkpoint_with_the_earlier_three_weight_calibration_gives_the_same_c
     p = map_conf.clamp(1e-4, 1 - 1e-4)
     old = torch.sigmoid(0.3 * visibility + 2.0 * torch.log(p / (1 - p)) - 1.5)
     torch.testing.assert_close(head.joint_confidence(visibility, map_conf, probs, coords), old)
-    with pytest.raises(ValueError, match="expected 18 weights for 5 joints"):
+    with pytest.raises(ValueError, match="expected 22 weights for 5 joints"):
         from dsntpose.heads import calibrated_confidence
 
-        calibrated_confidence(torch.zeros(4), torch.zeros(2, 5, 5))
+        calibrated_confidence(torch.zeros(4), torch.zeros(2, 5, 9))
 
 
 def test_the_calibration_with_the_peak_term_loads_with_zero_spread_and_scale_weights() -> None:
@@ -412,9 +416,9 @@ def test_the_calibration_with_the_peak_term_loads_with_zero_spread_and_scale_wei
     state = head.state_dict()
     state["calibration"] = earlier
     head.load_state_dict(state)
-    torch.testing.assert_close(head.calibration[:5], torch.tensor([0.4, 1.5, -0.5, 0.0, 0.0]))
+    torch.testing.assert_close(head.calibration[:9], torch.tensor([0.4, 1.5, -0.5] + [0.0] * 6))
     # the search keeps the earlier weights and biases: the same crops as before
-    torch.testing.assert_close(head.calibration[10:], earlier)
+    torch.testing.assert_close(head.calibration[14:], earlier)
     visibility, map_conf = torch.randn(2, 5), torch.rand(2, 5)
     probs = torch.softmax(torch.randn(2, 5, 36), -1).view(2, 5, 6, 6)
     coords = torch.rand(2, 5, 2) * 2 - 1
@@ -445,7 +449,7 @@ def test_the_spread_and_scale_features_follow_the_map_and_the_person() -> None:
     visibility, map_conf = torch.zeros(1, 3, dtype=torch.float64), torch.full((1, 3), 0.5)
     coords = torch.tensor([[[0.0, -0.2], [0.0, 0.0], [0.0, 0.2]]], dtype=torch.float64)
     f = joint_features(visibility, map_conf, probs, coords, (0, 2))
-    assert f.shape == (1, 3, 5)
+    assert f.shape == (1, 3, 9)
     # a Gaussian's spread is sqrt(2) sigma cells, 2 / side per cell in normalised units
     want = torch.log(torch.tensor([1.0, 3.0, 1.0], dtype=torch.float64) * 2**0.5 * 2 / side)
     torch.testing.assert_close(f[0, :, 3], want, atol=1e-3, rtol=0)
@@ -470,7 +474,9 @@ def test_the_search_score_reads_the_first_three_features_under_its_own_weights()
     probs = torch.softmax(torch.randn(3, 5, 36, dtype=torch.float64), -1).view(3, 5, 6, 6)
     coords = torch.zeros(3, 5, 2, dtype=torch.float64)
     coords[:, 3, 1] = torch.tensor([0.1, 0.5, 1.3], dtype=torch.float64)  # torso (0, 3)
-    confidence_part = torch.tensor([0.5, 1.2, 0.3, -0.7, 1.5, -1.0, -0.5, 0.0, 0.5, 1.0])
+    confidence_part = torch.tensor(
+        [0.5, 1.2, 0.3, -0.7, 1.5, 0.4, -0.3, 0.2, 0.1, -1.0, -0.5, 0.0, 0.5, 1.0]
+    )
     search_part = torch.tensor([0.9, 0.4, 0.1, 0.2, 0.1, 0.0, -0.1, -0.2])
     calibration = torch.cat([confidence_part, search_part])
     f = joint_features(visibility, map_conf, probs, coords, (0, 3))
@@ -481,10 +487,63 @@ def test_the_search_score_reads_the_first_three_features_under_its_own_weights()
     assert not torch.allclose(
         calibrated_confidence(calibration, larger), calibrated_confidence(calibration, f)
     )
-    alone = search_confidence(confidence_part, f)
+    own_part = torch.tensor([0.5, 1.2, 0.3, -0.7, 1.5, -1.0, -0.5, 0.0, 0.5, 1.0])  # (5 + J,)
+    alone = search_confidence(own_part, f)
     torch.testing.assert_close(
-        alone,
-        torch.sigmoid(f[..., :3] @ confidence_part[:3].double() + confidence_part[5:].double()),
+        alone, torch.sigmoid(f[..., :3] @ own_part[:3].double() + own_part[5:].double())
+    )
+
+
+def test_the_person_terms_are_the_joint_terms_averaged_over_the_person() -> None:
+    """Features 5-8 are features 0-3 averaged over the sample's joints, the same for each of
+    its joints and per sample: one joint read poorly lowers every joint's person terms of that
+    person only."""
+    from dsntpose.heads import PERSON_TERMS, joint_features
+
+    torch.manual_seed(1)
+    visibility, map_conf = torch.randn(2, 4, dtype=torch.float64), torch.rand(2, 4)
+    probs = torch.softmax(torch.randn(2, 4, 25, dtype=torch.float64), -1).view(2, 4, 5, 5)
+    coords = torch.rand(2, 4, 2, dtype=torch.float64) - 0.5
+    f = joint_features(visibility, map_conf, probs, coords, (0, 3))
+    assert PERSON_TERMS == 4 and f.shape == (2, 4, 9)
+    torch.testing.assert_close(f[..., 5:], f[..., :4].mean(1, keepdim=True).expand(-1, 4, -1))
+    lower = visibility.clone()
+    lower[0, 2] -= 4.0
+    g = joint_features(lower, map_conf, probs, coords, (0, 3))
+    torch.testing.assert_close(g[0, :, 5] - f[0, :, 5], torch.full((4,), -1.0, dtype=torch.float64))
+    torch.testing.assert_close(g[1], f[1])  # the other person is untouched
+    torch.testing.assert_close(g[0, [0, 1, 3], :5], f[0, [0, 1, 3], :5])
+
+
+def test_the_calibration_before_the_person_terms_gives_the_same_confidence_and_search() -> None:
+    """(own five weights, biases, search weights, search biases) -- the layout shipped before
+    the person terms -- loads with zero person weights: the same confidences and search."""
+    from dsntpose.heads import (
+        PresenceHead,
+        calibrated_confidence,
+        joint_features,
+        search_confidence,
+    )
+
+    own = torch.tensor([0.4, 1.5, -0.5, -1.2, 1.7, -1.0, -0.8, -0.6, -0.4, -0.2])
+    search = torch.tensor([0.1, 2.1, -0.6, -1.6, -1.5, -1.1, -1.3, -1.4])
+    earlier = torch.cat([own, search])  # 8 + 2J for J = 5
+    head = PresenceHead(8, 5, torso=(0, 3))
+    state = head.state_dict()
+    state["calibration"] = earlier
+    head.load_state_dict(state)
+    torch.testing.assert_close(head.calibration[:9], torch.cat([own[:5], torch.zeros(4)]))
+    torch.testing.assert_close(head.calibration[9:14], own[5:])
+    torch.testing.assert_close(head.calibration[14:], search)
+    visibility, map_conf = torch.randn(2, 5), torch.rand(2, 5)
+    probs = torch.softmax(torch.randn(2, 5, 36), -1).view(2, 5, 6, 6)
+    coords = torch.rand(2, 5, 2) * 2 - 1
+    f = joint_features(visibility, map_conf, probs, coords, (0, 3))
+    want = torch.sigmoid(f[..., :5] @ own[:5] + own[5:])
+    torch.testing.assert_close(head.joint_confidence(visibility, map_conf, probs, coords), want)
+    torch.testing.assert_close(calibrated_confidence(earlier, f), want)
+    torch.testing.assert_close(
+        search_confidence(earlier, f), torch.sigmoid(f[..., :3] @ search[:3] + search[3:])
     )
 
 
@@ -501,6 +560,6 @@ def test_a_checkpoint_file_with_the_earlier_calibration_loads(tmp_path: Path) ->
     ckpt["state_dict"]["model.presence.calibration"] = torch.tensor([0.5, 1.0, -2.0])
     torch.save(ckpt, path)
     loaded, _, _ = load_checkpoint(path)
-    # the confidence's part, then the search's (the same weights, no spread or scale)
-    want = torch.tensor([0.5, 1.0, 0.0, 0.0, 0.0] + [-2.0] * 16 + [0.5, 1.0, 0.0] + [-2.0] * 16)
+    # the confidence's part, then the search's (the same weights, no spread, scale or person)
+    want = torch.tensor([0.5, 1.0] + [0.0] * 7 + [-2.0] * 16 + [0.5, 1.0, 0.0] + [-2.0] * 16)
     torch.testing.assert_close(loaded.presence.calibration, want)

@@ -254,11 +254,11 @@ def test_the_search_scores_joints_by_its_own_calibration(tmp_path: Path) -> None
     )
     torch.manual_seed(2)
     net = build_model(config).eval()
-    calibration = torch.zeros(8 + 2 * 16)
-    calibration[:5] = torch.tensor([0.5, 1.0, 0.2, -0.3, 2.0])
-    calibration[5:21] = torch.linspace(-1.0, 1.0, 16)
-    calibration[21:24] = torch.tensor([2.0, -0.5, 0.3])  # the search's own weights
-    calibration[24:] = torch.linspace(1.0, -1.0, 16)
+    calibration = torch.zeros(12 + 2 * 16)
+    calibration[:9] = torch.tensor([0.5, 1.0, 0.2, -0.3, 2.0, 0.3, -0.2, 0.1, 0.4])
+    calibration[9:25] = torch.linspace(-1.0, 1.0, 16)
+    calibration[25:28] = torch.tensor([2.0, -0.5, 0.3])  # the search's own weights
+    calibration[28:] = torch.linspace(1.0, -1.0, 16)
     net.presence.calibration.copy_(calibration)
     image = noise(150, 200, seed=4)
     box = (30.0, 20.0, 80.0, 100.0)

@@ -416,3 +416,18 @@ def test_choose_decode_decodes_one_run_of_the_network_as_the_flip_test_does() ->
         assert choose.score(model, batches, joint_set, outputs) == (100.0 * hits / total, total)
         seen.add(hits)
     assert len(seen) > 1  # the decodes differ here, so a stale decode would be caught
+
+
+def test_the_calibration_sentence_names_every_fitted_weight() -> None:
+    """The card's calibration formula gives each weight of calibrate.py's record, with the
+    person terms when the record has them and without them for an earlier record."""
+    own = {"visibility": 0.1, "map_confidence": 0.2, "log_peak": 0.3, "log_spread": -0.4,
+           "log_scale": 1.5, "bias": {"r_ankle": -0.7, "head_top": 0.1}}  # fmt: skip
+    earlier = ship._calibration_formula(own)
+    assert "mean" not in earlier and "e = 1.5" in earlier and "r_ankle -0.7" in earlier
+    person = {"person_visibility": 0.6, "person_map_confidence": 0.7,
+              "person_log_peak": 0.8, "person_log_spread": -0.9}  # fmt: skip
+    text = ship._calibration_formula({**own, **person})
+    for name, value in (("f", 0.6), ("g", 0.7), ("h", 0.8), ("i", -0.9), ("d", -0.4)):
+        assert f"{name} = {value}" in text
+    assert "mean log(map spread)" in text and "head_top 0.1" in text

@@ -132,15 +132,20 @@ def _coordinate_loss(out: HeadOutput, target: Tensor, mask: Tensor, cfg: LossCon
     return ops.average_loss(losses, mask)
 
 
-CALIBRATION_WEIGHTS = 5
+PERSON_TERMS = 4
+"""Terms of :func:`joint_features` averaged over a person's joints into terms of their own:
+visibility, map confidence, peak and spread."""
+
+CALIBRATION_WEIGHTS = 5 + PERSON_TERMS
 """Weights of the joint-confidence calibration before its per-joint biases (see
-:class:`PresenceHead`)."""
+:class:`PresenceHead`): one per term of :func:`joint_features`."""
 
 SEARCH_WEIGHTS = 3
 """Weights of the search score's calibration before its per-joint biases: the first three
 features of :func:`joint_features` (visibility, map confidence, peak), no spread or scale."""
 
 _EARLIER_WEIGHTS = 3  # (w_visibility, w_map, w_peak): the layout before the spread and scale
+_OWN_WEIGHTS = 5  # the joint's own terms: the layout before the person terms
 
 TORSO_REFERENCE = 0.5
 """The torso length (normalised crop units; the crop spans ``[-1, 1]``) that the scale term
@@ -155,14 +160,19 @@ def joint_features(
     coords: Tensor,
     torso: tuple[int, int] | None = None,
 ) -> Tensor:
-    """``(B, J, 5)``: what the joint-confidence calibration reads of each joint -- the
-    visibility logit, the logit of the map confidence around the prediction (clamped to
-    ``[1e-4, 1 - 1e-4]``), the log of the map's largest cell probability, the log of the map's
-    spread (the length of its per-axis standard deviations, normalised units, at least
-    ``1e-3``) and the log of the person's predicted scale in the crop (the distance between
-    the ``torso`` pair of ``coords`` over :data:`TORSO_REFERENCE`, normalised units, at least
-    ``1e-2``; the same for every joint of a person, 0 without a pair). The last two say how far the map's mass strays
-    against how large the person is: PCK's tolerance is a fraction of the torso.
+    """``(B, J, 9)``: what the joint-confidence calibration reads of each joint.
+
+    The first five are the joint's own: the visibility logit, the logit of the map confidence
+    around the prediction (clamped to ``[1e-4, 1 - 1e-4]``), the log of the map's largest cell
+    probability, the log of the map's spread (the length of its per-axis standard deviations,
+    normalised units, at least ``1e-3``) and the log of the person's predicted scale in the
+    crop (the distance between the ``torso`` pair of ``coords`` over :data:`TORSO_REFERENCE`,
+    normalised units, at least ``1e-2``; the same for every joint of a person, 0 without a
+    pair). Spread and scale together say how far the map's mass strays against how large the
+    person is: PCK's tolerance is a fraction of the torso. The last four are the person's: the
+    first four averaged over the ``J`` joints of the sample (the same for each of its joints).
+    A person the network reads poorly as a whole is more often wrong at any one joint,
+    whatever that joint's own map says (:data:`PERSON_TERMS`).
 
     Args:
         visibility: ``(B, J)`` logits (:class:`PresenceHead`).
@@ -183,7 +193,7 @@ def joint_features(
         length = torch.linalg.vector_norm(coords[:, a] - coords[:, b], dim=-1)
         scale = torch.log(length.to(dtype).clamp_min(1e-2) / TORSO_REFERENCE)
         scale = scale[:, None].expand_as(visibility)
-    return torch.stack(
+    own = torch.stack(
         [
             visibility,
             torch.log(p / (1 - p)),
@@ -193,38 +203,47 @@ def joint_features(
         ],
         dim=-1,
     )
+    person = own[..., :PERSON_TERMS].mean(dim=1, keepdim=True).expand(-1, own.shape[1], -1)
+    return torch.cat([own, person], dim=-1)
 
 
 def calibration_size(joints: int) -> int:
-    """Length of a calibration for ``joints`` joints in this layout: the confidence's ``5 + J``
+    """Length of a calibration for ``joints`` joints in this layout: the confidence's ``9 + J``
     weights and biases, then the search score's ``3 + J`` (:class:`PresenceHead`)."""
     return CALIBRATION_WEIGHTS + SEARCH_WEIGHTS + 2 * joints
 
 
 def upgrade_calibration(calibration: Tensor, joints: int) -> Tensor:
-    """A calibration in this layout ``(8 + 2J,)`` from an earlier one, giving the confidences it
-    was fitted for: ``(w_visibility, w_map, bias)`` becomes ``(w_visibility, w_map, 0, 0, 0,
-    bias ... bias)``, ``(w_visibility, w_map, w_peak, bias_1 ... bias_J)`` gains zero weights
-    for the spread and scale; the search part of either is the same weights (without spread
-    and scale). A confidence part alone ``(5 + J,)`` gains a search part of its first three
-    weights and its biases. Anything else is returned as it is (and refused where used)."""
+    """A calibration in this layout ``(12 + 2J,)`` from an earlier one, giving the confidences
+    and the search it was fitted for: each layout gains zero weights for the terms it lacks.
+    ``(w_visibility, w_map, bias)`` becomes ``(w_visibility, w_map, 0, bias ... bias)``;
+    ``(w_visibility, w_map, w_peak, bias_1 ... bias_J)`` gains the spread and scale;
+    ``(5 + J,)`` (the joint's own terms alone) gains a search part of its first three weights
+    and its biases; ``(8 + 2J,)`` (own terms, then the search part) gains the person terms.
+    Anything else is returned as it is (and refused where used)."""
     if calibration.dim() != 1:
         return calibration
+
+    def widen(part: Tensor, have: int, want: int) -> Tensor:
+        return torch.cat([part[:have], part.new_zeros(want - have), part[have:]])
+
     if calibration.numel() == 3:
         w, bias = calibration[:2], calibration[2:]
         calibration = torch.cat([w, calibration.new_zeros(1), bias.expand(joints)])
     if calibration.numel() == _EARLIER_WEIGHTS + joints:
-        head, bias = calibration[:_EARLIER_WEIGHTS], calibration[_EARLIER_WEIGHTS:]
-        extra = CALIBRATION_WEIGHTS - _EARLIER_WEIGHTS
-        calibration = torch.cat([head, calibration.new_zeros(extra), bias])
-    if calibration.numel() == CALIBRATION_WEIGHTS + joints:
-        search = torch.cat([calibration[:SEARCH_WEIGHTS], calibration[CALIBRATION_WEIGHTS:]])
+        calibration = widen(calibration, _EARLIER_WEIGHTS, _OWN_WEIGHTS)
+    if calibration.numel() == _OWN_WEIGHTS + joints:
+        search = torch.cat([calibration[:SEARCH_WEIGHTS], calibration[_OWN_WEIGHTS:]])
         calibration = torch.cat([calibration, search])
+    if calibration.numel() == _OWN_WEIGHTS + SEARCH_WEIGHTS + 2 * joints:
+        split = _OWN_WEIGHTS + joints
+        own, search = calibration[:split], calibration[split:]
+        calibration = torch.cat([widen(own, _OWN_WEIGHTS, CALIBRATION_WEIGHTS), search])
     return calibration
 
 
 def _calibration_parts(calibration: Tensor, joints: int) -> tuple[Tensor, Tensor]:
-    """The confidence part ``(5 + J,)`` and the search part ``(3 + J,)`` of a calibration
+    """The confidence part ``(9 + J,)`` and the search part ``(3 + J,)`` of a calibration
     (an earlier layout upgraded first); a wrong length is a ``ValueError``."""
     full = upgrade_calibration(calibration, joints)
     if full.shape != (calibration_size(joints),):
@@ -245,7 +264,7 @@ def _apply(part: Tensor, features: Tensor) -> Tensor:
 
 def calibrated_confidence(calibration: Tensor, features: Tensor) -> Tensor:
     """``(B, J)`` probabilities ``sigmoid(features @ w + bias_j)`` of :func:`joint_features`
-    ``(B, J, 5)`` under the confidence part ``(w, bias_1 ... bias_J)`` of ``calibration``
+    ``(B, J, 9)`` under the confidence part ``(w, bias_1 ... bias_J)`` of ``calibration``
     (:class:`PresenceHead`; an earlier layout is read through :func:`upgrade_calibration`)."""
     confidence, _ = _calibration_parts(calibration, features.shape[1])
     return _apply(confidence, features)
@@ -253,15 +272,15 @@ def calibrated_confidence(calibration: Tensor, features: Tensor) -> Tensor:
 
 def search_confidence(calibration: Tensor, features: Tensor) -> Tensor:
     """``(B, J)`` the joint scores the whole-photo search chooses its crop by: the search part
-    of ``calibration`` on the first three of :func:`joint_features` ``(B, J, 5)`` (visibility,
-    map confidence, peak; not the spread and the person's scale).
+    of ``calibration`` on the first three of :func:`joint_features` ``(B, J, 9)`` (visibility,
+    map confidence, peak; not the spread, the person's scale or the person terms).
 
     The calibrated confidence rightly marks down every joint of a person who is small in the
     crop (placed less precisely against their torso), which is just what the first pass on a
     whole photo sees; the search must still find those joints to crop around them. On the
     shipped model's held-out whole photos a search by the confidence itself (5 terms) found
-    fewer people and scored lower; this score is fitted like the confidence, without those
-    two terms (``scripts/calibrate.py``)."""
+    fewer people and scored lower; this score is fitted like the confidence, on its first
+    three terms only (``scripts/calibrate.py``)."""
     _, search = _calibration_parts(calibration, features.shape[1])
     return _apply(search, features[..., :SEARCH_WEIGHTS])
 
@@ -290,15 +309,16 @@ class PresenceHead(nn.Module):
     :meth:`joint_confidence` turns what the model knows of a joint into the probability that
     it is placed correctly: ``sigmoid(w_visibility * visibility + w_map * logit(map confidence)
     + w_peak * log(peak) + w_spread * log(spread) + w_scale * log(torso length / 0.5) +
-    bias_j)`` (:func:`joint_features`), through the buffer ``calibration`` ``(w_visibility,
-    w_map, w_peak, w_spread, w_scale, bias_1 ... bias_J, s_visibility, s_map, s_peak,
-    sbias_1 ... sbias_J)``: a bias per joint, since joints differ in how often they are right
+    person terms + bias_j)`` (:func:`joint_features`; the person terms weigh the first four
+    averaged over the person's joints), through the buffer ``calibration`` ``(w_visibility,
+    w_map, w_peak, w_spread, w_scale, p_visibility, p_map, p_peak, p_spread, bias_1 ...
+    bias_J, s_visibility, s_map, s_peak, sbias_1 ... sbias_J)``: a bias per joint, since joints differ in how often they are right
     (a wrist less often than a shoulder at the same evidence); the second part is the search
     score's (:func:`search_confidence`, the first three terms). It starts as the visibility
     probability for both and is fitted after training on held-out people
     (``scripts/calibrate.py``). A checkpoint written with an earlier layout (``(w_visibility,
-    w_map, bias)`` or ``(w_visibility, w_map, w_peak, bias_1 ... bias_J)``) loads with zero
-    weights for the terms it lacks and the same weights for the search
+    w_map, bias)``, ``(w_visibility, w_map, w_peak, bias_1 ... bias_J)``, or the joint's own
+    five terms with or without a search part) loads with zero weights for the terms it lacks and the same weights for the search
     (:func:`upgrade_calibration`): the same confidences and the same search.
     """
 

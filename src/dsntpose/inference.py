@@ -83,7 +83,7 @@ def back_project(
 class FlipOutput(NamedTuple):
     """Flip-test prediction: ``coords`` ``(B, J, 2)`` normalised, ``confidence`` ``(B, J)``;
     for a model with presence and visibility heads, ``presence`` ``(B,)`` and ``visibility``
-    ``(B, J)`` logits averaged over both views, and ``features`` ``(B, J, 5)`` that its
+    ``(B, J)`` logits averaged over both views, and ``features`` ``(B, J, 9)`` that its
     calibrated ``confidence`` was computed from (:func:`dsntpose.heads.joint_features`; else
     None)."""
 
@@ -91,7 +91,7 @@ class FlipOutput(NamedTuple):
     confidence: Tensor
     presence: Tensor | None = None
     visibility: Tensor | None = None
-    features: Tensor | None = None  # (B, J, 5) what the calibration read (heads.joint_features)
+    features: Tensor | None = None  # (B, J, 9) what the calibration read (heads.joint_features)
 
 
 Decode = Callable[[Tensor], tuple[Tensor, Tensor]]

@@ -88,7 +88,8 @@ class CoordRegressionModel(nn.Module):
 
     @property
     def joint_calibration(self) -> Tensor | None:
-        """The presence head's joint-confidence calibration (``(5 + J,)``, see
+        """The presence head's joint-confidence calibration (``(12 + 2J,)``: the
+        confidence's weights and biases, then the search score's; see
         :class:`~dsntpose.heads.PresenceHead`), None for a model without one."""
         return self.presence.calibration if self.has_presence else None
 
