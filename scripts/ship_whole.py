@@ -379,8 +379,9 @@ def _search_formula(search: dict[str, Any] | None) -> str:
     if not search:
         return ""
     return (
-        " The whole-photo search picks the joints it crops around by the same fit without the "
-        "spread and torso terms (a person small in the whole image keeps their joints): a = "
+        " The whole-photo search picks the joints it crops around by a fit of its own on the "
+        "first three terms only, no spread, torso or person terms (a person small in the whole "
+        "image keeps their joints): a = "
         f"{search['visibility']}, b = {search['map_confidence']}, c = {search['log_peak']}."
     )
 
