@@ -12,9 +12,9 @@ over the person's joints (:class:`dsntpose.heads.PresenceHead`,
 labelled joint correct when it lies within PCK@0.2 of the torso, and fits the weights by
 logistic regression on the flip test's merged prediction (what the Predictor gives by default);
 the same weights serve a single view. Beside them it fits the whole-photo search's score the
-same way on the first three terms only (:func:`dsntpose.heads.search_confidence`: a person small
-in the whole image must keep the joints the search crops around). The shipped weights are fitted on all the held-out
-people; the figures are 2-fold cross-fitted: each person is measured with the calibration
+same way on the first three terms only (:func:`dsntpose.heads.search_confidence`: a person
+small in the whole image must keep the joints the search crops around). The shipped weights are
+fitted on all the held-out people; the figures are 2-fold cross-fitted: each person is measured with the calibration
 fitted on the other half (people at even against odd positions), so every held-out joint is
 measured and none by a fit that saw it:
 
@@ -41,6 +41,10 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 BINS = 15
+# the record's name of each weight, in the order of heads.joint_features' terms: the joint's
+# own five, then the first four averaged over the person's joints (heads.PERSON_TERMS)
+TERMS = ("visibility", "map_confidence", "log_peak", "log_spread", "log_scale",
+         "person_visibility", "person_map_confidence", "person_log_peak", "person_log_spread")  # fmt: skip
 
 
 def expected_calibration_error(
@@ -277,23 +281,12 @@ def main(argv: list[str] | None = None) -> int:
         "with the calibration fitted on the other; people at even against odd positions), the "
         "shipped calibration fitted on all, on the flip test's merged prediction",
         "calibration": {
-            "visibility": round(float(weights[0]), 5),
-            "map_confidence": round(float(weights[1]), 5),
-            "log_peak": round(float(weights[2]), 5),
-            "log_spread": round(float(weights[3]), 5),
-            "log_scale": round(float(weights[4]), 5),
-            # the first four averaged over the person's joints (heads.PERSON_TERMS)
-            "person_visibility": round(float(weights[5]), 5),
-            "person_map_confidence": round(float(weights[6]), 5),
-            "person_log_peak": round(float(weights[7]), 5),
-            "person_log_spread": round(float(weights[8]), 5),
+            **{n: round(float(w), 5) for n, w in zip(TERMS, weights)},
             "bias": {n: round(float(b), 4) for n, b in zip(names, weights[CALIBRATION_WEIGHTS:])},
         },
         # what the whole-photo search picks its joints by (heads.search_confidence)
         "search_calibration": {
-            "visibility": round(float(search[0]), 5),
-            "map_confidence": round(float(search[1]), 5),
-            "log_peak": round(float(search[2]), 5),
+            **{n: round(float(w), 5) for n, w in zip(TERMS[:SEARCH_WEIGHTS], search)},
             "bias": {n: round(float(b), 4) for n, b in zip(names, search[SEARCH_WEIGHTS:])},
         },
         # the median predicted torso of the held-out people's box crops, normalised units:

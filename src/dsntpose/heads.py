@@ -312,13 +312,14 @@ class PresenceHead(nn.Module):
     person terms + bias_j)`` (:func:`joint_features`; the person terms weigh the first four
     averaged over the person's joints), through the buffer ``calibration`` ``(w_visibility,
     w_map, w_peak, w_spread, w_scale, p_visibility, p_map, p_peak, p_spread, bias_1 ...
-    bias_J, s_visibility, s_map, s_peak, sbias_1 ... sbias_J)``: a bias per joint, since joints differ in how often they are right
-    (a wrist less often than a shoulder at the same evidence); the second part is the search
-    score's (:func:`search_confidence`, the first three terms). It starts as the visibility
-    probability for both and is fitted after training on held-out people
-    (``scripts/calibrate.py``). A checkpoint written with an earlier layout (``(w_visibility,
-    w_map, bias)``, ``(w_visibility, w_map, w_peak, bias_1 ... bias_J)``, or the joint's own
-    five terms with or without a search part) loads with zero weights for the terms it lacks and the same weights for the search
+    bias_J, s_visibility, s_map, s_peak, sbias_1 ... sbias_J)``: a bias per joint, since
+    joints differ in how often they are right (a wrist less often than a shoulder at the same
+    evidence); the second part is the search score's (:func:`search_confidence`, the first
+    three terms). It starts as the visibility probability for both and is fitted after
+    training on held-out people (``scripts/calibrate.py``). A checkpoint written with an
+    earlier layout (``(w_visibility, w_map, bias)``, ``(w_visibility, w_map, w_peak, bias_1
+    ... bias_J)``, or the joint's own five terms with or without a search part) loads with
+    zero weights for the terms it lacks and the same weights for the search
     (:func:`upgrade_calibration`): the same confidences and the same search.
     """
 
